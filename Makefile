@@ -1,0 +1,35 @@
+# The two commands a new user needs:
+#   make demo  - set up, then run the offline main job (synthesize the stack, run the DR drill)
+#   make test  - set up, then lint, type-check and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint bench clean
+
+$(BIN)/payments-dr: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/payments-dr
+
+demo: setup
+	mkdir -p out
+	$(BIN)/payments-dr synth Pulumi.dev.yaml --json out/synth.json
+	$(BIN)/payments-dr drill --json out/drill.json --timeline out/drill.png
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -n 2
+
+bench: setup
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script; done
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,1 @@
+"""payments-dr: multi-region disaster recovery for a payment API on AWS."""

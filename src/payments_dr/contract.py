@@ -1,0 +1,152 @@
+"""Names shared by the infrastructure, the payment service, the local lab and ops.
+
+This module is the single source of truth for every name that more than one of those
+parts must agree on. It is packaged into the Lambda artifact, so it imports nothing
+beyond the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+PROJECT: Final = "payments-dr"
+CONFIG_NAMESPACE: Final = PROJECT  # Pulumi config keys are "payments-dr:<key>"
+
+# --- Regions -------------------------------------------------------------------------------
+DEFAULT_PRIMARY_REGION: Final = "us-east-1"
+DEFAULT_SECONDARY_REGION: Final = "us-east-2"
+# Multi-Region strong consistency is offered for exactly one US region set.
+STRONG_CONSISTENCY_REGIONS: Final = ("us-east-1", "us-east-2", "us-west-2")
+
+
+class RegionRole(StrEnum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class Mode(StrEnum):
+    """Operating mode of a region, read by the service from SSM.
+
+    `fenced` is the manual failover switch: the region's health check fails and Route 53
+    moves traffic to the other region.
+    """
+
+    ACTIVE = "active"
+    FENCED = "fenced"
+
+
+class ConsistencyMode(StrEnum):
+    EVENTUAL = "eventual"
+    STRONG = "strong"
+
+
+# --- Configuration in SSM ------------------------------------------------------------------
+# The functions receive only the SSM path in their environment and read the rest at cold start.
+ENV_SSM_PATH: Final = "PAYMENTS_DR_SSM_PATH"
+
+
+class Param(StrEnum):
+    """Parameter names under a region's SSM path."""
+
+    TABLE_NAME = "table-name"
+    RETRY_QUEUE_URL = "retry-queue-url"
+    DLQ_URL = "dlq-url"
+    LOG_BUCKET = "log-bucket"
+    REGION_ROLE = "region-role"
+    PEER_REGION = "peer-region"
+    API_ENDPOINT = "api-endpoint"
+    MODE = "mode"
+
+
+def ssm_path(stack: str, region: str) -> str:
+    """The SSM path holding one region's configuration, without a trailing slash."""
+    return f"/{PROJECT}/{stack}/{region}"
+
+
+def ssm_parameter_name(stack: str, region: str, param: Param) -> str:
+    return f"{ssm_path(stack, region)}/{param.value}"
+
+
+# --- Data ----------------------------------------------------------------------------------
+TABLE_HASH_KEY: Final = "pk"  # string; a payment's deterministic id
+TABLE_HASH_KEY_TYPE: Final = "S"
+# Global tables replicate through streams and require both images.
+TABLE_STREAM_VIEW_TYPE: Final = "NEW_AND_OLD_IMAGES"
+
+
+def table_name(stack: str) -> str:
+    return f"{PROJECT}-{stack}-payments"
+
+
+# --- Queues --------------------------------------------------------------------------------
+RETRY_MAX_RECEIVE_COUNT: Final = 5  # receives before a message moves to the DLQ
+RETRY_QUEUE_RETENTION_SECONDS: Final = 4 * 24 * 3600
+DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600  # the SQS maximum: time to investigate and replay
+
+
+def retry_queue_name(stack: str) -> str:
+    return f"{PROJECT}-{stack}-retry"
+
+
+def dlq_name(stack: str) -> str:
+    return f"{PROJECT}-{stack}-retry-dlq"
+
+
+# --- Transaction logs ----------------------------------------------------------------------
+LOG_PREFIX: Final = "txlog/"  # every archived object lives under this prefix
+
+
+def log_bucket_name(stack: str, region: str, account_id: str) -> str:
+    """Bucket names are global: the account id keeps them unique across accounts."""
+    return f"{PROJECT}-{stack}-txlog-{account_id}-{region}"
+
+
+# --- Functions -----------------------------------------------------------------------------
+LAMBDA_RUNTIME: Final = "python3.13"
+
+
+class Function(StrEnum):
+    API = "api"
+    RETRY_WORKER = "retry-worker"
+    LOG_ARCHIVER = "log-archiver"
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    reserved_concurrency: int
+
+
+FUNCTIONS: Final[dict[Function, FunctionSettings]] = {
+    Function.API: FunctionSettings("payments_dr.service.api.handler", 10, 512, 100),
+    Function.RETRY_WORKER: FunctionSettings("payments_dr.service.retry_worker.handler", 30, 256, 5),
+    Function.LOG_ARCHIVER: FunctionSettings("payments_dr.service.log_archiver.handler", 60, 256, 2),
+}
+
+# SQS needs the visibility timeout to cover the consumer's timeout several times over.
+RETRY_QUEUE_VISIBILITY_SECONDS: Final = 6 * FUNCTIONS[Function.RETRY_WORKER].timeout_seconds
+RETRY_BATCH_SIZE: Final = 10
+STREAM_BATCH_SIZE: Final = 100
+
+
+def function_name(stack: str, function: Function) -> str:
+    return f"{PROJECT}-{stack}-{function.value}"
+
+
+# --- API -----------------------------------------------------------------------------------
+API_SUBDOMAIN: Final = "api"  # the failover name is api.<domain> in both regions
+API_STAGE: Final = "live"
+PAYMENTS_PATH: Final = "/v1/payments"
+PAYMENT_PATH: Final = "/v1/payments/{id}"
+HEALTH_PATH: Final = "/v1/health"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+RETRY_AFTER_SECONDS: Final = 2
+
+
+# --- Failover timing -----------------------------------------------------------------------
+HEALTH_CHECK_TIMEOUT_SECONDS: Final = 2  # Route 53 wants an answer within about 2 s
+ALIAS_RECORD_TTL_SECONDS: Final = 60  # alias records to API Gateway take its TTL
