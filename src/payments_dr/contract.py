@@ -150,3 +150,35 @@ RETRY_AFTER_SECONDS: Final = 2
 # --- Failover timing -----------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS: Final = 2  # Route 53 wants an answer within about 2 s
 ALIAS_RECORD_TTL_SECONDS: Final = 60  # alias records to API Gateway take its TTL
+
+
+# --- Stack outputs (read by ops) -----------------------------------------------------------
+class StackOutput(StrEnum):
+    """Top-level stack output names."""
+
+    PRIMARY_API_ENDPOINT = "primary_api_endpoint"  # execute-api URL of the primary stage
+    SECONDARY_API_ENDPOINT = "secondary_api_endpoint"
+    FAILOVER_URL = "failover_url"  # https://api.<domain>, answered by the healthy region
+    API_DOMAIN = "api_domain"
+    HOSTED_ZONE_ID = "hosted_zone_id"
+    TABLE_NAME = "table_name"
+    DR_BUDGET = "dr_budget"
+    REGIONS = "regions"  # {region: {RegionOutput: value}}
+
+
+class RegionOutput(StrEnum):
+    """Keys of each region's entry under the `regions` output."""
+
+    ROLE = "role"
+    API_ENDPOINT = "api_endpoint"
+    CUSTOM_DOMAIN_URL = "custom_domain_url"
+    CUSTOM_DOMAIN_TARGET = "custom_domain_target"  # the regional d-xxxx.execute-api host
+    HEALTH_CHECK_ID = "health_check_id"
+    HEALTH_CHECK_URL = "health_check_url"
+    ALARM_ARNS = "alarm_arns"  # {alarm purpose: arn}
+    ALARM_TOPIC_ARN = "alarm_topic_arn"
+    LOG_BUCKET = "log_bucket"
+    SSM_PATH = "ssm_path"
+    RETRY_QUEUE_URL = "retry_queue_url"
+    DLQ_URL = "dlq_url"
+    FUNCTION_NAMES = "function_names"  # {Function: name}
