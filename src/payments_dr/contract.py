@@ -182,3 +182,16 @@ class RegionOutput(StrEnum):
     RETRY_QUEUE_URL = "retry_queue_url"
     DLQ_URL = "dlq_url"
     FUNCTION_NAMES = "function_names"  # {Function: name}
+
+
+class DrBudgetField(StrEnum):
+    """Keys of the `dr_budget` stack output (all in seconds)."""
+
+    RTO_TARGET_SECONDS = "rto_target_seconds"
+    RPO_TARGET_SECONDS = "rpo_target_seconds"
+    RTO_BUDGET_SECONDS = "rto_budget_seconds"
+    RPO_BUDGET_SECONDS = "rpo_budget_seconds"
+
+
+# Set by the API on every response: which region served it (drills count requests per region).
+REGION_HEADER: Final = "X-Payments-Region"
