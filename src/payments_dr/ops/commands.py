@@ -1,0 +1,228 @@
+"""Operations subcommands: status, failover, failback, redrive and stack lifecycle.
+
+This layer only parses arguments, prints and maps failures to exit codes; the work is done
+by functions that take an `Aws` client factory, so tests hand in moto or stubbed clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.observe import AWS_ERRORS, Resolver, describe_aws_error, resolve_ipv4
+from payments_dr.ops.outputs import StackOutputs, load_outputs
+from payments_dr.ops.progress import Progress, Timing
+from payments_dr.ops.redrive import redrive
+from payments_dr.ops.stack import OPERATIONS, run_lifecycle
+from payments_dr.ops.status import collect_status, render_json, render_table
+from payments_dr.ops.switch import (
+    SwitchPlan,
+    execute,
+    plan_failback,
+    plan_failover,
+    refusal_reasons,
+    summary,
+)
+
+DEFAULT_POLL_SECONDS = 5.0
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The nearest directory holding Pulumi.yaml, from the working directory up."""
+    here = (start or Path.cwd()).resolve()
+    return next((path for path in (here, *here.parents) if (path / "Pulumi.yaml").is_file()), here)
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """--stack, --outputs and --work-dir: how every command finds the deployed stack."""
+    parser.add_argument("--stack", required=True, help="Pulumi stack name, e.g. prod")
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        help="JSON from `pulumi stack output --json`; without it the outputs are read "
+        "through the Automation API (needs the Pulumi CLI)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="the Pulumi project directory (default: nearest one holding Pulumi.yaml)",
+    )
+
+
+def _add_wait_arguments(parser: argparse.ArgumentParser, timeout_help: str) -> None:
+    parser.add_argument("--timeout", type=float, help=timeout_help)
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=DEFAULT_POLL_SECONDS,
+        help=f"seconds between checks (default {DEFAULT_POLL_SECONDS:g})",
+    )
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser(
+        "status", help="health checks, modes, alarms, replication lag, DLQ depth, DNS answer"
+    )
+    add_stack_arguments(status)
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(run=run_status)
+
+    failover = subparsers.add_parser(
+        "failover", help="fence the other region(s) so Route 53 answers with the target"
+    )
+    add_stack_arguments(failover)
+    failover.add_argument("--to", required=True, metavar="REGION", help="region to move to")
+    failover.add_argument(
+        "--force", action="store_true", help="move even if a safety check refuses"
+    )
+    _add_wait_arguments(failover, "seconds to wait for DNS (default: the stack's RTO target)")
+    failover.set_defaults(run=run_failover)
+
+    failback = subparsers.add_parser(
+        "failback", help="set the primary region active again and wait for DNS to return"
+    )
+    add_stack_arguments(failback)
+    failback.add_argument(
+        "--force", action="store_true", help="move even if a safety check refuses"
+    )
+    _add_wait_arguments(failback, "seconds to wait for DNS (default: the stack's RTO target)")
+    failback.set_defaults(run=run_failback)
+
+    redrive_parser = subparsers.add_parser(
+        "redrive", help="move a region's DLQ messages back to its retry queue"
+    )
+    add_stack_arguments(redrive_parser)
+    redrive_parser.add_argument("--region", required=True)
+    redrive_parser.add_argument(
+        "--max-per-second", type=int, help="throttle the move (default: as fast as SQS goes)"
+    )
+    _add_wait_arguments(redrive_parser, "seconds to wait for the move (default 900)")
+    redrive_parser.set_defaults(run=run_redrive)
+
+    stack = subparsers.add_parser(
+        "stack", help="preview, up, destroy or print outputs of a stack (Automation API)"
+    )
+    stack.add_argument("operation", choices=OPERATIONS)
+    stack.add_argument("--stack", required=True)
+    stack.add_argument("--work-dir", type=Path, default=None)
+    stack.add_argument("--confirm", metavar="STACK", help="destroy only: the stack name again")
+    stack.set_defaults(run=run_stack)
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """Runs a command; an operator-facing failure becomes one line on stderr and an exit code."""
+    try:
+        return command()
+    except OpsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except AWS_ERRORS as error:
+        print(f"error: AWS call failed: {describe_aws_error(error)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _outputs(args: argparse.Namespace, aws: Aws) -> StackOutputs:
+    outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
+    aws.require_credentials()
+    return outputs
+
+
+def run_status(
+    args: argparse.Namespace, aws: Aws | None = None, resolve: Resolver = resolve_ipv4
+) -> int:
+    def command() -> int:
+        clients = aws or Aws()
+        status = collect_status(clients, _outputs(args, clients), resolve)
+        print(render_json(status) if args.json else render_table(status))
+        return EXIT_OK
+
+    return _guarded(command)
+
+
+def run_failover(
+    args: argparse.Namespace,
+    aws: Aws | None = None,
+    resolve: Resolver = resolve_ipv4,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    def command() -> int:
+        clients = aws or Aws()
+        outputs = _outputs(args, clients)
+        plan = plan_failover(outputs, args.to)
+        return _switch(args, clients, outputs, plan, resolve, clock, sleep)
+
+    return _guarded(command)
+
+
+def run_failback(
+    args: argparse.Namespace,
+    aws: Aws | None = None,
+    resolve: Resolver = resolve_ipv4,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    def command() -> int:
+        clients = aws or Aws()
+        outputs = _outputs(args, clients)
+        return _switch(args, clients, outputs, plan_failback(outputs), resolve, clock, sleep)
+
+    return _guarded(command)
+
+
+def _switch(
+    args: argparse.Namespace,
+    aws: Aws,
+    outputs: StackOutputs,
+    plan: SwitchPlan,
+    resolve: Resolver,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> int:
+    reasons = refusal_reasons(aws, outputs, plan)
+    if reasons and not args.force:
+        listed = "\n".join(f"  - {reason}" for reason in reasons)
+        print(f"refusing {plan.action} to {plan.target}:\n{listed}", file=sys.stderr)
+        print("(re-run with --force to override)", file=sys.stderr)
+        return EXIT_REFUSED
+    for reason in reasons:
+        print(f"warning: forced past: {reason}", file=sys.stderr)
+    timeout = args.timeout if args.timeout is not None else outputs.rto_target_seconds
+    timing = Timing(timeout, args.poll_interval, clock, sleep)
+    result = execute(aws, outputs, plan, timing, Progress(), resolve)
+    print(summary(result, outputs))
+    return EXIT_OK if result.converged else EXIT_FAILED
+
+
+def run_redrive(
+    args: argparse.Namespace,
+    aws: Aws | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    def command() -> int:
+        clients = aws or Aws()
+        outputs = _outputs(args, clients)
+        timeout = args.timeout if args.timeout is not None else 900.0
+        timing = Timing(timeout, args.poll_interval, clock, sleep)
+        result = redrive(clients, outputs, args.region, timing, Progress(), args.max_per_second)
+        print(result.describe())
+        return EXIT_OK if result.succeeded else EXIT_FAILED
+
+    return _guarded(command)
+
+
+def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
+    def command() -> int:
+        work_dir = args.work_dir or project_root()
+        return run_lifecycle(
+            args.operation, args.stack, work_dir, aws or Aws(), sys.stdout, args.confirm
+        )
+
+    return _guarded(command)

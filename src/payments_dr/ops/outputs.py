@@ -1,0 +1,162 @@
+"""The deployed stack's outputs, read through the Automation API or from a JSON file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from payments_dr.contract import DrBudgetField, RegionOutput, RegionRole, StackOutput
+from payments_dr.ops.aws import OpsError
+
+
+class OutputsSource(Protocol):
+    """The part of `pulumi.automation.Stack` this module uses."""
+
+    def outputs(self) -> Mapping[str, Any]: ...
+
+
+# (stack name, project directory) -> the selected stack; raises when the stack does not exist.
+StackSelector = Callable[[str, Path], OutputsSource]
+
+
+@dataclass(frozen=True)
+class RegionOutputs:
+    region: str
+    role: RegionRole
+    api_endpoint: str
+    custom_domain_target: str
+    health_check_id: str
+    health_check_url: str
+    alarm_arns: dict[str, str]
+    ssm_path: str
+    retry_queue_url: str
+    dlq_url: str
+    log_bucket: str
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    stack: str
+    failover_url: str
+    api_domain: str
+    hosted_zone_id: str
+    table_name: str
+    rto_target_seconds: float
+    rpo_target_seconds: float
+    rto_budget_seconds: float
+    rpo_budget_seconds: float
+    regions: dict[str, RegionOutputs]
+
+    @property
+    def primary(self) -> str:
+        return self._region_with(RegionRole.PRIMARY)
+
+    @property
+    def secondary(self) -> str:
+        return self._region_with(RegionRole.SECONDARY)
+
+    def others(self, region: str) -> tuple[str, ...]:
+        return tuple(name for name in self.regions if name != region)
+
+    def region(self, name: str) -> RegionOutputs:
+        if name not in self.regions:
+            known = ", ".join(sorted(self.regions))
+            raise OpsError(f"stack {self.stack} has no region {name} (its regions: {known})")
+        return self.regions[name]
+
+    def _region_with(self, role: RegionRole) -> str:
+        return next(name for name, region in self.regions.items() if region.role == role)
+
+
+def parse_outputs(stack: str, raw: Mapping[str, Any]) -> StackOutputs:
+    """Validates the raw outputs (plain values) into `StackOutputs`."""
+    missing = [name.value for name in StackOutput if name.value not in raw]
+    if missing:
+        raise OpsError(f"stack {stack} lacks the outputs {', '.join(missing)}: is it deployed?")
+    budget = raw[StackOutput.DR_BUDGET]
+    regions = {
+        name: _parse_region(stack, name, values)
+        for name, values in raw[StackOutput.REGIONS].items()
+    }
+    roles = sorted(region.role.value for region in regions.values())
+    if roles != sorted(role.value for role in RegionRole):
+        raise OpsError(f"stack {stack} must have one primary and one secondary region: {roles}")
+    return StackOutputs(
+        stack=stack,
+        failover_url=raw[StackOutput.FAILOVER_URL],
+        api_domain=raw[StackOutput.API_DOMAIN],
+        hosted_zone_id=raw[StackOutput.HOSTED_ZONE_ID],
+        table_name=raw[StackOutput.TABLE_NAME],
+        rto_target_seconds=float(budget[DrBudgetField.RTO_TARGET_SECONDS]),
+        rpo_target_seconds=float(budget[DrBudgetField.RPO_TARGET_SECONDS]),
+        rto_budget_seconds=float(budget[DrBudgetField.RTO_BUDGET_SECONDS]),
+        rpo_budget_seconds=float(budget[DrBudgetField.RPO_BUDGET_SECONDS]),
+        regions=regions,
+    )
+
+
+def _parse_region(stack: str, region: str, values: Mapping[str, Any]) -> RegionOutputs:
+    missing = [key.value for key in RegionOutput if key.value not in values]
+    if missing:
+        raise OpsError(f"stack {stack}, region {region} lacks the outputs {', '.join(missing)}")
+    return RegionOutputs(
+        region=region,
+        role=RegionRole(values[RegionOutput.ROLE]),
+        api_endpoint=values[RegionOutput.API_ENDPOINT],
+        custom_domain_target=values[RegionOutput.CUSTOM_DOMAIN_TARGET],
+        health_check_id=values[RegionOutput.HEALTH_CHECK_ID],
+        health_check_url=values[RegionOutput.HEALTH_CHECK_URL],
+        alarm_arns=dict(values[RegionOutput.ALARM_ARNS]),
+        ssm_path=values[RegionOutput.SSM_PATH],
+        retry_queue_url=values[RegionOutput.RETRY_QUEUE_URL],
+        dlq_url=values[RegionOutput.DLQ_URL],
+        log_bucket=values[RegionOutput.LOG_BUCKET],
+    )
+
+
+def pulumi_cli_available() -> bool:
+    return shutil.which("pulumi") is not None
+
+
+def select_with_automation_api(stack: str, work_dir: Path) -> OutputsSource:
+    from pulumi import automation  # imported late: it is slow and needs the CLI anyway
+
+    try:
+        return automation.select_stack(stack_name=stack, work_dir=str(work_dir))
+    except automation.StackNotFoundError as error:
+        raise OpsError(f"stack {stack} does not exist in the project at {work_dir}") from error
+
+
+def load_outputs(
+    stack: str,
+    outputs_file: Path | None,
+    work_dir: Path,
+    *,
+    cli_available: Callable[[], bool] = pulumi_cli_available,
+    select: StackSelector = select_with_automation_api,
+) -> StackOutputs:
+    """Reads outputs from `outputs_file` when given, else through the Automation API."""
+    if outputs_file is not None:
+        try:
+            raw = json.loads(outputs_file.read_text())
+        except FileNotFoundError as error:
+            raise OpsError(f"outputs file {outputs_file} does not exist") from error
+        except json.JSONDecodeError as error:
+            raise OpsError(f"outputs file {outputs_file} is not JSON: {error}") from error
+        return parse_outputs(stack, raw)
+    if not cli_available():
+        raise OpsError(
+            "the Pulumi CLI is not on PATH, so the stack outputs cannot be read: install it, "
+            f"or pass --outputs FILE written by `pulumi stack output --json -s {stack}`"
+        )
+    source = select(stack, work_dir)
+    return parse_outputs(stack, {name: _plain(value) for name, value in source.outputs().items()})
+
+
+def _plain(output: Any) -> Any:
+    # Automation API outputs are OutputValue objects; tests may hand in plain values.
+    return getattr(output, "value", output)

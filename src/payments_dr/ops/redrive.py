@@ -1,0 +1,88 @@
+"""`payments-dr redrive`: move a region's dead letters back to its retry queue.
+
+Uses an SQS message move task, so the messages keep their bodies and attributes and SQS
+does the copying; the retry worker then applies each one idempotently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from payments_dr.ops.aws import EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.outputs import StackOutputs
+from payments_dr.ops.progress import Progress, Timing
+
+FINISHED_STATUSES = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+
+
+@dataclass(frozen=True)
+class RedriveResult:
+    region: str
+    status: str  # COMPLETED, FAILED, CANCELLED, EMPTY (nothing to move) or TIMED_OUT
+    moved: int
+    to_move: int
+    failure_reason: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in {"COMPLETED", "EMPTY"}
+
+    def describe(self) -> str:
+        if self.status == "EMPTY":
+            return f"{self.region}: the DLQ is empty, nothing to move"
+        text = f"{self.region}: moved {self.moved} of {self.to_move} messages ({self.status})"
+        return f"{text}: {self.failure_reason}" if self.failure_reason else text
+
+
+def redrive(
+    aws: Aws,
+    outputs: StackOutputs,
+    region: str,
+    timing: Timing,
+    progress: Progress,
+    max_per_second: int | None = None,
+) -> RedriveResult:
+    queues = outputs.region(region)
+    sqs = aws.client("sqs", region)
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=queues.dlq_url, AttributeNames=["QueueArn", "ApproximateNumberOfMessages"]
+    )["Attributes"]
+    retry_arn = sqs.get_queue_attributes(
+        QueueUrl=queues.retry_queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    depth = int(dlq["ApproximateNumberOfMessages"])
+    if depth == 0:
+        return RedriveResult(region, "EMPTY", moved=0, to_move=0)
+    running = [
+        task
+        for task in sqs.list_message_move_tasks(SourceArn=dlq["QueueArn"])["Results"]
+        if task["Status"] == "RUNNING"
+    ]
+    if running:
+        raise OpsError(
+            f"{region}: a message move task is already running from the DLQ "
+            f"(task handle {running[0].get('TaskHandle', '?')}); wait for it or cancel it",
+            EXIT_REFUSED,
+        )
+    start_args: dict[str, Any] = {"SourceArn": dlq["QueueArn"], "DestinationArn": retry_arn}
+    if max_per_second is not None:
+        start_args["MaxNumberOfMessagesPerSecond"] = max_per_second
+    sqs.start_message_move_task(**start_args)
+    started = timing.clock()
+    while True:
+        elapsed = timing.clock() - started
+        # SQS runs one task per source queue at a time and lists the newest first.
+        task = sqs.list_message_move_tasks(SourceArn=dlq["QueueArn"], MaxResults=1)["Results"][0]
+        moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+        to_move = int(task.get("ApproximateNumberOfMessagesToMove", depth))
+        progress.update(elapsed, f"{region}: {task['Status']} {moved}/{to_move} moved")
+        if task["Status"] in FINISHED_STATUSES:
+            progress.finish()
+            return RedriveResult(
+                region, task["Status"], moved, to_move, task.get("FailureReason", "")
+            )
+        if elapsed + timing.poll_interval_seconds > timing.timeout_seconds:
+            progress.finish()
+            return RedriveResult(region, "TIMED_OUT", moved, to_move, "still running")
+        timing.sleep(timing.poll_interval_seconds)

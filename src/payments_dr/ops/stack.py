@@ -1,0 +1,111 @@
+"""`payments-dr stack`: preview, up, destroy and outputs through the Pulumi Automation API.
+
+Meant for ephemeral test stacks (a drill target that lives for an afternoon); production
+stacks go through the reviewed pipeline. Destroy asks for the stack name a second time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal, Protocol, TextIO
+
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.outputs import pulumi_cli_available
+
+Operation = Literal["preview", "up", "destroy", "outputs"]
+OPERATIONS: tuple[Operation, ...] = ("preview", "up", "destroy", "outputs")
+
+
+class LifecycleStack(Protocol):
+    """The part of `pulumi.automation.Stack` the lifecycle commands use."""
+
+    def preview(self, *, on_output: Callable[[str], None]) -> Any: ...
+    def up(self, *, on_output: Callable[[str], None]) -> Any: ...
+    def destroy(self, *, on_output: Callable[[str], None]) -> Any: ...
+    def outputs(self) -> Mapping[str, Any]: ...
+
+
+# (stack name, project directory, create when missing) -> the stack.
+StackOpener = Callable[[str, Path, bool], LifecycleStack]
+
+
+def open_with_automation_api(name: str, work_dir: Path, create: bool) -> LifecycleStack:
+    from pulumi import automation  # imported late: it is slow and needs the CLI anyway
+
+    if create:
+        return automation.create_or_select_stack(stack_name=name, work_dir=str(work_dir))
+    try:
+        return automation.select_stack(stack_name=name, work_dir=str(work_dir))
+    except automation.StackNotFoundError as error:
+        raise OpsError(f"stack {name} does not exist in the project at {work_dir}") from error
+
+
+def run_lifecycle(
+    operation: Operation,
+    stack_name: str,
+    work_dir: Path,
+    aws: Aws,
+    out: TextIO,
+    confirm: str | None = None,
+    *,
+    opener: StackOpener = open_with_automation_api,
+    cli_available: Callable[[], bool] = pulumi_cli_available,
+) -> int:
+    if not cli_available():
+        raise OpsError(
+            f"`stack {operation}` drives the Pulumi CLI, which is not on PATH: install it "
+            "(the Automation API runs it under the hood)"
+        )
+    if not (work_dir / "Pulumi.yaml").is_file():
+        raise OpsError(f"{work_dir} holds no Pulumi.yaml: pass --work-dir <project directory>")
+    if operation == "destroy" and confirm != stack_name:
+        raise OpsError(
+            f"destroy deletes every resource of stack {stack_name}: repeat its name with "
+            f"--confirm {stack_name}",
+            EXIT_REFUSED,
+        )
+    if operation != "outputs":
+        aws.require_credentials()
+    stack = opener(stack_name, work_dir, operation in ("preview", "up"))
+    if operation == "outputs":
+        out.write(json.dumps(_shown_outputs(stack.outputs()), indent=2, sort_keys=True) + "\n")
+        return EXIT_OK
+    from pulumi.automation import CommandError  # the CLI is present: the import is worth it
+
+    echo = _echo_to(out)
+    try:
+        if operation == "preview":
+            changes = stack.preview(on_output=echo).change_summary
+            out.write(f"preview of {stack_name}: {_changes_text(changes)}\n")
+            return EXIT_OK
+        summary = getattr(stack, operation)(on_output=echo).summary
+    except CommandError as error:
+        out.write(f"{operation} of {stack_name} failed: {error}\n")
+        return EXIT_FAILED
+    changes = _changes_text(summary.resource_changes)
+    out.write(f"{operation} of {stack_name}: {summary.result}, {changes}\n")
+    return EXIT_OK if summary.result == "succeeded" else EXIT_FAILED
+
+
+def _echo_to(out: TextIO) -> Callable[[str], None]:
+    def echo(line: str) -> None:
+        out.write(line if line.endswith("\n") else line + "\n")
+
+    return echo
+
+
+def _changes_text(changes: Mapping[str, int] | None) -> str:
+    if not changes:
+        return "no changes"
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(changes.items()))
+
+
+def _shown_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values, secrets masked: the result is fit for `--outputs FILE`."""
+    shown = {}
+    for name, output in outputs.items():
+        secret = getattr(output, "secret", False)
+        shown[name] = "[secret]" if secret else getattr(output, "value", output)
+    return shown

@@ -1,0 +1,144 @@
+"""`payments-dr status`: one look at both regions, as a table or JSON.
+
+Each reading is taken on its own, so a region that does not answer shows its error in its
+cells while the rest of the picture is still printed: that is when on-call needs it most.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from payments_dr.ops.aws import Aws
+from payments_dr.ops.observe import (
+    AWS_ERRORS,
+    DnsAnswer,
+    HealthCheckState,
+    Resolver,
+    alarm_states,
+    describe_aws_error,
+    dlq_depth,
+    dns_answer,
+    health_check_state,
+    read_mode,
+    replication_latency_ms,
+    resolve_ipv4,
+)
+from payments_dr.ops.outputs import StackOutputs
+
+T = TypeVar("T")
+
+
+@dataclass
+class RegionStatus:
+    region: str
+    role: str
+    health: HealthCheckState | None = None
+    mode: str | None = None
+    alarms: dict[str, str] | None = None
+    replication_latency_ms: dict[str, float | None] = field(default_factory=dict)  # by receiver
+    dlq_depth: int | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # reading -> why it failed
+
+
+@dataclass
+class StackStatus:
+    stack: str
+    api_domain: str
+    dns: DnsAnswer | None
+    regions: list[RegionStatus]
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for region, status in zip(data["regions"], self.regions, strict=True):
+            if status.health is not None:
+                region["health"]["healthy"] = status.health.healthy
+        data["serving_region"] = self.dns.region if self.dns else None
+        return data
+
+
+def collect_status(
+    aws: Aws, outputs: StackOutputs, resolve: Resolver = resolve_ipv4
+) -> StackStatus:
+    regions = []
+    for name, region in outputs.regions.items():
+        status = RegionStatus(region=name, role=region.role.value)
+        errors = status.errors
+        status.health = _read(errors, "health", health_check_state, aws, region.health_check_id)
+        status.mode = _read(errors, "mode", read_mode, aws, outputs, name)
+        status.alarms = _read(errors, "alarms", alarm_states, aws, outputs, name)
+        for peer in outputs.others(name):
+            status.replication_latency_ms[peer] = _read(
+                errors,
+                f"replication_latency_ms.{peer}",
+                replication_latency_ms,
+                aws,
+                outputs,
+                name,
+                peer,
+            )
+        status.dlq_depth = _read(errors, "dlq_depth", dlq_depth, aws, outputs, name)
+        regions.append(status)
+    stack_errors: dict[str, str] = {}
+    answer = _read(stack_errors, "dns", dns_answer, aws, outputs, resolve)
+    return StackStatus(outputs.stack, outputs.api_domain, answer, regions, stack_errors)
+
+
+def _read(errors: dict[str, str], what: str, reading: Callable[..., T], *args: Any) -> T | None:
+    """Takes one reading; an AWS failure is recorded under `what` instead of raised."""
+    try:
+        return reading(*args)
+    except AWS_ERRORS as error:
+        errors[what] = describe_aws_error(error)
+        return None
+
+
+def render_json(status: StackStatus) -> str:
+    return json.dumps(status.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def render_table(status: StackStatus) -> str:
+    serving = status.dns.describe() if status.dns else f"error: {status.errors['dns']}"
+    lines = [f"stack {status.stack}: {status.api_domain} answers -> {serving}", ""]
+    header = ("REGION", "ROLE", "HEALTH CHECK", "MODE", "REPLICATION LAG", "DLQ", "ALARMS")
+    rows = [header] + [_row(region) for region in status.regions]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for region in status.regions:
+        lines += [f"{region.region}: {what} failed: {why}" for what, why in region.errors.items()]
+    return "\n".join(lines)
+
+
+def _row(region: RegionStatus) -> tuple[str, ...]:
+    errors = region.errors
+    health = region.health.describe() if region.health else "error"
+    mode = region.mode or "error"
+    lag = ", ".join(
+        f"->{peer} {_latency_text(value, f'replication_latency_ms.{peer}' in errors)}"
+        for peer, value in region.replication_latency_ms.items()
+    )
+    dlq = "error" if region.dlq_depth is None else str(region.dlq_depth)
+    return (region.region, region.role, health, mode, lag, dlq, _alarms_text(region.alarms))
+
+
+def _latency_text(value_ms: float | None, failed: bool) -> str:
+    if failed:
+        return "error"
+    if value_ms is None:
+        return "no data"
+    return f"{value_ms / 1000:.1f}s"
+
+
+def _alarms_text(alarms: dict[str, str] | None) -> str:
+    if alarms is None:
+        return "error"
+    firing = sorted(purpose for purpose, state in alarms.items() if state != "OK")
+    if not firing:
+        return f"all OK ({len(alarms)})"
+    return ", ".join(f"{purpose}={alarms[purpose]}" for purpose in firing)
