@@ -1,0 +1,123 @@
+"""Reading resource properties the same way whatever produced them.
+
+Properties arrive as plain dicts offline and as read-only mappings in pulumi-policy; numbers may
+be floats, booleans may be strings, and policy documents may be JSON strings or objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from payments_dr.policy.model import ResourceView
+
+
+def get(value: Any, *path: str | int) -> Any:
+    """Follows `path` through nested mappings and sequences; None where any step is missing."""
+    for step in path:
+        if isinstance(step, int):
+            if not is_list(value) or not -len(value) <= step < len(value):
+                return None
+            value = value[step]
+        else:
+            if not isinstance(value, Mapping):
+                return None
+            value = value.get(step)
+    return value
+
+
+def is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def blocks(value: Any) -> list[Any]:
+    """A repeated block as a list: a single object becomes a one-element list."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [value]
+    if is_list(value):
+        return list(value)
+    return [value]
+
+
+def strings(value: Any) -> list[str]:
+    """A "string or list of strings" field (IAM Action, Resource...) as a list."""
+    return [str(item) for item in blocks(value)]
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class InvalidDocumentError(ValueError):
+    """A policy document that is neither a JSON object nor a mapping."""
+
+
+def policy_document(value: Any) -> Mapping[str, Any] | None:
+    """An IAM-style policy document from a JSON string or a mapping; None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise InvalidDocumentError(f"not valid JSON ({error.msg})") from error
+        if isinstance(parsed, Mapping):
+            return parsed
+    raise InvalidDocumentError("not a JSON object")
+
+
+def statements(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    if document is None:
+        return []
+    return [s for s in blocks(document.get("Statement")) if isinstance(s, Mapping)]
+
+
+def describe(view: ResourceView) -> str:
+    """How messages name a resource: its short type and logical name, plus its region."""
+    short_type = view.type.rsplit(":", 1)[-1]
+    where = f" in {view.region}" if view.region else ""
+    return f"{short_type} '{view.name}'{where}"
+
+
+def identities(view: ResourceView, *keys: str) -> set[str]:
+    """Values other resources may use to point at `view`: its URN and id, plus the given props."""
+    found = {view.urn}
+    if view.id:
+        found.add(view.id)
+    for key in keys:
+        value = view.props.get(key)
+        if isinstance(value, str) and value:
+            found.add(value)
+    return found
+
+
+def refers_to(source: ResourceView, prop: str, target: ResourceView, *keys: str) -> bool:
+    """Whether `source.props[prop]` points at `target`.
+
+    In a real preview the engine reports which resources a property depends on; offline (and for
+    values known at preview) the value itself is compared with the target's identities.
+    """
+    if target.urn in source.references.get(prop, frozenset()):
+        return True
+    value = source.props.get(prop)
+    return isinstance(value, str) and value in identities(target, *keys)

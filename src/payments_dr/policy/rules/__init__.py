@@ -1,0 +1,14 @@
+"""Every rule of the pack, in the order verdicts are reported."""
+
+from payments_dr.policy.model import Rule
+from payments_dr.policy.rules import apigateway, dr, dynamodb, iam, lambda_functions, s3, sqs
+
+RULES: tuple[Rule, ...] = (
+    *dynamodb.RULES,
+    *s3.RULES,
+    *sqs.RULES,
+    *lambda_functions.RULES,
+    *iam.RULES,
+    *apigateway.RULES,
+    *dr.RULES,
+)

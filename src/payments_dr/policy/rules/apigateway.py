@@ -1,0 +1,105 @@
+"""API Gateway: regional endpoints, TLS 1.2+ custom domains, logged and throttled stages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from payments_dr.policy import tokens
+from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackRule, StackView
+from payments_dr.policy.props import describe, get, number, refers_to, strings, text
+
+# "TLS_1_2", or an enhanced policy whose minimum is TLS 1.2 or 1.3 (SecurityPolicy_TLS13_...).
+TLS12_POLICY = re.compile(r"^(TLS_1_2|SecurityPolicy_TLS1[23]_.+)$")
+ALL_METHODS = "*/*"  # method settings path that covers every resource and method
+
+
+def _check_regional(view: ResourceView) -> Iterator[str]:
+    types = strings(get(view.props, "endpointConfiguration", "types"))
+    if types != ["REGIONAL"]:
+        shown = ", ".join(types) or "unset (EDGE)"
+        yield (
+            f"{describe(view)} has endpoint type {shown}. Fix: set endpoint_configuration="
+            "{'types': 'REGIONAL'}: each region must answer from its own region for failover."
+        )
+
+
+def _check_domain_tls(view: ResourceView) -> Iterator[str]:
+    policy = text(view.props.get("securityPolicy"))
+    if not TLS12_POLICY.match(policy):
+        yield (
+            f"{describe(view)} allows TLS below 1.2 (security policy {policy or 'unset'}). "
+            "Fix: set security_policy='TLS_1_2'."
+        )
+
+
+def _check_access_logs(view: ResourceView) -> Iterator[str]:
+    settings = view.props.get("accessLogSettings")
+    if not text(get(settings, "destinationArn")) or not text(get(settings, "format")):
+        yield (
+            f"{describe(view)} has no access logging. Fix: set access_log_settings with a log "
+            "group destination_arn and a JSON format including the request id."
+        )
+
+
+def _same_reference(first: ResourceView, second: ResourceView, prop: str) -> bool:
+    """Whether two resources' `prop` point at the same resource (e.g. the same REST API)."""
+    first_urns = first.references.get(prop, frozenset())
+    second_urns = second.references.get(prop, frozenset())
+    if first_urns and second_urns:
+        return bool(first_urns & second_urns)
+    value = text(first.props.get(prop))
+    return bool(value) and value == text(second.props.get(prop))
+
+
+def _throttles(settings: ResourceView) -> bool:
+    rate = number(get(settings.props, "settings", "throttlingRateLimit"))
+    burst = number(get(settings.props, "settings", "throttlingBurstLimit"))
+    return rate is not None and rate > 0 and burst is not None and burst > 0
+
+
+def _check_stage_throttling(stack: StackView) -> Iterator[Finding]:
+    method_settings = stack.of_type(tokens.APIGATEWAY_METHOD_SETTINGS)
+    for stage in stack.of_type(tokens.APIGATEWAY_STAGE):
+        covering = [
+            settings
+            for settings in method_settings
+            if text(settings.props.get("methodPath")) == ALL_METHODS
+            and refers_to(settings, "stageName", stage, "stageName")
+            and _same_reference(settings, stage, "restApi")
+            and settings.region == stage.region
+        ]
+        if not any(_throttles(settings) for settings in covering):
+            yield Finding(
+                f"{describe(stage)} is not throttled. Fix: add an aws.apigateway.MethodSettings "
+                f"for the stage with method_path='{ALL_METHODS}' and positive "
+                "throttling_rate_limit and throttling_burst_limit.",
+                stage.urn,
+            )
+
+
+RULES = (
+    ResourceRule(
+        name="apigateway-regional-endpoint",
+        description="REST APIs and custom domains use REGIONAL endpoints.",
+        resource_types=frozenset({tokens.APIGATEWAY_REST_API, tokens.APIGATEWAY_DOMAIN_NAME}),
+        check=_check_regional,
+    ),
+    ResourceRule(
+        name="apigateway-domain-tls12",
+        description="Custom domains require TLS 1.2 or later.",
+        resource_types=frozenset({tokens.APIGATEWAY_DOMAIN_NAME}),
+        check=_check_domain_tls,
+    ),
+    ResourceRule(
+        name="apigateway-stage-access-logs",
+        description="API stages write access logs.",
+        resource_types=frozenset({tokens.APIGATEWAY_STAGE}),
+        check=_check_access_logs,
+    ),
+    StackRule(
+        name="apigateway-stage-throttling",
+        description="Every API stage has throttling limits on all methods.",
+        check=_check_stage_throttling,
+    ),
+)

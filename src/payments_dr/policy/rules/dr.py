@@ -1,0 +1,281 @@
+"""DR readiness: both regions can serve alike, DNS fails over in time, replication lag is watched.
+
+These rules read the whole stack: they compare regions and join records, health checks, tables
+and alarms.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from payments_dr import contract
+from payments_dr.policy import tokens
+from payments_dr.policy.model import Finding, ResourceView, StackRule, StackView
+from payments_dr.policy.props import blocks, describe, get, number, refers_to, text
+
+# Route 53's defaults when a health check leaves them out.
+DEFAULT_REQUEST_INTERVAL_SECONDS = 30.0
+DEFAULT_FAILURE_THRESHOLD = 3.0
+FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
+REPLICATION_METRIC = "ReplicationLatency"
+DYNAMODB_NAMESPACE = "AWS/DynamoDB"
+RECEIVING_REGION = "ReceivingRegion"
+RISING_COMPARISONS = frozenset({"GreaterThanThreshold", "GreaterThanOrEqualToThreshold"})
+
+# What must match between the regions' copies of a function, and where it is in the props.
+FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
+    "runtime": ("runtime",),
+    "handler": ("handler",),
+    "memory": ("memorySize",),
+    "timeout": ("timeout",),
+    "architectures": ("architectures",),
+    "package type": ("packageType",),
+    "code hash": ("sourceCodeHash",),
+    "tracing": ("tracingConfig", "mode"),
+    "reserved concurrency": ("reservedConcurrentExecutions",),
+    "ephemeral storage": ("ephemeralStorage", "size"),
+}
+
+
+def _artifact(props: Mapping[str, Any]) -> str:
+    """What identifies the deployed code: the S3 key, image or local archive path."""
+    for key in ("s3Key", "imageUri"):
+        if text(props.get(key)):
+            return text(props[key])
+    code = props.get("code")
+    return text(code) or text(getattr(code, "path", None))
+
+
+def function_fingerprint(function: ResourceView) -> dict[str, Any]:
+    fingerprint: dict[str, Any] = {
+        setting: get(function.props, *path) for setting, path in FUNCTION_SETTINGS.items()
+    }
+    variables = get(function.props, "environment", "variables")
+    fingerprint["environment keys"] = sorted(variables) if isinstance(variables, Mapping) else []
+    fingerprint["artifact"] = _artifact(function.props)
+    return fingerprint
+
+
+def _function_key(function: ResourceView) -> str:
+    """Copies of a function share its name; without one, the logical name minus the region."""
+    return text(function.props.get("name")) or function.name.replace(function.region, "")
+
+
+def _check_identical_functions(stack: StackView) -> Iterator[Finding]:
+    functions = stack.of_type(tokens.LAMBDA_FUNCTION)
+    regions = sorted({f.region for f in functions})
+    copies: dict[str, dict[str, ResourceView]] = defaultdict(dict)
+    for function in functions:
+        copies[_function_key(function)][function.region] = function
+    for key, by_region in sorted(copies.items()):
+        missing = [region for region in regions if region not in by_region]
+        present = [by_region[region] for region in regions if region in by_region]
+        if missing:
+            yield Finding(
+                f"Lambda function {key} exists in {', '.join(sorted(by_region))} but not in "
+                f"{', '.join(missing)}. Fix: deploy the same function in every region.",
+                present[0].urn,
+            )
+        reference, *others = present
+        expected = function_fingerprint(reference)
+        for other in others:
+            actual = function_fingerprint(other)
+            differences = [
+                f"{setting} {expected[setting]!r} vs {actual[setting]!r}"
+                for setting in expected
+                if expected[setting] != actual[setting]
+            ]
+            if differences:
+                yield Finding(
+                    f"Lambda function {key} differs between {reference.region} and "
+                    f"{other.region}: {'; '.join(differences)}. Fix: build both regions' "
+                    "functions from the same settings and artifact.",
+                    other.urn,
+                )
+
+
+def _failover_role(record: ResourceView) -> str:
+    policies = blocks(record.props.get("failoverRoutingPolicies"))
+    return text(get(policies[0], "type")) if policies else ""
+
+
+def _failover_records(stack: StackView) -> list[ResourceView]:
+    return [r for r in stack.of_type(tokens.ROUTE53_RECORD) if _failover_role(r)]
+
+
+def _health_check_of(stack: StackView, record: ResourceView) -> ResourceView | None:
+    for check in stack.of_type(tokens.ROUTE53_HEALTH_CHECK):
+        if refers_to(record, "healthCheckId", check):
+            return check
+    return None
+
+
+def _check_failover_health_checks(stack: StackView) -> Iterator[Finding]:
+    record_sets: dict[tuple[str, str, str], list[ResourceView]] = defaultdict(list)
+    for record in _failover_records(stack):
+        props = record.props
+        set_key = (text(props.get("zoneId")), text(props.get("name")), text(props.get("type")))
+        record_sets[set_key].append(record)
+        if not text(props.get("healthCheckId")):
+            yield Finding(
+                f"{describe(record)} ({_failover_role(record)}) has no health check, so Route 53 "
+                "cannot fail over from it. Fix: set health_check_id to the health check that "
+                "probes this region's own endpoint.",
+                record.urn,
+            )
+            continue
+        check = _health_check_of(stack, record)
+        if check is None:
+            yield Finding(
+                f"{describe(record)} names a health check that is not in the stack. Fix: point "
+                "health_check_id at the stack's health check for this region.",
+                record.urn,
+            )
+        elif text(check.props.get("fqdn")) == text(props.get("name")):
+            yield Finding(
+                f"{describe(check)} probes the shared failover name {text(props.get('name'))}, "
+                "which answers from whichever region is active. Fix: probe this region's own "
+                "execute-api host.",
+                check.urn,
+            )
+    for (_, name, _), records in sorted(record_sets.items()):
+        roles = sorted(_failover_role(record) for record in records)
+        if roles != sorted(FAILOVER_ROLES):
+            yield Finding(
+                f"Failover record set {name} has {', '.join(roles)} records. Fix: declare "
+                "exactly one PRIMARY and one SECONDARY record.",
+                records[0].urn,
+            )
+
+
+def _ttl_seconds(record: ResourceView) -> float:
+    """Alias records take their target's TTL (60 s for API Gateway); others declare one."""
+    if blocks(record.props.get("aliases")):
+        return float(contract.ALIAS_RECORD_TTL_SECONDS)
+    return number(record.props.get("ttl")) or 0.0
+
+
+def _check_failover_timing(stack: StackView) -> Iterator[Finding]:
+    target = stack.targets.rto_target_seconds
+    margin = stack.targets.rto_margin_seconds
+    for record in _failover_records(stack):
+        check = _health_check_of(stack, record)
+        if check is None:
+            continue  # reported by dr-failover-health-checks
+        interval = number(check.props.get("requestInterval")) or DEFAULT_REQUEST_INTERVAL_SECONDS
+        threshold = number(check.props.get("failureThreshold")) or DEFAULT_FAILURE_THRESHOLD
+        ttl = _ttl_seconds(record)
+        total = interval * threshold + ttl + margin
+        if total > target:
+            yield Finding(
+                f"{describe(record)} fails over in up to {total:.0f} s (interval {interval:.0f} s "
+                f"x threshold {threshold:.0f} + TTL {ttl:.0f} s + margin {margin:.0f} s), above "
+                f"the RTO target of {target:.0f} s. Fix: use a 10 s interval, a lower failure "
+                "threshold or a shorter TTL.",
+                record.urn,
+            )
+
+
+def _source_regions(stack: StackView) -> dict[str, ResourceView]:
+    """Regions that write to a global table (and so emit ReplicationLatency), with the table."""
+    regions: dict[str, ResourceView] = {}
+    for table in stack.of_type(tokens.DYNAMODB_TABLE):
+        replicas = blocks(table.props.get("replicas"))
+        if not replicas:
+            continue  # a single-region table has nothing to replicate
+        regions.setdefault(table.region, table)
+        for replica in replicas:
+            regions.setdefault(text(get(replica, "regionName")), table)
+    for replica in stack.of_type(tokens.DYNAMODB_TABLE_REPLICA):
+        regions.setdefault(replica.region, replica)
+    regions.pop("", None)
+    return regions
+
+
+def _alarm_metrics(alarm: ResourceView) -> list[Mapping[str, Any]]:
+    """The metric(s) an alarm watches, whether declared directly or as metric queries."""
+    direct = {
+        "metricName": alarm.props.get("metricName"),
+        "namespace": alarm.props.get("namespace"),
+        "dimensions": alarm.props.get("dimensions"),
+    }
+    queried = [get(query, "metric") for query in blocks(alarm.props.get("metricQueries"))]
+    return [direct, *(metric for metric in queried if isinstance(metric, Mapping))]
+
+
+def _watches_replication_from(alarm: ResourceView, region: str) -> bool:
+    for metric in _alarm_metrics(alarm):
+        dimensions = metric.get("dimensions")
+        receiving = text(get(dimensions, RECEIVING_REGION))
+        if (
+            text(metric.get("metricName")) == REPLICATION_METRIC
+            and text(metric.get("namespace")) == DYNAMODB_NAMESPACE
+            and receiving
+            and receiving != region
+        ):
+            return True
+    return False
+
+
+def _check_replication_alarms(stack: StackView) -> Iterator[Finding]:
+    limit = stack.targets.max_replication_alarm_ms
+    alarms = stack.of_type(tokens.CLOUDWATCH_METRIC_ALARM)
+    for region, table in sorted(_source_regions(stack).items()):
+        watching = [
+            a for a in alarms if a.region == region and _watches_replication_from(a, region)
+        ]
+        if not watching:
+            yield Finding(
+                f"No {REPLICATION_METRIC} alarm in {region} for {describe(table)}: the metric "
+                f"lives in the source region. Fix: add a MetricAlarm in {region} on "
+                f"{DYNAMODB_NAMESPACE} {REPLICATION_METRIC} with TableName and "
+                f"{RECEIVING_REGION}=<peer region>, threshold <= {limit:.0f} ms.",
+                table.urn,
+            )
+        for alarm in watching:
+            threshold = number(alarm.props.get("threshold"))
+            comparison = text(alarm.props.get("comparisonOperator"))
+            if threshold is None or threshold > limit or comparison not in RISING_COMPARISONS:
+                yield Finding(
+                    f"{describe(alarm)} fires on {comparison or 'no comparison'} "
+                    f"{threshold if threshold is not None else 'no threshold'} ms; replication "
+                    f"lag must alarm above at most {limit:.0f} ms. Fix: "
+                    f"comparison_operator='GreaterThanThreshold', threshold <= {limit:.0f}.",
+                    alarm.urn,
+                )
+
+
+RULES = (
+    StackRule(
+        name="dr-identical-functions",
+        description=(
+            "Every function exists in both regions with identical configuration and artifact."
+        ),
+        check=_check_identical_functions,
+    ),
+    StackRule(
+        name="dr-failover-health-checks",
+        description=(
+            "Each failover record has a health check in the stack probing its own region, and "
+            "each failover set has one PRIMARY and one SECONDARY."
+        ),
+        check=_check_failover_health_checks,
+    ),
+    StackRule(
+        name="dr-failover-within-rto",
+        description="Health-check interval x threshold + TTL + margin is within the RTO target.",
+        check=_check_failover_timing,
+        uses_targets=True,
+    ),
+    StackRule(
+        name="dr-replication-lag-alarm",
+        description=(
+            "Each source region of the global table has a ReplicationLatency alarm with a "
+            "threshold of at most 30 s."
+        ),
+        check=_check_replication_alarms,
+        uses_targets=True,
+    ),
+)

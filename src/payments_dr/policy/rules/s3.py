@@ -1,0 +1,231 @@
+"""S3: every bucket versioned, SSE-KMS, private and TLS-only; transaction logs replicated with RTC.
+
+pulumi-aws 7 splits a bucket's settings over sibling resources that name the bucket, so these are
+stack rules: each bucket is joined with the siblings whose `bucket` property points at it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import Any
+
+from payments_dr import contract
+from payments_dr.policy import tokens
+from payments_dr.policy.model import Finding, ResourceView, StackRule, StackView
+from payments_dr.policy.props import (
+    InvalidDocumentError,
+    blocks,
+    describe,
+    get,
+    number,
+    policy_document,
+    refers_to,
+    statements,
+    strings,
+    text,
+    truthy,
+)
+
+KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
+PUBLIC_ACCESS_FLAGS = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
+RTC_MINUTES = 15.0  # the only value S3 Replication Time Control accepts
+
+
+def _settings_of(stack: StackView, bucket: ResourceView, setting_type: str) -> list[ResourceView]:
+    """The sibling resources of `setting_type` that configure `bucket`."""
+    return [
+        setting
+        for setting in stack.of_type(setting_type)
+        if refers_to(setting, "bucket", bucket, "bucket", "bucketName")
+    ]
+
+
+def _buckets(stack: StackView) -> list[ResourceView]:
+    return stack.of_type(tokens.S3_BUCKET)
+
+
+def _check_versioning(stack: StackView) -> Iterator[Finding]:
+    for bucket in _buckets(stack):
+        settings = _settings_of(stack, bucket, tokens.S3_BUCKET_VERSIONING)
+        if not any(
+            text(get(s.props, "versioningConfiguration", "status")) == "Enabled" for s in settings
+        ):
+            yield Finding(
+                f"{describe(bucket)} is not versioned. Fix: add an aws.s3.BucketVersioning for it "
+                "with versioning_configuration={'status': 'Enabled'}.",
+                bucket.urn,
+            )
+
+
+def _uses_kms_key(setting: ResourceView) -> bool:
+    for rule in blocks(setting.props.get("rules")):
+        default = get(rule, "applyServerSideEncryptionByDefault")
+        if text(get(default, "sseAlgorithm")) in KMS_ALGORITHMS and text(
+            get(default, "kmsMasterKeyId")
+        ):
+            return True
+    return False
+
+
+def _check_sse_kms(stack: StackView) -> Iterator[Finding]:
+    for bucket in _buckets(stack):
+        settings = _settings_of(stack, bucket, tokens.S3_BUCKET_ENCRYPTION)
+        if not any(_uses_kms_key(s) for s in settings):
+            yield Finding(
+                f"{describe(bucket)} is not encrypted with SSE-KMS under a customer-managed key. "
+                "Fix: add an aws.s3.BucketServerSideEncryptionConfiguration with "
+                "sse_algorithm='aws:kms' and kms_master_key_id=<key ARN> (bucket_key_enabled "
+                "keeps KMS costs down).",
+                bucket.urn,
+            )
+
+
+def _check_public_access_block(stack: StackView) -> Iterator[Finding]:
+    for bucket in _buckets(stack):
+        settings = _settings_of(stack, bucket, tokens.S3_BUCKET_PUBLIC_ACCESS_BLOCK)
+        missing = set(PUBLIC_ACCESS_FLAGS)
+        for setting in settings:
+            missing -= {flag for flag in PUBLIC_ACCESS_FLAGS if truthy(setting.props.get(flag))}
+        if missing:
+            yield Finding(
+                f"{describe(bucket)} does not block public access ({', '.join(sorted(missing))} "
+                "not set). Fix: add an aws.s3.BucketPublicAccessBlock with all four flags True.",
+                bucket.urn,
+            )
+
+
+def _everyone(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    return isinstance(principal, Mapping) and "*" in strings(principal.get("AWS"))
+
+
+def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
+    if statement.get("Effect") != "Deny" or not _everyone(statement.get("Principal")):
+        return False
+    if not {"s3:*", "*"} & {action.lower() for action in strings(statement.get("Action"))}:
+        return False
+    for operator, conditions in dict(statement.get("Condition") or {}).items():
+        if operator.lower() != "bool" or not isinstance(conditions, Mapping):
+            continue
+        for key, value in conditions.items():
+            if key.lower() == "aws:securetransport" and [str(v).lower() for v in blocks(value)] == [
+                "false"
+            ]:
+                return True
+    return False
+
+
+def _check_tls_only(stack: StackView) -> Iterator[Finding]:
+    for bucket in _buckets(stack):
+        enforced = False
+        for setting in _settings_of(stack, bucket, tokens.S3_BUCKET_POLICY):
+            try:
+                document = policy_document(setting.props.get("policy"))
+            except InvalidDocumentError as error:
+                yield Finding(f"{describe(setting)}: the bucket policy is {error}.", setting.urn)
+                continue
+            enforced = enforced or any(_denies_insecure_transport(s) for s in statements(document))
+        if not enforced:
+            yield Finding(
+                f"{describe(bucket)} accepts requests without TLS. Fix: attach an "
+                "aws.s3.BucketPolicy with a statement that denies s3:* to Principal '*' on the "
+                "bucket and its objects when aws:SecureTransport is false.",
+                bucket.urn,
+            )
+
+
+@cache
+def _log_bucket_pattern() -> re.Pattern[str]:
+    """The shape of the contract's transaction-log bucket names, with any stack/region/account."""
+    placeholder = "PLACEHOLDER"
+    template = re.escape(contract.log_bucket_name(placeholder, placeholder, placeholder))
+    return re.compile("^" + template.replace(placeholder, "[a-z0-9-]+") + "$")
+
+
+def holds_transaction_logs(bucket: ResourceView) -> bool:
+    return bool(_log_bucket_pattern().match(text(bucket.props.get("bucket"))))
+
+
+def _replication_rule_gaps(rule: Any) -> list[str]:
+    gaps = []
+    rule_id = text(get(rule, "id")) or "(unnamed)"
+    if text(get(rule, "status")) != "Enabled":
+        gaps.append(f"rule {rule_id} is not Enabled")
+    rtc = get(rule, "destination", "replicationTime")
+    if text(get(rtc, "status")) != "Enabled" or number(get(rtc, "time", "minutes")) != RTC_MINUTES:
+        gaps.append(f"rule {rule_id} has no Replication Time Control (15 minutes)")
+    if text(get(rule, "destination", "metrics", "status")) != "Enabled":
+        gaps.append(f"rule {rule_id} has no replication metrics")
+    if text(get(rule, "deleteMarkerReplication", "status")) != "Enabled":
+        gaps.append(f"rule {rule_id} does not replicate delete markers")
+    if not text(get(rule, "destination", "encryptionConfiguration", "replicaKmsKeyId")):
+        gaps.append(f"rule {rule_id} names no replica KMS key")
+    if text(get(rule, "sourceSelectionCriteria", "sseKmsEncryptedObjects", "status")) != "Enabled":
+        gaps.append(f"rule {rule_id} skips SSE-KMS encrypted objects")
+    return gaps
+
+
+def _check_log_replication(stack: StackView) -> Iterator[Finding]:
+    for bucket in _buckets(stack):
+        configs = _settings_of(stack, bucket, tokens.S3_BUCKET_REPLICATION)
+        if holds_transaction_logs(bucket) and not configs:
+            yield Finding(
+                f"{describe(bucket)} holds transaction logs but is not replicated. Fix: add an "
+                "aws.s3.BucketReplicationConfig to the other region's log bucket with "
+                "Replication Time Control, depending on versioning of both buckets.",
+                bucket.urn,
+            )
+        for config in configs:
+            rules = blocks(config.props.get("rules"))
+            gaps = (
+                [gap for rule in rules for gap in _replication_rule_gaps(rule)]
+                if rules
+                else ["it has no rules"]
+            )
+            if gaps:
+                yield Finding(
+                    f"{describe(config)} for {describe(bucket)}: {'; '.join(gaps)}. Fix: enable "
+                    "each rule with replication_time (15 minutes) and metrics, delete-marker "
+                    "replication, sse_kms_encrypted_objects and a replica_kms_key_id.",
+                    config.urn,
+                )
+
+
+RULES = (
+    StackRule(
+        name="s3-versioning",
+        description="Every S3 bucket has versioning enabled.",
+        check=_check_versioning,
+    ),
+    StackRule(
+        name="s3-sse-kms",
+        description="Every S3 bucket is encrypted with SSE-KMS under a customer-managed key.",
+        check=_check_sse_kms,
+    ),
+    StackRule(
+        name="s3-public-access-block",
+        description="Every S3 bucket blocks all public access.",
+        check=_check_public_access_block,
+    ),
+    StackRule(
+        name="s3-tls-only",
+        description="Every S3 bucket policy denies requests that do not use TLS.",
+        check=_check_tls_only,
+    ),
+    StackRule(
+        name="s3-log-replication",
+        description=(
+            "Transaction-log buckets are replicated, and every replication rule has Replication "
+            "Time Control, metrics, delete-marker replication and a replica KMS key."
+        ),
+        check=_check_log_replication,
+    ),
+)

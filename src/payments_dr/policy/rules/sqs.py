@@ -1,0 +1,123 @@
+"""SQS: queues encrypted; failed messages always land in a dead-letter queue kept long enough."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from payments_dr.policy import tokens
+from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackRule, StackView
+from payments_dr.policy.props import (
+    InvalidDocumentError,
+    describe,
+    identities,
+    number,
+    policy_document,
+    refers_to,
+    text,
+    truthy,
+)
+
+# Two weeks to investigate and replay failed payments; also the SQS maximum.
+MIN_DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+SQS_DEFAULT_RETENTION_SECONDS = 4 * 24 * 3600  # what AWS applies when none is given
+_QUEUE_KEYS = ("arn", "url", "name")
+
+
+def _check_encryption(view: ResourceView) -> Iterator[str]:
+    if not text(view.props.get("kmsMasterKeyId")) and not truthy(
+        view.props.get("sqsManagedSseEnabled")
+    ):
+        yield (
+            f"{describe(view)} is not encrypted. Fix: set kms_master_key_id to the region's "
+            "customer-managed KMS key (or at least sqs_managed_sse_enabled=True)."
+        )
+
+
+def _redrive(value: Any) -> Mapping[str, Any] | None:
+    """A redrive policy from its JSON string or object; None when absent or unreadable."""
+    try:
+        return policy_document(value)
+    except InvalidDocumentError:
+        return None
+
+
+def _redrive_policies(stack: StackView) -> list[tuple[ResourceView, Mapping[str, Any] | None]]:
+    """(queue, redrive policy) for every queue; the policy may come from a sibling resource."""
+    siblings = stack.of_type(tokens.SQS_REDRIVE_POLICY)
+    found = []
+    for queue in stack.of_type(tokens.SQS_QUEUE):
+        policy = _redrive(queue.props.get("redrivePolicy"))
+        for sibling in siblings:
+            if policy is None and refers_to(sibling, "queueUrl", queue, *_QUEUE_KEYS):
+                policy = _redrive(sibling.props.get("redrivePolicy"))
+        found.append((queue, policy))
+    return found
+
+
+def _dead_letter_queues(stack: StackView) -> list[ResourceView]:
+    """Queues other queues redrive to, or that declare which queues may redrive to them."""
+    targets = {
+        text(policy.get("deadLetterTargetArn"))
+        for _, policy in _redrive_policies(stack)
+        if policy is not None
+    }
+    allow_policies = stack.of_type(tokens.SQS_REDRIVE_ALLOW_POLICY)
+    dlqs = []
+    for queue in stack.of_type(tokens.SQS_QUEUE):
+        targeted = bool(targets & identities(queue, *_QUEUE_KEYS))
+        allows_redrive = bool(queue.props.get("redriveAllowPolicy")) or any(
+            refers_to(allow, "queueUrl", queue, *_QUEUE_KEYS) for allow in allow_policies
+        )
+        if targeted or allows_redrive:
+            dlqs.append(queue)
+    return dlqs
+
+
+def _check_redrive(stack: StackView) -> Iterator[Finding]:
+    dlq_urns = {queue.urn for queue in _dead_letter_queues(stack)}
+    for queue, policy in _redrive_policies(stack):
+        if queue.urn in dlq_urns:
+            continue
+        max_receives = number(policy.get("maxReceiveCount")) if policy else None
+        if policy is None or not text(policy.get("deadLetterTargetArn")) or not max_receives:
+            yield Finding(
+                f"{describe(queue)} has no redrive policy, so poison messages are retried "
+                "forever or lost. Fix: set redrive_policy with deadLetterTargetArn (its DLQ) and "
+                "maxReceiveCount >= 1.",
+                queue.urn,
+            )
+
+
+def _check_dlq_retention(stack: StackView) -> Iterator[Finding]:
+    for queue in _dead_letter_queues(stack):
+        retention = number(queue.props.get("messageRetentionSeconds"))
+        if retention is None:
+            retention = SQS_DEFAULT_RETENTION_SECONDS
+        if retention < MIN_DLQ_RETENTION_SECONDS:
+            yield Finding(
+                f"{describe(queue)} is a dead-letter queue keeping messages {retention:.0f} s, "
+                f"less than 14 days. Fix: set message_retention_seconds="
+                f"{MIN_DLQ_RETENTION_SECONDS}.",
+                queue.urn,
+            )
+
+
+RULES = (
+    ResourceRule(
+        name="sqs-encryption",
+        description="Every SQS queue is encrypted at rest.",
+        resource_types=frozenset({tokens.SQS_QUEUE}),
+        check=_check_encryption,
+    ),
+    StackRule(
+        name="sqs-redrive-policy",
+        description="Every SQS queue that is not a dead-letter queue has a redrive policy.",
+        check=_check_redrive,
+    ),
+    StackRule(
+        name="sqs-dlq-retention",
+        description="Dead-letter queues keep messages for at least 14 days.",
+        check=_check_dlq_retention,
+    ),
+)
