@@ -95,14 +95,15 @@ class DrBudget:
     rpo_target_seconds: int
 
     def to_dict(self) -> dict[str, int]:
+        """The `dr_budget` stack output: the contract's keys plus how the RTO budget adds up."""
         return {
+            contract.DrBudgetField.RTO_TARGET_SECONDS: self.rto_target_seconds,
+            contract.DrBudgetField.RPO_TARGET_SECONDS: self.rpo_target_seconds,
+            contract.DrBudgetField.RTO_BUDGET_SECONDS: self.rto_budget_seconds,
+            contract.DrBudgetField.RPO_BUDGET_SECONDS: self.rpo_budget_seconds,
             "detection_seconds": self.detection_seconds,
             "dns_seconds": self.dns_seconds,
             "margin_seconds": self.margin_seconds,
-            "rto_budget_seconds": self.rto_budget_seconds,
-            "rpo_budget_seconds": self.rpo_budget_seconds,
-            "rto_target_seconds": self.rto_target_seconds,
-            "rpo_target_seconds": self.rpo_target_seconds,
         }
 
 

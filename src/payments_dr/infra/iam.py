@@ -1,0 +1,337 @@
+"""Every IAM, key, bucket and topic policy document of the stack, as plain JSON-able dicts.
+
+Pure functions of ARNs and names, so each policy can be unit-tested without Pulumi. Actions are
+always named; a `"*"` resource appears only for actions that have no resource-level permissions
+(listed in `ACTIONS_WITHOUT_RESOURCE_SCOPE`) and in key policies, where `"*"` means "this key".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from payments_dr import contract
+from payments_dr.contract import Function
+
+PolicyDocument = dict[str, Any]
+Statement = dict[str, Any]
+
+# Actions AWS authorizes only against "*": there is no ARN to scope them to.
+ACTIONS_WITHOUT_RESOURCE_SCOPE: Final = frozenset(
+    {
+        "xray:PutTraceSegments",  # X-Ray has no resource-level permissions
+        "xray:PutTelemetryRecords",
+        "ec2:DescribeNetworkInterfaces",  # EC2 Describe* calls are account-wide
+        "ec2:DescribeSubnets",
+        "dynamodb:ListStreams",  # lists every stream of the account and region
+    }
+)
+
+
+@dataclass(frozen=True)
+class FunctionScope:
+    """The ARNs one function may touch in one region."""
+
+    function: Function
+    region: str
+    account_id: str
+    table_arn: str  # this region's replica
+    queue_arn: str  # the retry queue
+    bucket_arn: str  # this region's transaction-log bucket
+    key_arn: str  # this region's customer-managed key
+    log_group_arn: str
+    subnet_ids: Sequence[str]
+    security_group_id: str
+    ssm_path: str
+
+
+def _document(*statements: Statement) -> PolicyDocument:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _allow(sid: str, actions: Sequence[str], resources: Sequence[str], **extra: Any) -> Statement:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": list(resources),
+        **extra,
+    }
+
+
+def service_assume_role_policy(service: str, account_id: str) -> PolicyDocument:
+    """Trust policy for an AWS service; SourceAccount blocks the confused-deputy problem."""
+    return _document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        }
+    )
+
+
+def _via(service: str, region: str) -> dict[str, Any]:
+    return {"Condition": {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"}}}
+
+
+def ssm_parameter_arns(region: str, account_id: str, path: str) -> list[str]:
+    base = f"arn:aws:ssm:{region}:{account_id}:parameter{path}"
+    return [base, f"{base}/*"]
+
+
+def function_policy(scope: FunctionScope) -> PolicyDocument:
+    """The inline policy of one function's role in one region."""
+    region, account = scope.region, scope.account_id
+    ec2 = f"arn:aws:ec2:{region}:{account}"
+    statements: list[Statement] = [
+        _allow(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [scope.log_group_arn, f"{scope.log_group_arn}:log-stream:*"],
+        ),
+        _allow(
+            "ReadOwnConfiguration",
+            ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            ssm_parameter_arns(region, account, scope.ssm_path),
+        ),
+        _allow(
+            "ManageVpcNetworkInterfaces",
+            [
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            [
+                f"{ec2}:network-interface/*",
+                f"{ec2}:security-group/{scope.security_group_id}",
+                *(f"{ec2}:subnet/{subnet_id}" for subnet_id in scope.subnet_ids),
+            ],
+        ),
+        _allow(
+            "DescribeVpcNetworking",
+            ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            ["*"],
+        ),
+        _allow("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
+    ]
+    statements.extend(_function_data_statements(scope))
+    return _document(*statements)
+
+
+def _function_data_statements(scope: FunctionScope) -> list[Statement]:
+    region = scope.region
+    if scope.function is Function.API:
+        return [
+            _allow(
+                "WritePayments",
+                ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"],
+                [scope.table_arn],
+            ),
+            _allow(
+                "QueueRetries", ["sqs:SendMessage", "sqs:GetQueueAttributes"], [scope.queue_arn]
+            ),
+            _allow(
+                "EncryptQueuedRetries",
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                [scope.key_arn],
+                **_via("sqs", region),
+            ),
+        ]
+    if scope.function is Function.RETRY_WORKER:
+        return [
+            _allow("ApplyRetries", ["dynamodb:PutItem", "dynamodb:GetItem"], [scope.table_arn]),
+            _allow(
+                "ConsumeRetryQueue",
+                [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                ],
+                [scope.queue_arn],
+            ),
+            _allow("DecryptRetries", ["kms:Decrypt"], [scope.key_arn], **_via("sqs", region)),
+        ]
+    return [
+        _allow(
+            "ReadTableStream",
+            ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            [f"{scope.table_arn}/stream/*"],
+        ),
+        _allow("FindTableStream", ["dynamodb:ListStreams"], ["*"]),
+        _allow(
+            "ArchiveTransactions",
+            ["s3:PutObject"],
+            [f"{scope.bucket_arn}/{contract.LOG_PREFIX}*"],
+        ),
+        _allow(
+            "EncryptArchive",
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            [scope.key_arn],
+            **_via("s3", region),
+        ),
+    ]
+
+
+def replication_policy(
+    *,
+    source_bucket_arn: str,
+    destination_bucket_arn: str,
+    source_key_arn: str,
+    destination_key_arn: str,
+    source_region: str,
+    destination_region: str,
+) -> PolicyDocument:
+    """S3 cross-region replication in one direction: read the source, write the replica."""
+    return _document(
+        _allow(
+            "ReadReplicationConfiguration",
+            ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+            [source_bucket_arn],
+        ),
+        _allow(
+            "ReadSourceVersions",
+            [
+                "s3:GetObjectVersionForReplication",
+                "s3:GetObjectVersionAcl",
+                "s3:GetObjectVersionTagging",
+            ],
+            [f"{source_bucket_arn}/*"],
+        ),
+        _allow(
+            "WriteReplicas",
+            ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+            [f"{destination_bucket_arn}/*"],
+        ),
+        _allow(
+            "DecryptSource",
+            ["kms:Decrypt"],
+            [source_key_arn],
+            Condition={
+                "StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"{source_bucket_arn}/*"},
+            },
+        ),
+        _allow(
+            "EncryptReplica",
+            ["kms:Encrypt", "kms:GenerateDataKey"],
+            [destination_key_arn],
+            Condition={
+                "StringEquals": {"kms:ViaService": f"s3.{destination_region}.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"{destination_bucket_arn}/*"},
+            },
+        ),
+    )
+
+
+def api_gateway_logging_policy(region: str, account_id: str) -> PolicyDocument:
+    """API Gateway's account-level role for access and execution logs in one region."""
+    groups = f"arn:aws:logs:{region}:{account_id}:log-group:*"
+    return _document(
+        _allow(
+            "WriteApiLogs",
+            [
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:DescribeLogGroups",
+                "logs:DescribeLogStreams",
+                "logs:PutLogEvents",
+            ],
+            [groups, f"{groups}:log-stream:*"],
+        )
+    )
+
+
+def key_policy(region: str, account_id: str) -> PolicyDocument:
+    """Policy of the stack's customer-managed key (and its replica) in one region.
+
+    The account keeps administration (without it the key becomes unmanageable); CloudWatch may
+    use the key for alarm notifications to the encrypted topic, and CloudWatch Logs for this
+    region's log groups only.
+    """
+    account_root = f"arn:aws:iam::{account_id}:root"
+    return _document(
+        {
+            "Sid": "AccountAdministersKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": account_root},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
+        {
+            "Sid": "CloudWatchLogsEncryptRegionLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": [
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:Encrypt",
+                "kms:GenerateDataKey*",
+                "kms:ReEncrypt*",
+            ],
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:aws:logs:{region}:{account_id}:log-group:*"
+                    )
+                }
+            },
+        },
+    )
+
+
+def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
+    """Refuse every request to the bucket that does not arrive over TLS 1.2 or later."""
+    resources = [bucket_arn, f"{bucket_arn}/*"]
+    return _document(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+        {
+            "Sid": "DenyOutdatedTls",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": resources,
+            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+        },
+    )
+
+
+def alarm_topic_policy(topic_arn: str, account_id: str) -> PolicyDocument:
+    """Only this account's CloudWatch alarms may publish to the topic, and only over TLS."""
+    return _document(
+        {
+            "Sid": "CloudWatchAlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        },
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sns:Publish",
+            "Resource": topic_arn,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        },
+    )

@@ -1,0 +1,181 @@
+"""Network layer of one region: a private-only VPC the functions run in.
+
+No internet or NAT gateway: the functions reach DynamoDB and S3 through gateway endpoints and
+SQS and SSM through interface endpoints, and every security group allows HTTPS only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+HTTPS_PORT = 443
+SUBNET_PREFIX_LENGTH = 20
+PRIVATE_SUBNET_COUNT = 2  # one per availability zone; Lambda wants at least two for resilience
+GATEWAY_ENDPOINT_SERVICES = ("dynamodb", "s3")
+# The AWS APIs the functions call besides DynamoDB and S3.
+INTERFACE_ENDPOINT_SERVICES = ("sqs", "ssm")
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    region: str
+    cidr_block: str  # distinct per region, so the VPCs could be peered later
+    availability_zones: Sequence[str]
+    tags: Mapping[str, str]
+
+
+class Network(pulumi.ComponentResource):
+    """VPC, private subnets in separate AZs, endpoints and the functions' security group."""
+
+    def __init__(
+        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("payments-dr:infra:Network", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = args.region
+        if len(args.availability_zones) < PRIVATE_SUBNET_COUNT:
+            raise ValueError(f"{region} offers fewer than {PRIVATE_SUBNET_COUNT} zones")
+
+        self.vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            region=region,
+            cidr_block=args.cidr_block,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,  # interface endpoints answer on the services' own names
+            tags={**args.tags, "Name": f"{name}-vpc"},
+            opts=child,
+        )
+        # Adopt the default security group and leave it without rules, so nothing uses it.
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg",
+            region=region,
+            vpc_id=self.vpc.id,
+            tags={**args.tags, "Name": f"{name}-default-unused"},
+            opts=child,
+        )
+        route_table = aws.ec2.RouteTable(
+            f"{name}-private-rt",
+            region=region,
+            vpc_id=self.vpc.id,
+            tags={**args.tags, "Name": f"{name}-private"},
+            opts=child,
+        )
+        subnet_cidrs = ipaddress.ip_network(args.cidr_block).subnets(
+            new_prefix=SUBNET_PREFIX_LENGTH
+        )
+        self.private_subnets: list[aws.ec2.Subnet] = []
+        for zone, cidr in zip(
+            args.availability_zones[:PRIVATE_SUBNET_COUNT], subnet_cidrs, strict=False
+        ):
+            subnet = aws.ec2.Subnet(
+                f"{name}-private-{zone}",
+                region=region,
+                vpc_id=self.vpc.id,
+                availability_zone=zone,
+                cidr_block=str(cidr),
+                map_public_ip_on_launch=False,
+                tags={**args.tags, "Name": f"{name}-private-{zone}"},
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{zone}-rt",
+                region=region,
+                subnet_id=subnet.id,
+                route_table_id=route_table.id,
+                opts=child,
+            )
+            self.private_subnets.append(subnet)
+
+        self.function_security_group = aws.ec2.SecurityGroup(
+            f"{name}-functions-sg",
+            region=region,
+            vpc_id=self.vpc.id,
+            description="Lambda functions: HTTPS out to the VPC endpoints only",
+            tags={**args.tags, "Name": f"{name}-functions"},
+            opts=child,
+        )
+        endpoint_security_group = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            region=region,
+            vpc_id=self.vpc.id,
+            description="Interface endpoints: HTTPS in from the functions only",
+            tags={**args.tags, "Name": f"{name}-endpoints"},
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-https-in",
+            region=region,
+            security_group_id=endpoint_security_group.id,
+            referenced_security_group_id=self.function_security_group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS_PORT,
+            to_port=HTTPS_PORT,
+            description="HTTPS from the functions",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-functions-https-to-endpoints",
+            region=region,
+            security_group_id=self.function_security_group.id,
+            referenced_security_group_id=endpoint_security_group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS_PORT,
+            to_port=HTTPS_PORT,
+            description="HTTPS to the interface endpoints",
+            opts=child,
+        )
+
+        self.gateway_endpoints: dict[str, aws.ec2.VpcEndpoint] = {}
+        for service in GATEWAY_ENDPOINT_SERVICES:
+            endpoint = aws.ec2.VpcEndpoint(
+                f"{name}-{service}-gateway",
+                region=region,
+                vpc_id=self.vpc.id,
+                service_name=f"com.amazonaws.{region}.{service}",
+                vpc_endpoint_type="Gateway",
+                route_table_ids=[route_table.id],
+                tags={**args.tags, "Name": f"{name}-{service}"},
+                opts=child,
+            )
+            # Gateway endpoints are reached through the service's prefix list, not a group.
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-functions-https-to-{service}",
+                region=region,
+                security_group_id=self.function_security_group.id,
+                prefix_list_id=endpoint.prefix_list_id,
+                ip_protocol="tcp",
+                from_port=HTTPS_PORT,
+                to_port=HTTPS_PORT,
+                description=f"HTTPS to {service} through its gateway endpoint",
+                opts=child,
+            )
+            self.gateway_endpoints[service] = endpoint
+
+        self.interface_endpoints: dict[str, aws.ec2.VpcEndpoint] = {}
+        for service in INTERFACE_ENDPOINT_SERVICES:
+            self.interface_endpoints[service] = aws.ec2.VpcEndpoint(
+                f"{name}-{service}-interface",
+                region=region,
+                vpc_id=self.vpc.id,
+                service_name=f"com.amazonaws.{region}.{service}",
+                vpc_endpoint_type="Interface",
+                private_dns_enabled=True,
+                subnet_ids=[subnet.id for subnet in self.private_subnets],
+                security_group_ids=[endpoint_security_group.id],
+                tags={**args.tags, "Name": f"{name}-{service}"},
+                opts=child,
+            )
+
+        self.private_subnet_ids = [subnet.id for subnet in self.private_subnets]
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc.id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "function_security_group_id": self.function_security_group.id,
+            }
+        )
