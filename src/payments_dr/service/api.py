@@ -1,0 +1,223 @@
+"""The payment API: POST /v1/payments, GET /v1/payments/{id}, GET /v1/health.
+
+Every 2xx answer means the payment is durable: in the table (201, 200) or on the retry
+queue (202). When neither confirms, the answer is 503 with Retry-After and the client
+retries with the same Idempotency-Key, which can never create a second payment.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+
+from payments_dr.contract import (
+    HEALTH_PATH,
+    IDEMPOTENCY_HEADER,
+    PAYMENT_PATH,
+    PAYMENTS_PATH,
+    REGION_HEADER,
+    RETRY_AFTER_SECONDS,
+    Mode,
+)
+from payments_dr.service import retry_message
+from payments_dr.service.config import ConfigUnavailable
+from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.model import (
+    InvalidRequest,
+    PaymentStatus,
+    log_safe_key,
+    new_payment,
+    parse_payment_request,
+    validate_idempotency_key,
+    validate_payment_id,
+)
+from payments_dr.service.observability import logger, metrics, tracer
+from payments_dr.service.store import PaymentStore, PutOutcome, TableUnavailable
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+# Route 53 wants an answer within about 2 s of connecting; leave room for API Gateway.
+HEALTH_DEADLINE_SECONDS = 1.5
+JSON_CONTENT_TYPE = "application/json"
+
+
+class HealthReason:
+    CONFIG_UNAVAILABLE = "config unavailable"
+    FENCED = "region fenced"
+    TABLE_UNREACHABLE = "table unreachable"
+
+
+def _route(openapi_path: str) -> str:
+    """OpenAPI's /a/{name} as the event handler's /a/<name>."""
+    return re.sub(r"\{(\w+)\}", r"<\1>", openapi_path)
+
+
+def _is_json(content_type: str | None) -> bool:
+    return content_type is not None and content_type.split(";")[0].strip().lower() == (
+        JSON_CONTENT_TYPE
+    )
+
+
+class _HealthCheck:
+    """Runs the checks on a worker thread so a hung dependency cannot delay the answer."""
+
+    def __init__(self, deps: ServiceDeps) -> None:
+        self._deps = deps
+        self.config_read = False
+        self.reasons: list[str] = []
+
+    def run(self) -> list[str]:
+        try:
+            config = self._deps.config.get()
+        except ConfigUnavailable:
+            return [HealthReason.CONFIG_UNAVAILABLE]
+        self.config_read = True
+        if config.mode is Mode.FENCED:
+            self.reasons.append(HealthReason.FENCED)
+        try:
+            PaymentStore(self._deps.dynamodb, config.table_name).probe()
+        except TableUnavailable:
+            self.reasons.append(HealthReason.TABLE_UNREACHABLE)
+        return self.reasons
+
+    def run_with_deadline(self, deadline_seconds: float) -> list[str]:
+        results: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+
+        def work() -> None:
+            try:
+                results.put(self.run())
+            except Exception:  # an injected or unforeseen fault still yields an answer
+                logger.exception("health check failed", region=self._deps.region)
+                results.put([HealthReason.TABLE_UNREACHABLE])
+
+        threading.Thread(target=work, name="health-check", daemon=True).start()
+        try:
+            return results.get(timeout=deadline_seconds)
+        except queue.Empty:
+            if not self.config_read:
+                return [HealthReason.CONFIG_UNAVAILABLE]
+            return [*self.reasons, HealthReason.TABLE_UNREACHABLE]
+
+
+def build_api_handler(
+    deps: ServiceDeps, health_deadline_seconds: float = HEALTH_DEADLINE_SECONDS
+) -> Handler:
+    """The API Gateway (REST, Lambda proxy) handler for one region."""
+    app = APIGatewayRestResolver()
+
+    def respond(status: int, body: dict[str, Any], **headers: str) -> Response:
+        return Response(
+            status_code=status,
+            content_type=JSON_CONTENT_TYPE,
+            body=body,
+            headers={REGION_HEADER: deps.region, **headers},
+        )
+
+    def error(status: int, code: str, message: str) -> Response:
+        extra = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+        return respond(status, {"code": code, "message": message}, **extra)
+
+    def unavailable(message: str) -> Response:
+        metrics.add_metric(name="PaymentsUnavailable", unit=MetricUnit.Count, value=1)
+        return error(503, "unavailable", message)
+
+    @app.exception_handler(InvalidRequest)
+    def bad_request(exception: InvalidRequest) -> Response:
+        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+        return error(400, "bad_request", str(exception))
+
+    @app.not_found
+    def not_found(_: Exception) -> Response:
+        return error(404, "not_found", "no such resource")
+
+    @app.post(_route(PAYMENTS_PATH))
+    def create_payment() -> Response:
+        event = app.current_event
+        key = validate_idempotency_key(event.headers.get(IDEMPOTENCY_HEADER))
+        if not _is_json(event.headers.get("Content-Type")):
+            raise InvalidRequest(f"Content-Type must be {JSON_CONTENT_TYPE}")
+        request = parse_payment_request(event.body, bool(event.is_base64_encoded))
+        payment = new_payment(request, key, deps.region, deps.clock())
+        log_context = {"region": deps.region, "payment_id": payment.id, "key": log_safe_key(key)}
+        try:
+            config = deps.config.get()
+        except ConfigUnavailable:
+            return unavailable("configuration unavailable")
+        if config.mode is Mode.FENCED:
+            # A fenced region takes no writes: clients retry and DNS sends them to the peer.
+            return unavailable("region fenced")
+        try:
+            outcome, stored = PaymentStore(deps.dynamodb, config.table_name).put_once(payment)
+        except TableUnavailable:
+            logger.warning("table write failed, queueing payment", extra=log_context, exc_info=True)
+            try:
+                retry_message.send(deps.sqs, config.retry_queue_url, retry_message.encode(payment))
+            except retry_message.QueueUnavailable:
+                logger.error("retry queue unavailable", extra=log_context, exc_info=True)
+                return unavailable("payment not stored; retry with the same Idempotency-Key")
+            metrics.add_metric(name="PaymentsQueued", unit=MetricUnit.Count, value=1)
+            return respond(202, payment.with_status(PaymentStatus.PENDING).to_api())
+        if outcome is PutOutcome.CONFLICT:
+            logger.info("idempotency key reused with a different request", extra=log_context)
+            metrics.add_metric(name="IdempotencyConflicts", unit=MetricUnit.Count, value=1)
+            return error(
+                422,
+                "idempotency_conflict",
+                "this Idempotency-Key was already used with a different request",
+            )
+        created = outcome is PutOutcome.CREATED
+        metrics.add_metric(
+            name="PaymentsCreated" if created else "PaymentsReplayed",
+            unit=MetricUnit.Count,
+            value=1,
+        )
+        location = PAYMENT_PATH.replace("{id}", stored.id)
+        return respond(201 if created else 200, stored.to_api(), Location=location)
+
+    @app.get(_route(PAYMENT_PATH))
+    def get_payment(id: str) -> Response:  # the name is the OpenAPI path parameter's
+        payment_id = validate_payment_id(id)
+        try:
+            config = deps.config.get()
+            payment = PaymentStore(deps.dynamodb, config.table_name).get(payment_id)
+        except (ConfigUnavailable, TableUnavailable):
+            logger.warning("payment read failed", region=deps.region, exc_info=True)
+            return unavailable("payment store unavailable")
+        if payment is None:
+            return error(404, "not_found", "no stored payment has this id")
+        return respond(200, payment.to_api())
+
+    @app.get(_route(HEALTH_PATH))
+    def health() -> Response:
+        reasons = _HealthCheck(deps).run_with_deadline(health_deadline_seconds)
+        if reasons:
+            logger.warning("region unhealthy", region=deps.region, reasons=reasons)
+        status = "unhealthy" if reasons else "ok"
+        body = {"status": status, "region": deps.region, "reasons": reasons}
+        return respond(503 if reasons else 200, body)
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return handle
+
+
+@cache
+def _handler_from_environment() -> Handler:
+    """Built on the first invocation of a cold start, then reused."""
+    return build_api_handler(ServiceDeps.from_environment(services=("dynamodb", "sqs")))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    return _handler_from_environment()(event, context)

@@ -1,0 +1,113 @@
+"""Region configuration read from SSM Parameter Store, cached per ServiceDeps instance."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from payments_dr.contract import Mode, Param, RegionRole
+from payments_dr.service.observability import logger
+
+# How long a read stays fresh. Fencing a region (mode=fenced) reaches every warm container
+# within this time; at one GetParametersByPath per container per period, 100 warm API
+# containers stay at 20 requests/s, half SSM's default throughput quota.
+CONFIG_MAX_AGE_SECONDS = 5.0
+# When SSM cannot be read, the last values keep serving this long before the region reports
+# itself unhealthy: a short SSM blip must not fail a region over, a long one must.
+CONFIG_STALE_LIMIT_SECONDS = 60.0
+REQUIRED_PARAMS = (
+    Param.TABLE_NAME,
+    Param.RETRY_QUEUE_URL,
+    Param.DLQ_URL,
+    Param.LOG_BUCKET,
+    Param.REGION_ROLE,
+    Param.PEER_REGION,
+    Param.MODE,
+)
+
+
+class ConfigUnavailable(RuntimeError):
+    """No configuration recent enough to act on."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    table_name: str
+    retry_queue_url: str
+    dlq_url: str
+    log_bucket: str
+    region_role: RegionRole
+    peer_region: str
+    mode: Mode
+
+    @classmethod
+    def from_parameters(cls, values: dict[str, str]) -> ServiceConfig:
+        missing = [param.value for param in REQUIRED_PARAMS if param.value not in values]
+        if missing:
+            raise ConfigUnavailable(f"missing SSM parameters: {', '.join(missing)}")
+        try:
+            return cls(
+                table_name=values[Param.TABLE_NAME],
+                retry_queue_url=values[Param.RETRY_QUEUE_URL],
+                dlq_url=values[Param.DLQ_URL],
+                log_bucket=values[Param.LOG_BUCKET],
+                region_role=RegionRole(values[Param.REGION_ROLE]),
+                peer_region=values[Param.PEER_REGION],
+                mode=Mode(values[Param.MODE]),
+            )
+        except ValueError as error:
+            raise ConfigUnavailable(f"invalid SSM parameter value: {error}") from error
+
+
+class ConfigCache:
+    """Reads every parameter under one SSM path in a single paginated call, at most once per
+    max age; on failure serves the last good values until they pass the stale limit."""
+
+    def __init__(
+        self,
+        ssm_client: Any,
+        path: str,
+        clock: Callable[[], float],
+        max_age_seconds: float = CONFIG_MAX_AGE_SECONDS,
+        stale_limit_seconds: float = CONFIG_STALE_LIMIT_SECONDS,
+    ) -> None:
+        self._ssm = ssm_client
+        self._path = path.rstrip("/")
+        self._clock = clock
+        self._max_age = max_age_seconds
+        self._stale_limit = stale_limit_seconds
+        self._lock = threading.Lock()
+        self._config: ServiceConfig | None = None
+        self._loaded_at = 0.0  # last successful read
+        self._attempted_at = float("-inf")  # last read, successful or not
+
+    def get(self) -> ServiceConfig:
+        with self._lock:
+            now = self._clock()
+            if now - self._attempted_at >= self._max_age:
+                self._attempted_at = now
+                self._refresh(now)
+            if self._config is None or now - self._loaded_at > self._stale_limit:
+                raise ConfigUnavailable(f"no configuration read from {self._path} recently")
+            return self._config
+
+    def _refresh(self, now: float) -> None:
+        try:
+            self._config = ServiceConfig.from_parameters(self._read_parameters())
+            self._loaded_at = now
+        except Exception:
+            # Whatever failed (SSM, network, bad values), the stale limit decides what happens.
+            logger.warning("configuration refresh failed", path=self._path, exc_info=True)
+
+    def _read_parameters(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        request: dict[str, Any] = {"Path": self._path, "Recursive": False}
+        while True:
+            page = self._ssm.get_parameters_by_path(**request)
+            for parameter in page["Parameters"]:
+                values[parameter["Name"].rsplit("/", 1)[-1]] = parameter["Value"]
+            if not page.get("NextToken"):
+                return values
+            request["NextToken"] = page["NextToken"]

@@ -1,0 +1,62 @@
+"""Explicit dependencies of the handlers: region, SSM path, AWS clients and a clock.
+
+The Lambda entry points build one ServiceDeps per cold start from the environment; tests
+and the local lab build their own, e.g. one per simulated region with moto-backed or
+fault-injecting clients.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# botocore directly: importing boto3 would pull in s3transfer and double the cold start.
+from botocore.config import Config
+from botocore.session import get_session
+
+from payments_dr.contract import ENV_SSM_PATH
+from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS, ConfigCache
+
+# Short timeouts and few attempts: an API answer must come well inside API Gateway's and
+# Route 53's limits, and a failed table write has the retry queue as its fallback.
+CONNECT_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 2.0
+MAX_ATTEMPTS = 2  # the first call plus one retry
+
+
+@dataclass
+class ServiceDeps:
+    region: str
+    ssm_path: str
+    ssm: Any
+    dynamodb: Any = None
+    sqs: Any = None
+    s3: Any = None
+    clock: Callable[[], float] = time.time
+    config_max_age_seconds: float = CONFIG_MAX_AGE_SECONDS
+    config: ConfigCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = ConfigCache(
+            self.ssm, self.ssm_path, self.clock, max_age_seconds=self.config_max_age_seconds
+        )
+
+    @classmethod
+    def from_environment(cls, services: tuple[str, ...]) -> ServiceDeps:
+        """Deps for a Lambda function, with clients for `services` (SSM is always created)."""
+        region = os.environ["AWS_REGION"]
+        clients = {name: create_client(name, region) for name in {"ssm", *services}}
+        return cls(region=region, ssm_path=os.environ[ENV_SSM_PATH], **clients)
+
+
+def create_client(service: str, region: str) -> Any:
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        tcp_keepalive=True,
+    )
+    return get_session().create_client(service, region_name=region, config=config)

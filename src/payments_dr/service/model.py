@@ -1,0 +1,225 @@
+"""Payment domain: request validation, deterministic ids and request fingerprints.
+
+Pure functions over plain values: no AWS calls, so every rule is unit-testable and the
+lab can derive the same ids the service does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+# Bounds mirrored in openapi.json (a test keeps the two in step).
+MAX_AMOUNT_MINOR = 100_000_000  # 1,000,000.00 in a two-decimal currency
+CURRENCIES = frozenset({"AUD", "CAD", "CHF", "EUR", "GBP", "JPY", "USD"})
+MAX_BODY_BYTES = 4096  # a valid request is under 600 bytes; anything far larger is hostile
+MERCHANT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,63}")
+PAYMENT_TOKEN_PATTERN = re.compile(r"tok_[A-Za-z0-9]{8,64}")
+REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
+DESCRIPTION_PATTERN = re.compile(r"[A-Za-z0-9 .,:;'()&/_-]{1,140}")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+PAYMENT_ID_PATTERN = re.compile(r"pay_[0-9a-f]{32}")
+
+REQUIRED_FIELDS = frozenset({"merchant_id", "amount", "currency", "payment_token"})
+OPTIONAL_FIELDS = frozenset({"reference", "description"})
+
+
+class PaymentStatus(StrEnum):
+    ACCEPTED = "accepted"  # stored in the table
+    PENDING = "pending"  # durable on the retry queue, not yet in the table
+
+
+class InvalidRequest(ValueError):
+    """The request is malformed; the message is safe to return to the client."""
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    merchant_id: str
+    amount: int  # minor units of `currency`
+    currency: str
+    payment_token: str  # a token from the card vault, never card data
+    reference: str | None = None
+    description: str | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 over a canonical encoding: equal requests, and only those, share it."""
+        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    request: PaymentRequest
+    fingerprint: str
+    region: str  # the region that accepted the request
+    created_at: str  # ISO 8601 UTC with a trailing Z
+    status: PaymentStatus = PaymentStatus.ACCEPTED
+
+    def with_status(self, status: PaymentStatus) -> Payment:
+        return replace(self, status=status)
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "merchant_id": self.request.merchant_id,
+            "amount": self.request.amount,
+            "currency": self.request.currency,
+            "region": self.region,
+            "created_at": self.created_at,
+        }
+        if self.request.reference is not None:
+            body["reference"] = self.request.reference
+        if self.request.description is not None:
+            body["description"] = self.request.description
+        return body
+
+
+def payment_id(merchant_id: str, idempotency_key: str) -> str:
+    """The deterministic id of the payment a merchant submits under an idempotency key.
+
+    Both parts are validated first and can contain no newline, so the joined form is
+    unambiguous.
+    """
+    digest = hashlib.sha256(f"{merchant_id}\n{idempotency_key}".encode()).hexdigest()
+    return f"pay_{digest[:32]}"
+
+
+def new_payment(request: PaymentRequest, idempotency_key: str, region: str, now: float) -> Payment:
+    return Payment(
+        id=payment_id(request.merchant_id, idempotency_key),
+        request=request,
+        fingerprint=request.fingerprint(),
+        region=region,
+        created_at=iso_timestamp(now),
+    )
+
+
+def iso_timestamp(epoch_seconds: float) -> str:
+    moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def log_safe_key(idempotency_key: str) -> str:
+    """A short digest to correlate log lines without logging the client's key."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:12]
+
+
+def validate_idempotency_key(value: str | None) -> str:
+    if value is None:
+        raise InvalidRequest("the Idempotency-Key header is required")
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(value):
+        raise InvalidRequest("Idempotency-Key must be 8-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def validate_payment_id(value: str) -> str:
+    if not PAYMENT_ID_PATTERN.fullmatch(value):
+        raise InvalidRequest("payment id must look like pay_ followed by 32 hex digits")
+    return value
+
+
+def decode_body(body: str | None, is_base64_encoded: bool) -> bytes:
+    if body is None or body == "":
+        raise InvalidRequest("a JSON request body is required")
+    if is_base64_encoded:
+        # Base64 grows by a third: bound the encoded text before decoding it.
+        if len(body) > MAX_BODY_BYTES * 4 // 3 + 4:
+            raise InvalidRequest(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise InvalidRequest("the request body is not valid base64") from error
+    else:
+        if len(body) > MAX_BODY_BYTES:  # characters <= bytes: a cheap early bound
+            raise InvalidRequest(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+        raw = body.encode("utf-8", errors="surrogatepass")
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidRequest(f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    return raw
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise InvalidRequest("the request body repeats a field")
+    return fields
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidRequest(f"{name} is not a valid JSON number")
+
+
+def _parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+        document = json.loads(
+            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+        )
+    except UnicodeDecodeError as error:
+        raise InvalidRequest("the request body is not UTF-8") from error
+    except RecursionError as error:
+        raise InvalidRequest("the request body nests too deeply") from error
+    except ValueError as error:  # JSONDecodeError, and integers beyond the digit limit
+        if isinstance(error, InvalidRequest):
+            raise
+        raise InvalidRequest("the request body is not valid JSON") from error
+    if not isinstance(document, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    return document
+
+
+def _string_field(fields: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:
+    value = fields[name]
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidRequest(f"{name} is malformed")
+    return value
+
+
+def _amount(value: Any) -> int:
+    # bool is an int subclass and floats are never money: accept exact JSON integers only.
+    if type(value) is not int:
+        raise InvalidRequest("amount must be an integer number of minor units")
+    if not 0 < value <= MAX_AMOUNT_MINOR:
+        raise InvalidRequest(f"amount must be between 1 and {MAX_AMOUNT_MINOR} minor units")
+    return value
+
+
+def validate_fields(fields: dict[str, Any]) -> PaymentRequest:
+    unknown = set(fields) - REQUIRED_FIELDS - OPTIONAL_FIELDS
+    if unknown:
+        raise InvalidRequest(f"unknown fields: {', '.join(sorted(unknown)[:5])}"[:200])
+    missing = REQUIRED_FIELDS - set(fields)
+    if missing:
+        raise InvalidRequest(f"missing fields: {', '.join(sorted(missing))}")
+    currency = fields["currency"]
+    if not isinstance(currency, str) or currency not in CURRENCIES:
+        raise InvalidRequest(f"currency must be one of {', '.join(sorted(CURRENCIES))}")
+    return PaymentRequest(
+        merchant_id=_string_field(fields, "merchant_id", MERCHANT_ID_PATTERN),
+        amount=_amount(fields["amount"]),
+        currency=currency,
+        payment_token=_string_field(fields, "payment_token", PAYMENT_TOKEN_PATTERN),
+        reference=(
+            _string_field(fields, "reference", REFERENCE_PATTERN) if "reference" in fields else None
+        ),
+        description=(
+            _string_field(fields, "description", DESCRIPTION_PATTERN)
+            if "description" in fields
+            else None
+        ),
+    )
+
+
+def parse_payment_request(body: str | None, is_base64_encoded: bool = False) -> PaymentRequest:
+    """Validate an HTTP body into a request, or raise InvalidRequest with a client-safe reason."""
+    return validate_fields(_parse_json_object(decode_body(body, is_base64_encoded)))

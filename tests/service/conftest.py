@@ -1,0 +1,186 @@
+"""Moto-backed regions for the service tests: each test gets fresh, private AWS state."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+# Fake credentials and quiet Powertools before any client or handler exists.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_DISABLED="true",
+    POWERTOOLS_LOG_LEVEL="WARNING",
+)
+
+from payments_dr import contract
+from payments_dr.service.deps import ServiceDeps
+
+STACK = "test"
+ACCOUNT_ID = "123456789012"
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_764_100_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Region:
+    """One simulated region: its resources, raw clients and the service's deps."""
+
+    name: str
+    table_name: str
+    queue_url: str
+    dlq_url: str
+    bucket: str
+    dynamodb: Any
+    sqs: Any
+    ssm: Any
+    s3: Any
+    clock: FakeClock
+    deps: ServiceDeps
+
+    def set_mode(self, mode: contract.Mode) -> None:
+        self.ssm.put_parameter(
+            Name=contract.ssm_parameter_name(STACK, self.name, contract.Param.MODE),
+            Value=mode.value,
+            Type="String",
+            Overwrite=True,
+        )
+
+    def items(self) -> list[dict[str, Any]]:
+        return self.dynamodb.scan(TableName=self.table_name, ConsistentRead=True)["Items"]
+
+    def queue_depth(self, url: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+
+def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Region:
+    """Create one region's table, queues, bucket and SSM parameters (inside mock_aws)."""
+    clients = {
+        name: boto3.client(name, region_name=region) for name in ("dynamodb", "sqs", "ssm", "s3")
+    }
+    table_name = contract.table_name(STACK)
+    clients["dynamodb"].create_table(
+        TableName=table_name,
+        KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {
+                "AttributeName": contract.TABLE_HASH_KEY,
+                "AttributeType": contract.TABLE_HASH_KEY_TYPE,
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={
+            "StreamEnabled": True,
+            "StreamViewType": contract.TABLE_STREAM_VIEW_TYPE,
+        },
+    )
+    sqs = clients["sqs"]
+    dlq_url = sqs.create_queue(QueueName=contract.dlq_name(STACK))["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": contract.RETRY_MAX_RECEIVE_COUNT}
+    queue_url = sqs.create_queue(
+        QueueName=contract.retry_queue_name(STACK),
+        Attributes={"RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    bucket = contract.log_bucket_name(STACK, region, ACCOUNT_ID)
+    if region == "us-east-1":
+        clients["s3"].create_bucket(Bucket=bucket)
+    else:
+        clients["s3"].create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+        )
+    values = {
+        contract.Param.TABLE_NAME: table_name,
+        contract.Param.RETRY_QUEUE_URL: queue_url,
+        contract.Param.DLQ_URL: dlq_url,
+        contract.Param.LOG_BUCKET: bucket,
+        contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
+        contract.Param.PEER_REGION: peer,
+        contract.Param.API_ENDPOINT: f"https://example.execute-api.{region}.amazonaws.com/live",
+        contract.Param.MODE: contract.Mode.ACTIVE.value,
+    }
+    for param, value in values.items():
+        clients["ssm"].put_parameter(
+            Name=contract.ssm_parameter_name(STACK, region, param), Value=value, Type="String"
+        )
+    clock = FakeClock()
+    deps = ServiceDeps(
+        region=region,
+        ssm_path=contract.ssm_path(STACK, region),
+        clock=clock,
+        **clients,
+    )
+    return Region(
+        name=region,
+        table_name=table_name,
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        bucket=bucket,
+        clock=clock,
+        deps=deps,
+        **clients,
+    )
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def region(aws: None) -> Region:
+    return provision(contract.DEFAULT_PRIMARY_REGION)
+
+
+def api_event(
+    method: str,
+    path: str,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+    is_base64_encoded: bool = False,
+) -> dict[str, Any]:
+    """An API Gateway REST (Lambda proxy) event, as the gateway would send it."""
+    return {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in (headers or {}).items()},
+        "queryStringParameters": None,
+        "pathParameters": None,
+        "body": body,
+        "isBase64Encoded": is_base64_encoded,
+        "requestContext": {
+            "stage": contract.API_STAGE,
+            "requestId": str(uuid.uuid4()),
+            "httpMethod": method,
+            "path": f"/{contract.API_STAGE}{path}",
+            "resourcePath": path,
+        },
+    }
