@@ -1,0 +1,118 @@
+"""Log archiver: one DynamoDB stream batch -> one JSON-lines object in the region's bucket.
+
+Every region archives its whole stream, replicated writes included, under a key naming
+the archiving region: `txlog/region=<region>/date=YYYY-MM-DD/hour=HH/<first>-<last>.jsonl`.
+Two-way bucket replication then copies each region's objects under that region's prefix,
+where they never collide with the local ones, so each bucket holds two complete logs and
+no object twice. Keys depend only on the batch (its first record's time and its sequence
+range), so a redelivered batch overwrites its own object instead of adding a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from payments_dr.contract import LOG_PREFIX
+from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.observability import logger, metrics, tracer
+from payments_dr.service.store import CorruptItem, integer_from_number
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+SEQUENCE_DIGITS = 40  # stream sequence numbers have up to 40 digits; padding keeps keys sorted
+CONTENT_TYPE = "application/x-ndjson"
+
+
+def plain_value(attribute: dict[str, Any]) -> Any:
+    """A DynamoDB attribute value as JSON; integral numbers as ints, others as exact strings."""
+    (kind, value), *_ = attribute.items()
+    if kind == "N":
+        try:
+            return integer_from_number(value)
+        except CorruptItem:
+            return value  # never through float: keep the exact decimal text
+    if kind == "M":
+        return {name: plain_value(inner) for name, inner in sorted(value.items())}
+    if kind == "L":
+        return [plain_value(inner) for inner in value]
+    if kind == "NULL":
+        return None
+    if kind in {"SS", "NS", "BS"}:
+        return sorted(value)
+    return value  # S, BOOL, B (already base64 text in the event)
+
+
+def _image(record: dict[str, Any], name: str) -> dict[str, Any] | None:
+    image = record["dynamodb"].get(name)
+    return None if image is None else plain_value({"M": image})
+
+
+def log_line(record: dict[str, Any]) -> dict[str, Any]:
+    change = record["dynamodb"]
+    return {
+        "event_id": record["eventID"],
+        "event_name": record["eventName"],
+        "stream_region": record["awsRegion"],
+        "sequence_number": change["SequenceNumber"],
+        "approximate_creation_time": _timestamp(record).isoformat().replace("+00:00", "Z"),
+        "keys": plain_value({"M": change["Keys"]}),
+        "new_image": _image(record, "NewImage"),
+        "old_image": _image(record, "OldImage"),
+    }
+
+
+def _timestamp(record: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(float(record["dynamodb"]["ApproximateCreationDateTime"]), UTC)
+
+
+def archive_key(region: str, records: list[dict[str, Any]]) -> str:
+    sequence_numbers = [int(record["dynamodb"]["SequenceNumber"]) for record in records]
+    started = _timestamp(records[0])
+    first = str(min(sequence_numbers)).zfill(SEQUENCE_DIGITS)
+    last = str(max(sequence_numbers)).zfill(SEQUENCE_DIGITS)
+    partition = f"region={region}/date={started:%Y-%m-%d}/hour={started:%H}"
+    return f"{LOG_PREFIX}{partition}/{first}-{last}.jsonl"
+
+
+def build_log_archiver(deps: ServiceDeps) -> Handler:
+    """The DynamoDB stream handler for one region's table."""
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        records = event.get("Records") or []
+        if not records:
+            return {"archived": 0}
+        config = deps.config.get()
+        key = archive_key(deps.region, records)
+        body = "".join(
+            json.dumps(log_line(record), sort_keys=True, separators=(",", ":")) + "\n"
+            for record in records
+        )
+        # Any failure propagates: Lambda retries the same batch, which rewrites the same key.
+        deps.s3.put_object(
+            Bucket=config.log_bucket, Key=key, Body=body.encode(), ContentType=CONTENT_TYPE
+        )
+        logger.info("archived stream batch", region=deps.region, key=key, records=len(records))
+        metrics.add_metric(name="LogRecordsArchived", unit=MetricUnit.Count, value=len(records))
+        return {"archived": len(records), "key": key}
+
+    return handle
+
+
+@cache
+def _handler_from_environment() -> Handler:
+    """Built on the first invocation of a cold start, then reused."""
+    return build_log_archiver(ServiceDeps.from_environment(services=("s3",)))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    return _handler_from_environment()(event, context)
