@@ -1,0 +1,149 @@
+"""Reading stack outputs: from a file, through the Automation API, and every way it fails."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi import automation
+from pulumi.automation._cmd import CommandResult
+
+from payments_dr.contract import RegionOutput, StackOutput
+from payments_dr.ops.aws import EXIT_ENVIRONMENT, OpsError
+from payments_dr.ops.outputs import load_outputs, parse_outputs, select_with_automation_api
+
+from .conftest import PRIMARY, SECONDARY, STACK, TARGETS, health_check_id, stack_outputs
+
+
+def raw_outputs() -> dict[str, Any]:
+    region = {key.value: f"{key.value}-value" for key in RegionOutput if key != RegionOutput.ROLE}
+    region[RegionOutput.ALARM_ARNS] = {"dlq-not-empty": "arn:aws:cloudwatch:r:1:alarm:x"}
+    regions = {
+        PRIMARY: {
+            **region,
+            RegionOutput.ROLE: "primary",
+            RegionOutput.CUSTOM_DOMAIN_TARGET: TARGETS[PRIMARY],
+            RegionOutput.HEALTH_CHECK_ID: health_check_id(PRIMARY),
+        },
+        SECONDARY: {
+            **region,
+            RegionOutput.ROLE: "secondary",
+            RegionOutput.CUSTOM_DOMAIN_TARGET: TARGETS[SECONDARY],
+            RegionOutput.HEALTH_CHECK_ID: health_check_id(SECONDARY),
+        },
+    }
+    return json.loads(json.dumps(stack_outputs(regions)))
+
+
+def test_parses_regions_roles_and_budget() -> None:
+    outputs = parse_outputs(STACK, raw_outputs())
+
+    assert outputs.primary == PRIMARY
+    assert outputs.secondary == SECONDARY
+    assert outputs.others(PRIMARY) == (SECONDARY,)
+    assert outputs.rpo_target_seconds == 300.0
+    assert outputs.rto_target_seconds == 900.0
+    assert outputs.region(SECONDARY).health_check_id == health_check_id(SECONDARY)
+    assert outputs.region(PRIMARY).custom_domain_target == TARGETS[PRIMARY]
+
+
+def test_a_missing_stack_output_is_named() -> None:
+    raw = raw_outputs()
+    del raw[StackOutput.HOSTED_ZONE_ID]
+
+    with pytest.raises(OpsError, match="lacks the outputs hosted_zone_id: is it deployed"):
+        parse_outputs(STACK, raw)
+
+
+def test_a_missing_region_output_is_named_with_its_region() -> None:
+    raw = raw_outputs()
+    del raw[StackOutput.REGIONS][SECONDARY][RegionOutput.DLQ_URL]
+
+    with pytest.raises(OpsError, match=f"region {SECONDARY} lacks the outputs dlq_url"):
+        parse_outputs(STACK, raw)
+
+
+def test_two_primaries_are_rejected() -> None:
+    raw = raw_outputs()
+    raw[StackOutput.REGIONS][SECONDARY][RegionOutput.ROLE] = "primary"
+
+    with pytest.raises(OpsError, match="one primary and one secondary"):
+        parse_outputs(STACK, raw)
+
+
+def test_unknown_region_lists_the_known_ones() -> None:
+    outputs = parse_outputs(STACK, raw_outputs())
+
+    with pytest.raises(OpsError, match=r"has no region eu-west-1 .*us-east-1, us-east-2"):
+        outputs.region("eu-west-1")
+
+
+def test_reads_the_outputs_file(tmp_path: Path) -> None:
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps(raw_outputs()))
+
+    outputs = load_outputs(STACK, path, tmp_path, cli_available=lambda: False)
+
+    assert outputs.table_name == raw_outputs()[StackOutput.TABLE_NAME]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "does not exist"), ("{not json", "is not JSON")]
+)
+def test_a_bad_outputs_file_fails_cleanly(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "outputs.json"
+    if content is not None:
+        path.write_text(content)
+
+    with pytest.raises(OpsError, match=message) as raised:
+        load_outputs(STACK, path, tmp_path)
+    assert raised.value.exit_code == EXIT_ENVIRONMENT
+
+
+def test_without_file_or_cli_the_message_offers_the_file(tmp_path: Path) -> None:
+    with pytest.raises(OpsError, match=r"Pulumi CLI is not on PATH.*--outputs FILE"):
+        load_outputs(STACK, None, tmp_path, cli_available=lambda: False)
+
+
+class FakeStack:
+    """Stands in for `automation.Stack`: outputs arrive as OutputValue objects."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    def outputs(self) -> dict[str, automation.OutputValue]:
+        return {
+            name: automation.OutputValue(value, secret=False) for name, value in self.raw.items()
+        }
+
+
+def test_reads_outputs_through_the_automation_api(tmp_path: Path) -> None:
+    selected: list[tuple[str, Path]] = []
+
+    def select(stack: str, work_dir: Path) -> FakeStack:
+        selected.append((stack, work_dir))
+        return FakeStack(copy.deepcopy(raw_outputs()))
+
+    outputs = load_outputs(STACK, None, tmp_path, cli_available=lambda: True, select=select)
+
+    assert selected == [(STACK, tmp_path)]
+    assert outputs.secondary == SECONDARY
+
+
+def test_a_missing_stack_is_reported_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def select_stack(stack_name: str, work_dir: str) -> None:
+        raise automation.StackNotFoundError(CommandResult("", "no stack named 'gone'", 255))
+
+    monkeypatch.setattr(automation, "select_stack", select_stack)
+
+    with pytest.raises(OpsError, match=f"stack gone does not exist in the project at {tmp_path}"):
+        load_outputs(
+            "gone", None, tmp_path, cli_available=lambda: True, select=select_with_automation_api
+        )

@@ -1,0 +1,124 @@
+"""`payments-dr status` against the moto stack with scripted Route 53 answers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from payments_dr import contract
+from payments_dr.contract import Mode, Param
+from payments_dr.ops import commands
+from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_OK
+
+from .conftest import PRIMARY, SECONDARY, STACK, Deployed, alarm_name, resolve
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def status_args(deployed: Deployed, *extra: str) -> argparse.Namespace:
+    return parse("status", "--stack", STACK, "--outputs", str(deployed.outputs_file), *extra)
+
+
+def script_status_reads(deployed: Deployed, answer: str) -> None:
+    # status reads each region's health check in turn, then the DNS answer.
+    deployed.route53.health(PRIMARY, healthy=0)
+    deployed.route53.health(SECONDARY, healthy=8)
+    deployed.route53.dns(answer)
+
+
+def test_status_json_reports_each_region_and_the_serving_one(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.set_mode(PRIMARY, Mode.FENCED)
+    deployed.dead_letters(SECONDARY, 2)
+    deployed.replication_latency(SECONDARY, PRIMARY, 850.0)
+    boto3.client("cloudwatch", region_name=PRIMARY).set_alarm_state(
+        AlarmName=alarm_name(PRIMARY, "api-5xx"), StateValue="ALARM", StateReason="test"
+    )
+    script_status_reads(deployed, SECONDARY)
+
+    exit_code = commands.run_status(status_args(deployed, "--json"), deployed.aws, resolve)
+
+    assert exit_code == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    regions = {region["region"]: region for region in report["regions"]}
+    assert report["serving_region"] == SECONDARY
+    assert regions[PRIMARY]["mode"] == "fenced"
+    assert regions[PRIMARY]["health"]["healthy"] is False
+    assert regions[SECONDARY]["health"]["healthy"] is True
+    assert regions[PRIMARY]["alarms"]["api-5xx"] == "ALARM"
+    assert regions[SECONDARY]["dlq_depth"] == 2
+    assert regions[SECONDARY]["replication_latency_ms"] == {PRIMARY: 850.0}
+    assert regions[PRIMARY]["replication_latency_ms"] == {SECONDARY: None}
+    deployed.assert_stubs_used()
+
+
+def test_status_table_is_readable(deployed: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
+    deployed.set_mode(PRIMARY, Mode.FENCED)
+    deployed.replication_latency(SECONDARY, PRIMARY, 850.0)
+    script_status_reads(deployed, SECONDARY)
+
+    assert commands.run_status(status_args(deployed), deployed.aws, resolve) == EXIT_OK
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"stack {STACK}: api.payments.example.com answers -> {SECONDARY}"
+    header, primary_row, secondary_row = lines[2:5]
+    assert header.split()[:3] == ["REGION", "ROLE", "HEALTH"]
+    assert primary_row.split()[:5] == [PRIMARY, "primary", "UNHEALTHY", "0/8", "fenced"]
+    assert "no data" in primary_row
+    assert secondary_row.split()[:5] == [SECONDARY, "secondary", "healthy", "8/8", "active"]
+    assert f"->{PRIMARY} 0.8s" in secondary_row
+    assert "all OK (3)" in secondary_row
+
+
+def test_status_still_reports_when_one_reading_fails(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boto3.client("ssm", region_name=SECONDARY).delete_parameter(
+        Name=contract.ssm_parameter_name(STACK, SECONDARY, Param.MODE)
+    )
+    script_status_reads(deployed, PRIMARY)
+
+    assert commands.run_status(status_args(deployed), deployed.aws, resolve) == EXIT_OK
+
+    out = capsys.readouterr().out
+    assert f"{SECONDARY}: mode failed: ParameterNotFound" in out
+    assert f"answers -> {PRIMARY}" in out
+
+
+def test_status_without_outputs_or_cli_exits_2_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no pulumi executable anywhere
+
+    exit_code = commands.run_status(parse("status", "--stack", STACK))
+
+    assert exit_code == EXIT_ENVIRONMENT
+    assert "error: the Pulumi CLI is not on PATH" in capsys.readouterr().err
+
+
+def test_status_without_credentials_exits_2(
+    deployed: Deployed,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    exit_code = commands.run_status(status_args(deployed))
+
+    assert exit_code == EXIT_ENVIRONMENT
+    assert "error: no AWS credentials found" in capsys.readouterr().err
