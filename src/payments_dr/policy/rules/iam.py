@@ -204,7 +204,9 @@ def _check_trust_policy(view: ResourceView) -> Iterator[str]:
         if extra:
             problems.append(f"it allows {', '.join(sorted(extra))}")
     services = trusted_services(view)
-    if len(services) != 1:
+    if not services:
+        problems.append("it names no service principal")
+    elif len(services) > 1:
         problems.append(f"it trusts {len(services)} services ({', '.join(sorted(services))})")
     if problems:
         yield (

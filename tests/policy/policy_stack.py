@@ -1,0 +1,442 @@
+"""A hand-made, compliant two-region stack in the shape `payments_dr.synth` emits.
+
+Tests break one property at a time and expect the matching rule to name it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from payments_dr import contract
+from payments_dr.policy import tokens
+
+ACCOUNT = "123456789012"
+STACK = "dev"
+REGIONS = ("us-east-1", "us-east-2")
+DOMAIN = "api.payments.example.com"
+ZONE_ID = "Z0123456789ABCDEFGHIJ"
+
+
+def _key_arn(region: str) -> str:
+    return f"arn:aws:kms:{region}:{ACCOUNT}:key/mrk-0123456789abcdef"
+
+
+def _resource(type_: str, name: str, region: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "name": name,
+        "urn": f"urn:pulumi:{STACK}::{contract.PROJECT}::{type_}::{name}",
+        "region": region,
+        "parent": "",
+        "id": f"{name}_id",
+        "inputs": inputs,
+    }
+
+
+def _peer(region: str) -> str:
+    return REGIONS[1] if region == REGIONS[0] else REGIONS[0]
+
+
+def _table() -> dict[str, Any]:
+    primary, secondary = REGIONS
+    return _resource(
+        tokens.DYNAMODB_TABLE,
+        "payments-table",
+        primary,
+        {
+            "name": contract.table_name(STACK),
+            "billingMode": "PAY_PER_REQUEST",
+            "hashKey": contract.TABLE_HASH_KEY,
+            "pointInTimeRecovery": {"enabled": True},
+            "serverSideEncryption": {"enabled": True, "kmsKeyArn": _key_arn(primary)},
+            "deletionProtectionEnabled": True,
+            "streamEnabled": True,
+            "streamViewType": contract.TABLE_STREAM_VIEW_TYPE,
+            "replicas": [
+                {
+                    "regionName": secondary,
+                    "pointInTimeRecovery": True,
+                    "kmsKeyArn": _key_arn(secondary),
+                    "deletionProtectionEnabled": True,
+                }
+            ],
+        },
+    )
+
+
+def _bucket_name(region: str) -> str:
+    return contract.log_bucket_name(STACK, region, ACCOUNT)
+
+
+def _tls_only_policy(bucket: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
+def _storage(region: str) -> list[dict[str, Any]]:
+    bucket = _bucket_name(region)
+    peer_bucket = _bucket_name(_peer(region))
+    resource = _resource(tokens.S3_BUCKET, f"txlog-{region}", region, {"bucket": bucket})
+    resource["id"] = bucket  # a bucket's id is its name
+    return [
+        resource,
+        _resource(
+            tokens.S3_BUCKET_VERSIONING,
+            f"txlog-versioning-{region}",
+            region,
+            {"bucket": bucket, "versioningConfiguration": {"status": "Enabled"}},
+        ),
+        _resource(
+            tokens.S3_BUCKET_ENCRYPTION,
+            f"txlog-encryption-{region}",
+            region,
+            {
+                "bucket": bucket,
+                "rules": [
+                    {
+                        "applyServerSideEncryptionByDefault": {
+                            "sseAlgorithm": "aws:kms",
+                            "kmsMasterKeyId": _key_arn(region),
+                        },
+                        "bucketKeyEnabled": True,
+                    }
+                ],
+            },
+        ),
+        _resource(
+            tokens.S3_BUCKET_PUBLIC_ACCESS_BLOCK,
+            f"txlog-public-access-{region}",
+            region,
+            {
+                "bucket": bucket,
+                "blockPublicAcls": True,
+                "blockPublicPolicy": True,
+                "ignorePublicAcls": True,
+                "restrictPublicBuckets": True,
+            },
+        ),
+        _resource(
+            tokens.S3_BUCKET_POLICY,
+            f"txlog-policy-{region}",
+            region,
+            {"bucket": bucket, "policy": _tls_only_policy(bucket)},
+        ),
+        _resource(
+            tokens.S3_BUCKET_REPLICATION,
+            f"txlog-replication-{region}",
+            region,
+            {
+                "bucket": bucket,
+                "role": f"arn:aws:iam::{ACCOUNT}:role/replication",
+                "rules": [
+                    {
+                        "id": "txlog",
+                        "status": "Enabled",
+                        "filter": {"prefix": contract.LOG_PREFIX},
+                        "deleteMarkerReplication": {"status": "Enabled"},
+                        "sourceSelectionCriteria": {
+                            "sseKmsEncryptedObjects": {"status": "Enabled"}
+                        },
+                        "destination": {
+                            "bucket": f"arn:aws:s3:::{peer_bucket}",
+                            "encryptionConfiguration": {"replicaKmsKeyId": _key_arn(_peer(region))},
+                            "metrics": {"status": "Enabled", "eventThreshold": {"minutes": 15.0}},
+                            "replicationTime": {"status": "Enabled", "time": {"minutes": 15.0}},
+                        },
+                    }
+                ],
+            },
+        ),
+    ]
+
+
+def _queues(region: str) -> list[dict[str, Any]]:
+    dlq_arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.dlq_name(STACK)}"
+    return [
+        _resource(
+            tokens.SQS_QUEUE,
+            f"retry-dlq-{region}",
+            region,
+            {
+                "name": contract.dlq_name(STACK),
+                "kmsMasterKeyId": _key_arn(region),
+                "messageRetentionSeconds": float(contract.DLQ_RETENTION_SECONDS),
+                "arn": dlq_arn,
+                "redriveAllowPolicy": json.dumps(
+                    {
+                        "redrivePermission": "byQueue",
+                        "sourceQueueArns": [
+                            f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.retry_queue_name(STACK)}"
+                        ],
+                    }
+                ),
+            },
+        ),
+        _resource(
+            tokens.SQS_QUEUE,
+            f"retry-{region}",
+            region,
+            {
+                "name": contract.retry_queue_name(STACK),
+                "kmsMasterKeyId": _key_arn(region),
+                "messageRetentionSeconds": float(contract.RETRY_QUEUE_RETENTION_SECONDS),
+                "redrivePolicy": json.dumps(
+                    {
+                        "deadLetterTargetArn": dlq_arn,
+                        "maxReceiveCount": contract.RETRY_MAX_RECEIVE_COUNT,
+                    }
+                ),
+            },
+        ),
+    ]
+
+
+def _function_role_arn(region: str, function: contract.Function) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{function.value}-{region}"
+
+
+def _functions(region: str) -> list[dict[str, Any]]:
+    resources = []
+    for function, settings in contract.FUNCTIONS.items():
+        role_arn = _function_role_arn(region, function)
+        resources.append(
+            _resource(
+                tokens.IAM_ROLE,
+                f"{function.value}-role-{region}",
+                region,
+                {
+                    "arn": role_arn,
+                    "assumeRolePolicy": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    },
+                },
+            )
+        )
+        resources.append(
+            _resource(
+                tokens.IAM_ROLE_POLICY,
+                f"{function.value}-policy-{region}",
+                region,
+                {
+                    "role": f"{function.value}-role-{region}_id",
+                    "policy": json.dumps(
+                        {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Action": ["dynamodb:PutItem", "dynamodb:GetItem"],
+                                    "Resource": [
+                                        f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/"
+                                        + contract.table_name(STACK)
+                                    ],
+                                },
+                                {
+                                    "Effect": "Allow",
+                                    "Action": [
+                                        "xray:PutTraceSegments",
+                                        "xray:PutTelemetryRecords",
+                                        "ec2:CreateNetworkInterface",
+                                        "ec2:DescribeNetworkInterfaces",
+                                        "ec2:DeleteNetworkInterface",
+                                    ],
+                                    "Resource": "*",
+                                },
+                            ],
+                        }
+                    ),
+                },
+            )
+        )
+        resources.append(
+            _resource(
+                tokens.LAMBDA_FUNCTION,
+                f"{function.value}-{region}",
+                region,
+                {
+                    "name": contract.function_name(STACK, function),
+                    "role": role_arn,
+                    "runtime": contract.LAMBDA_RUNTIME,
+                    "handler": settings.handler,
+                    "memorySize": float(settings.memory_mb),
+                    "timeout": float(settings.timeout_seconds),
+                    "reservedConcurrentExecutions": float(settings.reserved_concurrency),
+                    "architectures": ["arm64"],
+                    "code": "dist/payments-dr-lambda.zip",
+                    "sourceCodeHash": "c29tZS1oYXNo",
+                    "tracingConfig": {"mode": "Active"},
+                    "vpcConfig": {
+                        "subnetIds": [f"subnet-a-{region}", f"subnet-b-{region}"],
+                        "securityGroupIds": [f"sg-functions-{region}"],
+                    },
+                    "environment": {
+                        "variables": {contract.ENV_SSM_PATH: contract.ssm_path(STACK, region)}
+                    },
+                },
+            )
+        )
+    return resources
+
+
+def _api(region: str) -> list[dict[str, Any]]:
+    rest_api_id = f"rest-api-{region}_id"
+    return [
+        _resource(
+            tokens.APIGATEWAY_REST_API,
+            f"rest-api-{region}",
+            region,
+            {"name": "payments", "endpointConfiguration": {"types": "REGIONAL"}},
+        ),
+        _resource(
+            tokens.APIGATEWAY_DOMAIN_NAME,
+            f"domain-{region}",
+            region,
+            {
+                "domainName": DOMAIN,
+                "securityPolicy": "TLS_1_2",
+                "endpointConfiguration": {"types": "REGIONAL"},
+                "regionalCertificateArn": f"arn:aws:acm:{region}:{ACCOUNT}:certificate/abc",
+            },
+        ),
+        _resource(
+            tokens.APIGATEWAY_STAGE,
+            f"stage-{region}",
+            region,
+            {
+                "restApi": rest_api_id,
+                "stageName": contract.API_STAGE,
+                "deployment": f"deployment-{region}_id",
+                "xrayTracingEnabled": True,
+                "accessLogSettings": {
+                    "destinationArn": f"arn:aws:logs:{region}:{ACCOUNT}:log-group:access",
+                    "format": '{"requestId":"$context.requestId"}',
+                },
+            },
+        ),
+        _resource(
+            tokens.APIGATEWAY_METHOD_SETTINGS,
+            f"stage-settings-{region}",
+            region,
+            {
+                "restApi": rest_api_id,
+                "stageName": contract.API_STAGE,
+                "methodPath": "*/*",
+                "settings": {
+                    "metricsEnabled": True,
+                    "throttlingRateLimit": 100.0,
+                    "throttlingBurstLimit": 200.0,
+                },
+            },
+        ),
+        _resource(
+            tokens.CLOUDWATCH_METRIC_ALARM,
+            f"replication-latency-{region}",
+            region,
+            {
+                "namespace": "AWS/DynamoDB",
+                "metricName": "ReplicationLatency",
+                "dimensions": {
+                    "TableName": contract.table_name(STACK),
+                    "ReceivingRegion": _peer(region),
+                },
+                "statistic": "Average",
+                "period": 60.0,
+                "evaluationPeriods": 1.0,
+                "threshold": 30000.0,
+                "comparisonOperator": "GreaterThanThreshold",
+            },
+        ),
+        _resource(
+            tokens.ROUTE53_HEALTH_CHECK,
+            f"health-{region}",
+            contract.DEFAULT_PRIMARY_REGION,
+            {
+                "type": "HTTPS",
+                "fqdn": f"abc123.execute-api.{region}.amazonaws.com",
+                "resourcePath": f"/{contract.API_STAGE}{contract.HEALTH_PATH}",
+                "port": 443.0,
+                "requestInterval": 10.0,
+                "failureThreshold": 3.0,
+            },
+        ),
+        _resource(
+            tokens.ROUTE53_RECORD,
+            f"failover-{region}",
+            contract.DEFAULT_PRIMARY_REGION,
+            {
+                "zoneId": ZONE_ID,
+                "name": DOMAIN,
+                "type": "A",
+                "setIdentifier": region,
+                "failoverRoutingPolicies": [
+                    {"type": "PRIMARY" if region == REGIONS[0] else "SECONDARY"}
+                ],
+                "healthCheckId": f"health-{region}_id",
+                "aliases": [
+                    {
+                        "name": f"d-abc.execute-api.{region}.amazonaws.com",
+                        "zoneId": "Z1UJRXOUMOOFQ8",
+                        "evaluateTargetHealth": True,
+                    }
+                ],
+            },
+        ),
+    ]
+
+
+def _replication_role() -> dict[str, Any]:
+    return _resource(
+        tokens.IAM_ROLE,
+        "replication-role",
+        REGIONS[0],
+        {
+            "arn": f"arn:aws:iam::{ACCOUNT}:role/replication",
+            "assumeRolePolicy": json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "s3.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        },
+    )
+
+
+def build_good_stack() -> list[dict[str, Any]]:
+    resources = [_table(), _replication_role()]
+    for region in REGIONS:
+        resources += _storage(region) + _queues(region) + _functions(region) + _api(region)
+    return resources
+
+
+def find(stack: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The resource named `name` (its logical name)."""
+    matches = [resource for resource in stack if resource["name"] == name]
+    assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
+    return matches[0]

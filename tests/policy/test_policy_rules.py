@@ -1,0 +1,447 @@
+"""Each rule passes the compliant stack and catches a deliberately broken one, by name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from policy_stack import REGIONS, build_good_stack, find
+
+from payments_dr.policy import RULES, evaluate
+from payments_dr.policy.model import Violation
+
+Stack = list[dict[str, Any]]
+
+
+def _set(name: str, value: Any, *path: str | int) -> Callable[[Stack], None]:
+    """A mutation setting `inputs[path]` of resource `name` (None deletes the key)."""
+
+    def mutate(stack: Stack) -> None:
+        target: Any = find(stack, name)["inputs"]
+        for step in path[:-1]:
+            target = target[step]
+        if value is None:
+            target.pop(path[-1], None)
+        else:
+            target[path[-1]] = value
+
+    return mutate
+
+
+def _set_everywhere(template: str, value: Any, *path: str | int) -> Callable[[Stack], None]:
+    """The same mutation in every region, so cross-region rules stay satisfied."""
+    mutations = [_set(template.format(region=region), value, *path) for region in REGIONS]
+
+    def mutate(stack: Stack) -> None:
+        for mutation in mutations:
+            mutation(stack)
+
+    return mutate
+
+
+def _drop(name: str) -> Callable[[Stack], None]:
+    def mutate(stack: Stack) -> None:
+        stack.remove(find(stack, name))
+
+    return mutate
+
+
+def _set_record_ttl(name: str, ttl: float) -> Callable[[Stack], None]:
+    """Turns an alias record into a plain record with its own TTL."""
+    unalias = _set(name, None, "aliases")
+    set_ttl = _set(name, ttl, "ttl")
+
+    def mutate(stack: Stack) -> None:
+        unalias(stack)
+        set_ttl(stack)
+
+    return mutate
+
+
+def _policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _allow(action: Any, resource: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    mutate: Callable[[Stack], None]
+    rule: str
+    message: str  # expected in the violation message
+    resource: str  # logical name of the resource the violation names
+    also: tuple[str, ...] = ()  # other rules the same defect rightly breaks
+
+
+EAST, WEST = REGIONS
+TABLE = "payments-table"
+BUCKET = f"txlog-{EAST}"
+API_POLICY = f"api-policy-{EAST}"
+API_ROLE = f"api-role-{EAST}"
+API_FUNCTION = f"api-{EAST}"
+
+CASES = [
+    Case(
+        "table-pitr",
+        _set(TABLE, {"enabled": False}, "pointInTimeRecovery"),
+        "dynamodb-point-in-time-recovery",
+        "Table 'payments-table' in us-east-1 has no point-in-time recovery",
+        TABLE,
+    ),
+    Case(
+        "replica-pitr",
+        _set(TABLE, None, "replicas", 0, "pointInTimeRecovery"),
+        "dynamodb-point-in-time-recovery",
+        f"its replica in {WEST} has no point-in-time recovery",
+        TABLE,
+    ),
+    Case(
+        "table-aws-owned-key",
+        _set(TABLE, {"enabled": False}, "serverSideEncryption"),
+        "dynamodb-customer-managed-key",
+        "is not encrypted with a customer-managed KMS key",
+        TABLE,
+    ),
+    Case(
+        "replica-no-key",
+        _set(TABLE, None, "replicas", 0, "kmsKeyArn"),
+        "dynamodb-customer-managed-key",
+        f"its replica in {WEST} has no customer-managed KMS key",
+        TABLE,
+    ),
+    Case(
+        "table-deletable",
+        _set(TABLE, False, "deletionProtectionEnabled"),
+        "dynamodb-deletion-protection",
+        "has no deletion protection. Fix: set deletion_protection_enabled=True",
+        TABLE,
+    ),
+    Case(
+        "replica-deletable",
+        _set(TABLE, None, "replicas", 0, "deletionProtectionEnabled"),
+        "dynamodb-deletion-protection",
+        f"its replica in {WEST} has no deletion protection",
+        TABLE,
+    ),
+    Case(
+        "bucket-unversioned",
+        _set(f"txlog-versioning-{EAST}", {"status": "Suspended"}, "versioningConfiguration"),
+        "s3-versioning",
+        f"Bucket '{BUCKET}' in {EAST} is not versioned",
+        BUCKET,
+    ),
+    Case(
+        "bucket-sse-s3",
+        _set(
+            f"txlog-encryption-{EAST}",
+            [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}],
+            "rules",
+        ),
+        "s3-sse-kms",
+        "is not encrypted with SSE-KMS",
+        BUCKET,
+    ),
+    Case(
+        "bucket-public",
+        _set(f"txlog-public-access-{EAST}", False, "restrictPublicBuckets"),
+        "s3-public-access-block",
+        "does not block public access (restrictPublicBuckets not set)",
+        BUCKET,
+    ),
+    Case(
+        "bucket-without-public-access-block",
+        _drop(f"txlog-public-access-{EAST}"),
+        "s3-public-access-block",
+        "blockPublicAcls, blockPublicPolicy, ignorePublicAcls, restrictPublicBuckets not set",
+        BUCKET,
+    ),
+    Case(
+        "bucket-allows-plain-http",
+        _set(
+            f"txlog-policy-{EAST}",
+            _policy({"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject"}),
+            "policy",
+        ),
+        "s3-tls-only",
+        "accepts requests without TLS",
+        BUCKET,
+    ),
+    Case(
+        "log-bucket-not-replicated",
+        _drop(f"txlog-replication-{EAST}"),
+        "s3-log-replication",
+        "holds transaction logs but is not replicated",
+        BUCKET,
+    ),
+    Case(
+        "replication-without-rtc",
+        _set(f"txlog-replication-{EAST}", None, "rules", 0, "destination", "replicationTime"),
+        "s3-log-replication",
+        "rule txlog has no Replication Time Control (15 minutes)",
+        f"txlog-replication-{EAST}",
+    ),
+    Case(
+        "queue-unencrypted",
+        _set(f"retry-{EAST}", None, "kmsMasterKeyId"),
+        "sqs-encryption",
+        f"Queue 'retry-{EAST}' in {EAST} is not encrypted",
+        f"retry-{EAST}",
+    ),
+    Case(
+        "queue-without-redrive",
+        _set(f"retry-{EAST}", None, "redrivePolicy"),
+        "sqs-redrive-policy",
+        "has no redrive policy",
+        f"retry-{EAST}",
+    ),
+    Case(
+        "dlq-short-retention",
+        _set(f"retry-dlq-{EAST}", 345600.0, "messageRetentionSeconds"),
+        "sqs-dlq-retention",
+        "is a dead-letter queue keeping messages 345600 s, less than 14 days",
+        f"retry-dlq-{EAST}",
+    ),
+    Case(
+        "function-outside-vpc",
+        _set_everywhere("api-{region}", None, "vpcConfig"),
+        "lambda-in-vpc",
+        f"Function '{API_FUNCTION}' in {EAST} does not run in a VPC",
+        API_FUNCTION,
+    ),
+    Case(
+        "function-passive-tracing",
+        _set_everywhere("api-{region}", {"mode": "PassThrough"}, "tracingConfig"),
+        "lambda-active-tracing",
+        "has no active X-Ray tracing",
+        API_FUNCTION,
+    ),
+    Case(
+        "function-unreserved",
+        _set_everywhere("api-{region}", -1.0, "reservedConcurrentExecutions"),
+        "lambda-bounded-concurrency",
+        "has unbounded concurrency (reserved_concurrent_executions is -1)",
+        API_FUNCTION,
+    ),
+    Case(
+        "function-secret-by-name",
+        _set_everywhere(
+            "api-{region}", "hunter2-but-longer", "environment", "variables", "DB_PASSWORD"
+        ),
+        "lambda-no-plaintext-secrets",
+        "environment variable DB_PASSWORD holds a plaintext secret",
+        API_FUNCTION,
+    ),
+    Case(
+        "function-secret-by-value",
+        _set_everywhere(
+            "api-{region}", "AKIAIOSFODNN7EXAMPLE", "environment", "variables", "UPSTREAM"
+        ),
+        "lambda-no-plaintext-secrets",
+        "environment variable UPSTREAM contains an AWS access key id",
+        API_FUNCTION,
+    ),
+    Case(
+        "invalid-policy-json",
+        _set(API_POLICY, '{"Statement": [', "policy"),
+        "iam-readable-documents",
+        "policy is not valid JSON",
+        API_POLICY,
+    ),
+    Case(
+        "action-star",
+        _set(API_POLICY, _policy(_allow("*", "arn:aws:s3:::bucket")), "policy"),
+        "iam-no-wildcard-action",
+        "allows every action",
+        API_POLICY,
+    ),
+    Case(
+        "service-wide-action",
+        _set(API_POLICY, _policy(_allow(["sqs:*"], "arn:aws:sqs:*:*:q")), "policy"),
+        "iam-no-service-wildcard",
+        "allows service-wide actions sqs:*",
+        API_POLICY,
+    ),
+    Case(
+        "resource-star",
+        _set(
+            API_POLICY,
+            _policy(_allow(["dynamodb:PutItem", "xray:PutTraceSegments"], "*")),
+            "policy",
+        ),
+        "iam-no-wildcard-resource",
+        "grants dynamodb:PutItem on every resource",
+        API_POLICY,
+    ),
+    Case(
+        "inline-admin",
+        _set(API_ROLE, [{"name": "admin", "policy": _policy(_allow("*", "*"))}], "inlinePolicies"),
+        "iam-no-admin",
+        "inline policy 'admin' grants administrator access (* on *)",
+        API_ROLE,
+        also=("iam-no-wildcard-action", "iam-no-wildcard-resource"),
+    ),
+    Case(
+        "managed-admin",
+        _set(API_ROLE, ["arn:aws:iam::aws:policy/AdministratorAccess"], "managedPolicyArns"),
+        "iam-no-admin",
+        "attaches the administrator-level managed policy",
+        API_ROLE,
+    ),
+    Case(
+        "trust-account-root",
+        _set(
+            API_ROLE,
+            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"},
+            "assumeRolePolicy",
+            "Statement",
+            0,
+        ),
+        "iam-trust-single-service",
+        "has a loose trust policy: it trusts {'AWS': '*'}, not only an AWS service",
+        API_ROLE,
+        also=("iam-trust-intended-service",),
+    ),
+    Case(
+        "trust-wrong-service",
+        _set(
+            API_ROLE,
+            "ec2.amazonaws.com",
+            "assumeRolePolicy",
+            "Statement",
+            0,
+            "Principal",
+            "Service",
+        ),
+        "iam-trust-intended-service",
+        f"is used by Function '{API_FUNCTION}' in {EAST} but trusts ec2.amazonaws.com",
+        API_ROLE,
+    ),
+    Case(
+        "edge-api",
+        _set(f"rest-api-{EAST}", None, "endpointConfiguration"),
+        "apigateway-regional-endpoint",
+        "has endpoint type unset (EDGE)",
+        f"rest-api-{EAST}",
+    ),
+    Case(
+        "domain-tls10",
+        _set(f"domain-{EAST}", "TLS_1_0", "securityPolicy"),
+        "apigateway-domain-tls12",
+        "allows TLS below 1.2 (security policy TLS_1_0)",
+        f"domain-{EAST}",
+    ),
+    Case(
+        "stage-without-access-logs",
+        _set(f"stage-{EAST}", None, "accessLogSettings"),
+        "apigateway-stage-access-logs",
+        "has no access logging",
+        f"stage-{EAST}",
+    ),
+    Case(
+        "stage-unthrottled",
+        _set(f"stage-settings-{EAST}", None, "settings", "throttlingRateLimit"),
+        "apigateway-stage-throttling",
+        f"Stage 'stage-{EAST}' in {EAST} is not throttled",
+        f"stage-{EAST}",
+    ),
+    Case(
+        "function-memory-drift",
+        _set(f"api-{WEST}", 1024.0, "memorySize"),
+        "dr-identical-functions",
+        f"differs between {EAST} and {WEST}: memory 512.0 vs 1024.0",
+        f"api-{WEST}",
+    ),
+    Case(
+        "function-env-key-drift",
+        _set(f"api-{WEST}", "1", "environment", "variables", "DEBUG"),
+        "dr-identical-functions",
+        "environment keys",
+        f"api-{WEST}",
+    ),
+    Case(
+        "function-missing-in-one-region",
+        _drop(f"retry-worker-{WEST}"),
+        "dr-identical-functions",
+        f"exists in {EAST} but not in {WEST}",
+        f"retry-worker-{EAST}",
+    ),
+    Case(
+        "record-without-health-check",
+        _set(f"failover-{WEST}", None, "healthCheckId"),
+        "dr-failover-health-checks",
+        "(SECONDARY) has no health check",
+        f"failover-{WEST}",
+    ),
+    Case(
+        "health-check-probes-failover-name",
+        _set(f"health-{EAST}", "api.payments.example.com", "fqdn"),
+        "dr-failover-health-checks",
+        "probes the shared failover name",
+        f"health-{EAST}",
+    ),
+    Case(
+        "two-primaries",
+        _set(f"failover-{WEST}", [{"type": "PRIMARY"}], "failoverRoutingPolicies"),
+        "dr-failover-health-checks",
+        "has PRIMARY, PRIMARY records",
+        f"failover-{EAST}",
+    ),
+    Case(
+        "long-ttl-record",
+        _set_record_ttl(f"failover-{EAST}", 900.0),
+        "dr-failover-within-rto",
+        "fails over in up to 990 s (interval 10 s x threshold 3 + TTL 900 s + margin 60 s)",
+        f"failover-{EAST}",
+    ),
+    Case(
+        "lag-alarm-missing",
+        _drop(f"replication-latency-{WEST}"),
+        "dr-replication-lag-alarm",
+        f"No ReplicationLatency alarm in {WEST}",
+        TABLE,
+    ),
+    Case(
+        "lag-alarm-too-lax",
+        _set(f"replication-latency-{EAST}", 60000.0, "threshold"),
+        "dr-replication-lag-alarm",
+        "fires on GreaterThanThreshold 60000.0 ms",
+        f"replication-latency-{EAST}",
+    ),
+]
+
+
+def test_every_rule_is_exercised_by_a_broken_case() -> None:
+    assert {rule.name for rule in RULES} == {case.rule for case in CASES}
+
+
+def test_rule_names_are_unique() -> None:
+    names = [rule.name for rule in RULES]
+    assert len(names) == len(set(names))
+
+
+def test_compliant_stack_passes_every_rule() -> None:
+    assert evaluate(build_good_stack()) == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_broken_resource_is_caught(case: Case) -> None:
+    stack = build_good_stack()
+    case.mutate(stack)
+
+    violations = evaluate(stack)
+
+    assert {v.rule for v in violations} == {case.rule, *case.also}, _describe(violations)
+    assert all("Fix:" in v.message for v in violations)
+    named = [v for v in violations if v.rule == case.rule and v.resource_name == case.resource]
+    assert named, _describe(violations)
+    assert any(case.message in v.message for v in named), _describe(named)
+
+
+def _describe(violations: list[Violation]) -> str:
+    return "\n".join(f"{v.rule}: {v.message}" for v in violations)
