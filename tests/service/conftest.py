@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 # Fake credentials and quiet Powertools before any client or handler exists.
@@ -184,3 +185,92 @@ def api_event(
             "resourcePath": path,
         },
     }
+
+
+def client_error(code: str, operation: str, status: int = 400) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        operation,
+    )
+
+
+class FaultyClient:
+    """Wraps a boto3 client; the named operations raise the given exception instead."""
+
+    def __init__(self, client: Any, faults: dict[str, Exception]) -> None:
+        self._client = client
+        self.faults = faults
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.faults:
+            fault = self.faults[name]
+
+            def fail(**_: Any) -> Any:
+                raise fault
+
+            return fail
+        return getattr(self._client, name)
+
+
+VALID_REQUEST = {
+    "merchant_id": "merchant-42",
+    "amount": 1999,
+    "currency": "EUR",
+    "payment_token": "tok_4f9a2c7e81b3",
+    "reference": "order-1001",
+}
+
+
+def post_event(
+    body: dict[str, Any] | str, key: str = "key-0001-abcd", **headers: str
+) -> dict[str, Any]:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return api_event(
+        "POST",
+        contract.PAYMENTS_PATH,
+        text,
+        {contract.IDEMPOTENCY_HEADER: key, "Content-Type": "application/json", **headers},
+    )
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """An SQS event source batch built from received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }
+
+
+def run_retry_worker_once(region: Region, worker: Any) -> dict[str, Any]:
+    """Do what the SQS event source mapping does once: receive, invoke, delete successes."""
+    messages = region.sqs.receive_message(
+        QueueUrl=region.queue_url,
+        MaxNumberOfMessages=contract.RETRY_BATCH_SIZE,
+        VisibilityTimeout=0,  # failures become visible again at once, as after the timeout
+        AttributeNames=["All"],
+    ).get("Messages", [])
+    if not messages:
+        return {"batchItemFailures": []}
+    queue_arn = region.sqs.get_queue_attributes(
+        QueueUrl=region.queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    response = worker(sqs_event(messages, queue_arn, region.name), None)
+    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            region.sqs.delete_message(
+                QueueUrl=region.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+    return response

@@ -1,0 +1,306 @@
+"""The payment API against moto: idempotency, failure paths, reads and health."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+from payments_dr import contract
+from payments_dr.service import retry_message
+from payments_dr.service.api import HealthReason, build_api_handler
+from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS
+from payments_dr.service.model import payment_id
+from payments_dr.service.retry_worker import build_retry_worker
+from payments_dr.service.store import Attr
+
+from .conftest import (
+    VALID_REQUEST,
+    FaultyClient,
+    Region,
+    api_event,
+    client_error,
+    post_event,
+    run_retry_worker_once,
+)
+
+
+def body(response: dict[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(response["body"])
+    return parsed
+
+
+def header(response: dict[str, Any], name: str) -> str | None:
+    values = response.get("multiValueHeaders", {}).get(name)
+    return values[0] if values else None
+
+
+def test_new_payment_is_created_once_with_its_region_and_integer_amount(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    response = api(post_event(VALID_REQUEST, key="key-0001-abcd"), None)
+    assert response["statusCode"] == 201
+    created = body(response)
+    assert created["id"] == payment_id(VALID_REQUEST["merchant_id"], "key-0001-abcd")
+    assert created["status"] == "accepted"
+    assert created["region"] == region.name
+    assert created["amount"] == VALID_REQUEST["amount"]
+    assert isinstance(created["amount"], int)
+    assert header(response, contract.REGION_HEADER) == region.name
+    (item,) = region.items()
+    assert item[Attr.AMOUNT.value] == {"N": "1999"}
+    assert item[Attr.REGION.value] == {"S": region.name}
+
+
+def test_duplicate_submission_replays_and_stores_one_item(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    first = api(post_event(VALID_REQUEST), None)
+    region.clock.advance(30)
+    second = api(post_event(VALID_REQUEST), None)
+    assert (first["statusCode"], second["statusCode"]) == (201, 200)
+    assert body(second) == body(first)  # the stored payment, original timestamp included
+    assert len(region.items()) == 1
+
+
+def test_concurrent_duplicates_store_one_item(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def submit() -> None:
+        barrier.wait()
+        statuses.append(api(post_event(VALID_REQUEST), None)["statusCode"])
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] * 7 + [201]
+    assert len(region.items()) == 1
+
+
+def test_key_reuse_with_a_different_request_is_422_and_leaves_the_original(
+    region: Region,
+) -> None:
+    api = build_api_handler(region.deps)
+    api(post_event(VALID_REQUEST), None)
+    original = region.items()
+    response = api(post_event({**VALID_REQUEST, "amount": 2000}), None)
+    assert response["statusCode"] == 422
+    assert body(response)["code"] == "idempotency_conflict"
+    assert region.items() == original
+
+
+def test_same_key_for_two_merchants_gives_two_payments(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    first = api(post_event(VALID_REQUEST), None)
+    second = api(post_event({**VALID_REQUEST, "merchant_id": "merchant-43"}), None)
+    assert (first["statusCode"], second["statusCode"]) == (201, 201)
+    assert body(first)["id"] != body(second)["id"]
+
+
+@pytest.mark.parametrize(
+    ("event_change", "reason"),
+    [
+        ({"headers": {"Content-Type": "application/json"}}, "Idempotency-Key"),
+        ({"body": None}, "body is required"),
+        ({"body": '{"amount": 1.5}'}, ""),
+        ({"body": "not json"}, "not valid JSON"),
+        ({"body": "x" * 5000}, "exceeds"),
+    ],
+)
+def test_malformed_requests_are_400_and_write_nothing(
+    region: Region, event_change: dict[str, Any], reason: str
+) -> None:
+    api = build_api_handler(region.deps)
+    response = api({**post_event(VALID_REQUEST), **event_change}, None)
+    assert response["statusCode"] == 400
+    assert body(response)["code"] == "bad_request"
+    assert reason in body(response)["message"]
+    assert region.items() == []
+    assert region.queue_depth(region.queue_url) == 0
+
+
+def test_non_json_content_type_is_400(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    response = api(post_event(VALID_REQUEST, **{"Content-Type": "text/plain"}), None)
+    assert response["statusCode"] == 400
+    assert region.items() == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        client_error("ProvisionedThroughputExceededException", "PutItem"),
+        client_error("InternalServerError", "PutItem", status=500),
+        client_error("ResourceNotFoundException", "PutItem"),
+        ConnectTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
+    ],
+    ids=["throttled", "server-error", "table-missing", "timeout"],
+)
+def test_table_down_queues_the_payment_and_the_worker_applies_it_once(
+    region: Region, fault: Exception
+) -> None:
+    region.deps.dynamodb = FaultyClient(region.dynamodb, {"put_item": fault})
+    api = build_api_handler(region.deps)
+    response = api(post_event(VALID_REQUEST), None)
+    assert response["statusCode"] == 202
+    pending = body(response)
+    assert pending["status"] == "pending"
+    assert region.items() == []
+    assert region.queue_depth(region.queue_url) == 1
+
+    region.deps.dynamodb = region.dynamodb  # the table recovers
+    worker = build_retry_worker(region.deps)
+    assert run_retry_worker_once(region, worker) == {"batchItemFailures": []}
+    (item,) = region.items()
+    assert item[Attr.PK.value] == {"S": pending["id"]}
+    assert item[Attr.CREATED_AT.value] == {"S": pending["created_at"]}
+    assert region.queue_depth(region.queue_url) == 0
+
+    # The client's retry after recovery is a replay of the same payment, not a new one.
+    replay = build_api_handler(region.deps)(post_event(VALID_REQUEST), None)
+    assert replay["statusCode"] == 200
+    assert len(region.items()) == 1
+
+
+class LostResponseClient(FaultyClient):
+    """The write lands, then the response is lost: the caller sees a timeout."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "put_item":
+
+            def put_then_time_out(**kwargs: Any) -> Any:
+                self._client.put_item(**kwargs)
+                raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+            return put_then_time_out
+        return getattr(self._client, name)
+
+
+def test_write_that_landed_but_timed_out_is_applied_exactly_once(region: Region) -> None:
+    region.deps.dynamodb = LostResponseClient(region.dynamodb, {})
+    api = build_api_handler(region.deps)
+    assert api(post_event(VALID_REQUEST), None)["statusCode"] == 202
+    region.deps.dynamodb = region.dynamodb
+    run_retry_worker_once(region, build_retry_worker(region.deps))
+    assert len(region.items()) == 1
+    assert region.queue_depth(region.queue_url) == 0
+
+
+def test_table_and_queue_down_is_503_with_retry_after(region: Region) -> None:
+    region.deps.dynamodb = FaultyClient(
+        region.dynamodb, {"put_item": client_error("InternalServerError", "PutItem", 500)}
+    )
+    region.deps.sqs = FaultyClient(
+        region.sqs, {"send_message": client_error("ServiceUnavailable", "SendMessage", 503)}
+    )
+    response = build_api_handler(region.deps)(post_event(VALID_REQUEST), None)
+    assert response["statusCode"] == 503
+    assert header(response, "Retry-After") == str(contract.RETRY_AFTER_SECONDS)
+    assert region.items() == []
+
+
+def test_queued_message_carries_the_full_validated_request(region: Region) -> None:
+    region.deps.dynamodb = FaultyClient(
+        region.dynamodb, {"put_item": client_error("InternalServerError", "PutItem", 500)}
+    )
+    build_api_handler(region.deps)(post_event(VALID_REQUEST), None)
+    (message,) = region.sqs.receive_message(QueueUrl=region.queue_url)["Messages"]
+    payment = retry_message.decode(message["Body"])
+    assert payment.request.amount == VALID_REQUEST["amount"]
+    assert payment.request.reference == VALID_REQUEST["reference"]
+    assert payment.fingerprint == payment.request.fingerprint()
+
+
+def test_get_returns_the_stored_payment_or_404(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    created = body(api(post_event(VALID_REQUEST), None))
+    found = api(api_event("GET", f"{contract.PAYMENTS_PATH}/{created['id']}"), None)
+    assert found["statusCode"] == 200
+    assert body(found) == created
+    missing = api(api_event("GET", f"{contract.PAYMENTS_PATH}/pay_{'0' * 32}"), None)
+    assert missing["statusCode"] == 404
+    malformed = api(api_event("GET", f"{contract.PAYMENTS_PATH}/not-an-id"), None)
+    assert malformed["statusCode"] == 400
+
+
+def test_get_with_the_table_down_is_503(region: Region) -> None:
+    region.deps.dynamodb = FaultyClient(
+        region.dynamodb, {"get_item": client_error("InternalServerError", "GetItem", 500)}
+    )
+    response = build_api_handler(region.deps)(
+        api_event("GET", f"{contract.PAYMENTS_PATH}/pay_{'0' * 32}"), None
+    )
+    assert response["statusCode"] == 503
+
+
+def test_health_is_ok_in_an_active_region(region: Region) -> None:
+    response = build_api_handler(region.deps)(api_event("GET", contract.HEALTH_PATH), None)
+    assert response["statusCode"] == 200
+    assert body(response) == {"status": "ok", "region": region.name, "reasons": []}
+
+
+def test_fencing_turns_health_503_within_the_config_max_age(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    assert api(api_event("GET", contract.HEALTH_PATH), None)["statusCode"] == 200
+    region.set_mode(contract.Mode.FENCED)
+    region.clock.advance(CONFIG_MAX_AGE_SECONDS)
+    response = api(api_event("GET", contract.HEALTH_PATH), None)
+    assert response["statusCode"] == 503
+    assert body(response)["reasons"] == [HealthReason.FENCED]
+    # A fenced region takes no writes either.
+    assert api(post_event(VALID_REQUEST), None)["statusCode"] == 503
+    assert region.items() == []
+
+
+def test_health_reports_an_unreachable_table(region: Region) -> None:
+    region.deps.dynamodb = FaultyClient(
+        region.dynamodb, {"get_item": client_error("ResourceNotFoundException", "GetItem")}
+    )
+    response = build_api_handler(region.deps)(api_event("GET", contract.HEALTH_PATH), None)
+    assert response["statusCode"] == 503
+    assert body(response)["reasons"] == [HealthReason.TABLE_UNREACHABLE]
+
+
+class HangingClient(FaultyClient):
+    def __getattr__(self, name: str) -> Any:
+        if name in self.faults:
+
+            def hang(**_: Any) -> Any:
+                time.sleep(5)
+
+            return hang
+        return getattr(self._client, name)
+
+
+def test_health_answers_in_time_when_the_table_hangs(region: Region) -> None:
+    region.deps.dynamodb = HangingClient(region.dynamodb, {"get_item": RuntimeError()})
+    api = build_api_handler(region.deps, health_deadline_seconds=0.3)
+    started = time.monotonic()
+    response = api(api_event("GET", contract.HEALTH_PATH), None)
+    assert time.monotonic() - started < 1.0
+    assert response["statusCode"] == 503
+    assert body(response)["reasons"] == [HealthReason.TABLE_UNREACHABLE]
+
+
+def test_health_reports_missing_configuration(region: Region) -> None:
+    failing_ssm = FaultyClient(
+        region.ssm, {"get_parameters_by_path": client_error("AccessDeniedException", "Get")}
+    )
+    api = build_api_handler(dataclasses.replace(region.deps, ssm=failing_ssm))
+    response = api(api_event("GET", contract.HEALTH_PATH), None)
+    assert response["statusCode"] == 503
+    assert body(response)["reasons"] == [HealthReason.CONFIG_UNAVAILABLE]
+    assert api(post_event(VALID_REQUEST), None)["statusCode"] == 503
+
+
+def test_unknown_route_is_404_with_the_error_shape(region: Region) -> None:
+    response = build_api_handler(region.deps)(api_event("GET", "/v1/unknown"), None)
+    assert response["statusCode"] == 404
+    assert set(body(response)) == {"code", "message"}
