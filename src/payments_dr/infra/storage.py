@@ -25,6 +25,11 @@ NONCURRENT_VERSION_EXPIRY_DAYS = 90
 ABORT_MULTIPART_AFTER_DAYS = 7
 
 
+def replication_rule_id(destination_region: str) -> str:
+    """Names the rule; S3 replication metrics carry it as the RuleId dimension."""
+    return f"txlog-to-{destination_region}"
+
+
 @dataclass(frozen=True)
 class StorageArgs:
     stack: str
@@ -91,7 +96,7 @@ class Storage(pulumi.ComponentResource):
                 role=role.arn,
                 rules=[
                     {
-                        "id": f"txlog-to-{destination_region}",
+                        "id": replication_rule_id(destination_region),
                         "status": "Enabled",
                         "priority": 1,
                         "filter": {"prefix": contract.LOG_PREFIX},

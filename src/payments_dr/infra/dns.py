@@ -1,0 +1,130 @@
+"""DNS layer: the hosted zone, per-region health checks and the failover records.
+
+Each health check probes its region's own execute-api host on the deep health path, never the
+shared failover name, so it measures that region alone (function, table, mode) and not just
+"some region answers".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from payments_dr import contract
+from payments_dr.contract import RegionRole
+
+HTTPS_PORT = 443
+
+
+class HostedZone(pulumi.ComponentResource):
+    """The zone holding the API name: created here, or an existing one given by id."""
+
+    def __init__(
+        self,
+        name: str,
+        domain_name: str,
+        existing_zone_id: str | None,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("payments-dr:infra:HostedZone", name, None, opts)
+        self.zone_id: pulumi.Output[str]
+        self.name_servers: pulumi.Output[Sequence[str]]
+        if existing_zone_id is None:
+            zone = aws.route53.Zone(
+                f"{name}-zone",
+                name=domain_name,
+                comment=f"{contract.PROJECT}: delegate {domain_name} to these name servers",
+                tags=dict(tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.zone_id = zone.zone_id
+            self.name_servers = zone.name_servers
+        else:
+            self.zone_id = pulumi.Output.from_input(existing_zone_id)
+            self.name_servers = pulumi.Output.from_input([])
+        self.register_outputs({"zone_id": self.zone_id})
+
+
+@dataclass(frozen=True)
+class RegionEndpoint:
+    """What the failover layer needs from one region's service."""
+
+    region: str
+    role: RegionRole
+    execute_api_host: pulumi.Input[str]
+    custom_domain_target: pulumi.Input[str]
+    custom_domain_zone_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class FailoverDnsArgs:
+    zone_id: pulumi.Input[str]
+    api_domain: str
+    endpoints: tuple[RegionEndpoint, ...]
+    request_interval_seconds: int
+    failure_threshold: int
+    tags: Mapping[str, str]
+
+
+def health_check_path() -> str:
+    """The stage-qualified health path on the execute-api host."""
+    return f"/{contract.API_STAGE}{contract.HEALTH_PATH}"
+
+
+class FailoverDns(pulumi.ComponentResource):
+    """HTTPS health checks and PRIMARY/SECONDARY failover alias records for the API name."""
+
+    def __init__(
+        self, name: str, args: FailoverDnsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("payments-dr:infra:FailoverDns", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.health_checks: dict[str, aws.route53.HealthCheck] = {}
+        self.health_check_urls: dict[str, pulumi.Output[str]] = {}
+        for endpoint in args.endpoints:
+            region = endpoint.region
+            health_check = aws.route53.HealthCheck(
+                f"{name}-health-{region}",
+                type="HTTPS",
+                fqdn=endpoint.execute_api_host,
+                port=HTTPS_PORT,
+                resource_path=health_check_path(),
+                enable_sni=True,
+                request_interval=args.request_interval_seconds,
+                failure_threshold=args.failure_threshold,
+                measure_latency=True,
+                tags={**args.tags, "Name": f"{contract.PROJECT}-{region}-health"},
+                opts=child,
+            )
+            aws.route53.Record(
+                f"{name}-failover-{region}",
+                zone_id=args.zone_id,
+                name=args.api_domain,
+                type="A",
+                set_identifier=f"{endpoint.role.value}-{region}",
+                failover_routing_policies=[{"type": endpoint.role.value.upper()}],
+                health_check_id=health_check.id,
+                aliases=[
+                    {
+                        "name": endpoint.custom_domain_target,
+                        "zone_id": endpoint.custom_domain_zone_id,
+                        # Adds API Gateway's own regional health to our deep check.
+                        "evaluate_target_health": True,
+                    }
+                ],
+                opts=child,
+            )
+            self.health_checks[region] = health_check
+            self.health_check_urls[region] = pulumi.Output.concat(
+                "https://", endpoint.execute_api_host, health_check_path()
+            )
+        self.register_outputs(
+            {
+                "health_check_ids": {r: hc.id for r, hc in self.health_checks.items()},
+                "health_check_urls": self.health_check_urls,
+            }
+        )

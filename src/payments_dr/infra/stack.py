@@ -1,0 +1,191 @@
+"""Composition root: builds every layer of both regions from a `StackConfig`.
+
+`build_stack` returns the stack outputs instead of exporting them, so the real program
+(`__main__.py`) and the offline synthesizer share one code path and differ only in what they
+do with the outputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from payments_dr import contract
+from payments_dr.contract import Function, RegionOutput, StackOutput
+from payments_dr.infra.config import StackConfig
+from payments_dr.infra.data import Data, DataArgs
+from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
+from payments_dr.infra.monitoring import Monitoring, MonitoringArgs
+from payments_dr.infra.network import Network, NetworkArgs
+from payments_dr.infra.service import RegionalService, RegionalServiceArgs
+from payments_dr.infra.storage import Storage, StorageArgs, replication_rule_id
+
+# Non-overlapping address space per region role, so the VPCs can be peered if ever needed.
+VPC_CIDRS = {
+    contract.RegionRole.PRIMARY: "10.10.0.0/16",
+    contract.RegionRole.SECONDARY: "10.20.0.0/16",
+}
+
+
+def availability_zones(region: str) -> list[str]:
+    """The region's standard zones (no opt-in Local or Wavelength zones)."""
+    result = aws.get_availability_zones(
+        region=region,
+        state="available",
+        filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+    )
+    return sorted(result.names)
+
+
+def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
+    """Declare every resource of the stack; return the stack outputs by contract name."""
+    account_id = aws.get_caller_identity().account_id
+    tags = config.resource_tags
+    primary, secondary = config.regions
+
+    data = Data(
+        "data",
+        DataArgs(
+            stack=config.stack,
+            account_id=account_id,
+            primary_region=primary,
+            secondary_region=secondary,
+            consistency_mode=config.consistency_mode,
+            witness_region=config.witness_region,
+            tags=tags,
+        ),
+    )
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            stack=config.stack,
+            account_id=account_id,
+            regions=config.regions,
+            key_arns=data.key_arns,
+            tags=tags,
+        ),
+    )
+    zone = HostedZone("zone", config.domain_name, config.hosted_zone_id, tags)
+
+    services: dict[str, RegionalService] = {}
+    for region in config.regions:
+        role = config.role_of(region)
+        network = Network(
+            f"network-{region}",
+            NetworkArgs(
+                region=region,
+                cidr_block=VPC_CIDRS[role],
+                availability_zones=availability_zones(region),
+                tags=tags,
+            ),
+        )
+        services[region] = RegionalService(
+            f"service-{region}",
+            RegionalServiceArgs(
+                stack=config.stack,
+                region=region,
+                role=role,
+                peer_region=config.peer_region(region),
+                account_id=account_id,
+                artifact_path=artifact_path,
+                api_domain=config.api_domain,
+                zone_id=zone.zone_id,
+                table_name=data.table_name,
+                table_arn=data.table_arns[region],
+                stream_arn=data.stream_arns[region],
+                key_arn=data.key_arns[region],
+                bucket_name=storage.bucket_names[region],
+                bucket_arn=storage.bucket_arns[region],
+                subnet_ids=network.private_subnet_ids,
+                security_group_id=network.function_security_group.id,
+                log_retention_days=config.log_retention_days,
+                throttle_rate_limit=config.api_throttle_rate_limit,
+                throttle_burst_limit=config.api_throttle_burst_limit,
+                tags=tags,
+            ),
+        )
+
+    dns = FailoverDns(
+        "failover",
+        FailoverDnsArgs(
+            zone_id=zone.zone_id,
+            api_domain=config.api_domain,
+            endpoints=tuple(
+                RegionEndpoint(
+                    region=region,
+                    role=config.role_of(region),
+                    execute_api_host=service.execute_api_host,
+                    custom_domain_target=service.custom_domain_target,
+                    custom_domain_zone_id=service.custom_domain_zone_id,
+                )
+                for region, service in services.items()
+            ),
+            request_interval_seconds=config.health_check_interval_seconds,
+            failure_threshold=config.health_check_failure_threshold,
+            tags=tags,
+        ),
+    )
+
+    monitors: dict[str, Monitoring] = {}
+    for region, service in services.items():
+        peer = config.peer_region(region)
+        monitors[region] = Monitoring(
+            f"monitoring-{region}",
+            MonitoringArgs(
+                stack=config.stack,
+                region=region,
+                peer_region=peer,
+                account_id=account_id,
+                key_arn=data.key_arns[region],
+                table_name=data.table_name,
+                replication_lag_alarm_seconds=config.replication_lag_alarm_seconds,
+                dlq_name=service.dlq.name,
+                retry_queue_name=service.retry_queue.name,
+                function_names={f: contract.function_name(config.stack, f) for f in Function},
+                api_name=service.rest_api.name,
+                api_stage=contract.API_STAGE,
+                source_bucket=storage.bucket_names[region],
+                destination_bucket=storage.bucket_names[peer],
+                replication_rule_id=replication_rule_id(peer),
+                alarm_email=config.alarm_email,
+                health_check_ids={r: hc.id for r, hc in dns.health_checks.items()},
+                tags=tags,
+            ),
+        )
+
+    regions_output = {
+        region: {
+            RegionOutput.ROLE: config.role_of(region).value,
+            RegionOutput.API_ENDPOINT: service.api_endpoint,
+            RegionOutput.CUSTOM_DOMAIN_URL: service.custom_domain_url,
+            RegionOutput.CUSTOM_DOMAIN_TARGET: service.custom_domain_target,
+            RegionOutput.HEALTH_CHECK_ID: dns.health_checks[region].id,
+            RegionOutput.HEALTH_CHECK_URL: dns.health_check_urls[region],
+            RegionOutput.ALARM_ARNS: monitors[region].alarm_arns,
+            RegionOutput.ALARM_TOPIC_ARN: monitors[region].topic.arn,
+            RegionOutput.LOG_BUCKET: storage.bucket_names[region],
+            RegionOutput.SSM_PATH: service.ssm_path,
+            RegionOutput.RETRY_QUEUE_URL: service.retry_queue.url,
+            RegionOutput.DLQ_URL: service.dlq.url,
+            RegionOutput.FUNCTION_NAMES: service.function_names,
+        }
+        for region, service in services.items()
+    }
+    return {
+        StackOutput.PRIMARY_API_ENDPOINT: services[primary].api_endpoint,
+        StackOutput.SECONDARY_API_ENDPOINT: services[secondary].api_endpoint,
+        StackOutput.FAILOVER_URL: config.failover_url,
+        StackOutput.API_DOMAIN: config.api_domain,
+        StackOutput.HOSTED_ZONE_ID: zone.zone_id,
+        StackOutput.TABLE_NAME: data.table_name,
+        StackOutput.DR_BUDGET: config.budget.to_dict(),
+        StackOutput.REGIONS: regions_output,
+    }
+
+
+def export_outputs(outputs: dict[str, Any]) -> None:
+    for name, value in outputs.items():
+        pulumi.export(str(name), value)
