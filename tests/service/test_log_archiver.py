@@ -1,0 +1,123 @@
+"""The log archiver against moto's DynamoDB stream and S3."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+
+from payments_dr import contract
+from payments_dr.service.api import build_api_handler
+from payments_dr.service.log_archiver import archive_key, build_log_archiver, plain_value
+
+from .conftest import VALID_REQUEST, Region, post_event
+
+
+def stream_event(region: Region) -> dict[str, Any]:
+    """The table's stream records in the Lambda event format (creation time in epoch seconds)."""
+    # This botocore addresses streams by account id, a host moto does not intercept.
+    streams = boto3.client(
+        "dynamodbstreams",
+        region_name=region.name,
+        endpoint_url=f"https://streams.dynamodb.{region.name}.amazonaws.com",
+    )
+    stream_arn = region.dynamodb.describe_table(TableName=region.table_name)["Table"][
+        "LatestStreamArn"
+    ]
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    for record in records:
+        change = record["dynamodb"]
+        change["ApproximateCreationDateTime"] = change["ApproximateCreationDateTime"].timestamp()
+        record["eventSourceARN"] = stream_arn
+    return {"Records": records}
+
+
+def archived_objects(region: Region) -> dict[str, list[dict[str, Any]]]:
+    listing = region.s3.list_objects_v2(Bucket=region.bucket, Prefix=contract.LOG_PREFIX)
+    objects = {}
+    for entry in listing.get("Contents", []):
+        text = region.s3.get_object(Bucket=region.bucket, Key=entry["Key"])["Body"].read()
+        objects[entry["Key"]] = [json.loads(line) for line in text.decode().splitlines()]
+    return objects
+
+
+def submit_payments(region: Region, count: int) -> None:
+    api = build_api_handler(region.deps)
+    for index in range(count):
+        response = api(post_event(VALID_REQUEST, key=f"key-{index:04d}-abcd"), None)
+        assert response["statusCode"] == 201
+
+
+def test_a_batch_becomes_one_json_lines_object(region: Region) -> None:
+    submit_payments(region, 3)
+    event = stream_event(region)
+    result = build_log_archiver(region.deps)(event, None)
+    assert result["archived"] == 3
+    objects = archived_objects(region)
+    assert list(objects) == [result["key"]]
+    lines = objects[result["key"]]
+    assert [line["event_name"] for line in lines] == ["INSERT"] * 3
+    assert {line["new_image"]["amount"] for line in lines} == {VALID_REQUEST["amount"]}
+    assert all(isinstance(line["new_image"]["amount"], int) for line in lines)
+    assert result["key"].startswith(f"{contract.LOG_PREFIX}region={region.name}/date=")
+
+
+def test_redelivered_batch_overwrites_instead_of_duplicating(region: Region) -> None:
+    submit_payments(region, 2)
+    event = stream_event(region)
+    archiver = build_log_archiver(region.deps)
+    archiver(event, None)
+    archiver(event, None)
+    objects = archived_objects(region)
+    assert len(objects) == 1
+    (lines,) = objects.values()
+    assert len(lines) == len({line["event_id"] for line in lines}) == 2
+
+
+def test_each_region_archives_under_its_own_prefix(region: Region) -> None:
+    submit_payments(region, 1)
+    event = stream_event(region)
+    key_here = archive_key(region.name, event["Records"])
+    key_peer = archive_key(contract.DEFAULT_SECONDARY_REGION, event["Records"])
+    # Replicated into the peer bucket, this region's object can never overwrite the peer's own.
+    assert key_here != key_peer
+    assert key_here.replace(region.name, contract.DEFAULT_SECONDARY_REGION, 1) == key_peer
+
+
+def test_keys_sort_by_sequence_number() -> None:
+    def record(sequence: str) -> dict[str, Any]:
+        return {"dynamodb": {"SequenceNumber": sequence, "ApproximateCreationDateTime": 0}}
+
+    early = archive_key("us-east-1", [record("9"), record("99")])
+    late = archive_key("us-east-1", [record("100"), record("200")])
+    assert early < late
+    assert early.endswith("/hour=00/" + "9".zfill(40) + "-" + "99".zfill(40) + ".jsonl")
+
+
+def test_empty_batch_writes_nothing(region: Region) -> None:
+    assert build_log_archiver(region.deps)({"Records": []}, None) == {"archived": 0}
+    assert archived_objects(region) == {}
+
+
+def test_numbers_never_pass_through_float() -> None:
+    value = plain_value(
+        {
+            "M": {
+                "whole": {"N": "12345678901234567890"},
+                "fraction": {"N": "0.1"},
+                "tags": {"SS": ["b", "a"]},
+                "nothing": {"NULL": True},
+            }
+        }
+    )
+    assert value == {
+        "fraction": "0.1",
+        "nothing": None,
+        "tags": ["a", "b"],
+        "whole": 12345678901234567890,
+    }
