@@ -114,10 +114,12 @@ def identities(view: ResourceView, *keys: str) -> set[str]:
 def refers_to(source: ResourceView, prop: str, target: ResourceView, *keys: str) -> bool:
     """Whether `source.props[prop]` points at `target`.
 
-    In a real preview the engine reports which resources a property depends on; offline (and for
-    values known at preview) the value itself is compared with the target's identities.
+    Where the engine reports which resources a property depends on, that answer is final (the
+    value itself may still be unknown in a preview); otherwise the value is compared with the
+    target's identities.
     """
-    if target.urn in source.references.get(prop, frozenset()):
-        return True
+    reported = source.references.get(prop)
+    if reported:
+        return target.urn in reported
     value = source.props.get(prop)
     return isinstance(value, str) and value in identities(target, *keys)
