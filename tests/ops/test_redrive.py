@@ -1,0 +1,171 @@
+"""redrive: moto for the queues; a Stubber for SQS message move tasks, which moto lacks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from payments_dr.ops import commands
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
+
+from .conftest import SECONDARY, STACK, Deployed, FakeClock
+
+DLQ_ARN = f"arn:aws:sqs:{SECONDARY}:123456789012:payments-dr-{STACK}-retry-dlq"
+RETRY_ARN = f"arn:aws:sqs:{SECONDARY}:123456789012:payments-dr-{STACK}-retry"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def redrive_args(deployed: Deployed, *extra: str) -> argparse.Namespace:
+    outputs = str(deployed.outputs_file)
+    return parse("redrive", "--stack", STACK, "--outputs", outputs, "--region", SECONDARY, *extra)
+
+
+class SqsScript:
+    """An SQS client that answers only what the test scripts, in order."""
+
+    def __init__(self, deployed: Deployed) -> None:
+        self.client = boto3.client("sqs", region_name=SECONDARY)
+        self.stubber = Stubber(self.client)
+        self.queues = deployed.outputs["regions"][SECONDARY]
+
+    def queue_attributes(self, depth: int) -> None:
+        self.stubber.add_response(
+            "get_queue_attributes",
+            {"Attributes": {"QueueArn": DLQ_ARN, "ApproximateNumberOfMessages": str(depth)}},
+            {
+                "QueueUrl": self.queues["dlq_url"],
+                "AttributeNames": ["QueueArn", "ApproximateNumberOfMessages"],
+            },
+        )
+        self.stubber.add_response(
+            "get_queue_attributes",
+            {"Attributes": {"QueueArn": RETRY_ARN}},
+            {"QueueUrl": self.queues["retry_queue_url"], "AttributeNames": ["QueueArn"]},
+        )
+
+    def tasks(self, *tasks: dict[str, Any], newest_only: bool = False) -> None:
+        expected: dict[str, Any] = {"SourceArn": DLQ_ARN}
+        if newest_only:
+            expected["MaxResults"] = 1
+        self.stubber.add_response("list_message_move_tasks", {"Results": list(tasks)}, expected)
+
+    def start(self, **expected: Any) -> None:
+        self.stubber.add_response(
+            "start_message_move_task",
+            {"TaskHandle": "handle-1"},
+            {"SourceArn": DLQ_ARN, "DestinationArn": RETRY_ARN, **expected},
+        )
+
+    def aws(self) -> Aws:
+        return Aws(clients={("sqs", SECONDARY): self.client})
+
+
+def task(status: str, moved: int, to_move: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "Status": status,
+        "SourceArn": DLQ_ARN,
+        "ApproximateNumberOfMessagesMoved": moved,
+        "ApproximateNumberOfMessagesToMove": to_move,
+        **extra,
+    }
+
+
+def test_moves_every_dead_letter_and_reports_the_count(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=10)
+    sqs.tasks(task("COMPLETED", 4, 4))  # an old finished task does not block
+    sqs.start(MaxNumberOfMessagesPerSecond=50)
+    sqs.tasks(task("RUNNING", 3, 10, TaskHandle="handle-1"), newest_only=True)
+    sqs.tasks(task("COMPLETED", 10, 10), newest_only=True)
+
+    with sqs.stubber:
+        exit_code = commands.run_redrive(
+            redrive_args(deployed, "--max-per-second", "50", "--poll-interval", "2"),
+            sqs.aws(),
+            clock,
+            clock.sleep,
+        )
+
+    captured = capsys.readouterr()
+    assert exit_code == EXIT_OK
+    assert captured.out.strip() == f"{SECONDARY}: moved 10 of 10 messages (COMPLETED)"
+    assert captured.err.splitlines() == [
+        f"[   0.0s] {SECONDARY}: RUNNING 3/10 moved",
+        f"[   2.0s] {SECONDARY}: COMPLETED 10/10 moved",
+    ]
+    sqs.stubber.assert_no_pending_responses()
+
+
+def test_an_empty_dlq_starts_no_task(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Real moto queues: moto has no move tasks, so reaching for one would fail this test.
+    exit_code = commands.run_redrive(redrive_args(deployed), deployed.aws, clock, clock.sleep)
+
+    assert exit_code == EXIT_OK
+    assert capsys.readouterr().out.strip() == f"{SECONDARY}: the DLQ is empty, nothing to move"
+
+
+def test_refuses_while_another_move_task_runs(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=4)
+    sqs.tasks(task("RUNNING", 1, 4, TaskHandle="someone-else"))
+
+    with sqs.stubber:
+        exit_code = commands.run_redrive(redrive_args(deployed), sqs.aws(), clock, clock.sleep)
+
+    assert exit_code == EXIT_REFUSED
+    assert "already running from the DLQ (task handle someone-else)" in capsys.readouterr().err
+
+
+def test_a_failed_task_exits_1_with_its_reason(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=4)
+    sqs.tasks()
+    sqs.start()
+    sqs.tasks(task("FAILED", 1, 4, FailureReason="AccessDenied on kms:Decrypt"), newest_only=True)
+
+    with sqs.stubber:
+        exit_code = commands.run_redrive(redrive_args(deployed), sqs.aws(), clock, clock.sleep)
+
+    assert exit_code == EXIT_FAILED
+    assert capsys.readouterr().out.strip() == (
+        f"{SECONDARY}: moved 1 of 4 messages (FAILED): AccessDenied on kms:Decrypt"
+    )
+
+
+def test_a_task_still_running_at_the_timeout_exits_1(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=9)
+    sqs.tasks()
+    sqs.start()
+    sqs.tasks(task("RUNNING", 2, 9, TaskHandle="handle-1"), newest_only=True)
+    sqs.tasks(task("RUNNING", 5, 9, TaskHandle="handle-1"), newest_only=True)
+
+    with sqs.stubber:
+        exit_code = commands.run_redrive(
+            redrive_args(deployed, "--timeout", "15", "--poll-interval", "10"),
+            sqs.aws(),
+            clock,
+            clock.sleep,
+        )
+
+    assert exit_code == EXIT_FAILED
+    assert "moved 5 of 9 messages (TIMED_OUT): still running" in capsys.readouterr().out
