@@ -242,6 +242,7 @@ class RecordingMonitor(mocks.MockMonitor):
             "custom": bool(request.custom),
             "inputs": inputs,
             "dependencies": sorted(request.dependencies),
+            "ignore_changes": sorted(request.ignoreChanges),
         }
         with self._lock:
             self.registrations.append(record)
@@ -288,7 +289,13 @@ def synthesize(config_path: Path | str, artifact_path: Path | None = None) -> Sy
 
 
 def _plain(value: Any) -> Any:
-    """JSON-ready copy: enum keys become their values, assets their paths."""
+    """JSON-ready copy: enum keys become their values, archives their file names.
+
+    Values the provider marks secret (an SSM parameter's value, for one) arrive wrapped; the
+    synthesized stack holds no real secret, so they are unwrapped for inspection.
+    """
+    if pulumi.runtime.rpc.is_rpc_secret(value):
+        return _plain(pulumi.runtime.rpc.unwrap_rpc_secret(value))
     if isinstance(value, dict):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -1,0 +1,182 @@
+"""Stack configuration: parsing, defaults, the DR budget, and every refusal with its message."""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from payments_dr import contract
+from payments_dr.contract import ConsistencyMode, RegionRole
+from payments_dr.infra.config import ConfigError, StackConfig, load_stack_file
+from payments_dr.synth import SimulatedAws
+
+from .conftest import STACK_FILES
+
+DOMAIN = {"domainName": "pay.example.com"}
+
+
+def build(**overrides: Any) -> StackConfig:
+    return StackConfig.from_mapping("test", {**DOMAIN, **overrides})
+
+
+def test_defaults_follow_the_design() -> None:
+    config = build()
+    assert config.regions == ("us-east-1", "us-east-2")
+    assert config.consistency_mode is ConsistencyMode.EVENTUAL
+    assert config.replication_lag_alarm_seconds == 30
+    assert config.witness_region is None
+    assert config.api_domain == "api.pay.example.com"
+    assert config.failover_url == "https://api.pay.example.com"
+    assert config.role_of("us-east-1") is RegionRole.PRIMARY
+    assert config.role_of("us-east-2") is RegionRole.SECONDARY
+    assert config.peer_region("us-east-1") == "us-east-2"
+    assert config.peer_region("us-east-2") == "us-east-1"
+
+
+def test_budget_adds_detection_dns_and_margin() -> None:
+    config = build(healthCheckIntervalSeconds="30", healthCheckFailureThreshold="4")
+    budget = config.budget
+    assert budget.detection_seconds == 120
+    assert budget.dns_seconds == contract.ALIAS_RECORD_TTL_SECONDS
+    assert budget.rto_budget_seconds == 120 + budget.dns_seconds + budget.margin_seconds
+    assert budget.rpo_budget_seconds == 30
+    assert budget.to_dict()[contract.DrBudgetField.RTO_TARGET_SECONDS] == 900
+
+
+def test_strong_mode_has_zero_rpo_and_the_remaining_region_as_witness() -> None:
+    config = build(consistencyMode="strong", primaryRegion="us-east-2", secondaryRegion="us-west-2")
+    assert config.budget.rpo_budget_seconds == 0
+    assert config.witness_region == "us-east-1"
+
+
+def test_prefixed_keys_and_other_namespaces() -> None:
+    config = StackConfig.from_mapping(
+        "prod",
+        {
+            "payments-dr:domainName": "pay.example.org",
+            "payments-dr:replicationLagAlarmSeconds": "12",
+            "aws:region": "eu-west-1",  # another namespace: ignored
+        },
+    )
+    assert config.stack == "prod"
+    assert config.domain_name == "pay.example.org"
+    assert config.replication_lag_alarm_seconds == 12
+
+
+def test_tags_are_added_to_the_project_tags() -> None:
+    config = build(tags={"team": "payments", "tier": 1})
+    assert config.resource_tags == {
+        "project": contract.PROJECT,
+        "stack": "test",
+        "team": "payments",
+        "tier": "1",
+    }
+
+
+@pytest.mark.parametrize("mode", sorted(STACK_FILES))
+def test_example_stack_files_load(mode: str) -> None:
+    config = load_stack_file(STACK_FILES[mode])
+    assert config.consistency_mode.value == mode
+    assert config.stack == STACK_FILES[mode].name.split(".")[1]
+    assert config.budget.rto_budget_seconds <= config.rto_target_seconds
+
+
+def test_stack_file_name_must_carry_the_stack(tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text("config:\n  payments-dr:domainName: pay.example.com\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"Pulumi\.<stack>\.yaml"):
+        load_stack_file(path)
+
+
+def test_from_pulumi_reads_the_stack_configuration() -> None:
+    def read() -> StackConfig:
+        pulumi.runtime.set_mocks(SimulatedAws(), project=contract.PROJECT, stack="canary")
+        pulumi.runtime.set_all_config(
+            {
+                "payments-dr:domainName": "pay.example.net",
+                "payments-dr:healthCheckFailureThreshold": "2",
+                "payments-dr:tags": '{"team": "payments"}',
+            }
+        )
+        return StackConfig.from_pulumi()
+
+    config = contextvars.Context().run(read)
+    assert config.stack == "canary"
+    assert config.domain_name == "pay.example.net"
+    assert config.health_check_failure_threshold == 2
+    assert config.tags == {"team": "payments"}
+
+
+REFUSALS = [
+    pytest.param({"domainName": None}, "domainName", "missing", id="missing-domain"),
+    pytest.param({"domainName": "Not A Domain"}, "domainName", "DNS name", id="bad-domain"),
+    pytest.param({"hostedZoneId": "abc"}, "hostedZoneId", "zone id", id="bad-zone-id"),
+    pytest.param({"secondaryRegion": "us-east-1"}, "secondaryRegion", "same as", id="same-region"),
+    pytest.param({"primaryRegion": "us-middle-9"}, "primaryRegion", "unknown region", id="region"),
+    pytest.param(
+        {"consistencyMode": "strong", "secondaryRegion": "eu-west-1"},
+        "consistencyMode",
+        "not offered for eu-west-1",
+        id="strong-outside-region-set",
+    ),
+    pytest.param({"consistencyMode": "quorum"}, "consistencyMode", "unknown mode", id="mode"),
+    pytest.param(
+        {"healthCheckIntervalSeconds": "15"}, "healthCheckIntervalSeconds", "10 (fast)", id="iv"
+    ),
+    pytest.param(
+        {"healthCheckFailureThreshold": "11"}, "healthCheckFailureThreshold", "1 to 10", id="thr"
+    ),
+    pytest.param(
+        {"healthCheckFailureThreshold": "0"}, "healthCheckFailureThreshold", "1 to 10", id="thr0"
+    ),
+    pytest.param(
+        {"healthCheckFailureThreshold": "three"},
+        "healthCheckFailureThreshold",
+        "whole number",
+        id="not-a-number",
+    ),
+    pytest.param(
+        {
+            "healthCheckIntervalSeconds": "30",
+            "healthCheckFailureThreshold": "10",
+            "rtoTargetSeconds": "300",
+        },
+        "rtoTargetSeconds",
+        "failover can take 420 s",
+        id="rto-budget-above-target",
+    ),
+    pytest.param(
+        {"rpoTargetSeconds": "20"},
+        "replicationLagAlarmSeconds",
+        "above the RPO target of 20 s",
+        id="rpo-budget-above-target",
+    ),
+    pytest.param({"replicationLagAlarmSeconds": "0"}, "replicationLagAlarmSeconds", "not positive"),
+    pytest.param({"logRetentionDays": "45"}, "logRetentionDays", "retention period", id="logs"),
+    pytest.param({"alarmEmail": "ops"}, "alarmEmail", "e-mail address", id="email"),
+    pytest.param(
+        {"apiThrottleRateLimit": "500"}, "apiThrottleBurstLimit", "smaller than", id="burst"
+    ),
+    pytest.param({"tags": {"aws:owner": "x"}}, "tags", "not accepted", id="aws-tag"),
+    pytest.param({"tags": "team=payments"}, "tags", "mapping", id="tags-not-a-map"),
+    pytest.param({"domainNmae": "typo.example.com"}, "domainNmae", "unknown key", id="typo"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "problem"), REFUSALS)
+def test_bad_configuration_is_refused_naming_key_and_fix(
+    overrides: dict[str, Any], key: str, problem: str
+) -> None:
+    values = {**DOMAIN, **overrides}
+    values = {k: v for k, v in values.items() if v is not None}
+    with pytest.raises(ConfigError) as refused:
+        StackConfig.from_mapping("test", values)
+    message = str(refused.value)
+    assert refused.value.key == key
+    assert message.startswith(f"payments-dr:{key}: ")
+    assert problem in message
+    assert "Fix: " in message and not message.endswith("Fix: ")

@@ -1,0 +1,138 @@
+"""Policy documents as pure functions: scoped ARNs, named actions, documented exceptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from payments_dr import contract
+from payments_dr.contract import Function
+from payments_dr.infra import iam
+
+ACCOUNT = "111122223333"
+REGION = "us-east-2"
+
+
+def scope(function: Function) -> iam.FunctionScope:
+    return iam.FunctionScope(
+        function=function,
+        region=REGION,
+        account_id=ACCOUNT,
+        table_arn=f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/payments",
+        queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:retry",
+        bucket_arn="arn:aws:s3:::txlog-bucket",
+        key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/mrk-1",
+        log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/fn",
+        subnet_ids=["subnet-a", "subnet-b"],
+        security_group_id="sg-1",
+        ssm_path=f"/payments-dr/dev/{REGION}",
+    )
+
+
+def actions_of(document: dict[str, Any]) -> dict[str, list[str]]:
+    """Action -> resources it is allowed on."""
+    allowed: dict[str, list[str]] = {}
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            allowed.setdefault(action, []).extend(statement["Resource"])
+    return allowed
+
+
+@pytest.mark.parametrize("function", list(Function))
+def test_function_policy_names_every_action_and_scopes_resources(function: Function) -> None:
+    allowed = actions_of(iam.function_policy(scope(function)))
+    for action, resources in allowed.items():
+        assert "*" not in action, action
+        if "*" in resources:
+            assert action in iam.ACTIONS_WITHOUT_RESOURCE_SCOPE, action
+            assert resources == ["*"]
+    for resource in (r for resources in allowed.values() for r in resources if r != "*"):
+        parts = resource.split(":")
+        if parts[3]:  # regional ARN: must be this region's
+            assert parts[3] == REGION, resource
+            assert parts[4] == ACCOUNT, resource
+
+
+def test_api_writes_payments_and_queues_retries_only() -> None:
+    allowed = actions_of(iam.function_policy(scope(Function.API)))
+    table = scope(Function.API).table_arn
+    assert allowed["dynamodb:PutItem"] == [table]
+    assert allowed["sqs:SendMessage"] == [scope(Function.API).queue_arn]
+    assert "sqs:ReceiveMessage" not in allowed
+    assert "s3:PutObject" not in allowed
+    assert not any(action.startswith("dynamodb:Delete") for action in allowed)
+
+
+def test_retry_worker_consumes_its_queue_and_writes_the_table() -> None:
+    allowed = actions_of(iam.function_policy(scope(Function.RETRY_WORKER)))
+    queue = scope(Function.RETRY_WORKER).queue_arn
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert allowed[action] == [queue]
+    assert allowed["dynamodb:PutItem"] == [scope(Function.RETRY_WORKER).table_arn]
+    assert "sqs:SendMessage" not in allowed
+
+
+def test_log_archiver_reads_the_stream_and_writes_only_the_log_prefix() -> None:
+    allowed = actions_of(iam.function_policy(scope(Function.LOG_ARCHIVER)))
+    stream = f"{scope(Function.LOG_ARCHIVER).table_arn}/stream/*"
+    assert allowed["dynamodb:GetRecords"] == [stream]
+    assert allowed["s3:PutObject"] == [f"arn:aws:s3:::txlog-bucket/{contract.LOG_PREFIX}*"]
+    assert "dynamodb:PutItem" not in allowed
+
+
+def test_vpc_interface_actions_are_scoped_to_the_functions_subnets_and_group() -> None:
+    allowed = actions_of(iam.function_policy(scope(Function.API)))
+    resources = allowed["ec2:CreateNetworkInterface"]
+    ec2 = f"arn:aws:ec2:{REGION}:{ACCOUNT}"
+    assert f"{ec2}:subnet/subnet-a" in resources
+    assert f"{ec2}:subnet/subnet-b" in resources
+    assert f"{ec2}:security-group/sg-1" in resources
+
+
+def test_ssm_access_is_limited_to_the_region_path() -> None:
+    allowed = actions_of(iam.function_policy(scope(Function.API)))
+    base = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/payments-dr/dev/{REGION}"
+    assert allowed["ssm:GetParametersByPath"] == [base, f"{base}/*"]
+
+
+def test_replication_policy_reads_source_and_writes_destination_only() -> None:
+    document = iam.replication_policy(
+        source_bucket_arn="arn:aws:s3:::src",
+        destination_bucket_arn="arn:aws:s3:::dst",
+        source_key_arn="arn:aws:kms:us-east-1:1:key/mrk-1",
+        destination_key_arn="arn:aws:kms:us-east-2:1:key/mrk-1",
+        source_region="us-east-1",
+        destination_region="us-east-2",
+    )
+    allowed = actions_of(document)
+    assert allowed["s3:GetReplicationConfiguration"] == ["arn:aws:s3:::src"]
+    assert allowed["s3:ReplicateObject"] == ["arn:aws:s3:::dst/*"]
+    assert allowed["kms:Decrypt"] == ["arn:aws:kms:us-east-1:1:key/mrk-1"]
+    assert allowed["kms:GenerateDataKey"] == ["arn:aws:kms:us-east-2:1:key/mrk-1"]
+    assert all("*" not in action for action in allowed)
+    assert "*" not in {r for resources in allowed.values() for r in resources}
+
+
+def test_trust_policy_guards_against_confused_deputy() -> None:
+    statement = iam.service_assume_role_policy("lambda.amazonaws.com", ACCOUNT)["Statement"][0]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ACCOUNT
+
+
+def test_bucket_policy_denies_plain_http_and_old_tls() -> None:
+    statements = iam.tls_only_bucket_policy("arn:aws:s3:::b")["Statement"]
+    assert {s["Effect"] for s in statements} == {"Deny"}
+    conditions = [s["Condition"] for s in statements]
+    assert {"Bool": {"aws:SecureTransport": "false"}} in conditions
+    assert {"NumericLessThan": {"s3:TlsVersion": "1.2"}} in conditions
+
+
+def test_key_policy_limits_logs_service_to_its_region() -> None:
+    statements = iam.key_policy("us-east-2", ACCOUNT)["Statement"]
+    logs = next(s for s in statements if "logs" in str(s["Principal"]))
+    assert logs["Principal"] == {"Service": "logs.us-east-2.amazonaws.com"}
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith(
+        f"arn:aws:logs:us-east-2:{ACCOUNT}:"
+    )
