@@ -1,0 +1,229 @@
+"""A region's API Gateway, simulated: HTTP on a loopback port, adapted to Lambda proxy events.
+
+The real API handler receives exactly what API Gateway's REST proxy integration would send,
+and its proxy response becomes the HTTP answer. During a simulated region outage the server
+accepts connections but never answers: requests that arrive fail, and requests in flight
+lose their answer even when the handler already wrote - the case that makes clients retry
+elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from payments_dr import contract
+from payments_dr.contract import Function
+from payments_dr.lab.aws import RegionFaults
+from payments_dr.lab.settings import LAB_ACCOUNT_ID
+from payments_dr.lab.workers import Handler, LambdaContext
+
+log = logging.getLogger(__name__)
+
+# (method, resource) pairs the OpenAPI document defines.
+_ROUTES = {
+    ("POST", contract.PAYMENTS_PATH),
+    ("GET", contract.PAYMENT_PATH),
+    ("GET", contract.HEALTH_PATH),
+}
+_PAYMENT_ID_SEGMENT = re.compile(r"^/v1/payments/(?P<id>[^/]+)$")
+
+
+def match_resource(path: str) -> tuple[str, dict[str, str] | None] | None:
+    """The OpenAPI resource a request path falls under, with its path parameters."""
+    if path in (contract.PAYMENTS_PATH, contract.HEALTH_PATH):
+        return path, None
+    match = _PAYMENT_ID_SEGMENT.match(path)
+    if match:
+        return contract.PAYMENT_PATH, {"id": unquote(match.group("id"))}
+    return None
+
+
+def proxy_event(
+    *,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    resource: str,
+    path_parameters: dict[str, str] | None,
+    source_ip: str,
+    api_host: str,
+) -> dict[str, Any]:
+    """An API Gateway REST API (v1) Lambda proxy event for one HTTP request."""
+    url = urlsplit(target)
+    query = parse_qs(url.query, keep_blank_values=True)
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value
+        multi_headers.setdefault(name, []).append(value)
+    try:
+        text_body: str | None = body.decode("utf-8") if body else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        text_body = base64.b64encode(body).decode("ascii")
+        is_base64 = True
+    return {
+        "resource": resource,
+        "path": url.path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{contract.API_STAGE}{url.path}",
+            "stage": contract.API_STAGE,
+            "requestId": str(uuid.uuid4()),
+            "accountId": LAB_ACCOUNT_ID,
+            "apiId": "lab",
+            "domainName": api_host,
+            "protocol": "HTTP/1.1",
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip, "userAgent": single_headers.get("User-Agent")},
+        },
+        "body": text_body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class RegionApi:
+    """One region's API endpoint on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(self, region: str, stack: str, faults: RegionFaults) -> None:
+        self.region = region
+        self._stack = stack
+        self.faults = faults
+        self.handler: Handler | None = None  # set once the region's configuration is seeded
+        self.requests_dropped = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"lab-api-{region}", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self.handler is None:
+            raise RuntimeError(f"the {self.region} API has no handler yet")
+        context = LambdaContext.for_function(self._stack, Function.API, self.region)
+        return self.handler(event, context)
+
+    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            server_version = "lab-apigateway"
+            # Headers and body go out in separate writes; without this, Nagle's algorithm and
+            # delayed ACKs add ~40 ms to every answer.
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_PUT(self) -> None:
+                self._serve("PUT")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
+
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if api.faults.outage:
+                    self._drop()
+                    return
+                path = urlsplit(self.path).path
+                matched = match_resource(path)
+                if matched is None or (method, matched[0]) not in _ROUTES:
+                    # What API Gateway answers for a resource or method it does not define.
+                    self._send(403, {"message": "Missing Authentication Token"}, {})
+                    return
+                resource, path_parameters = matched
+                event = proxy_event(
+                    method=method,
+                    target=self.path,
+                    headers=list(self.headers.items()),
+                    body=body,
+                    resource=resource,
+                    path_parameters=path_parameters,
+                    source_ip=self.client_address[0],
+                    api_host=self.headers.get("Host", ""),
+                )
+                try:
+                    response = api.invoke(event)
+                except Exception:
+                    log.exception("API handler failed in %s", api.region)
+                    # API Gateway's answer when the integration fails.
+                    self._send(502, {"message": "Internal server error"}, {})
+                    return
+                if api.faults.outage:
+                    self._drop()  # the region went down while the request was in flight
+                    return
+                self._send_proxy_response(response)
+
+            def _drop(self) -> None:
+                api.requests_dropped += 1
+                self.close_connection = True
+
+            def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _send_proxy_response(self, response: dict[str, Any]) -> None:
+                raw = response.get("body") or ""
+                payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+                self.send_response(int(response["statusCode"]))
+                headers: dict[str, list[str]] = {
+                    name: [str(value)] for name, value in (response.get("headers") or {}).items()
+                }
+                for name, values in (response.get("multiValueHeaders") or {}).items():
+                    headers[name] = [str(value) for value in values]
+                for name, values in headers.items():
+                    if name.lower() != "content-length":
+                        for value in values:
+                            self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("%s %s", api.region, format % args)
+
+        return RequestHandler

@@ -1,0 +1,316 @@
+"""The lab: both regions, the real service handlers, replication, health checks and routing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from moto import mock_aws
+
+from payments_dr import contract
+from payments_dr.contract import Mode, Param
+from payments_dr.drill_report import TimelineEvent
+from payments_dr.lab.apigw import RegionApi
+from payments_dr.lab.aws import RegionAws, RegionResources, seed_region, set_parameter
+from payments_dr.lab.clock import SimClock
+from payments_dr.lab.replication import Replicator
+from payments_dr.lab.routing import FailoverDns, FailoverRouter, RegionHealthCheck
+from payments_dr.lab.settings import LabSettings
+from payments_dr.lab.workers import Handler, LogArchiverFeed, RetryQueuePoller
+from payments_dr.service.api import build_api_handler
+from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.log_archiver import build_log_archiver
+from payments_dr.service.observability import logger as service_logger
+from payments_dr.service.observability import metrics as service_metrics
+from payments_dr.service.retry_worker import build_retry_worker
+
+log = logging.getLogger(__name__)
+
+# The service runs in-process as if in Lambda: no metrics to publish, no X-Ray daemon.
+_RUNTIME_ENVIRONMENT = {
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+
+
+def _as_lambda(handler: Handler) -> Handler:
+    """Invoke a handler as its Lambda would, minus publishing: metrics are dropped.
+
+    Powertools prints a metric set to stdout once it holds 100 values, even with metrics
+    disabled; clearing after each invocation keeps the lab's output readable.
+    """
+
+    def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            return handler(event, context)
+        finally:
+            service_metrics.clear_metrics()
+
+    return invoke
+
+
+@dataclass
+class Region:
+    """Everything the lab runs for one region."""
+
+    name: str
+    aws: RegionAws
+    api: RegionApi
+    resources: RegionResources
+    retry_poller: RetryQueuePoller
+    archiver_feed: LogArchiverFeed
+    health: RegionHealthCheck
+
+
+class Lab:
+    """Start with `with Lab(settings) as lab:`; one lab per process (moto's state is global)."""
+
+    def __init__(self, settings: LabSettings, service_log_level: str = "ERROR") -> None:
+        self.settings = settings
+        self.clock = SimClock(settings.time_scale)
+        self._service_log_level = service_log_level
+        self._aws_lock = threading.RLock()
+        self._mock = mock_aws()
+        self._events_lock = threading.Lock()
+        self.events: list[TimelineEvent] = []
+        self.regions: dict[str, Region] = {}
+        self.replicator: Replicator
+        self.dns: FailoverDns
+        self.router: FailoverRouter
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for name, value in _RUNTIME_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+        service_logger.setLevel(self._service_log_level)
+        self._mock.start()
+        settings = self.settings
+        apis: dict[str, RegionApi] = {}
+        aws_by_region: dict[str, RegionAws] = {}
+        resources: dict[str, RegionResources] = {}
+        for region in settings.config.regions:
+            aws_by_region[region] = RegionAws(region, self._aws_lock)
+            apis[region] = RegionApi(region, settings.stack, aws_by_region[region].faults)
+            resources[region] = seed_region(aws_by_region[region], settings, apis[region].url)
+
+        self.replicator = Replicator(
+            self.clock,
+            aws_by_region,
+            resources,
+            lock=self._aws_lock,
+            lag_seconds=settings.replication_lag_seconds,
+            strong=settings.strong,
+            stream_listener=self._archive_stream_records,
+        )
+        for region in settings.config.regions:
+            aws = aws_by_region[region]
+            api_deps = self._deps(aws, resources[region])
+            retry_deps = self._deps(aws, resources[region])
+            if settings.strong:
+                self.replicator.wrap_for_strong_consistency(api_deps.dynamodb, region)
+                self.replicator.wrap_for_strong_consistency(retry_deps.dynamodb, region)
+            apis[region].handler = _as_lambda(build_api_handler(api_deps))
+            self.regions[region] = Region(
+                name=region,
+                aws=aws,
+                api=apis[region],
+                resources=resources[region],
+                retry_poller=RetryQueuePoller(
+                    self.clock,
+                    aws,
+                    resources[region],
+                    _as_lambda(build_retry_worker(retry_deps)),
+                    settings.stack,
+                ),
+                archiver_feed=LogArchiverFeed(
+                    region,
+                    _as_lambda(build_log_archiver(self._deps(aws, resources[region]))),
+                    settings.stack,
+                ),
+                health=RegionHealthCheck(
+                    region,
+                    apis[region].url + contract.HEALTH_PATH,
+                    self.clock,
+                    interval_seconds=settings.config.health_check_interval_seconds,
+                    failure_threshold=settings.config.health_check_failure_threshold,
+                    checkers=settings.health_checkers,
+                    healthy_fraction=settings.healthy_checker_fraction,
+                    on_change=self._health_changed,
+                ),
+            )
+        primary, secondary = (self.regions[r] for r in settings.config.regions)
+        self.dns = FailoverDns(
+            self.clock, primary.health, secondary.health, settings.config.budget.dns_seconds
+        )
+        self.router = FailoverRouter(
+            self.dns, {name: region.api.url for name, region in self.regions.items()}
+        )
+        for started in self.regions.values():
+            started.api.start()
+            started.retry_poller.start()
+            started.archiver_feed.start()
+        self.replicator.start()
+        for started in self.regions.values():
+            started.health.start()
+        self.router.start()
+
+    def stop(self) -> None:
+        self.router.stop()
+        for region in self.regions.values():
+            region.health.stop()
+        self.replicator.stop()
+        for region in self.regions.values():
+            region.retry_poller.stop()
+            region.archiver_feed.stop()
+            region.api.stop()
+        self._mock.stop()
+
+    def _deps(self, aws: RegionAws, resources: RegionResources) -> ServiceDeps:
+        """One function's dependencies, as its cold start would build them."""
+        return ServiceDeps(
+            region=aws.region,
+            ssm_path=resources.ssm_path,
+            ssm=aws.service_client("ssm"),
+            dynamodb=aws.service_client("dynamodb"),
+            sqs=aws.service_client("sqs"),
+            s3=aws.service_client("s3"),
+            # Simulated time, so the configuration cache's max age scales with everything else.
+            clock=self.clock.epoch,
+        )
+
+    # --- events --------------------------------------------------------------------------
+    def note(self, kind: str, detail: str) -> None:
+        with self._events_lock:
+            self.events.append(TimelineEvent(round(self.clock.now(), 3), kind, detail))
+
+    def _health_changed(self, region: str, healthy: bool) -> None:
+        if healthy:
+            self.note("recovered", f"health checks see {region} healthy again")
+        else:
+            self.note("detected", f"health checks see {region} unhealthy")
+
+    def _archive_stream_records(self, region: str, records: list[dict[str, Any]]) -> None:
+        self.regions[region].archiver_feed.submit(records)
+
+    # --- the region names users see ------------------------------------------------------
+    @property
+    def primary(self) -> str:
+        return self.settings.primary
+
+    @property
+    def secondary(self) -> str:
+        return self.settings.secondary
+
+    @property
+    def failover_url(self) -> str:
+        return self.router.url
+
+    def region_url(self, region: str) -> str:
+        return self.regions[region].api.url
+
+    # --- faults --------------------------------------------------------------------------
+    def set_region_outage(self, region: str, down: bool) -> None:
+        self._set_reachability(region, "outage", down)
+
+    def set_table_outage(self, region: str, down: bool) -> None:
+        self._set_reachability(region, "table_outage", down)
+
+    def _set_reachability(self, region: str, fault: str, down: bool) -> None:
+        faults = self.regions[region].aws.faults
+        with self._aws_lock:
+            if not down and self.settings.strong:
+                # A strongly consistent replica catches up before it serves again.
+                self.replicator.catch_up(region)
+            setattr(faults, fault, down)
+
+    def set_mode(self, region: str, mode: Mode) -> None:
+        """The operator's switch: `fenced` fails the region's health check."""
+        set_parameter(self.regions[region].aws, self.settings.stack, Param.MODE, mode.value)
+
+    # --- inspection ----------------------------------------------------------------------
+    def settle(self, timeout_wall_seconds: float = 30.0) -> bool:
+        """Wait until queues, streams and replication are drained; False on timeout."""
+        deadline = time.monotonic() + timeout_wall_seconds
+        quiet_checks = 0
+        while time.monotonic() < deadline:
+            for region in self.regions.values():
+                region.retry_poller.release_all()
+            if self._drained():
+                quiet_checks += 1
+                if quiet_checks >= 3:
+                    return True
+            else:
+                quiet_checks = 0
+            time.sleep(0.02)
+        return False
+
+    def _drained(self) -> bool:
+        for region in self.regions.values():
+            if region.archiver_feed.pending() or self.queue_depth(
+                region.resources.retry_queue_url, region.aws
+            ):
+                return False
+        return self.replicator.idle()
+
+    @staticmethod
+    def queue_depth(queue_url: str, aws: RegionAws) -> int:
+        attributes = aws.lab_sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def table_items(self, region: str) -> dict[str, dict[str, Any]]:
+        """Every item of a region's table, by payment id."""
+        aws = self.regions[region].aws
+        items: dict[str, dict[str, Any]] = {}
+        paginator = aws.lab_dynamodb.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.regions[region].resources.table_name, ConsistentRead=True
+        ):
+            for item in page["Items"]:
+                items[item[contract.TABLE_HASH_KEY][contract.TABLE_HASH_KEY_TYPE]] = item
+        return items
+
+    def dlq_messages(self, region: str) -> list[str]:
+        """The bodies in a region's DLQ, left in place."""
+        resources = self.regions[region].resources
+        sqs = self.regions[region].aws.lab_sqs
+        received: dict[str, dict[str, Any]] = {}
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=resources.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+            ).get("Messages", [])
+            if not messages:
+                break
+            received.update((message["MessageId"], message) for message in messages)
+        for message in received.values():
+            sqs.change_message_visibility(
+                QueueUrl=resources.dlq_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+        return [message["Body"] for message in received.values()]
+
+    def archived_object_count(self, region: str) -> int:
+        aws = self.regions[region].aws
+        paginator = aws.lab_s3.get_paginator("list_objects_v2")
+        return sum(
+            page.get("KeyCount", 0)
+            for page in paginator.paginate(
+                Bucket=self.regions[region].resources.bucket, Prefix=contract.LOG_PREFIX
+            )
+        )

@@ -1,0 +1,369 @@
+"""Global-table replication between the two regional tables (simulated).
+
+No emulator replicates DynamoDB global tables, so the lab does it the way the service
+behaves: each table's stream is read and every local write is applied to the other region.
+
+- eventual: after a configurable lag, last writer wins; writes the replicator itself made are
+  recognised on the target's stream and not sent back.
+- strong: the service's DynamoDB clients are wrapped so that a write is applied to the peer
+  before the call returns; a peer that is down catches up before it serves again (a
+  multi-Region strong table keeps accepting writes with a witness while one replica is down).
+
+While a region is down its stream is not read and nothing is applied to it, as on AWS. A
+conflict between two INSERTs of the same payment id means the payment was applied in both
+regions independently: a duplicate, which the replicator reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.client import BaseClient
+
+from payments_dr import contract
+from payments_dr.lab.aws import RegionAws, RegionResources
+from payments_dr.lab.clock import SimClock
+
+StreamListener = Callable[[str, list[dict[str, Any]]], None]
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """One payment id created independently in both regions before replication converged."""
+
+    payment_id: str
+    first_region: str
+    first_written_at: float  # simulated seconds
+    second_region: str
+    second_written_at: float
+    replicated_at: float  # when the first write reached the second region
+
+    def describe(self) -> str:
+        return (
+            f"{self.payment_id}: created in {self.first_region} at {self.first_written_at:.1f} s"
+            f" and again in {self.second_region} at {self.second_written_at:.1f} s; the first"
+            f" write only reached {self.second_region} at {self.replicated_at:.1f} s"
+        )
+
+
+@dataclass(frozen=True)
+class _Change:
+    source: str
+    key: dict[str, Any]
+    event: str  # INSERT, MODIFY or REMOVE
+    new_image: dict[str, Any] | None
+    written_at: float  # simulated seconds
+
+    @property
+    def payment_id(self) -> str:
+        return str(self.key[contract.TABLE_HASH_KEY][contract.TABLE_HASH_KEY_TYPE])
+
+
+@dataclass(frozen=True)
+class _Version:
+    """The last write to an item in one region, as far as replication is concerned."""
+
+    written_at: float
+    origin: str  # the region where this version was first written
+    inserted: bool  # it created the item
+
+
+def _digest(image: Mapping[str, Any] | None) -> str:
+    return hashlib.sha256(json.dumps(image, sort_keys=True).encode()).hexdigest()
+
+
+class Replicator:
+    def __init__(
+        self,
+        clock: SimClock,
+        regions: Mapping[str, RegionAws],
+        resources: Mapping[str, RegionResources],
+        lock: threading.RLock,
+        lag_seconds: float,
+        strong: bool,
+        stream_listener: StreamListener,
+    ) -> None:
+        self._clock = clock
+        self._regions = dict(regions)
+        self._resources = dict(resources)
+        self._lag = lag_seconds
+        self.strong = strong
+        self._listener = stream_listener
+        # The lab's AWS lock: holding it makes a write and its replication one atomic step.
+        self._lock = lock
+        self._records_last_read = 0
+        self._iterators: dict[str, str] = {}
+        self._writes_seen: dict[str, int] = {region: -1 for region in regions}
+        self._pending: dict[tuple[str, str], deque[_Change]] = {
+            (source, target): deque()
+            for source in regions
+            for target in regions
+            if source != target
+        }
+        # Per region that was down in strong mode: encoded key -> when it was written.
+        self._catch_up: dict[str, dict[str, float]] = {region: {} for region in regions}
+        self._echoes: dict[tuple[str, str], list[str]] = {}
+        self._versions: dict[tuple[str, str], _Version] = {}
+        self._lags: list[float] = []
+        self._duplicates: dict[str, Duplicate] = {}
+        self._stalled = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lab-replicator", daemon=True)
+        # Wall seconds between polls: a fraction of the lag, within sensible bounds.
+        self._poll_wall = min(max(clock.to_wall(lag_seconds) / 2, 0.005), 0.02)
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        for region, resources in self._resources.items():
+            streams = self._regions[region].lab_streams
+            shard = streams.describe_stream(StreamArn=resources.stream_arn)["StreamDescription"][
+                "Shards"
+            ][0]["ShardId"]
+            self._iterators[region] = streams.get_shard_iterator(
+                StreamArn=resources.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def stall(self) -> None:
+        """Hold back every replicated write (a replication stall); streams are still read."""
+        self._stalled = True
+
+    def resume(self) -> None:
+        self._stalled = False
+
+    @property
+    def stalled(self) -> bool:
+        return self._stalled
+
+    # --- observations --------------------------------------------------------------------
+    @property
+    def duplicates(self) -> list[Duplicate]:
+        with self._lock:
+            return sorted(self._duplicates.values(), key=lambda dup: dup.second_written_at)
+
+    def lag_stats_ms(self) -> tuple[float, float]:
+        """(p50, max) of the simulated time between a write and its arrival in the peer."""
+        with self._lock:
+            if not self._lags:
+                return (0.0, 0.0)
+            return (statistics.median(self._lags) * 1000, max(self._lags) * 1000)
+
+    def backlog(self) -> int:
+        """Writes read from a stream and not yet applied to the peer."""
+        with self._lock:
+            pending = sum(len(queue) for queue in self._pending.values())
+            return pending + sum(len(keys) for keys in self._catch_up.values())
+
+    def idle(self) -> bool:
+        """Nothing left to replicate: every stream read and every read write applied."""
+        with self._lock:
+            unread = any(
+                aws.faults.table_reachable and aws.table_writes != self._writes_seen[region]
+                for region, aws in self._regions.items()
+            )
+            return not unread and self._records_last_read == 0 and self.backlog() == 0
+
+    # --- strong mode ---------------------------------------------------------------------
+    def wrap_for_strong_consistency(self, client: BaseClient, region: str) -> None:
+        """Make `client`'s writes reach the peer table before they return."""
+        make_api_call: Callable[[str, dict[str, Any]], Any] = client._make_api_call
+
+        def replicated(operation_name: str, params: dict[str, Any]) -> Any:
+            with self._lock:
+                result = make_api_call(operation_name, params)
+                keys = _written_keys(operation_name, params)
+                if keys:
+                    written_at = self._clock.now()
+                    for key in keys:
+                        self._copy_to_peers(region, key, written_at)
+                return result
+
+        setattr(client, "_make_api_call", replicated)  # noqa: B010 - instance override on purpose
+
+    def _copy_to_peers(self, source: str, key: dict[str, Any], written_at: float) -> None:
+        for target, aws in self._regions.items():
+            if target == source:
+                continue
+            if aws.faults.table_reachable:
+                self._copy_item(source, target, key)
+                self._lags.append(0.0)
+            else:
+                self._catch_up[target].setdefault(json.dumps(key, sort_keys=True), written_at)
+
+    def _copy_item(self, source: str, target: str, key: dict[str, Any]) -> None:
+        item = (
+            self._regions[source]
+            .lab_dynamodb.get_item(
+                TableName=self._resources[source].table_name, Key=key, ConsistentRead=True
+            )
+            .get("Item")
+        )
+        table = self._resources[target].table_name
+        if item is None:
+            self._regions[target].lab_dynamodb.delete_item(TableName=table, Key=key)
+        else:
+            self._regions[target].lab_dynamodb.put_item(TableName=table, Item=item)
+
+    def catch_up(self, region: str) -> None:
+        """Bring a recovering region up to date before it serves again (strong mode)."""
+        with self._lock:
+            keys = self._catch_up[region]
+            peer = next(name for name in self._regions if name != region)
+            now = self._clock.now()
+            for encoded, written_at in sorted(keys.items()):
+                self._copy_item(peer, region, json.loads(encoded))
+                self._lags.append(now - written_at)
+            keys.clear()
+
+    # --- eventual mode -------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_wall):
+            self.tick()
+
+    def tick(self) -> None:
+        """Read every reachable stream, then apply the replicated writes that are due."""
+        batches: list[tuple[str, list[dict[str, Any]]]] = []
+        with self._lock:
+            for region in self._regions:
+                records = self._read_stream(region)
+                if records:
+                    batches.append((region, records))
+            self._records_last_read = sum(len(records) for _, records in batches)
+            if not self.strong:
+                self._apply_due()
+        for region, records in batches:
+            self._listener(region, records)
+
+    def _read_stream(self, region: str) -> list[dict[str, Any]]:
+        aws = self._regions[region]
+        if not aws.faults.table_reachable or aws.table_writes == self._writes_seen[region]:
+            return []
+        # Records read in this call cover every write counted so far (we hold the AWS lock).
+        self._writes_seen[region] = aws.table_writes
+        response = aws.lab_streams.get_records(ShardIterator=self._iterators[region], Limit=1000)
+        self._iterators[region] = response["NextShardIterator"]
+        records: list[dict[str, Any]] = response["Records"]
+        for record in records:
+            _label_region(record, region, self._resources[region].stream_arn)
+            if not self.strong:
+                self._note_local_write(region, record)
+        return records
+
+    def _note_local_write(self, region: str, record: dict[str, Any]) -> None:
+        data = record["dynamodb"]
+        image = data.get("NewImage")
+        key = data["Keys"]
+        change = _Change(
+            source=region,
+            key=key,
+            event=record["eventName"],
+            new_image=image,
+            written_at=self._clock.at_wall_time(float(data["ApproximateCreationDateTime"])),
+        )
+        echoes = self._echoes.get((region, change.payment_id))
+        if echoes and _digest(image) in echoes:
+            echoes.remove(_digest(image))  # our own replicated write coming back: not a change
+            return
+        self._versions[(region, change.payment_id)] = _Version(
+            written_at=change.written_at, origin=region, inserted=change.event == "INSERT"
+        )
+        for (source, _target), queue in self._pending.items():
+            if source == region:
+                queue.append(change)
+
+    def _apply_due(self) -> None:
+        if self._stalled:
+            return
+        now = self._clock.now()
+        for (_source, target), queue in self._pending.items():
+            if not self._regions[target].faults.table_reachable:
+                continue
+            while queue and queue[0].written_at + self._lag <= now:
+                self._apply(queue.popleft(), target, now)
+
+    def _apply(self, change: _Change, target: str, now: float) -> None:
+        current = self._versions.get((target, change.payment_id))
+        if current is not None and current.origin == target:
+            if change.event == "INSERT" and current.inserted:
+                self._record_duplicate(change, target, current, now)
+            # Last writer wins; a tie goes to the region that sorts first, in both directions.
+            if (current.written_at, target) > (change.written_at, change.source):
+                return
+        table = self._resources[target].table_name
+        dynamodb = self._regions[target].lab_dynamodb
+        if change.new_image is None:
+            dynamodb.delete_item(TableName=table, Key=change.key)
+        else:
+            dynamodb.put_item(TableName=table, Item=change.new_image)
+        self._echoes.setdefault((target, change.payment_id), []).append(_digest(change.new_image))
+        self._versions[(target, change.payment_id)] = _Version(
+            written_at=change.written_at, origin=change.source, inserted=False
+        )
+        self._lags.append(max(0.0, now - change.written_at))
+
+    def _record_duplicate(self, change: _Change, target: str, local: _Version, now: float) -> None:
+        if change.payment_id in self._duplicates:
+            return  # the same conflict seen from the other side
+        first_is_source = change.written_at <= local.written_at
+        self._duplicates[change.payment_id] = Duplicate(
+            payment_id=change.payment_id,
+            first_region=change.source if first_is_source else target,
+            first_written_at=min(change.written_at, local.written_at),
+            second_region=target if first_is_source else change.source,
+            second_written_at=max(change.written_at, local.written_at),
+            replicated_at=now,
+        )
+
+
+def _label_region(record: dict[str, Any], region: str, stream_arn: str) -> None:
+    """Give a stream record the shape Lambda delivers: its region, source ARN, epoch time."""
+    record["awsRegion"] = region
+    record["eventSourceARN"] = stream_arn
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
+
+
+def _written_keys(operation_name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The primary keys a successful DynamoDB write touched."""
+    if operation_name == "PutItem":
+        return [_key_of(params["Item"])]
+    if operation_name in ("UpdateItem", "DeleteItem"):
+        return [dict(params["Key"])]
+    if operation_name == "BatchWriteItem":
+        return [
+            _key_of(request["PutRequest"]["Item"])
+            if "PutRequest" in request
+            else dict(request["DeleteRequest"]["Key"])
+            for requests in params["RequestItems"].values()
+            for request in requests
+        ]
+    if operation_name == "TransactWriteItems":
+        return list(_transact_keys(params["TransactItems"]))
+    return []
+
+
+def _transact_keys(items: Iterable[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
+    for item in items:
+        if "Put" in item:
+            yield _key_of(item["Put"]["Item"])
+        for action in ("Update", "Delete"):
+            if action in item:
+                yield dict(item[action]["Key"])
+
+
+def _key_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {contract.TABLE_HASH_KEY: item[contract.TABLE_HASH_KEY]}

@@ -1,0 +1,278 @@
+"""Route 53, simulated: health checkers, failover DNS answers with a TTL, and a router.
+
+- Health checks follow Route 53's rules: several checkers probe the region's own health
+  path every interval, staggered; a checker changes its verdict after `failure_threshold`
+  consecutive results the other way; the region counts as healthy while more than 18% of
+  the checkers see it healthy. A probe fails on a non-2xx/3xx status, no answer, or no
+  answer within the timeout.
+- DNS answers PRIMARY while it is healthy, else SECONDARY when that is healthy, else
+  PRIMARY (Route 53 treats "all unhealthy" as "all healthy").
+- Clients keep an answer for the record's TTL, so traffic moves at most one TTL after the
+  health status changes. The router plays the client side of that: it forwards each
+  request to the region its cached answer names.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from payments_dr import contract
+from payments_dr.lab.clock import SimClock
+
+log = logging.getLogger(__name__)
+
+# A probe may take at least this long in wall time, whatever the time scale, so that the
+# machine's own slowness is not mistaken for a fault.
+MIN_PROBE_TIMEOUT_WALL_SECONDS = 0.5
+FORWARD_TIMEOUT_WALL_SECONDS = 10.0
+ROUTED_TO_HEADER = "X-Lab-Routed-To"
+# Headers that describe one connection, or that the relaying server writes itself.
+_NOT_RELAYED = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "host",
+    "content-length",
+    "server",
+    "date",
+}
+
+
+def probe(url: str, timeout_wall_seconds: float) -> bool:
+    """One Route 53 HTTP probe: healthy on a 2xx or 3xx answer within the timeout."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname or "127.0.0.1", parts.port, timeout=timeout_wall_seconds
+    )
+    try:
+        connection.request("GET", parts.path)
+        status = connection.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return 200 <= status < 400
+
+
+@dataclass
+class _Checker:
+    healthy: bool = True  # a new Route 53 health check starts out healthy
+    streak: int = 0  # consecutive results contradicting the current verdict
+
+
+class RegionHealthCheck:
+    """The health check of one region, with several staggered checkers."""
+
+    def __init__(
+        self,
+        region: str,
+        health_url: str,
+        clock: SimClock,
+        interval_seconds: float,
+        failure_threshold: int,
+        checkers: int,
+        healthy_fraction: float,
+        on_change: Callable[[str, bool], None],
+    ) -> None:
+        self.region = region
+        self.health_url = health_url
+        self._clock = clock
+        self._interval = interval_seconds
+        self._threshold = failure_threshold
+        self._checkers = [_Checker() for _ in range(checkers)]
+        self._healthy_fraction = healthy_fraction
+        self._on_change = on_change
+        self._timeout_wall = max(
+            clock.to_wall(contract.HEALTH_CHECK_TIMEOUT_SECONDS), MIN_PROBE_TIMEOUT_WALL_SECONDS
+        )
+        self.healthy = True
+        self.probes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lab-health-{region}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        # Checkers take turns, so the region is probed every interval / checkers.
+        step = self._interval / len(self._checkers)
+        turn = 0
+        next_probe = self._clock.now()
+        while not self._stop.is_set():
+            self.record(turn, probe(self.health_url, self._timeout_wall))
+            turn = (turn + 1) % len(self._checkers)
+            next_probe += step
+            if self._clock.wait(self._stop, next_probe - self._clock.now()):
+                return
+
+    def record(self, checker_index: int, probe_ok: bool) -> None:
+        """Apply one probe result to one checker, then recompute the region's status."""
+        self.probes += 1
+        checker = self._checkers[checker_index]
+        if probe_ok == checker.healthy:
+            checker.streak = 0
+        else:
+            checker.streak += 1
+            if checker.streak >= self._threshold:
+                checker.healthy = probe_ok
+                checker.streak = 0
+        healthy_share = sum(c.healthy for c in self._checkers) / len(self._checkers)
+        healthy = healthy_share > self._healthy_fraction
+        if healthy != self.healthy:
+            self.healthy = healthy
+            self._on_change(self.region, healthy)
+
+
+class FailoverDns:
+    """Failover records PRIMARY/SECONDARY, answered from health, cached for the TTL."""
+
+    def __init__(
+        self,
+        clock: SimClock,
+        primary: RegionHealthCheck,
+        secondary: RegionHealthCheck,
+        ttl_seconds: float,
+    ) -> None:
+        self._clock = clock
+        self._primary = primary
+        self._secondary = secondary
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._cached: str | None = None
+        self._expires_at = float("-inf")
+
+    def answer(self) -> str:
+        """What Route 53 answers right now."""
+        if self._primary.healthy or not self._secondary.healthy:
+            return self._primary.region
+        return self._secondary.region
+
+    def resolve(self) -> str:
+        """What a client uses: the cached answer until its TTL runs out."""
+        with self._lock:
+            now = self._clock.now()
+            if self._cached is None or now >= self._expires_at:
+                self._cached = self.answer()
+                self._expires_at = now + self._ttl
+            return self._cached
+
+
+class FailoverRouter:
+    """The failover name's endpoint: forwards each request where DNS sends the client."""
+
+    def __init__(self, dns: FailoverDns, region_urls: dict[str, str]) -> None:
+        self._dns = dns
+        self._region_urls = region_urls
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="lab-failover-router", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def forward(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> tuple[str, int, list[tuple[str, str]], bytes] | tuple[str, None, None, None]:
+        """(region, status, headers, body) from the resolved region; no status: no answer."""
+        region = self._dns.resolve()
+        parts = urlsplit(self._region_urls[region])
+        connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port, timeout=FORWARD_TIMEOUT_WALL_SECONDS
+        )
+        try:
+            connection.request(
+                method,
+                target,
+                body=body or None,
+                headers={k: v for k, v in headers if k.lower() not in _NOT_RELAYED},
+            )
+            response = connection.getresponse()
+            return region, response.status, response.getheaders(), response.read()
+        except (OSError, http.client.HTTPException):
+            return region, None, None, None
+        finally:
+            connection.close()
+
+    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+        router = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            server_version = "lab-failover-router"
+            # Headers and body go out in separate writes; without this, Nagle's algorithm and
+            # delayed ACKs add ~40 ms to every answer.
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                self._relay("GET")
+
+            def do_POST(self) -> None:
+                self._relay("POST")
+
+            def do_PUT(self) -> None:
+                self._relay("PUT")
+
+            def do_DELETE(self) -> None:
+                self._relay("DELETE")
+
+            def do_PATCH(self) -> None:
+                self._relay("PATCH")
+
+            def _relay(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                region, status, headers, payload = router.forward(
+                    method, self.path, list(self.headers.items()), body
+                )
+                if status is None or headers is None or payload is None:
+                    # The client's connection to that region failed: say so, as a network
+                    # error would, but legibly for someone using curl.
+                    message = f"simulated network: {region} did not answer"
+                    self._write(
+                        502,
+                        [("Content-Type", "application/json")],
+                        region,
+                        json.dumps({"message": message}).encode(),
+                    )
+                    return
+                self._write(status, headers, region, payload)
+
+            def _write(
+                self, status: int, headers: list[tuple[str, str]], region: str, payload: bytes
+            ) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in _NOT_RELAYED:
+                        self.send_header(name, value)
+                self.send_header(ROUTED_TO_HEADER, region)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("router %s", format % args)
+
+        return RequestHandler
