@@ -10,7 +10,8 @@ from typing import Any
 @dataclass(frozen=True)
 class TimelineEvent:
     at_seconds: float  # since the drill started
-    kind: str  # "fault", "detected", "failover", "failback", "note"
+    # "fault", "detected", "failover", "restore", "recovered", "failback", "note"
+    kind: str
     detail: str
 
 
@@ -46,6 +47,14 @@ class DrillReport:
     regions_consistent_after_failback: bool | None = None
     timeline: list[TimelineEvent] = field(default_factory=list)
     samples: list[RequestSample] = field(default_factory=list)
+    # Simulation only: wall seconds per simulated second, and the drill's wall time.
+    time_scale: float | None = None
+    wall_seconds: float | None = None
+    payments_rejected: int = 0  # a well-formed payment answered 4xx: a service fault
+    # Writes accepted by the primary but not yet applied in the secondary when the fault hit.
+    replication_backlog_at_fault: int | None = None
+    dlq_payment_ids: dict[str, list[str]] = field(default_factory=dict)
+    failed_checks: list[str] = field(default_factory=list)  # further reasons the drill failed
 
     @property
     def passed(self) -> bool:
@@ -56,6 +65,7 @@ class DrillReport:
             self.payments_lost == 0
             and within_budget
             and self.regions_consistent_after_failback is not False
+            and not self.failed_checks
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,3 +75,55 @@ class DrillReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    def to_text(self) -> str:
+        """A human-readable summary; simulated times also in wall seconds."""
+
+        def seconds(value: float | None) -> str:
+            if value is None:
+                return "not observed"
+            if self.time_scale is None:
+                return f"{value:.1f} s"
+            return f"{value:.1f} s simulated ({value * self.time_scale:.2f} s wall)"
+
+        label = "SIMULATION - " if self.simulated else ""
+        lines = [
+            f"{label}DR drill: {self.scenario}, {self.consistency_mode} consistency,"
+            f" on {self.environment}",
+            f"  real-AWS counterpart: {self.real_counterpart}",
+            f"  detection:  {seconds(self.detection_seconds)}",
+            f"  failover:   {seconds(self.failover_seconds)}"
+            f" (RTO budget {self.rto_budget_seconds:g} s, target {self.rto_target_seconds:g} s)",
+            f"  failback:   {seconds(self.failback_seconds)}",
+            "  requests served: "
+            + (", ".join(f"{r} {n}" for r, n in sorted(self.requests_by_region.items())) or "none")
+            + f"; unanswered after retries: {self.requests_failed}",
+            f"  payments acknowledged {self.payments_acknowledged}, lost {self.payments_lost},"
+            f" applied twice {self.payments_duplicated}, rejected {self.payments_rejected}",
+            *(f"    duplicate: {detail}" for detail in self.duplicate_details),
+            f"  replication lag p50 {self.replication_lag_p50_ms:.0f} ms,"
+            f" max {self.replication_lag_max_ms:.0f} ms (RPO target {self.rpo_target_seconds:g} s)",
+        ]
+        if self.replication_backlog_at_fault is not None:
+            lines.append(
+                "  writes not yet replicated when the fault hit:"
+                f" {self.replication_backlog_at_fault}"
+            )
+        lines.append(
+            "  DLQ messages: "
+            + (", ".join(f"{r} {n}" for r, n in sorted(self.dlq_messages.items())) or "none")
+        )
+        lines.append(
+            f"  both regions hold the same payments after failback:"
+            f" {self.regions_consistent_after_failback}"
+        )
+        lines.append("  timeline:")
+        lines.extend(
+            f"    {event.at_seconds:8.1f} s  {event.kind:<9} {event.detail}"
+            for event in self.timeline
+        )
+        if self.wall_seconds is not None:
+            lines.append(f"  wall time: {self.wall_seconds:.1f} s")
+        lines.extend(f"  check failed: {check}" for check in self.failed_checks)
+        lines.append(f"result: {'PASSED' if self.passed else 'FAILED'}")
+        return "\n".join(lines)
