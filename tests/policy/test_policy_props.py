@@ -18,6 +18,7 @@ from payments_dr.policy.props import (
     number,
     policy_document,
     refers_to,
+    resolve,
     strings,
     truthy,
 )
@@ -65,10 +66,11 @@ def test_mock_values_are_coerced_the_same_way_as_real_ones() -> None:
     assert number(True) is None and number(None) is None and number("soon") is None
 
 
-def test_refers_to_matches_by_value_or_by_reported_dependency() -> None:
-    bucket = ResourceView(tokens.S3_BUCKET, "b", "urn:b", {"bucket": "logs"}, id="logs")
+def test_references_resolve_by_value_or_by_reported_property_dependency() -> None:
+    bucket = ResourceView(tokens.S3_BUCKET, "b", "urn:b", {"bucket": "logs"})
+    other = ResourceView(tokens.S3_BUCKET, "o", "urn:o", {"bucket": "other"})
+    buckets = [bucket, other]
     by_value = ResourceView(tokens.S3_BUCKET_VERSIONING, "v", "urn:v", {"bucket": "logs"})
-    unrelated = ResourceView(tokens.S3_BUCKET_VERSIONING, "w", "urn:w", {"bucket": "other"})
     # In a preview the value is unknown; the engine still reports where it came from.
     by_dependency = ResourceView(
         tokens.S3_BUCKET_VERSIONING,
@@ -77,9 +79,32 @@ def test_refers_to_matches_by_value_or_by_reported_dependency() -> None:
         unknown_checking_proxy({"bucket": UNKNOWN_STRING_VALUE}),
         references={"bucket": frozenset({"urn:b"})},
     )
-    assert refers_to(by_value, "bucket", bucket, "bucket")
-    assert not refers_to(unrelated, "bucket", bucket, "bucket")
-    assert refers_to(by_dependency, "bucket", bucket, "bucket")
+    assert [b.name for b in resolve(by_value, "bucket", buckets, "bucket")] == ["b"]
+    assert [b.name for b in resolve(by_dependency, "bucket", buckets, "bucket")] == ["b"]
+    assert not refers_to(by_dependency, "bucket", other, buckets, "bucket")
+
+
+def test_unmatched_values_fall_back_on_a_single_dependency() -> None:
+    """Offline, a mocked id is not among the target's inputs; the dependency still names it."""
+    checks = [
+        ResourceView(tokens.ROUTE53_HEALTH_CHECK, "east", "urn:east", {}),
+        ResourceView(tokens.ROUTE53_HEALTH_CHECK, "west", "urn:west", {}),
+    ]
+
+    def record(*dependencies: str) -> ResourceView:
+        return ResourceView(
+            tokens.ROUTE53_RECORD,
+            "r",
+            "urn:r",
+            {"healthCheckId": "sim-1234"},
+            dependencies=frozenset(dependencies),
+        )
+
+    assert [c.name for c in resolve(record("urn:west", "urn:zone"), "healthCheckId", checks)] == [
+        "west"
+    ]
+    assert resolve(record("urn:east", "urn:west"), "healthCheckId", checks) == []  # ambiguous
+    assert resolve(record(), "healthCheckId", checks) == []
 
 
 def test_unknown_values_surface_as_pulumi_policy_errors() -> None:

@@ -19,10 +19,10 @@ _URN_NAME_SEPARATOR = "::"
 class ResourceView:
     """One resource as a rule sees it.
 
-    `props` are the resource's properties with camelCase keys (inputs under mocks and in
-    resource policies, outputs in stack policies during a real preview). `id` is known offline
-    (mocks give every resource one) and empty in a real preview. `references` maps a property
-    to the URNs of the resources its value came from, when the engine reports them.
+    `props` are the resource's properties with camelCase keys (inputs offline and in resource
+    policies, outputs in stack policies). `id` is the physical id where the caller knows it.
+    `references` maps a property to the URNs of the resources its value came from, when the
+    engine reports them; `dependencies` are the URNs of every resource this one depends on.
     """
 
     type: str
@@ -32,6 +32,7 @@ class ResourceView:
     region: str = ""
     id: str = ""
     references: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    dependencies: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

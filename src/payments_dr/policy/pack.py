@@ -85,6 +85,7 @@ def view_from_stack_resource(resource: PolicyResource) -> ResourceView:
             prop: frozenset(dependency.urn for dependency in dependencies)
             for prop, dependencies in resource.property_dependencies.items()
         },
+        dependencies=frozenset(dependency.urn for dependency in resource.dependencies),
     )
 
 

@@ -111,15 +111,41 @@ def identities(view: ResourceView, *keys: str) -> set[str]:
     return found
 
 
-def refers_to(source: ResourceView, prop: str, target: ResourceView, *keys: str) -> bool:
-    """Whether `source.props[prop]` points at `target`.
+def resolve(
+    source: ResourceView,
+    prop: str,
+    candidates: Sequence[ResourceView],
+    *keys: str,
+    value: Any = None,
+) -> list[ResourceView]:
+    """The candidates `source.props[prop]` (or `value`, read from inside it) points at.
 
-    Where the engine reports which resources a property depends on, that answer is final (the
-    value itself may still be unknown in a preview); otherwise the value is compared with the
-    target's identities.
+    Where the engine reports which resources a property came from, that answer is final (the
+    value itself may be unknown in a preview). Otherwise the value is compared with each
+    candidate's identities (`keys` name the props that may hold it). Provider-computed ids and
+    ARNs are not among synthesized inputs, so failing that, a candidate the source depends on
+    counts when it is the only one.
     """
     reported = source.references.get(prop)
     if reported:
-        return target.urn in reported
-    value = source.props.get(prop)
-    return isinstance(value, str) and value in identities(target, *keys)
+        return [candidate for candidate in candidates if candidate.urn in reported]
+    if value is None:
+        value = source.props.get(prop)
+    if not isinstance(value, str) or not value:
+        return []
+    matched = [candidate for candidate in candidates if value in identities(candidate, *keys)]
+    if matched:
+        return matched
+    depended_on = [c for c in candidates if c.urn in source.dependencies]
+    return depended_on if len(depended_on) == 1 else []
+
+
+def refers_to(
+    source: ResourceView,
+    prop: str,
+    target: ResourceView,
+    candidates: Sequence[ResourceView],
+    *keys: str,
+) -> bool:
+    """Whether `source.props[prop]` points at `target`, one of `candidates`."""
+    return target.urn in {c.urn for c in resolve(source, prop, candidates, *keys)}

@@ -18,7 +18,8 @@ from payments_dr.policy.rules import RULES
 
 
 def view_from_synthesized(resource: Mapping[str, Any]) -> ResourceView:
-    """Adapts one synthesized resource: `type`, `name`, `urn`, `region`, `inputs`, maybe `id`."""
+    """Adapts one synthesized resource (`type`, `name`, `urn`, `region`, `inputs`, and where
+    present `id` and `dependencies`)."""
     return ResourceView(
         type=str(resource["type"]),
         name=str(resource["name"]),
@@ -26,6 +27,7 @@ def view_from_synthesized(resource: Mapping[str, Any]) -> ResourceView:
         props=resource.get("inputs") or {},
         region=str(resource.get("region") or ""),
         id=str(resource.get("id") or ""),
+        dependencies=frozenset(resource.get("dependencies") or ()),
     )
 
 

@@ -60,12 +60,13 @@ def _throttles(settings: ResourceView) -> bool:
 
 def _check_stage_throttling(stack: StackView) -> Iterator[Finding]:
     method_settings = stack.of_type(tokens.APIGATEWAY_METHOD_SETTINGS)
-    for stage in stack.of_type(tokens.APIGATEWAY_STAGE):
+    stages = stack.of_type(tokens.APIGATEWAY_STAGE)
+    for stage in stages:
         covering = [
             settings
             for settings in method_settings
             if text(settings.props.get("methodPath")) == ALL_METHODS
-            and refers_to(settings, "stageName", stage, "stageName")
+            and refers_to(settings, "stageName", stage, stages, "stageName")
             and _same_reference(settings, stage, "restApi")
             and settings.region == stage.region
         ]

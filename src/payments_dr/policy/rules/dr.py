@@ -13,7 +13,7 @@ from typing import Any
 from payments_dr import contract
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceView, StackRule, StackView
-from payments_dr.policy.props import blocks, describe, get, number, refers_to, text
+from payments_dr.policy.props import blocks, describe, get, number, resolve, text
 
 # Route 53's defaults when a health check leaves them out.
 DEFAULT_REQUEST_INTERVAL_SECONDS = 30.0
@@ -106,10 +106,8 @@ def _failover_records(stack: StackView) -> list[ResourceView]:
 
 
 def _health_check_of(stack: StackView, record: ResourceView) -> ResourceView | None:
-    for check in stack.of_type(tokens.ROUTE53_HEALTH_CHECK):
-        if refers_to(record, "healthCheckId", check):
-            return check
-    return None
+    checks = resolve(record, "healthCheckId", stack.of_type(tokens.ROUTE53_HEALTH_CHECK))
+    return checks[0] if checks else None
 
 
 def _check_failover_health_checks(stack: StackView) -> Iterator[Finding]:

@@ -20,7 +20,7 @@ from payments_dr.policy.props import (
     describe,
     get,
     policy_document,
-    refers_to,
+    resolve,
     statements,
     strings,
     text,
@@ -51,6 +51,9 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
         "cloudwatch:PutMetricData",
         # Listing parameter metadata has no resource type (reading values is scoped by path).
         "ssm:DescribeParameters",
+        # Listing the account's stream ARNs (a stream consumer's first call) has no resource
+        # type; reading a stream (DescribeStream, GetRecords...) is scoped to its ARN.
+        "dynamodb:ListStreams",
     )
 )
 # AWS managed policies that amount to administrator access.
@@ -228,9 +231,7 @@ def _role_users(stack: StackView) -> Iterator[tuple[ResourceView, str, str]]:
 def _check_intended_service(stack: StackView) -> Iterator[Finding]:
     roles = stack.of_type(tokens.IAM_ROLE)
     for user, prop, service in _role_users(stack):
-        for role in roles:
-            if not refers_to(user, prop, role, *_ROLE_KEYS):
-                continue
+        for role in resolve(user, prop, roles, *_ROLE_KEYS):
             services = trusted_services(role)
             if services != {service}:
                 shown = ", ".join(sorted(services)) or "no service"

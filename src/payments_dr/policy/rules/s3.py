@@ -40,10 +40,11 @@ RTC_MINUTES = 15.0  # the only value S3 Replication Time Control accepts
 
 def _settings_of(stack: StackView, bucket: ResourceView, setting_type: str) -> list[ResourceView]:
     """The sibling resources of `setting_type` that configure `bucket`."""
+    buckets = _buckets(stack)
     return [
         setting
         for setting in stack.of_type(setting_type)
-        if refers_to(setting, "bucket", bucket, "bucket", "bucketName")
+        if refers_to(setting, "bucket", bucket, buckets, "bucket")
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from payments_dr.policy import tokens
@@ -10,10 +11,10 @@ from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackR
 from payments_dr.policy.props import (
     InvalidDocumentError,
     describe,
-    identities,
     number,
     policy_document,
     refers_to,
+    resolve,
     text,
     truthy,
 )
@@ -42,41 +43,56 @@ def _redrive(value: Any) -> Mapping[str, Any] | None:
         return None
 
 
-def _redrive_policies(stack: StackView) -> list[tuple[ResourceView, Mapping[str, Any] | None]]:
-    """(queue, redrive policy) for every queue; the policy may come from a sibling resource."""
+@dataclass(frozen=True)
+class _Redrive:
+    queue: ResourceView
+    carrier: ResourceView  # the queue itself, or a RedrivePolicy resource for it
+    policy: Mapping[str, Any] | None
+
+
+def _redrives(stack: StackView) -> list[_Redrive]:
+    """Each queue's redrive policy, declared on the queue or on a sibling resource."""
+    queues = stack.of_type(tokens.SQS_QUEUE)
     siblings = stack.of_type(tokens.SQS_REDRIVE_POLICY)
     found = []
-    for queue in stack.of_type(tokens.SQS_QUEUE):
-        policy = _redrive(queue.props.get("redrivePolicy"))
+    for queue in queues:
+        redrive = _Redrive(queue, queue, _redrive(queue.props.get("redrivePolicy")))
         for sibling in siblings:
-            if policy is None and refers_to(sibling, "queueUrl", queue, *_QUEUE_KEYS):
-                policy = _redrive(sibling.props.get("redrivePolicy"))
-        found.append((queue, policy))
+            if redrive.policy is None and refers_to(sibling, "queueUrl", queue, queues, "url"):
+                redrive = _Redrive(queue, sibling, _redrive(sibling.props.get("redrivePolicy")))
+        found.append(redrive)
     return found
 
 
 def _dead_letter_queues(stack: StackView) -> list[ResourceView]:
     """Queues other queues redrive to, or that declare which queues may redrive to them."""
-    targets = {
-        text(policy.get("deadLetterTargetArn"))
-        for _, policy in _redrive_policies(stack)
-        if policy is not None
+    queues = stack.of_type(tokens.SQS_QUEUE)
+    targeted = {
+        target.urn
+        for redrive in _redrives(stack)
+        if redrive.policy is not None
+        for target in resolve(
+            redrive.carrier,
+            "redrivePolicy",
+            queues,
+            *_QUEUE_KEYS,
+            value=text(redrive.policy.get("deadLetterTargetArn")),
+        )
     }
     allow_policies = stack.of_type(tokens.SQS_REDRIVE_ALLOW_POLICY)
-    dlqs = []
-    for queue in stack.of_type(tokens.SQS_QUEUE):
-        targeted = bool(targets & identities(queue, *_QUEUE_KEYS))
-        allows_redrive = bool(queue.props.get("redriveAllowPolicy")) or any(
-            refers_to(allow, "queueUrl", queue, *_QUEUE_KEYS) for allow in allow_policies
-        )
-        if targeted or allows_redrive:
-            dlqs.append(queue)
-    return dlqs
+    return [
+        queue
+        for queue in queues
+        if queue.urn in targeted
+        or queue.props.get("redriveAllowPolicy")
+        or any(refers_to(allow, "queueUrl", queue, queues, "url") for allow in allow_policies)
+    ]
 
 
 def _check_redrive(stack: StackView) -> Iterator[Finding]:
     dlq_urns = {queue.urn for queue in _dead_letter_queues(stack)}
-    for queue, policy in _redrive_policies(stack):
+    for redrive in _redrives(stack):
+        queue, policy = redrive.queue, redrive.policy
         if queue.urn in dlq_urns:
             continue
         max_receives = number(policy.get("maxReceiveCount")) if policy else None
