@@ -115,7 +115,7 @@ def register(subparsers: Any) -> None:
     stack.set_defaults(run=run_stack)
 
 
-def _guarded(command: Callable[[], int]) -> int:
+def run_guarded(command: Callable[[], int]) -> int:
     """Runs a command; an operator-facing failure becomes one line on stderr and an exit code."""
     try:
         return command()
@@ -142,7 +142,7 @@ def run_status(
         print(render_json(status) if args.json else render_table(status))
         return EXIT_OK
 
-    return _guarded(command)
+    return run_guarded(command)
 
 
 def run_failover(
@@ -158,7 +158,7 @@ def run_failover(
         plan = plan_failover(outputs, args.to)
         return _switch(args, clients, outputs, plan, resolve, clock, sleep)
 
-    return _guarded(command)
+    return run_guarded(command)
 
 
 def run_failback(
@@ -173,7 +173,7 @@ def run_failback(
         outputs = _outputs(args, clients)
         return _switch(args, clients, outputs, plan_failback(outputs), resolve, clock, sleep)
 
-    return _guarded(command)
+    return run_guarded(command)
 
 
 def _switch(
@@ -215,7 +215,7 @@ def run_redrive(
         print(result.describe())
         return EXIT_OK if result.succeeded else EXIT_FAILED
 
-    return _guarded(command)
+    return run_guarded(command)
 
 
 def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
@@ -225,4 +225,4 @@ def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
             args.operation, args.stack, work_dir, aws or Aws(), sys.stdout, args.confirm
         )
 
-    return _guarded(command)
+    return run_guarded(command)

@@ -1,0 +1,456 @@
+"""`payments-dr drill --on-aws`: a timed failover and failback on a deployed stack.
+
+Synthetic payments flow through the failover URL the whole time. The fault is the manual
+failover switch (the primary's mode set to `fenced`), the one fault that is safe to inject
+into a real stack; the lab covers outages, table faults and replication stalls. The result
+is the same `DrillReport` the lab produces, with `simulated=False`: evidence for a DR test.
+
+Whatever happens, the primary is set active again before the drill returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from payments_dr.contract import (
+    IDEMPOTENCY_HEADER,
+    PAYMENTS_PATH,
+    REGION_HEADER,
+    TABLE_HASH_KEY,
+    ConsistencyMode,
+    Mode,
+)
+from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.commands import DEFAULT_POLL_SECONDS, project_root, run_guarded
+from payments_dr.ops.observe import (
+    Resolver,
+    dlq_depth,
+    replication_latency_series,
+    resolve_ipv4,
+    write_mode,
+)
+from payments_dr.ops.outputs import StackOutputs, load_outputs
+from payments_dr.ops.progress import Progress, Timing
+from payments_dr.ops.switch import (
+    SwitchPlan,
+    SwitchResult,
+    execute,
+    observe,
+    plan_failback,
+    plan_failover,
+    refusal_reasons,
+)
+from payments_dr.service.model import payment_id
+
+# The one fault injected on AWS; the lab's drill offers the others.
+AWS_SCENARIO = "fenced"
+REQUEST_TIMEOUT_SECONDS = 5.0
+ATTEMPTS_PER_PAYMENT = 4  # a client retries with the same Idempotency-Key
+RETRY_BACKOFF_SECONDS = 1.0
+RETRYABLE = frozenset({0, 429, 500, 502, 503, 504})
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem call
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int  # 0 when no answer arrived
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class Sender(Protocol):
+    def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer: ...
+
+
+def post_json(url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+            return HttpAnswer(response.status, dict(response.headers), _json(response.read()))
+    except urllib.error.HTTPError as error:
+        return HttpAnswer(error.code, dict(error.headers), _json(error.read()))
+    except (urllib.error.URLError, TimeoutError, ConnectionError):
+        return HttpAnswer(0, {}, {})
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+@dataclass
+class SyntheticTraffic:
+    """Sends payments at a steady rate through the failover URL and records every answer.
+
+    `run_for` is also the drill's way to wait: traffic keeps flowing while it watches DNS.
+    """
+
+    url: str
+    merchant_id: str
+    send: Sender
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    rate_per_second: float
+    started: float
+    samples: list[RequestSample] = field(default_factory=list)
+    acknowledged: dict[str, str] = field(default_factory=dict)  # idempotency key -> payment id
+    duplicates: list[str] = field(default_factory=list)
+    failed: int = 0
+    sent: int = 0
+    _next_at: float | None = None
+
+    def run_for(self, seconds: float) -> None:
+        deadline = self.clock() + seconds
+        if self._next_at is None:
+            self._next_at = self.clock()
+        while self.clock() < deadline:
+            if self.clock() >= self._next_at:
+                self._pay()
+                self._next_at += 1 / self.rate_per_second
+            else:
+                self.sleep(min(self._next_at, deadline) - self.clock())
+
+    def _pay(self) -> None:
+        self.sent += 1
+        key = f"drill-{self.merchant_id[-12:]}-{self.sent:06d}"
+        body = json.dumps(
+            {
+                "merchant_id": self.merchant_id,
+                "amount": 100 + self.sent,
+                "currency": "USD",
+                "payment_token": "tok_drillsynthetic",
+                "reference": f"drill-{self.sent}",
+            }
+        ).encode()
+        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key}
+        for attempt in range(ATTEMPTS_PER_PAYMENT):
+            answer = self.send(self.url, headers, body)
+            self.samples.append(
+                RequestSample(
+                    at_seconds=round(self.clock() - self.started, 3),
+                    region=answer.headers.get(REGION_HEADER, ""),
+                    status=answer.status,
+                )
+            )
+            if answer.status not in RETRYABLE:
+                break
+            if attempt + 1 < ATTEMPTS_PER_PAYMENT:
+                self.sleep(RETRY_BACKOFF_SECONDS)
+        if 200 <= answer.status < 300:
+            self._acknowledge(key, str(answer.body.get("id", "")))
+        elif answer.status in RETRYABLE:
+            self.failed += 1
+
+    def _acknowledge(self, key: str, answered_id: str) -> None:
+        expected = payment_id(self.merchant_id, key)
+        if answered_id != expected:
+            self.duplicates.append(f"key {key} answered id {answered_id!r}, expected {expected}")
+        self.acknowledged[key] = expected
+
+
+@dataclass(frozen=True)
+class DrillSettings:
+    rate_per_second: float = 2.0
+    warmup_seconds: float = 15.0  # normal traffic before the fault
+    hold_seconds: float = 60.0  # time spent failed over
+    cooldown_seconds: float = 15.0  # traffic after failback, to see the primary serve again
+    settle_seconds: float = 120.0  # after failback: time for both tables to hold every payment
+    poll_interval_seconds: float = DEFAULT_POLL_SECONDS
+    force: bool = False
+
+
+class Drill:
+    def __init__(
+        self,
+        aws: Aws,
+        outputs: StackOutputs,
+        traffic: SyntheticTraffic,
+        settings: DrillSettings,
+        progress: Progress,
+        resolve: Resolver = resolve_ipv4,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.aws = aws
+        self.outputs = outputs
+        self.traffic = traffic
+        self.settings = settings
+        self.progress = progress
+        self.resolve = resolve
+        self.wall_clock = wall_clock
+        self.timeline: list[TimelineEvent] = []
+        self.switches: list[SwitchResult] = []
+
+    def elapsed(self) -> float:
+        return round(self.traffic.clock() - self.traffic.started, 3)
+
+    def note(self, kind: str, detail: str) -> None:
+        self.timeline.append(TimelineEvent(self.elapsed(), kind, detail))
+
+    def run(self) -> DrillReport:
+        self._check_starting_point()
+        wall_started = self.wall_clock()
+        primary, secondary = self.outputs.primary, self.outputs.secondary
+        report = self._empty_report()
+        failed_back = False
+        try:
+            self.traffic.run_for(self.settings.warmup_seconds)
+            fault_at = self.elapsed()
+            self.note("fault", f"{primary} fenced (mode={Mode.FENCED.value} in SSM)")
+            failover = self._switch(plan_failover(self.outputs, secondary))
+            if failover.detection_seconds is not None:
+                self.timeline.append(
+                    TimelineEvent(
+                        fault_at + failover.detection_seconds,
+                        "detected",
+                        f"Route 53 reports {primary} unhealthy",
+                    )
+                )
+            report.detection_seconds = failover.detection_seconds
+            report.failover_seconds = first_served(self.traffic.samples, secondary, fault_at)
+            self.note("failover", _switch_note(failover))
+            self.traffic.run_for(self.settings.hold_seconds)
+            unfenced_at = self.elapsed()
+            failback = self._switch(plan_failback(self.outputs))
+            failed_back = True
+            self.note("failback", _switch_note(failback))
+            self.traffic.run_for(self.settings.cooldown_seconds)
+            report.failback_seconds = first_served(self.traffic.samples, primary, unfenced_at)
+        finally:
+            if not failed_back:
+                write_mode(self.aws, self.outputs, primary, Mode.ACTIVE)
+                self.note("note", f"drill interrupted: {primary} set {Mode.ACTIVE.value} again")
+        self._settle(report)
+        self._add_metrics(report, wall_started)
+        return report
+
+    def _check_starting_point(self) -> None:
+        seen = observe(self.aws, self.outputs, 0.0, self.resolve)
+        problems = [
+            f"{region} is unhealthy ({state.describe()})"
+            for region, state in seen.health.items()
+            if not state.healthy
+        ]
+        if seen.dns.region != self.outputs.primary:
+            problems.append(f"DNS answers {seen.dns.describe()}, not {self.outputs.primary}")
+        plan = plan_failover(self.outputs, self.outputs.secondary)
+        problems += refusal_reasons(self.aws, self.outputs, plan)
+        if problems and not self.settings.force:
+            raise OpsError(
+                "a drill starts from normal operation, but: " + "; ".join(problems), EXIT_REFUSED
+            )
+
+    def _switch(self, plan: SwitchPlan) -> SwitchResult:
+        timing = Timing(
+            timeout_seconds=self.outputs.rto_target_seconds,
+            poll_interval_seconds=self.settings.poll_interval_seconds,
+            clock=self.traffic.clock,
+            sleep=self.traffic.run_for,  # payments keep flowing while DNS is watched
+        )
+        result = execute(self.aws, self.outputs, plan, timing, self.progress, self.resolve)
+        self.switches.append(result)
+        return result
+
+    def _settle(self, report: DrillReport) -> None:
+        """Waits until both regions hold every acknowledged payment, or the settle time ends."""
+        wanted = set(self.traffic.acknowledged.values())
+        deadline = self.traffic.clock() + self.settings.settle_seconds
+        while True:
+            held = {
+                region: present_ids(self.aws, self.outputs.table_name, region, wanted)
+                for region in self.outputs.regions
+            }
+            in_all = set.intersection(*held.values())
+            if in_all == wanted or self.traffic.clock() >= deadline:
+                break
+            self.traffic.sleep(self.settings.poll_interval_seconds)
+        report.payments_lost = len(wanted - set[str]().union(*held.values()))
+        report.regions_consistent_after_failback = in_all == wanted
+        self.note("note", f"{len(in_all)} of {len(wanted)} payments in every region")
+
+    def _add_metrics(self, report: DrillReport, wall_started: datetime) -> None:
+        traffic = self.traffic
+        report.samples = traffic.samples
+        report.timeline = sorted(self.timeline, key=lambda event: event.at_seconds)
+        report.requests_failed = traffic.failed
+        report.payments_acknowledged = len(traffic.acknowledged)
+        report.payments_duplicated = len(traffic.duplicates)
+        report.duplicate_details = traffic.duplicates
+        for sample in traffic.samples:
+            if sample.region:
+                report.requests_by_region[sample.region] = (
+                    report.requests_by_region.get(sample.region, 0) + 1
+                )
+        # Minute datapoints: include the minute the drill started in.
+        start = wall_started.replace(second=0, microsecond=0)
+        end = self.wall_clock()
+        maxima: list[float] = []
+        averages: list[float] = []
+        for source in self.outputs.regions:
+            for receiving in self.outputs.others(source):
+                points = replication_latency_series(
+                    self.aws, self.outputs, source, receiving, start, end
+                )
+                maxima += [float(point["Maximum"]) for point in points]
+                averages += [float(point["Average"]) for point in points]
+        report.replication_lag_max_ms = max(maxima, default=0.0)
+        # CloudWatch's per-minute averages; their median stands in for the p50 of the lag.
+        report.replication_lag_p50_ms = statistics.median(averages) if averages else 0.0
+        report.dlq_messages = {
+            region: dlq_depth(self.aws, self.outputs, region) for region in self.outputs.regions
+        }
+
+    def _empty_report(self) -> DrillReport:
+        outputs = self.outputs
+        strong = outputs.rpo_budget_seconds == 0  # only strong consistency has an RPO of zero
+        return DrillReport(
+            scenario=AWS_SCENARIO,
+            consistency_mode=(ConsistencyMode.STRONG if strong else ConsistencyMode.EVENTUAL).value,
+            environment=f"AWS stack {outputs.stack}",
+            simulated=False,
+            real_counterpart="this drill ran against the deployed stack",
+            rto_target_seconds=outputs.rto_target_seconds,
+            rpo_target_seconds=outputs.rpo_target_seconds,
+            rto_budget_seconds=outputs.rto_budget_seconds,
+        )
+
+    @property
+    def switches_converged(self) -> bool:
+        return len(self.switches) == 2 and all(result.converged for result in self.switches)
+
+
+def first_served(samples: Iterable[RequestSample], region: str, since: float) -> float | None:
+    """Seconds from `since` to the first successful answer from `region`."""
+    for sample in samples:
+        if sample.at_seconds >= since and sample.region == region and 200 <= sample.status < 300:
+            return round(sample.at_seconds - since, 3)
+    return None
+
+
+def present_ids(aws: Aws, table: str, region: str, ids: set[str]) -> set[str]:
+    client = aws.client("dynamodb", region)
+    found: set[str] = set()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), BATCH_GET_LIMIT):
+        keys = [
+            {TABLE_HASH_KEY: {"S": value}} for value in ordered[start : start + BATCH_GET_LIMIT]
+        ]
+        response = client.batch_get_item(
+            RequestItems={table: {"Keys": keys, "ProjectionExpression": TABLE_HASH_KEY}}
+        )
+        # Unprocessed keys count as absent; the settle loop asks again.
+        found |= {item[TABLE_HASH_KEY]["S"] for item in response["Responses"].get(table, [])}
+    return found
+
+
+def _switch_note(result: SwitchResult) -> str:
+    plan = result.plan
+    if result.converged:
+        return f"DNS answers {plan.target}; health checks agree after {result.seconds:.1f}s"
+    return f"{plan.action} to {plan.target} did not settle within {result.seconds:.1f}s"
+
+
+def render_text(report: DrillReport) -> str:
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}s"
+
+    lines = [
+        f"DR drill on {report.environment} (scenario {report.scenario}, "
+        f"{report.consistency_mode} consistency)",
+        f"  detection {seconds(report.detection_seconds)}, failover "
+        f"{seconds(report.failover_seconds)} (budget {report.rto_budget_seconds:g}s, "
+        f"target {report.rto_target_seconds:g}s), failback {seconds(report.failback_seconds)}",
+        f"  payments acknowledged {report.payments_acknowledged}, lost {report.payments_lost}, "
+        f"duplicated {report.payments_duplicated}, requests failed {report.requests_failed}",
+        "  requests by region: "
+        + (", ".join(f"{r} {n}" for r, n in sorted(report.requests_by_region.items())) or "none"),
+        f"  replication lag max {report.replication_lag_max_ms:.0f} ms, "
+        f"p50 {report.replication_lag_p50_ms:.0f} ms; DLQ {report.dlq_messages}",
+        f"  regions consistent after failback: {report.regions_consistent_after_failback}",
+        *(
+            f"  [{event.at_seconds:7.1f}s] {event.kind}: {event.detail}"
+            for event in report.timeline
+        ),
+        f"result: {'PASSED' if report.passed else 'FAILED'}",
+    ]
+    return "\n".join(lines)
+
+
+def drill_settings(args: argparse.Namespace) -> DrillSettings:
+    defaults = DrillSettings()
+    return DrillSettings(
+        rate_per_second=getattr(args, "rate", None) or defaults.rate_per_second,
+        warmup_seconds=getattr(args, "warmup", None) or defaults.warmup_seconds,
+        hold_seconds=getattr(args, "hold", None) or defaults.hold_seconds,
+        cooldown_seconds=getattr(args, "cooldown", None) or defaults.cooldown_seconds,
+        settle_seconds=getattr(args, "settle", None) or defaults.settle_seconds,
+        poll_interval_seconds=getattr(args, "poll_interval", None)
+        or defaults.poll_interval_seconds,
+        force=bool(getattr(args, "force", False)),
+    )
+
+
+def run(
+    args: argparse.Namespace,
+    aws: Aws | None = None,
+    send: Sender = post_json,
+    resolve: Resolver = resolve_ipv4,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Entry point called by the `drill` command with `--on-aws`."""
+
+    def command() -> int:
+        scenario = getattr(args, "scenario", None)
+        if scenario not in (None, AWS_SCENARIO):
+            raise OpsError(
+                f"on AWS the drill injects only the {AWS_SCENARIO!r} fault (the manual failover "
+                f"switch); run scenario {scenario!r} in the lab"
+            )
+        stack = getattr(args, "stack", None)
+        if not stack:
+            raise OpsError("--on-aws needs --stack NAME")
+        clients = aws or Aws()
+        outputs = load_outputs(
+            stack, getattr(args, "outputs", None), getattr(args, "work_dir", None) or project_root()
+        )
+        clients.require_credentials()
+        settings = drill_settings(args)
+        traffic = SyntheticTraffic(
+            url=outputs.failover_url.rstrip("/") + PAYMENTS_PATH,
+            merchant_id=f"drill-{uuid.uuid4().hex[:16]}",
+            send=send,
+            clock=clock,
+            sleep=sleep,
+            rate_per_second=settings.rate_per_second,
+            started=clock(),
+        )
+        drill = Drill(clients, outputs, traffic, settings, Progress(), resolve, wall_clock)
+        report = drill.run()
+        print(render_text(report))
+        if getattr(args, "json", None):
+            Path(args.json).write_text(report.to_json() + "\n")
+        if getattr(args, "timeline", None):
+            print(
+                "note: the timeline picture is drawn by the lab; its data is in the JSON report",
+                file=sys.stderr,
+            )
+        return EXIT_OK if report.passed and drill.switches_converged else EXIT_FAILED
+
+    return run_guarded(command)

@@ -1,0 +1,235 @@
+"""The drill on AWS against a small fake world: moto for SSM, DynamoDB, SQS and CloudWatch,
+a fake Route 53 whose health checks follow the SSM mode after a detection delay, and a fake
+API that answers from the region DNS points at."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from payments_dr import contract
+from payments_dr.contract import IDEMPOTENCY_HEADER, REGION_HEADER, Mode, Param
+from payments_dr.ops import aws_drill
+from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
+from payments_dr.ops.aws_drill import HttpAnswer
+from payments_dr.service.model import payment_id
+
+from .conftest import ADDRESSES, PRIMARY, SECONDARY, STACK, Deployed, FakeClock, resolve
+
+DETECTION_DELAY = 30.0  # fake Route 53: seconds a new mode takes to show in a health check
+
+
+def mode_of(region: str) -> str:
+    name = contract.ssm_parameter_name(STACK, region, Param.MODE)
+    return str(
+        boto3.client("ssm", region_name=region).get_parameter(Name=name)["Parameter"]["Value"]
+    )
+
+
+class FakeRoute53:
+    """Health follows each region's mode once it has held for DETECTION_DELAY seconds."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.healthy = {PRIMARY: True, SECONDARY: True}
+        self.pending: dict[str, tuple[bool, float]] = {}
+
+    def _update(self, region: str) -> bool:
+        wanted = mode_of(region) == Mode.ACTIVE
+        if wanted == self.healthy[region]:
+            self.pending.pop(region, None)
+        else:
+            _, since = self.pending.setdefault(region, (wanted, self.clock()))
+            if self.clock() - since >= DETECTION_DELAY:
+                self.healthy[region] = wanted
+                del self.pending[region]
+        return self.healthy[region]
+
+    def get_health_check_status(self, HealthCheckId: str) -> dict[str, Any]:
+        region = HealthCheckId.removeprefix("hc-")
+        status = "Success: HTTP 200" if self._update(region) else "Failure: HTTP 503"
+        return {"HealthCheckObservations": [{"StatusReport": {"Status": status}}] * 8}
+
+    def serving(self) -> str:
+        return PRIMARY if self._update(PRIMARY) else SECONDARY
+
+    def test_dns_answer(self, **_: Any) -> dict[str, Any]:
+        return {"RecordData": ADDRESSES[self.serving()][:1]}
+
+
+class FakeApi:
+    """Answers from the region DNS points at, like the service: 503 when fenced, else the
+    write lands in that region's table and replicates to the other."""
+
+    def __init__(self, route53: FakeRoute53, drop_writes_in: str | None = None) -> None:
+        self.route53 = route53
+        self.drop_writes_in = drop_writes_in
+
+    def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
+        region = self.route53.serving()
+        if mode_of(region) == Mode.FENCED:
+            return HttpAnswer(503, {REGION_HEADER: region}, {"error": "region fenced"})
+        request = json.loads(body)
+        pay_id = payment_id(request["merchant_id"], headers[IDEMPOTENCY_HEADER])
+        if region != self.drop_writes_in:
+            for table_region in (PRIMARY, SECONDARY):
+                boto3.client("dynamodb", region_name=table_region).put_item(
+                    TableName=contract.table_name(STACK),
+                    Item={contract.TABLE_HASH_KEY: {"S": pay_id}},
+                )
+        return HttpAnswer(201, {REGION_HEADER: region}, {"id": pay_id, "status": "accepted"})
+
+
+def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse.Namespace:
+    values: dict[str, Any] = {
+        "stack": STACK,
+        "outputs": deployed.outputs_file,
+        "json": tmp_path / "drill.json",
+        "timeline": None,
+        "scenario": None,
+        "rate": 1.0,
+        "warmup": 10.0,
+        "hold": 20.0,
+        "settle": 10.0,
+        "poll_interval": 5.0,
+    }
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def run_drill(
+    deployed: Deployed, clock: FakeClock, args: argparse.Namespace, api: FakeApi | None = None
+) -> int:
+    route53 = api.route53 if api else FakeRoute53(clock)
+    aws = Aws(clients={("route53", "us-east-1"): route53})
+    now = datetime.now(UTC)
+    wall = iter([now - timedelta(minutes=5), now])
+    return aws_drill.run(
+        args, aws, api or FakeApi(route53), resolve, clock, clock.sleep, wall.__next__
+    )
+
+
+def test_drill_fails_over_and_back_without_losing_payments(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.replication_latency(PRIMARY, SECONDARY, 400.0)
+    deployed.replication_latency(SECONDARY, PRIMARY, 900.0)
+    args = drill_args(deployed, tmp_path)
+
+    exit_code = run_drill(deployed, clock, args)
+
+    report = json.loads(args.json.read_text())
+    assert exit_code == EXIT_OK, capsys.readouterr()
+    assert report["passed"] is True
+    assert report["simulated"] is False
+    assert report["environment"] == f"AWS stack {STACK}"
+    assert report["scenario"] == "fenced"
+    # Polls every 5 s; the fake health check turns after 30 s of fencing.
+    assert report["detection_seconds"] == pytest.approx(DETECTION_DELAY, abs=5.0)
+    assert DETECTION_DELAY <= report["failover_seconds"] <= DETECTION_DELAY + 5.0
+    assert DETECTION_DELAY <= report["failback_seconds"] <= DETECTION_DELAY + 5.0
+    assert report["payments_acknowledged"] > 50
+    assert report["payments_lost"] == 0
+    assert report["regions_consistent_after_failback"] is True
+    answered = [sample["region"] for sample in report["samples"] if sample["region"]]
+    assert report["requests_by_region"] == {
+        region: answered.count(region) for region in (PRIMARY, SECONDARY)
+    }
+    assert min(report["requests_by_region"].values()) > 0
+    assert report["replication_lag_max_ms"] == 900.0
+    assert report["replication_lag_p50_ms"] == 650.0
+    assert report["dlq_messages"] == {PRIMARY: 0, SECONDARY: 0}
+    kinds = [event["kind"] for event in report["timeline"]]
+    assert kinds[:4] == ["fault", "detected", "failover", "failback"]
+    assert mode_of(PRIMARY) == Mode.ACTIVE
+    assert "result: PASSED" in capsys.readouterr().out
+
+
+def test_a_lost_payment_fails_the_drill(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeApi(FakeRoute53(clock), drop_writes_in=SECONDARY)
+    args = drill_args(deployed, tmp_path)
+
+    exit_code = run_drill(deployed, clock, args, api)
+
+    report = json.loads(args.json.read_text())
+    assert exit_code == EXIT_FAILED
+    assert report["payments_lost"] == report["requests_by_region"][SECONDARY] > 0
+    assert report["regions_consistent_after_failback"] is False
+    assert "result: FAILED" in capsys.readouterr().out
+
+
+def test_drill_refuses_to_start_from_a_degraded_stack(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.set_mode(SECONDARY, Mode.FENCED)
+    route53 = FakeRoute53(clock)
+    route53.healthy[SECONDARY] = False
+
+    exit_code = run_drill(deployed, clock, drill_args(deployed, tmp_path), FakeApi(route53))
+
+    assert exit_code == EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert "a drill starts from normal operation" in err
+    assert f"{SECONDARY} is unhealthy (UNHEALTHY 0/8)" in err
+    assert mode_of(PRIMARY) == Mode.ACTIVE
+
+
+def test_an_interrupted_drill_sets_the_primary_active_again(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path
+) -> None:
+    route53 = FakeRoute53(clock)
+
+    class BreaksWhenFencedApi(FakeApi):
+        def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
+            if mode_of(PRIMARY) == Mode.FENCED:
+                raise KeyboardInterrupt
+            return super().__call__(url, headers, body)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_drill(deployed, clock, drill_args(deployed, tmp_path), BreaksWhenFencedApi(route53))
+
+    assert mode_of(PRIMARY) == Mode.ACTIVE
+
+
+def test_lab_only_scenarios_are_refused_on_aws(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = drill_args(deployed, tmp_path, scenario="region-outage")
+
+    assert run_drill(deployed, clock, args) == EXIT_ENVIRONMENT
+    assert "run scenario 'region-outage' in the lab" in capsys.readouterr().err
+
+
+def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
+    answers = iter([HttpAnswer(0, {}, {}), HttpAnswer(503, {}, {})])
+    sent: list[dict[str, str]] = []
+
+    def send(url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
+        sent.append(headers)
+        merchant = json.loads(body)["merchant_id"]
+        fallback = HttpAnswer(
+            201,
+            {REGION_HEADER: SECONDARY},
+            {"id": payment_id(merchant, headers[IDEMPOTENCY_HEADER])},
+        )
+        return next(answers, fallback)
+
+    traffic = aws_drill.SyntheticTraffic(
+        "https://api/v1/payments", "drill-merchant", send, clock, clock.sleep, 1.0, clock()
+    )
+    traffic.run_for(1.0)
+
+    assert len(sent) == 3
+    assert len({headers[IDEMPOTENCY_HEADER] for headers in sent}) == 1
+    assert [sample.status for sample in traffic.samples] == [0, 503, 201]
+    assert len(traffic.acknowledged) == 1
+    assert traffic.failed == 0
+    assert traffic.duplicates == []
