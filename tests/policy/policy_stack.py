@@ -283,7 +283,7 @@ def _functions(region: str) -> list[dict[str, Any]]:
                     "timeout": float(settings.timeout_seconds),
                     "reservedConcurrentExecutions": float(settings.reserved_concurrency),
                     "architectures": ["arm64"],
-                    "code": "dist/payments-dr-lambda.zip",
+                    "code": {"archive": "payments-dr-service-0123456789abcdef.zip"},
                     "sourceCodeHash": "c29tZS1oYXNo",
                     "tracingConfig": {"mode": "Active"},
                     "vpcConfig": {

@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 from pulumi_policy import (
     EnforcementLevel,
@@ -190,3 +191,41 @@ def test_pack_manifest_runs_python() -> None:
     manifest = yaml.safe_load((REPO / "policy" / "PulumiPolicy.yaml").read_text())
     assert manifest["runtime"]["name"] == "python"
     assert manifest["description"]
+
+
+def test_stack_policy_compares_archives_as_pulumi_policy_hands_them_over() -> None:
+    def function(region: str, archive: str) -> PolicyResource:
+        return PolicyResource(
+            tokens.LAMBDA_FUNCTION,
+            unknown_checking_proxy(
+                {
+                    "name": "payments-dr-dev-api",
+                    "region": region,
+                    "runtime": "python3.13",
+                    "code": pulumi.FileArchive(archive),
+                }
+            ),
+            f"urn:api-{region}",
+            f"api-{region}",
+            _options(),
+            None,
+            None,
+            [],
+            {},
+        )
+
+    policy = _policy("dr-identical-functions")
+    same: Reports = []
+    policy.validate(
+        StackValidationArgs([function("us-east-1", "a.zip"), function("us-east-2", "a.zip")]),
+        lambda m, u: same.append((m, u)),
+    )
+    drifted: Reports = []
+    policy.validate(
+        StackValidationArgs([function("us-east-1", "a.zip"), function("us-east-2", "b.zip")]),
+        lambda m, u: drifted.append((m, u)),
+    )
+
+    assert same == []
+    assert [urn for _, urn in drifted] == ["urn:api-us-east-2"]
+    assert "artifact 'a.zip' vs 'b.zip'" in drifted[0][0]

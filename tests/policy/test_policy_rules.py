@@ -365,6 +365,13 @@ CASES = [
         f"api-{WEST}",
     ),
     Case(
+        "function-artifact-drift",
+        _set(f"log-archiver-{WEST}", {"archive": "payments-dr-service-fedcba.zip"}, "code"),
+        "dr-identical-functions",
+        "artifact",
+        f"log-archiver-{WEST}",
+    ),
+    Case(
         "function-missing-in-one-region",
         _drop(f"retry-worker-{WEST}"),
         "dr-identical-functions",

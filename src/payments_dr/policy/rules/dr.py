@@ -6,6 +6,7 @@ and alarms.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -36,16 +37,20 @@ FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
     "tracing": ("tracingConfig", "mode"),
     "reserved concurrency": ("reservedConcurrentExecutions",),
     "ephemeral storage": ("ephemeralStorage", "size"),
+    "log format": ("loggingConfig", "logFormat"),
 }
 
 
 def _artifact(props: Mapping[str, Any]) -> str:
-    """What identifies the deployed code: the S3 key, image or local archive path."""
+    """What identifies the deployed code: its S3 key, image, or archive."""
     for key in ("s3Key", "imageUri"):
         if text(props.get(key)):
             return text(props[key])
     code = props.get("code")
-    return text(code) or text(getattr(code, "path", None))
+    if isinstance(code, Mapping):  # an archive as synthesized offline
+        return json.dumps(dict(code), sort_keys=True, default=str)
+    # pulumi-policy hands over the archive object itself (FileArchive: its path).
+    return text(getattr(code, "path", None)) or text(code)
 
 
 def function_fingerprint(function: ResourceView) -> dict[str, Any]:
