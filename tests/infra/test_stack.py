@@ -1,0 +1,697 @@
+"""The whole program evaluated under mocks: each requirement, in each region, in both modes.
+
+Numbers in the test names refer to the numbered requirements of the stack's issue.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import pytest
+
+from payments_dr import contract
+from payments_dr.contract import Function, Param, RegionOutput, StackOutput
+from payments_dr.infra import iam
+from payments_dr.service.openapi import load_openapi
+from payments_dr.synth import SIMULATED_ACCOUNT_ID as ACCOUNT
+from payments_dr.synth import SynthResult
+
+from .support import one, policy
+
+TABLE = "aws:dynamodb/table:Table"
+FUNCTION = "aws:lambda/function:Function"
+QUEUE = "aws:sqs/queue:Queue"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def regions(stack: SynthResult) -> tuple[str, str]:
+    return stack.config.regions
+
+
+def region_output(stack: SynthResult, region: str) -> dict[str, Any]:
+    result: dict[str, Any] = stack.outputs[StackOutput.REGIONS][region]
+    return result
+
+
+def by_name(stack: SynthResult, resource_type: str, region: str, name: str) -> dict[str, Any]:
+    return one([r for r in stack.of_type(resource_type, region) if r["inputs"]["name"] == name])
+
+
+def key_arn(stack: SynthResult, region: str) -> str:
+    table = one(stack.of_type(TABLE))
+    if region == stack.config.primary_region:
+        arn: str = table["inputs"]["serverSideEncryption"]["kmsKeyArn"]
+    else:
+        arn = table["inputs"]["replicas"][0]["kmsKeyArn"]
+    assert f":{region}:" in arn
+    return arn
+
+
+def urn_of(stack: SynthResult, resource_type: str, region: str) -> str:
+    urn: str = one(stack.of_type(resource_type, region))["urn"]
+    return urn
+
+
+# --- layers ----------------------------------------------------------------------------------
+def test_one_component_per_layer_and_every_resource_inside_one(stack: SynthResult) -> None:
+    components = {r["urn"]: r for r in stack.resources if not r["custom"]}
+    types = sorted(r["type"] for r in components.values())
+    assert types == sorted(
+        [
+            "payments-dr:infra:Data",
+            "payments-dr:infra:Storage",
+            "payments-dr:infra:HostedZone",
+            "payments-dr:infra:FailoverDns",
+            *["payments-dr:infra:Network"] * 2,
+            *["payments-dr:infra:RegionalService"] * 2,
+            *["payments-dr:infra:Monitoring"] * 2,
+        ]
+    )
+    for resource in stack.resources:
+        if resource["custom"]:
+            assert resource["parent"] in components, resource["urn"]
+
+
+def test_resource_names_are_unique_per_type(stack: SynthResult) -> None:
+    keys = [(r["type"], r["name"]) for r in stack.resources]
+    assert len(keys) == len(set(keys))
+
+
+# --- network ---------------------------------------------------------------------------------
+def test_private_network_in_two_zones_without_internet_access(stack: SynthResult) -> None:
+    types = {r["type"] for r in stack.resources}
+    assert not types & {
+        "aws:ec2/internetGateway:InternetGateway",
+        "aws:ec2/natGateway:NatGateway",
+        "aws:ec2/eip:Eip",
+        "aws:ec2/route:Route",
+    }
+    cidrs = []
+    for region in regions(stack):
+        vpc = one(stack.of_type("aws:ec2/vpc:Vpc", region))
+        cidrs.append(ipaddress.ip_network(vpc["inputs"]["cidrBlock"]))
+        subnets = stack.of_type("aws:ec2/subnet:Subnet", region)
+        assert len(subnets) >= 2
+        assert len({s["inputs"]["availabilityZone"] for s in subnets}) == len(subnets)
+        assert all(s["inputs"]["mapPublicIpOnLaunch"] is False for s in subnets)
+        endpoints = {
+            (e["inputs"]["serviceName"], e["inputs"]["vpcEndpointType"])
+            for e in stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint", region)
+        }
+        assert endpoints == {
+            (f"com.amazonaws.{region}.dynamodb", "Gateway"),
+            (f"com.amazonaws.{region}.s3", "Gateway"),
+            (f"com.amazonaws.{region}.sqs", "Interface"),
+            (f"com.amazonaws.{region}.ssm", "Interface"),
+        }
+        rules = stack.of_type(
+            "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", region
+        ) + stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", region)
+        assert {(r["inputs"]["fromPort"], r["inputs"]["toPort"]) for r in rules} == {(443, 443)}
+        assert not any("cidrIpv4" in r["inputs"] for r in rules)
+    assert not cidrs[0].overlaps(cidrs[1])
+
+
+# --- 1. data ---------------------------------------------------------------------------------
+def test_1_global_table_with_pitr_streams_protection_and_cmk(stack: SynthResult) -> None:
+    primary, secondary = regions(stack)
+    table = one(stack.of_type(TABLE))
+    inputs = table["inputs"]
+    assert table["region"] == primary
+    assert inputs["name"] == contract.table_name(stack.config.stack)
+    assert inputs["billingMode"] == "PAY_PER_REQUEST"
+    assert inputs["pointInTimeRecovery"] == {"enabled": True}
+    assert inputs["streamEnabled"] is True
+    assert inputs["streamViewType"] == contract.TABLE_STREAM_VIEW_TYPE
+    assert inputs["deletionProtectionEnabled"] is True
+    assert inputs["hashKey"] == contract.TABLE_HASH_KEY
+    assert inputs["serverSideEncryption"]["enabled"] is True
+    replicas = inputs["replicas"]
+    assert [r["regionName"] for r in replicas] == [secondary]
+    for replica in replicas:
+        assert replica["pointInTimeRecovery"] is True
+        assert replica["deletionProtectionEnabled"] is True
+        assert replica["kmsKeyArn"].startswith(f"arn:aws:kms:{replica['regionName']}:")
+
+    key = one(stack.of_type("aws:kms/key:Key", primary))
+    assert key["inputs"]["multiRegion"] is True
+    assert key["inputs"]["enableKeyRotation"] is True
+    assert inputs["serverSideEncryption"]["kmsKeyArn"].startswith(f"arn:aws:kms:{primary}:")
+    replica_key = one(stack.of_type("aws:kms/replicaKey:ReplicaKey", secondary))
+    assert replica_key["inputs"]["primaryKeyArn"] == inputs["serverSideEncryption"]["kmsKeyArn"]
+    assert (
+        replicas[0]["kmsKeyArn"].split("/")[-1]
+        == replica_key["inputs"]["primaryKeyArn"].split("/")[-1]
+    )
+
+
+def test_1_eventual_mode_has_no_witness(eventual: SynthResult) -> None:
+    inputs = one(eventual.of_type(TABLE))["inputs"]
+    assert "globalTableWitness" not in inputs
+    assert all("consistencyMode" not in replica for replica in inputs["replicas"])
+
+
+def test_1_strong_mode_adds_strong_replica_and_witness(strong: SynthResult) -> None:
+    inputs = one(strong.of_type(TABLE))["inputs"]
+    assert [r["consistencyMode"] for r in inputs["replicas"]] == ["STRONG"]
+    witness = inputs["globalTableWitness"]["regionName"]
+    assert witness == "us-west-2"
+    assert witness not in strong.config.regions
+    assert {*strong.config.regions, witness} == set(contract.STRONG_CONSISTENCY_REGIONS)
+
+
+# --- 2. functions ----------------------------------------------------------------------------
+def comparable(function: dict[str, Any]) -> dict[str, Any]:
+    """A function's settings without what must differ per region."""
+    inputs = dict(function["inputs"])
+    for regional in ("region", "role", "vpcConfig", "description", "environment"):
+        inputs.pop(regional)
+    return inputs
+
+
+def test_2_identical_functions_in_both_regions(stack: SynthResult) -> None:
+    primary, secondary = regions(stack)
+    for function in Function:
+        name = contract.function_name(stack.config.stack, function)
+        first = by_name(stack, FUNCTION, primary, name)
+        second = by_name(stack, FUNCTION, secondary, name)
+        assert comparable(first) == comparable(second)
+        settings = contract.FUNCTIONS[function]
+        inputs = first["inputs"]
+        assert inputs["handler"] == settings.handler
+        assert inputs["timeout"] == settings.timeout_seconds
+        assert inputs["memorySize"] == settings.memory_mb
+        assert inputs["reservedConcurrentExecutions"] == settings.reserved_concurrency
+        assert inputs["runtime"] == contract.LAMBDA_RUNTIME
+    archives = {json.dumps(f["inputs"]["code"]) for f in stack.of_type(FUNCTION)}
+    assert len(archives) == 1  # one artifact everywhere
+
+
+def test_2_functions_private_traced_logged_and_configured_by_path(stack: SynthResult) -> None:
+    for region in regions(stack):
+        subnet_count = len(stack.of_type("aws:ec2/subnet:Subnet", region))
+        log_groups = {
+            g["inputs"]["name"]: g
+            for g in stack.of_type("aws:cloudwatch/logGroup:LogGroup", region)
+        }
+        for function in stack.of_type(FUNCTION, region):
+            inputs = function["inputs"]
+            vpc = inputs["vpcConfig"]
+            assert len(vpc["subnetIds"]) == subnet_count >= 2
+            assert len(vpc["securityGroupIds"]) == 1
+            assert inputs["tracingConfig"] == {"mode": "Active"}
+            assert inputs["reservedConcurrentExecutions"] > 0
+            variables = inputs["environment"]["variables"]
+            assert variables[contract.ENV_SSM_PATH] == contract.ssm_path(stack.config.stack, region)
+            assert set(variables) - {contract.ENV_SSM_PATH} <= {
+                "POWERTOOLS_SERVICE_NAME",
+                "POWERTOOLS_METRICS_NAMESPACE",
+            }
+            log_group = log_groups[inputs["loggingConfig"]["logGroup"]]
+            assert log_group["inputs"]["retentionInDays"] == stack.config.log_retention_days
+            assert log_group["inputs"]["kmsKeyId"] == key_arn(stack, region)
+
+
+def test_2_functions_use_their_own_regions_subnets(stack: SynthResult) -> None:
+    for region in regions(stack):
+        security_group = one(
+            [
+                g
+                for g in stack.of_type("aws:ec2/securityGroup:SecurityGroup", region)
+                if g["name"].endswith("functions-sg")
+            ]
+        )
+        urns = {s["urn"] for s in stack.of_type("aws:ec2/subnet:Subnet", region)} | {
+            security_group["urn"]
+        }
+        for function in stack.of_type(FUNCTION, region):
+            assert urns <= set(function["dependencies"]), function["name"]
+
+
+def test_2_event_sources_retry_queue_and_table_stream(stack: SynthResult) -> None:
+    name = stack.config.stack
+    for region in regions(stack):
+        mappings = stack.of_type("aws:lambda/eventSourceMapping:EventSourceMapping", region)
+        by_function = {m["inputs"]["functionName"].split(":")[-1]: m for m in mappings}
+        assert set(by_function) == {
+            contract.function_name(name, Function.RETRY_WORKER),
+            contract.function_name(name, Function.LOG_ARCHIVER),
+        }
+        retry = by_function[contract.function_name(name, Function.RETRY_WORKER)]["inputs"]
+        assert retry["eventSourceArn"] == (
+            f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.retry_queue_name(name)}"
+        )
+        assert retry["functionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert retry["batchSize"] == contract.RETRY_BATCH_SIZE
+        stream = by_function[contract.function_name(name, Function.LOG_ARCHIVER)]["inputs"]
+        table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{contract.table_name(name)}"
+        assert stream["eventSourceArn"].startswith(f"{table_arn}/stream/")
+        assert stream["startingPosition"] == "TRIM_HORIZON"
+
+
+# --- 3. API ----------------------------------------------------------------------------------
+def test_3_rest_api_from_the_openapi_document_with_validation(stack: SynthResult) -> None:
+    document = load_openapi()
+    for region in regions(stack):
+        api = one(stack.of_type("aws:apigateway/restApi:RestApi", region))
+        assert api["inputs"]["endpointConfiguration"] == {"types": "REGIONAL"}
+        body = json.loads(api["inputs"]["body"])
+        assert (
+            body["x-amazon-apigateway-request-validator"]
+            in body["x-amazon-apigateway-request-validators"]
+        )
+        validator = body["x-amazon-apigateway-request-validators"][
+            body["x-amazon-apigateway-request-validator"]
+        ]
+        assert validator == {"validateRequestBody": True, "validateRequestParameters": True}
+        api_function = f"function:{contract.function_name(stack.config.stack, Function.API)}"
+        assert set(body["paths"]) == set(document["paths"])
+        for path, operations in document["paths"].items():
+            for method in operations:
+                integration = body["paths"][path][method]["x-amazon-apigateway-integration"]
+                assert integration["type"] == "aws_proxy"
+                assert integration["httpMethod"] == "POST"
+                assert f"arn:aws:apigateway:{region}:lambda:" in integration["uri"]
+                assert f":{region}:" in integration["uri"] and api_function in integration["uri"]
+
+
+def test_3_stage_with_access_logs_metrics_and_throttling(stack: SynthResult) -> None:
+    for region in regions(stack):
+        stage = one(stack.of_type("aws:apigateway/stage:Stage", region))["inputs"]
+        assert stage["stageName"] == contract.API_STAGE
+        assert stage["xrayTracingEnabled"] is True
+        access = stage["accessLogSettings"]
+        assert access["destinationArn"].startswith(f"arn:aws:logs:{region}:")
+        assert "$context.requestId" in access["format"]
+        settings = one(stack.of_type("aws:apigateway/methodSettings:MethodSettings", region))
+        assert settings["inputs"]["methodPath"] == "*/*"
+        values = settings["inputs"]["settings"]
+        assert values["metricsEnabled"] is True
+        assert values["throttlingRateLimit"] == stack.config.api_throttle_rate_limit
+        assert values["throttlingBurstLimit"] == stack.config.api_throttle_burst_limit
+        assert values["dataTraceEnabled"] is False
+        account = one(stack.of_type("aws:apigateway/account:Account", region))
+        assert account["inputs"]["cloudwatchRoleArn"].startswith("arn:aws:iam::")
+
+
+def test_3_custom_domain_tls12_with_dns_validated_certificate(stack: SynthResult) -> None:
+    api_domain = stack.config.api_domain
+    zone_id = stack.outputs[StackOutput.HOSTED_ZONE_ID]
+    validation_records = {
+        r["inputs"]["name"].rstrip("."): r
+        for r in stack.of_type("aws:route53/record:Record")
+        if r["inputs"]["type"] == "CNAME"
+    }
+    for region in regions(stack):
+        certificate = one(stack.of_type("aws:acm/certificate:Certificate", region))["inputs"]
+        assert certificate["domainName"] == api_domain
+        assert certificate["validationMethod"] == "DNS"
+        validation = one(
+            stack.of_type("aws:acm/certificateValidation:CertificateValidation", region)
+        )["inputs"]
+        assert validation["certificateArn"].startswith(f"arn:aws:acm:{region}:")
+        (fqdn,) = validation["validationRecordFqdns"]
+        assert fqdn.endswith(api_domain)
+        assert validation_records[fqdn]["inputs"]["zoneId"] == zone_id
+        domain = one(stack.of_type("aws:apigateway/domainName:DomainName", region))["inputs"]
+        assert domain["domainName"] == api_domain
+        assert domain["securityPolicy"] == "TLS_1_2"
+        assert domain["endpointConfiguration"] == {"types": "REGIONAL"}
+        assert domain["regionalCertificateArn"] == validation["certificateArn"]
+        mapping = one(stack.of_type("aws:apigateway/basePathMapping:BasePathMapping", region))
+        assert mapping["inputs"]["domainName"] == api_domain
+        assert mapping["inputs"]["stageName"] == contract.API_STAGE
+
+
+def test_3_invoke_permission_scoped_to_the_api_stage(stack: SynthResult) -> None:
+    for region in regions(stack):
+        permission = one(stack.of_type("aws:lambda/permission:Permission", region))["inputs"]
+        api_id = (
+            region_output(stack, region)[RegionOutput.API_ENDPOINT].split("//")[1].split(".")[0]
+        )
+        assert permission["principal"] == "apigateway.amazonaws.com"
+        assert permission["action"] == "lambda:InvokeFunction"
+        assert permission["function"] == contract.function_name(stack.config.stack, Function.API)
+        assert permission["sourceArn"] == (
+            f"arn:aws:execute-api:{region}:{ACCOUNT}:{api_id}/{contract.API_STAGE}/*"
+        )
+
+
+# --- 4. DNS ----------------------------------------------------------------------------------
+def test_4_health_checks_probe_each_regions_own_execute_api_host(stack: SynthResult) -> None:
+    checks = stack.of_type("aws:route53/healthCheck:HealthCheck")
+    assert len(checks) == 2
+    for region in regions(stack):
+        endpoint = region_output(stack, region)[RegionOutput.API_ENDPOINT]
+        host = endpoint.split("//")[1].split("/")[0]
+        assert host.endswith(f".execute-api.{region}.amazonaws.com")
+        check = one([c for c in checks if c["inputs"]["fqdn"] == host])["inputs"]
+        assert check["type"] == "HTTPS"
+        assert check["port"] == 443
+        assert check["resourcePath"] == f"/{contract.API_STAGE}{contract.HEALTH_PATH}"
+        assert check["requestInterval"] == stack.config.health_check_interval_seconds
+        assert check["failureThreshold"] == stack.config.health_check_failure_threshold
+        assert check["enableSni"] is True
+        assert region_output(stack, region)[RegionOutput.HEALTH_CHECK_URL] == (
+            f"https://{host}{check['resourcePath']}"
+        )
+
+
+def test_4_failover_alias_records_tied_to_health_checks(stack: SynthResult) -> None:
+    zone_id = stack.outputs[StackOutput.HOSTED_ZONE_ID]
+    records = [
+        r["inputs"]
+        for r in stack.of_type("aws:route53/record:Record")
+        if r["inputs"].get("failoverRoutingPolicies")
+    ]
+    assert len(records) == 2
+    roles = {}
+    for record in records:
+        assert record["name"] == stack.config.api_domain
+        assert record["type"] == "A"
+        assert record["zoneId"] == zone_id
+        (policy_type,) = [p["type"] for p in record["failoverRoutingPolicies"]]
+        (alias,) = record["aliases"]
+        region = next(
+            r
+            for r in regions(stack)
+            if alias["name"] == region_output(stack, r)[RegionOutput.CUSTOM_DOMAIN_TARGET]
+        )
+        assert record["healthCheckId"] == region_output(stack, region)[RegionOutput.HEALTH_CHECK_ID]
+        roles[policy_type] = region
+    assert roles == {
+        "PRIMARY": stack.config.primary_region,
+        "SECONDARY": stack.config.secondary_region,
+    }
+
+
+def test_4_existing_zone_is_used_instead_of_a_new_one(artifact_path: Any, tmp_path: Any) -> None:
+    from payments_dr.synth import synthesize
+
+    path = tmp_path / "Pulumi.existing.yaml"
+    path.write_text(
+        "config:\n  payments-dr:domainName: pay.example.com\n"
+        "  payments-dr:hostedZoneId: Z0123456789ABCDEFGHIJ\n",
+        encoding="utf-8",
+    )
+    result = synthesize(path, artifact_path)
+    assert not result.of_type("aws:route53/zone:Zone")
+    assert result.outputs[StackOutput.HOSTED_ZONE_ID] == "Z0123456789ABCDEFGHIJ"
+    assert {r["inputs"]["zoneId"] for r in result.of_type("aws:route53/record:Record")} == {
+        "Z0123456789ABCDEFGHIJ"
+    }
+
+
+# --- 5. storage ------------------------------------------------------------------------------
+def test_5_log_buckets_versioned_encrypted_private_tls_only(stack: SynthResult) -> None:
+    for region in regions(stack):
+        bucket = one(stack.of_type("aws:s3/bucket:Bucket", region))["inputs"]["bucket"]
+        assert bucket == region_output(stack, region)[RegionOutput.LOG_BUCKET]
+        versioning = one(stack.of_type("aws:s3/bucketVersioning:BucketVersioning", region))
+        assert versioning["inputs"]["versioningConfiguration"] == {"status": "Enabled"}
+        encryption = one(
+            stack.of_type(
+                "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+                region,
+            )
+        )["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]
+        assert encryption == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn(stack, region)}
+        block = one(stack.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", region))
+        for flag in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        ):
+            assert block["inputs"][flag] is True
+        bucket_policy = policy(one(stack.of_type("aws:s3/bucketPolicy:BucketPolicy", region)))
+        deny = [s for s in bucket_policy["Statement"] if s["Effect"] == "Deny"]
+        assert {"Bool": {"aws:SecureTransport": "false"}} in [s["Condition"] for s in deny]
+        assert all(s["Effect"] == "Deny" for s in bucket_policy["Statement"])
+        lifecycle = one(
+            stack.of_type(
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", region
+            )
+        )["inputs"]["rules"]
+        assert all(rule["status"] == "Enabled" for rule in lifecycle)
+        assert any("noncurrentVersionExpiration" in rule for rule in lifecycle)
+
+
+def test_5_replication_both_ways_with_rtc_metrics_and_delete_markers(stack: SynthResult) -> None:
+    for source in regions(stack):
+        destination = stack.config.peer_region(source)
+        config = one(
+            stack.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig", source)
+        )
+        inputs = config["inputs"]
+        assert inputs["bucket"] == region_output(stack, source)[RegionOutput.LOG_BUCKET]
+        (rule,) = inputs["rules"]
+        assert rule["status"] == "Enabled"
+        assert rule["deleteMarkerReplication"] == {"status": "Enabled"}
+        target = rule["destination"]
+        assert target["bucket"] == (
+            f"arn:aws:s3:::{region_output(stack, destination)[RegionOutput.LOG_BUCKET]}"
+        )
+        assert target["replicationTime"] == {"status": "Enabled", "time": {"minutes": 15}}
+        assert target["metrics"] == {"status": "Enabled", "eventThreshold": {"minutes": 15}}
+        assert target["encryptionConfiguration"]["replicaKmsKeyId"] == key_arn(stack, destination)
+        assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"] == {"status": "Enabled"}
+        # Versioning on both sides must exist before S3 accepts the configuration.
+        versionings = {
+            urn_of(stack, "aws:s3/bucketVersioning:BucketVersioning", r) for r in regions(stack)
+        }
+        assert versionings <= set(config["dependencies"])
+
+
+def test_5_replication_role_per_direction_least_privilege(stack: SynthResult) -> None:
+    replication_policies = [
+        r for r in stack.of_type(ROLE_POLICY) if r["name"].startswith("storage-replication-")
+    ]
+    assert len(replication_policies) == 2
+    for resource in replication_policies:
+        source = resource["name"].removeprefix("storage-replication-")
+        destination = stack.config.peer_region(source)
+        source_bucket = f"arn:aws:s3:::{region_output(stack, source)[RegionOutput.LOG_BUCKET]}"
+        target_bucket = f"arn:aws:s3:::{region_output(stack, destination)[RegionOutput.LOG_BUCKET]}"
+        document = policy(resource)
+        resources = {r for s in document["Statement"] for r in s["Resource"]}
+        assert resources == {
+            source_bucket,
+            f"{source_bucket}/*",
+            f"{target_bucket}/*",
+            key_arn(stack, source),
+            key_arn(stack, destination),
+        }
+        write = next(s for s in document["Statement"] if "s3:ReplicateObject" in s["Action"])
+        assert write["Resource"] == [f"{target_bucket}/*"]
+
+
+# --- 6. monitoring ---------------------------------------------------------------------------
+def alarms(stack: SynthResult, region: str) -> dict[str, dict[str, Any]]:
+    prefix = f"{contract.PROJECT}-{stack.config.stack}-{region}-"
+    return {
+        a["inputs"]["name"].removeprefix(prefix): a["inputs"] for a in stack.of_type(ALARM, region)
+    }
+
+
+def test_6_replication_latency_alarm_towards_the_other_region(stack: SynthResult) -> None:
+    for region in regions(stack):
+        alarm = alarms(stack, region)["replication-latency"]
+        assert alarm["namespace"] == "AWS/DynamoDB"
+        assert alarm["metricName"] == "ReplicationLatency"
+        assert alarm["dimensions"] == {
+            "TableName": contract.table_name(stack.config.stack),
+            "ReceivingRegion": stack.config.peer_region(region),
+        }
+        assert alarm["threshold"] == 30000
+        assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_6_operational_alarms_notify_the_regions_encrypted_topic(stack: SynthResult) -> None:
+    name = stack.config.stack
+    for region in regions(stack):
+        topic = one(stack.of_type("aws:sns/topic:Topic", region))["inputs"]
+        assert topic["kmsMasterKeyId"] == key_arn(stack, region)
+        topic_arn = region_output(stack, region)[RegionOutput.ALARM_TOPIC_ARN]
+        found = alarms(stack, region)
+        assert found["dlq-not-empty"]["dimensions"] == {"QueueName": contract.dlq_name(name)}
+        assert found["dlq-not-empty"]["threshold"] == 0
+        assert found["api-5xx"]["metricName"] == "5XXError"
+        assert found["api-5xx"]["dimensions"]["Stage"] == contract.API_STAGE
+        s3 = found["s3-replication-failed"]
+        assert s3["metricName"] == "OperationsFailedReplication"
+        assert (
+            s3["dimensions"]["SourceBucket"]
+            == region_output(stack, region)[RegionOutput.LOG_BUCKET]
+        )
+        for function in Function:
+            for metric in ("errors", "throttles"):
+                alarm = found[f"{function.value}-{metric}"]
+                assert alarm["namespace"] == "AWS/Lambda"
+                assert alarm["dimensions"] == {
+                    "FunctionName": contract.function_name(name, function)
+                }
+        for alarm in found.values():
+            assert alarm["alarmActions"] == [topic_arn]
+        assert set(region_output(stack, region)[RegionOutput.ALARM_ARNS]) == set(found)
+
+
+# --- 7. configuration in SSM -----------------------------------------------------------------
+def test_7_ssm_parameters_per_region_under_one_path(stack: SynthResult) -> None:
+    name = stack.config.stack
+    for region in regions(stack):
+        params = {
+            p["inputs"]["name"]: p for p in stack.of_type("aws:ssm/parameter:Parameter", region)
+        }
+        expected = {contract.ssm_parameter_name(name, region, param) for param in Param}
+        assert set(params) == expected
+        output = region_output(stack, region)
+
+        def value(param: Param, found: dict[str, Any] = params, r: str = region) -> Any:
+            return found[contract.ssm_parameter_name(name, r, param)]["inputs"]["value"]
+
+        assert value(Param.TABLE_NAME) == contract.table_name(name)
+        assert value(Param.RETRY_QUEUE_URL) == output[RegionOutput.RETRY_QUEUE_URL]
+        assert value(Param.DLQ_URL) == output[RegionOutput.DLQ_URL]
+        assert value(Param.LOG_BUCKET) == output[RegionOutput.LOG_BUCKET]
+        assert value(Param.REGION_ROLE) == stack.config.role_of(region).value
+        assert value(Param.PEER_REGION) == stack.config.peer_region(region)
+        assert value(Param.API_ENDPOINT) == output[RegionOutput.API_ENDPOINT]
+        assert value(Param.MODE) == contract.Mode.ACTIVE.value
+        mode = params[contract.ssm_parameter_name(name, region, Param.MODE)]
+        assert mode["ignore_changes"] == ["value"]  # a deployment never lifts a fence
+
+
+# --- 8. queues -------------------------------------------------------------------------------
+def test_8_retry_queue_redrives_to_an_encrypted_dlq(stack: SynthResult) -> None:
+    name = stack.config.stack
+    for region in regions(stack):
+        dlq = by_name(stack, QUEUE, region, contract.dlq_name(name))["inputs"]
+        retry = by_name(stack, QUEUE, region, contract.retry_queue_name(name))["inputs"]
+        assert dlq["messageRetentionSeconds"] == 1209600
+        for queue in (dlq, retry):
+            assert queue["kmsMasterKeyId"] == key_arn(stack, region)
+        redrive = json.loads(retry["redrivePolicy"])
+        assert redrive["deadLetterTargetArn"] == (
+            f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.dlq_name(name)}"
+        )
+        assert redrive["maxReceiveCount"] == contract.RETRY_MAX_RECEIVE_COUNT
+        assert retry["visibilityTimeoutSeconds"] == contract.RETRY_QUEUE_VISIBILITY_SECONDS
+        allow = json.loads(dlq["redriveAllowPolicy"])
+        assert allow["redrivePermission"] == "byQueue"
+        assert allow["sourceQueueArns"] == [
+            f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.retry_queue_name(name)}"
+        ]
+
+
+# --- 9. IAM ----------------------------------------------------------------------------------
+def test_9_one_role_per_function_per_region_scoped_to_its_region(stack: SynthResult) -> None:
+    roles = {r["name"]: r for r in stack.of_type(ROLE)}
+    role_policies = {r["name"]: r for r in stack.of_type(ROLE_POLICY)}
+    for region in regions(stack):
+        for function in Function:
+            prefix = f"service-{region}-{function.value}"
+            role = roles[f"{prefix}-role"]
+            trust = policy(role, "assumeRolePolicy")["Statement"][0]
+            assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+            name = contract.function_name(stack.config.stack, function)
+            deployed = by_name(stack, FUNCTION, region, name)
+            assert deployed["inputs"]["role"].split("/")[-1].startswith(f"{prefix}-role")
+            document = policy(role_policies[f"{prefix}-policy"])
+            for statement in document["Statement"]:
+                assert statement["Effect"] == "Allow"
+                assert all("*" not in action for action in statement["Action"])
+                for resource in statement["Resource"]:
+                    if resource == "*":
+                        assert set(statement["Action"]) <= iam.ACTIONS_WITHOUT_RESOURCE_SCOPE
+                        continue
+                    arn_region = resource.split(":")[3]
+                    assert arn_region in ("", region), (function, resource)
+            resources = {r for s in document["Statement"] for r in s["Resource"]}
+            table = contract.table_name(stack.config.stack)
+            table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
+            if function is Function.LOG_ARCHIVER:
+                assert f"{table_arn}/stream/*" in resources
+            else:
+                assert table_arn in resources
+
+
+def test_9_no_role_policy_uses_wildcard_actions(stack: SynthResult) -> None:
+    for resource in stack.of_type(ROLE_POLICY):
+        for statement in policy(resource)["Statement"]:
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            assert all("*" not in action for action in actions), resource["name"]
+
+
+# --- 10. outputs -----------------------------------------------------------------------------
+def test_10_outputs_use_the_contract_names(stack: SynthResult) -> None:
+    outputs = stack.outputs
+    assert set(outputs) == {o.value for o in StackOutput}
+    primary, secondary = regions(stack)
+    assert outputs[StackOutput.FAILOVER_URL] == f"https://{stack.config.api_domain}"
+    assert outputs[StackOutput.API_DOMAIN] == stack.config.api_domain
+    assert outputs[StackOutput.TABLE_NAME] == contract.table_name(stack.config.stack)
+    assert outputs[StackOutput.DR_BUDGET] == {
+        str(k): v for k, v in stack.config.budget.to_dict().items()
+    }
+    assert (
+        outputs[StackOutput.PRIMARY_API_ENDPOINT]
+        == region_output(stack, primary)[RegionOutput.API_ENDPOINT]
+    )
+    assert (
+        outputs[StackOutput.SECONDARY_API_ENDPOINT]
+        == region_output(stack, secondary)[RegionOutput.API_ENDPOINT]
+    )
+    for region in (primary, secondary):
+        output = region_output(stack, region)
+        assert set(output) == {o.value for o in RegionOutput}
+        assert output[RegionOutput.ROLE] == stack.config.role_of(region).value
+        assert output[RegionOutput.API_ENDPOINT] == (
+            f"https://{output[RegionOutput.API_ENDPOINT].split('//')[1].split('.')[0]}"
+            f".execute-api.{region}.amazonaws.com/{contract.API_STAGE}"
+        )
+        assert output[RegionOutput.CUSTOM_DOMAIN_URL] == f"https://{stack.config.api_domain}"
+        assert output[RegionOutput.SSM_PATH] == contract.ssm_path(stack.config.stack, region)
+        assert output[RegionOutput.FUNCTION_NAMES] == {
+            f.value: contract.function_name(stack.config.stack, f) for f in Function
+        }
+        assert all(f":{region}:" in arn for arn in output[RegionOutput.ALARM_ARNS].values())
+
+
+def test_synthesis_is_repeatable_in_one_process(eventual: SynthResult, artifact_path: Any) -> None:
+    from payments_dr.synth import synthesize_config
+
+    again = synthesize_config(eventual.config, artifact_path)
+    assert again.resources == eventual.resources
+    assert again.outputs == eventual.outputs
+
+
+@pytest.mark.parametrize(
+    ("primary", "secondary", "witness"),
+    [("us-east-2", "us-west-2", "us-east-1"), ("us-west-2", "us-east-1", "us-east-2")],
+)
+def test_strong_mode_in_other_pairs_of_the_region_set(
+    artifact_path: Any, primary: str, secondary: str, witness: str
+) -> None:
+    from payments_dr.infra.config import StackConfig
+    from payments_dr.synth import synthesize_config
+
+    config = StackConfig.from_mapping(
+        "pair",
+        {
+            "domainName": "pay.example.com",
+            "consistencyMode": "strong",
+            "primaryRegion": primary,
+            "secondaryRegion": secondary,
+        },
+    )
+    result = synthesize_config(config, artifact_path)
+    table = one(result.of_type(TABLE))
+    assert table["region"] == primary
+    assert table["inputs"]["globalTableWitness"] == {"regionName": witness}
+    assert {r["region"] for r in result.of_type(FUNCTION)} == {primary, secondary}
