@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from payments_dr import contract
@@ -25,23 +24,23 @@ from .conftest import ADDRESSES, PRIMARY, SECONDARY, STACK, Deployed, FakeClock,
 DETECTION_DELAY = 30.0  # fake Route 53: seconds a new mode takes to show in a health check
 
 
-def mode_of(region: str) -> str:
+def mode_of(aws: Aws, region: str) -> str:
+    # The fakes read AWS on every request: `Aws` reuses clients, which are slow to create.
     name = contract.ssm_parameter_name(STACK, region, Param.MODE)
-    return str(
-        boto3.client("ssm", region_name=region).get_parameter(Name=name)["Parameter"]["Value"]
-    )
+    return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
 
 
 class FakeRoute53:
     """Health follows each region's mode once it has held for DETECTION_DELAY seconds."""
 
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock, aws: Aws) -> None:
         self.clock = clock
+        self.aws = aws
         self.healthy = {PRIMARY: True, SECONDARY: True}
         self.pending: dict[str, tuple[bool, float]] = {}
 
     def _update(self, region: str) -> bool:
-        wanted = mode_of(region) == Mode.ACTIVE
+        wanted = mode_of(self.aws, region) == Mode.ACTIVE
         if wanted == self.healthy[region]:
             self.pending.pop(region, None)
         else:
@@ -73,13 +72,13 @@ class FakeApi:
 
     def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
         region = self.route53.serving()
-        if mode_of(region) == Mode.FENCED:
+        if mode_of(self.route53.aws, region) == Mode.FENCED:
             return HttpAnswer(503, {REGION_HEADER: region}, {"error": "region fenced"})
         request = json.loads(body)
         pay_id = payment_id(request["merchant_id"], headers[IDEMPOTENCY_HEADER])
         if region != self.drop_writes_in:
             for table_region in (PRIMARY, SECONDARY):
-                boto3.client("dynamodb", region_name=table_region).put_item(
+                self.route53.aws.client("dynamodb", table_region).put_item(
                     TableName=contract.table_name(STACK),
                     Item={contract.TABLE_HASH_KEY: {"S": pay_id}},
                 )
@@ -106,7 +105,7 @@ def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse
 def run_drill(
     deployed: Deployed, clock: FakeClock, args: argparse.Namespace, api: FakeApi | None = None
 ) -> int:
-    route53 = api.route53 if api else FakeRoute53(clock)
+    route53 = api.route53 if api else FakeRoute53(clock, deployed.aws)
     aws = Aws(clients={("route53", "us-east-1"): route53})
     now = datetime.now(UTC)
     wall = iter([now - timedelta(minutes=5), now])
@@ -147,14 +146,14 @@ def test_drill_fails_over_and_back_without_losing_payments(
     assert report["dlq_messages"] == {PRIMARY: 0, SECONDARY: 0}
     kinds = [event["kind"] for event in report["timeline"]]
     assert kinds[:4] == ["fault", "detected", "failover", "failback"]
-    assert mode_of(PRIMARY) == Mode.ACTIVE
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
     assert "result: PASSED" in capsys.readouterr().out
 
 
 def test_a_lost_payment_fails_the_drill(
     deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    api = FakeApi(FakeRoute53(clock), drop_writes_in=SECONDARY)
+    api = FakeApi(FakeRoute53(clock, deployed.aws), drop_writes_in=SECONDARY)
     args = drill_args(deployed, tmp_path)
 
     exit_code = run_drill(deployed, clock, args, api)
@@ -170,7 +169,7 @@ def test_drill_refuses_to_start_from_a_degraded_stack(
     deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployed.set_mode(SECONDARY, Mode.FENCED)
-    route53 = FakeRoute53(clock)
+    route53 = FakeRoute53(clock, deployed.aws)
     route53.healthy[SECONDARY] = False
 
     exit_code = run_drill(deployed, clock, drill_args(deployed, tmp_path), FakeApi(route53))
@@ -179,24 +178,24 @@ def test_drill_refuses_to_start_from_a_degraded_stack(
     err = capsys.readouterr().err
     assert "a drill starts from normal operation" in err
     assert f"{SECONDARY} is unhealthy (UNHEALTHY 0/8)" in err
-    assert mode_of(PRIMARY) == Mode.ACTIVE
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
 
 
 def test_an_interrupted_drill_sets_the_primary_active_again(
     deployed: Deployed, clock: FakeClock, tmp_path: Path
 ) -> None:
-    route53 = FakeRoute53(clock)
+    route53 = FakeRoute53(clock, deployed.aws)
 
     class BreaksWhenFencedApi(FakeApi):
         def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
-            if mode_of(PRIMARY) == Mode.FENCED:
+            if deployed.mode(PRIMARY) == Mode.FENCED:
                 raise KeyboardInterrupt
             return super().__call__(url, headers, body)
 
     with pytest.raises(KeyboardInterrupt):
         run_drill(deployed, clock, drill_args(deployed, tmp_path), BreaksWhenFencedApi(route53))
 
-    assert mode_of(PRIMARY) == Mode.ACTIVE
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
 
 
 def test_lab_only_scenarios_are_refused_on_aws(
