@@ -29,6 +29,8 @@ from payments_dr import contract
 from payments_dr.service.deps import ServiceDeps
 
 STACK = "test"
+# One session for every test: it caches the service models that each client would reload.
+SESSION = boto3.session.Session()
 ACCOUNT_ID = "123456789012"
 
 
@@ -80,7 +82,7 @@ class Region:
 def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Region:
     """Create one region's table, queues, bucket and SSM parameters (inside mock_aws)."""
     clients = {
-        name: boto3.client(name, region_name=region) for name in ("dynamodb", "sqs", "ssm", "s3")
+        name: SESSION.client(name, region_name=region) for name in ("dynamodb", "sqs", "ssm", "s3")
     }
     table_name = contract.table_name(STACK)
     clients["dynamodb"].create_table(

@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
-
 from payments_dr import contract
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.log_archiver import archive_key, build_log_archiver, plain_value
 
-from .conftest import VALID_REQUEST, Region, post_event
+from .conftest import SESSION, VALID_REQUEST, Region, post_event
 
 
 def stream_event(region: Region) -> dict[str, Any]:
     """The table's stream records in the Lambda event format (creation time in epoch seconds)."""
     # This botocore addresses streams by account id, a host moto does not intercept.
-    streams = boto3.client(
+    streams = SESSION.client(
         "dynamodbstreams",
         region_name=region.name,
         endpoint_url=f"https://streams.dynamodb.{region.name}.amazonaws.com",

@@ -18,7 +18,7 @@ from payments_dr.service.api import build_api_handler
 from .conftest import VALID_REQUEST, Region, api_event, post_event, provision
 
 SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 json_values = st.recursive(
