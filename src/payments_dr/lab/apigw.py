@@ -16,13 +16,14 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.lab.aws import RegionFaults
+from payments_dr.lab.httpserver import QuietHTTPServer
 from payments_dr.lab.settings import LAB_ACCOUNT_ID
 from payments_dr.lab.workers import Handler, LambdaContext
 
@@ -109,8 +110,7 @@ class RegionApi:
         self.faults = faults
         self.handler: Handler | None = None  # set once the region's configuration is seeded
         self.requests_dropped = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler_class())
-        self._server.daemon_threads = True
+        self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"lab-api-{region}", daemon=True
         )

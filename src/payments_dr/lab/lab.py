@@ -77,6 +77,7 @@ class Lab:
         self._mock = mock_aws()
         self._events_lock = threading.Lock()
         self.events: list[TimelineEvent] = []
+        self.health_changes: list[tuple[float, str, bool]] = []  # (at, region, healthy)
         self.regions: dict[str, Region] = {}
         self.replicator: Replicator
         self.dns: FailoverDns
@@ -135,6 +136,7 @@ class Lab:
                 ),
                 archiver_feed=LogArchiverFeed(
                     region,
+                    aws.faults,
                     _as_lambda(build_log_archiver(self._deps(aws, resources[region]))),
                     settings.stack,
                 ),
@@ -195,6 +197,8 @@ class Lab:
             self.events.append(TimelineEvent(round(self.clock.now(), 3), kind, detail))
 
     def _health_changed(self, region: str, healthy: bool) -> None:
+        with self._events_lock:
+            self.health_changes.append((self.clock.now(), region, healthy))
         if healthy:
             self.note("recovered", f"health checks see {region} healthy again")
         else:

@@ -20,18 +20,19 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 from payments_dr import contract
 from payments_dr.lab.clock import SimClock
+from payments_dr.lab.httpserver import QuietHTTPServer
 
 log = logging.getLogger(__name__)
 
 # A probe may take at least this long in wall time, whatever the time scale, so that the
 # machine's own slowness is not mistaken for a fault.
-MIN_PROBE_TIMEOUT_WALL_SECONDS = 0.5
+MIN_PROBE_TIMEOUT_WALL_SECONDS = 1.0
 FORWARD_TIMEOUT_WALL_SECONDS = 10.0
 ROUTED_TO_HEADER = "X-Lab-Routed-To"
 # Headers that describe one connection, or that the relaying server writes itself.
@@ -95,31 +96,42 @@ class RegionHealthCheck:
         )
         self.healthy = True
         self.probes = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lab-health-{region}", daemon=True)
+        # One thread per checker: a slow probe delays only its own checker, as on Route 53.
+        self._threads = [
+            threading.Thread(
+                target=self._run_checker,
+                args=(index,),
+                name=f"lab-health-{region}-{index}",
+                daemon=True,
+            )
+            for index in range(checkers)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
 
-    def _run(self) -> None:
-        # Checkers take turns, so the region is probed every interval / checkers.
-        step = self._interval / len(self._checkers)
-        turn = 0
-        next_probe = self._clock.now()
-        while not self._stop.is_set():
-            self.record(turn, probe(self.health_url, self._timeout_wall))
-            turn = (turn + 1) % len(self._checkers)
-            next_probe += step
-            if self._clock.wait(self._stop, next_probe - self._clock.now()):
-                return
+    def _run_checker(self, index: int) -> None:
+        # Checkers are staggered evenly, so the region is probed every interval / checkers.
+        next_probe = self._clock.now() + self._interval * index / len(self._checkers)
+        while not self._clock.wait(self._stop, next_probe - self._clock.now()):
+            self.record(index, probe(self.health_url, self._timeout_wall))
+            next_probe = max(next_probe + self._interval, self._clock.now())
 
     def record(self, checker_index: int, probe_ok: bool) -> None:
         """Apply one probe result to one checker, then recompute the region's status."""
+        with self._lock:
+            self._record(checker_index, probe_ok)
+
+    def _record(self, checker_index: int, probe_ok: bool) -> None:
         self.probes += 1
         checker = self._checkers[checker_index]
         if probe_ok == checker.healthy:
@@ -176,8 +188,7 @@ class FailoverRouter:
     def __init__(self, dns: FailoverDns, region_urls: dict[str, str]) -> None:
         self._dns = dns
         self._region_urls = region_urls
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._request_handler_class())
-        self._server.daemon_threads = True
+        self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="lab-failover-router", daemon=True
         )

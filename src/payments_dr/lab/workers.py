@@ -20,13 +20,14 @@ from typing import Any
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.lab.aws import RegionAws, RegionResources
+from payments_dr.lab.aws import RegionAws, RegionFaults, RegionResources
 from payments_dr.lab.clock import SimClock
 from payments_dr.lab.settings import LAB_ACCOUNT_ID
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 POLL_WALL_SECONDS = 0.005
+ARCHIVER_RETRY_WALL_SECONDS = 0.05
 RETRY_BATCH = contract.RETRY_BATCH_SIZE
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,9 @@ class RetryQueuePoller:
         self.invocations += 1
         try:
             response = self._worker(event, context)
-        except Exception:
+        except Exception as error:
             # An invocation error fails the whole batch, as with Lambda.
-            log.exception("retry worker failed in %s", self._aws.region)
+            log.warning("retry worker failed in %s: %r", self._aws.region, error)
             self.worker_errors += 1
             return {message["MessageId"] for message in messages}
         failures = response.get("batchItemFailures", []) if isinstance(response, dict) else []
@@ -203,8 +204,9 @@ class RetryQueuePoller:
 class LogArchiverFeed:
     """Hands one region's stream records to the real log archiver in stream-sized batches."""
 
-    def __init__(self, region: str, archiver: Handler, stack: str) -> None:
+    def __init__(self, region: str, faults: RegionFaults, archiver: Handler, stack: str) -> None:
         self._region = region
+        self._faults = faults
         self._archiver = archiver
         self._stack = stack
         self._records: queue.Queue[list[dict[str, Any]]] = queue.Queue()
@@ -239,12 +241,18 @@ class LogArchiverFeed:
                 self._archive(records[start : start + contract.STREAM_BATCH_SIZE])
 
     def _archive(self, batch: list[dict[str, Any]]) -> None:
-        context = LambdaContext.for_function(self._stack, Function.LOG_ARCHIVER, self._region)
-        try:
-            self._archiver({"Records": batch}, context)
-            self.archived += len(batch)
-        except Exception:
-            # Lambda would retry the batch; the lab records the failure and moves on, since the
-            # table, not the archive, is the system of record.
-            log.exception("log archiver failed in %s", self._region)
-            self.archiver_errors += 1
+        # Lambda retries a failed stream batch until it succeeds, and nothing runs in a region
+        # that is down; so does the lab, pausing between attempts.
+        while not self._stop.is_set():
+            if not self._faults.outage:
+                context = LambdaContext.for_function(
+                    self._stack, Function.LOG_ARCHIVER, self._region
+                )
+                try:
+                    self._archiver({"Records": batch}, context)
+                    self.archived += len(batch)
+                    return
+                except Exception as error:
+                    log.warning("log archiver failed in %s: %r", self._region, error)
+                    self.archiver_errors += 1
+            self._stop.wait(ARCHIVER_RETRY_WALL_SECONDS)

@@ -1,0 +1,176 @@
+"""`payments-dr lab up` and `payments-dr drill`: the local two-region simulation."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from payments_dr import contract
+from payments_dr.contract import ConsistencyMode
+from payments_dr.infra.config import ConfigError
+from payments_dr.lab.scenarios import SCENARIOS, ScenarioName
+from payments_dr.lab.settings import LabSettings, load_config
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+LAB_UP_TIME_SCALE = 1.0  # real time: someone is watching and using curl
+DRILL_TIME_SCALE = 0.02  # a simulated hour plays in 72 s
+
+
+def register(subparsers: Any) -> None:
+    lab = subparsers.add_parser("lab", help="the local two-region lab (a simulation)")
+    lab_commands = lab.add_subparsers(dest="lab_command", required=True)
+    up = lab_commands.add_parser(
+        "up",
+        help="run both regions, health checks and the failover endpoint until Ctrl-C",
+        description=(
+            "Runs a simulation of the stack on this machine: each region's API on a loopback"
+            " port (the real service code on moto), replication between the regional tables,"
+            " Route 53 style health checks and a failover endpoint that routes as DNS would."
+        ),
+    )
+    _add_lab_options(up, default_time_scale=LAB_UP_TIME_SCALE)
+    up.set_defaults(run=run_lab_up)
+
+    drill = subparsers.add_parser(
+        "drill",
+        help="failover drill: in the local lab (simulation), or on AWS with --on-aws",
+        description=(
+            "Drives payment traffic through the failover endpoint, injects a fault into the"
+            " primary region, and reports detection and failover time, requests per region,"
+            " lost and duplicated payments, replication lag, DLQ contents and failback."
+            " Exits 0 when the drill passes."
+        ),
+    )
+    drill.add_argument(
+        "--scenario",
+        choices=[name.value for name in ScenarioName],
+        help="; ".join(f"{s.name.value}: {s.summary}" for s in SCENARIOS.values())
+        + " (default: region-outage)",
+    )
+    _add_lab_options(drill, default_time_scale=DRILL_TIME_SCALE)
+    drill.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    drill.add_argument(
+        "--rate",
+        type=float,
+        help="payments per (simulated) second, all clients together (lab default 0.5)",
+    )
+    drill.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    drill.add_argument("--timeline", type=Path, metavar="FILE.png", help="draw the timeline")
+    drill.add_argument(
+        "--on-aws", action="store_true", help="run the drill on a deployed stack instead"
+    )
+    drill.add_argument("--stack", help="the deployed stack (with --on-aws)")
+    drill.set_defaults(run=run_drill_command)
+
+
+def _add_lab_options(parser: argparse.ArgumentParser, default_time_scale: float) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="Pulumi.<stack>.yaml",
+        help="stack file for names, regions and the DR budget"
+        " (default: Pulumi.dev.yaml when present, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=[mode.value for mode in ConsistencyMode],
+        help="consistency mode (default: the stack file's)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=default_time_scale,
+        help=f"wall seconds per simulated second (default {default_time_scale:g})",
+    )
+    parser.add_argument(
+        "--replication-lag",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="simulated replication lag in eventual mode (default 1)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> LabSettings:
+    mode = ConsistencyMode(args.mode) if args.mode else None
+    return LabSettings(
+        load_config(args.config, mode),
+        time_scale=args.time_scale,
+        replication_lag_seconds=args.replication_lag,
+    )
+
+
+def run_lab_up(args: argparse.Namespace) -> int:
+    from payments_dr.lab.lab import Lab
+
+    try:
+        settings = _settings(args)
+    except (ConfigError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    with Lab(settings, service_log_level="WARNING") as lab:
+        print(
+            f"payments-dr lab is up - a SIMULATION on this machine"
+            f" ({settings.config.consistency_mode.value} consistency,"
+            f" 1 simulated s = {settings.time_scale:g} s wall)"
+        )
+        print(f"  failover endpoint (Route 53 failover name): {lab.failover_url}")
+        for name in settings.config.regions:
+            role = settings.config.role_of(name).value
+            print(f"  {name} ({role}) API: {lab.region_url(name)}")
+        print(
+            "try:\n"
+            f"  curl -s {lab.failover_url}{contract.HEALTH_PATH}\n"
+            f"  curl -s -X POST {lab.failover_url}{contract.PAYMENTS_PATH}"
+            f" -H 'Content-Type: application/json' -H '{contract.IDEMPOTENCY_HEADER}: demo-0001'"
+            ' -d \'{"merchant_id": "merchant-01", "amount": 1250, "currency": "EUR",'
+            ' "payment_token": "tok_demo12345678"}\'\n'
+            "Ctrl-C stops the lab."
+        )
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("\nstopping the lab", file=sys.stderr)
+    return EXIT_PASSED
+
+
+def run_drill_command(args: argparse.Namespace) -> int:
+    if args.on_aws:
+        # Loaded only here: the AWS drill pulls in the operations tooling.
+        aws_drill = importlib.import_module("payments_dr.ops.aws_drill")
+        return int(aws_drill.run(args))
+    if args.stack:
+        print("error: --stack applies to --on-aws drills only", file=sys.stderr)
+        return EXIT_USAGE
+
+    from payments_dr.lab.drill import DrillOptions, run_drill
+    from payments_dr.lab.scenarios import DEFAULT_SCENARIO
+    from payments_dr.lab.timeline import draw_timeline
+
+    try:
+        settings = _settings(args)
+        options = DrillOptions(
+            scenario=ScenarioName(args.scenario) if args.scenario else DEFAULT_SCENARIO,
+            clients=args.clients,
+            payments_per_second=args.rate or DrillOptions.payments_per_second,
+        )
+    except (ConfigError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_drill(settings, options, progress=lambda line: print(line, file=sys.stderr))
+    report = result.report
+    print(report.to_text())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(report.to_json() + "\n", encoding="utf-8")
+        print(f"report written to {args.json}", file=sys.stderr)
+    if args.timeline:
+        draw_timeline(report, args.timeline)
+        print(f"timeline written to {args.timeline}", file=sys.stderr)
+    return EXIT_PASSED if report.passed else EXIT_FAILED

@@ -1,0 +1,130 @@
+"""The faults a drill can inject into the primary region, and how each is cleared."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Final
+
+from payments_dr.contract import Mode
+
+if TYPE_CHECKING:  # the lab itself is heavy to import; the CLI lists scenarios without it
+    from payments_dr.lab.lab import Lab
+
+ON_AWS: Final = "`payments-dr drill --on-aws --stack NAME`"
+
+
+class ScenarioName(StrEnum):
+    REGION_OUTAGE = "region-outage"
+    TABLE_OUTAGE = "table-outage"
+    FENCED = "fenced"  # the name the drill on AWS uses for the same fault
+    REPLICATION_STALL = "replication-stall"
+
+
+DEFAULT_SCENARIO: Final = ScenarioName.REGION_OUTAGE
+
+
+class Phase(StrEnum):
+    FAULT = "fault"
+    RESTORE = "restore"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action at a time relative to the fault or to its clearing (simulated seconds)."""
+
+    phase: Phase
+    offset_seconds: float
+    kind: str  # timeline event kind
+    detail: str
+    action: Callable[[Lab], None]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: ScenarioName
+    summary: str
+    real_counterpart: str
+    steps: tuple[Step, ...]
+
+
+def _outage(down: bool) -> Callable[[Lab], None]:
+    return lambda lab: lab.set_region_outage(lab.primary, down)
+
+
+def _table_outage(down: bool) -> Callable[[Lab], None]:
+    return lambda lab: lab.set_table_outage(lab.primary, down)
+
+
+def _mode(mode: Mode) -> Callable[[Lab], None]:
+    return lambda lab: lab.set_mode(lab.primary, mode)
+
+
+def _stall(lab: Lab) -> None:
+    lab.replicator.stall()
+
+
+def _resume(lab: Lab) -> None:
+    lab.replicator.resume()
+
+
+# The stall starts before the outage, so the primary's last acknowledged writes are missing
+# in the secondary during failover, and lasts past the restore, so failback finds the primary
+# without the payments taken during failover.
+STALL_LEAD_SECONDS: Final = 10.0
+STALL_TAIL_SECONDS: Final = 30.0
+
+SCENARIOS: Final = {
+    ScenarioName.REGION_OUTAGE: Scenario(
+        name=ScenarioName.REGION_OUTAGE,
+        summary="the primary region is lost: its API and every AWS service in it stop answering",
+        real_counterpart=(
+            f"a regional impairment; rehearse the same failover path on a real stack with {ON_AWS}"
+        ),
+        steps=(
+            Step(Phase.FAULT, 0.0, "fault", "primary region outage begins", _outage(True)),
+            Step(Phase.RESTORE, 0.0, "restore", "primary region is back", _outage(False)),
+        ),
+    ),
+    ScenarioName.TABLE_OUTAGE: Scenario(
+        name=ScenarioName.TABLE_OUTAGE,
+        summary="DynamoDB fails in the primary: payments are queued (202), health reports 503",
+        real_counterpart=(
+            "DynamoDB errors in the primary (e.g. an AWS FIS experiment denying the API role's"
+            f" table access); the failover itself is rehearsed with {ON_AWS}"
+        ),
+        steps=(
+            Step(Phase.FAULT, 0.0, "fault", "primary table outage begins", _table_outage(True)),
+            Step(Phase.RESTORE, 0.0, "restore", "primary table is back", _table_outage(False)),
+        ),
+    ),
+    ScenarioName.FENCED: Scenario(
+        name=ScenarioName.FENCED,
+        summary="an operator fences the primary (SSM mode=fenced), then sets it active again",
+        real_counterpart=f"the same switch on a real stack: {ON_AWS}",
+        steps=(
+            Step(Phase.FAULT, 0.0, "fault", "operator fences the primary", _mode(Mode.FENCED)),
+            Step(
+                Phase.RESTORE, 0.0, "restore", "operator activates the primary", _mode(Mode.ACTIVE)
+            ),
+        ),
+    ),
+    ScenarioName.REPLICATION_STALL: Scenario(
+        name=ScenarioName.REPLICATION_STALL,
+        summary=(
+            "replication stalls shortly before a primary region outage and stays stalled for a"
+            " while after the region is back"
+        ),
+        real_counterpart=(
+            "the AWS FIS action aws:dynamodb:global-table-pause-replication around a regional"
+            f" failover; the failover itself is rehearsed with {ON_AWS}"
+        ),
+        steps=(
+            Step(Phase.FAULT, -STALL_LEAD_SECONDS, "fault", "replication stalls", _stall),
+            Step(Phase.FAULT, 0.0, "fault", "primary region outage begins", _outage(True)),
+            Step(Phase.RESTORE, 0.0, "restore", "primary region is back", _outage(False)),
+            Step(Phase.RESTORE, STALL_TAIL_SECONDS, "restore", "replication resumes", _resume),
+        ),
+    ),
+}
