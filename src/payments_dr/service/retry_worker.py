@@ -70,6 +70,8 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
         )
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not event.get("Records"):
+            return {"batchItemFailures": []}  # Powertools rejects an empty batch as malformed
         response = process_partial_response(
             event=event, record_handler=apply, processor=processor, context=context
         )

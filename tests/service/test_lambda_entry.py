@@ -1,0 +1,101 @@
+"""The Lambda entry points: deps from the environment, and the artifact as Lambda sees it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from payments_dr import contract
+from payments_dr.service import api, log_archiver, retry_worker
+from payments_dr.service.artifact import build_artifact
+
+from .conftest import STACK, VALID_REQUEST, Region, api_event, post_event
+
+HANDLER_MODULES = [settings.handler.rsplit(".", 1)[0] for settings in contract.FUNCTIONS.values()]
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "payments-dr-test-api"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:payments-dr-test-api"
+    )
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def lambda_environment(region: Region, monkeypatch: pytest.MonkeyPatch) -> Iterator[Region]:
+    monkeypatch.setenv("AWS_REGION", region.name)
+    monkeypatch.setenv(contract.ENV_SSM_PATH, contract.ssm_path(STACK, region.name))
+    entry_points = (api, retry_worker, log_archiver)
+    for module in entry_points:
+        module._handler_from_environment.cache_clear()
+    yield region
+    for module in entry_points:
+        module._handler_from_environment.cache_clear()
+
+
+def test_api_entry_point_serves_payments_from_environment_config(
+    lambda_environment: Region,
+) -> None:
+    response = api.handler(post_event(VALID_REQUEST), FakeLambdaContext())
+    assert response["statusCode"] == 201
+    assert json.loads(response["body"])["region"] == lambda_environment.name
+    health = api.handler(api_event("GET", contract.HEALTH_PATH), FakeLambdaContext())
+    assert health["statusCode"] == 200
+    assert len(lambda_environment.items()) == 1
+
+
+def test_worker_and_archiver_entry_points_accept_empty_batches(
+    lambda_environment: Region,
+) -> None:
+    assert retry_worker.handler({"Records": []}, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert log_archiver.handler({"Records": []}, FakeLambdaContext()) == {"archived": 0}
+
+
+def test_contract_handlers_name_the_entry_points() -> None:
+    for settings in contract.FUNCTIONS.values():
+        module_name, function_name = settings.handler.rsplit(".", 1)
+        module = sys.modules.get(module_name) or __import__(module_name, fromlist=["_"])
+        assert callable(getattr(module, function_name))
+
+
+def test_artifact_imports_every_handler_on_its_own(tmp_path: Path) -> None:
+    """Unpacked like /var/task: the zip's own Powertools, no bytecode, boto3 from outside."""
+    task_root = tmp_path / "task"
+    with zipfile.ZipFile(build_artifact(tmp_path)) as archive:
+        archive.extractall(task_root)
+    probe = f"""
+import sys
+sys.path[:0] = [{str(task_root)!r}]
+sys.path.append({sysconfig.get_paths()["purelib"]!r})  # botocore, as the runtime provides it
+import aws_lambda_powertools, payments_dr, wrapt.__wrapt__
+for name in {HANDLER_MODULES!r}:
+    assert callable(__import__(name, fromlist=["handler"]).handler), name
+for module in (aws_lambda_powertools, payments_dr):
+    assert module.__file__.startswith({str(task_root)!r}), module.__file__
+assert not wrapt.__wrapt__._using_c_extension
+print("ok")
+"""
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
