@@ -197,8 +197,19 @@ CASES = [
         "queue-without-redrive",
         _set(f"retry-{EAST}", None, "redrivePolicy"),
         "sqs-redrive-policy",
-        "has no redrive policy",
+        "has no usable redrive policy",
         f"retry-{EAST}",
+    ),
+    Case(
+        "redrive-never-triggers",
+        _set(
+            f"retry-{WEST}",
+            json.dumps({"deadLetterTargetArn": "arn:aws:sqs:x", "maxReceiveCount": 0}),
+            "redrivePolicy",
+        ),
+        "sqs-redrive-policy",
+        f"Queue 'retry-{WEST}' in {WEST} has no usable redrive policy",
+        f"retry-{WEST}",
     ),
     Case(
         "dlq-short-retention",

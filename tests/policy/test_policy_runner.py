@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from policy_stack import REGIONS, build_good_stack, find
 
 from payments_dr import contract
@@ -66,3 +68,17 @@ def test_a_dead_letter_queue_is_recognised_from_the_queue_redriving_to_it() -> N
 
     assert {v.rule for v in violations} == {"sqs-dlq-retention"}
     assert {v.resource_name for v in violations} == {f"retry-dlq-{r}" for r in REGIONS}
+
+
+def test_a_queue_that_denies_redrive_is_not_taken_for_a_dead_letter_queue() -> None:
+    stack = build_good_stack()
+    east, _ = REGIONS
+    find(stack, f"retry-dlq-{east}")["inputs"]["redriveAllowPolicy"] = json.dumps(
+        {"redrivePermission": "denyAll"}
+    )
+    del find(stack, f"retry-{east}")["inputs"]["redrivePolicy"]
+
+    violations = evaluate(stack)
+
+    assert {v.rule for v in violations} == {"sqs-redrive-policy"}
+    assert {v.resource_name for v in violations} == {f"retry-{east}", f"retry-dlq-{east}"}

@@ -84,9 +84,18 @@ def _dead_letter_queues(stack: StackView) -> list[ResourceView]:
         queue
         for queue in queues
         if queue.urn in targeted
-        or queue.props.get("redriveAllowPolicy")
-        or any(refers_to(allow, "queueUrl", queue, queues, "url") for allow in allow_policies)
+        or _allows_redrive(queue)
+        or any(
+            _allows_redrive(allow) and refers_to(allow, "queueUrl", queue, queues, "url")
+            for allow in allow_policies
+        )
     ]
+
+
+def _allows_redrive(carrier: ResourceView) -> bool:
+    """Whether a queue (or its RedriveAllowPolicy) lets other queues use it as their DLQ."""
+    policy = _redrive(carrier.props.get("redriveAllowPolicy"))
+    return policy is not None and policy.get("redrivePermission") != "denyAll"
 
 
 def _check_redrive(stack: StackView) -> Iterator[Finding]:
@@ -96,11 +105,16 @@ def _check_redrive(stack: StackView) -> Iterator[Finding]:
         if queue.urn in dlq_urns:
             continue
         max_receives = number(policy.get("maxReceiveCount")) if policy else None
-        if policy is None or not text(policy.get("deadLetterTargetArn")) or not max_receives:
+        if (
+            policy is None
+            or not text(policy.get("deadLetterTargetArn"))
+            or max_receives is None
+            or max_receives < 1
+        ):
             yield Finding(
-                f"{describe(queue)} has no redrive policy, so poison messages are retried "
-                "forever or lost. Fix: set redrive_policy with deadLetterTargetArn (its DLQ) and "
-                "maxReceiveCount >= 1.",
+                f"{describe(queue)} has no usable redrive policy, so poison messages are "
+                "retried forever or lost. Fix: set redrive_policy with deadLetterTargetArn (its "
+                "DLQ) and maxReceiveCount >= 1.",
                 queue.urn,
             )
 
