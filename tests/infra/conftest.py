@@ -36,3 +36,12 @@ def stack(request: pytest.FixtureRequest) -> SynthResult:
     """Each test using this fixture runs against both consistency modes."""
     result: SynthResult = request.getfixturevalue(request.param)
     return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pulumi_aws warns about its own deprecated classes when a module is imported; the
+    # program uses none of them.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:.*has been deprecated in favor of:DeprecationWarning:pulumi_aws",
+    )
