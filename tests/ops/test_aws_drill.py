@@ -38,8 +38,11 @@ class FakeRoute53:
         self.aws = aws
         self.healthy = {PRIMARY: True, SECONDARY: True}
         self.pending: dict[str, tuple[bool, float]] = {}
+        self.frozen = False  # True: health checks (and so DNS) never change
 
     def _update(self, region: str) -> bool:
+        if self.frozen:
+            return self.healthy[region]
         wanted = mode_of(self.aws, region) == Mode.ACTIVE
         if wanted == self.healthy[region]:
             self.pending.pop(region, None)
@@ -232,3 +235,41 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
     assert len(traffic.acknowledged) == 1
     assert traffic.failed == 0
     assert traffic.duplicates == []
+
+
+def test_a_failover_that_never_settles_fails_the_drill(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path
+) -> None:
+    route53 = FakeRoute53(clock, deployed.aws)
+    route53.frozen = True
+    args = drill_args(deployed, tmp_path, timeout=60.0)
+
+    exit_code = run_drill(deployed, clock, args, FakeApi(route53))
+
+    report = json.loads(args.json.read_text())
+    assert exit_code == EXIT_FAILED
+    assert report["failed_checks"][0].startswith(
+        f"failover: health checks and DNS did not agree on {SECONDARY} within"
+    )
+    assert f"failover: no payment was served by {SECONDARY} afterwards" in report["failed_checks"]
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
+
+
+def test_the_drill_command_line_of_the_lab_drives_the_aws_drill(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path
+) -> None:
+    from payments_dr.cli import build_parser
+
+    timeline = tmp_path / "timeline.png"
+    args = build_parser().parse_args(
+        [
+            *("drill", "--on-aws", "--stack", STACK, "--scenario", "fenced", "--rate", "0.5"),
+            *("--json", str(tmp_path / "drill.json"), "--timeline", str(timeline)),
+        ]
+    )
+    # The lab's parser has no --outputs; a test has no Pulumi CLI, so the file comes in here.
+    args.outputs = deployed.outputs_file
+
+    assert run_drill(deployed, clock, args) == EXIT_OK
+    assert timeline.read_bytes().startswith(b"\x89PNG")
+    assert json.loads(args.json.read_text())["payments_acknowledged"] > 0

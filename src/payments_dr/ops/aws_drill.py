@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -111,7 +110,8 @@ class SyntheticTraffic:
     samples: list[RequestSample] = field(default_factory=list)
     acknowledged: dict[str, str] = field(default_factory=dict)  # idempotency key -> payment id
     duplicates: list[str] = field(default_factory=list)
-    failed: int = 0
+    failed: int = 0  # no final answer after every attempt
+    rejected: int = 0  # a well-formed payment answered 4xx: a service fault
     sent: int = 0
     _next_at: float | None = None
 
@@ -156,6 +156,8 @@ class SyntheticTraffic:
             self._acknowledge(key, str(answer.body.get("id", "")))
         elif answer.status in RETRYABLE:
             self.failed += 1
+        else:
+            self.rejected += 1
 
     def _acknowledge(self, key: str, answered_id: str) -> None:
         expected = payment_id(self.merchant_id, key)
@@ -172,6 +174,7 @@ class DrillSettings:
     cooldown_seconds: float = 15.0  # traffic after failback, to see the primary serve again
     settle_seconds: float = 120.0  # after failback: time for both tables to hold every payment
     poll_interval_seconds: float = DEFAULT_POLL_SECONDS
+    switch_timeout_seconds: float | None = None  # per switch; None: the stack's RTO target
     force: bool = False
 
 
@@ -194,7 +197,6 @@ class Drill:
         self.resolve = resolve
         self.wall_clock = wall_clock
         self.timeline: list[TimelineEvent] = []
-        self.switches: list[SwitchResult] = []
 
     def elapsed(self) -> float:
         return round(self.traffic.clock() - self.traffic.started, 3)
@@ -224,6 +226,7 @@ class Drill:
             report.detection_seconds = failover.detection_seconds
             report.failover_seconds = first_served(self.traffic.samples, secondary, fault_at)
             self.note("failover", _switch_note(failover))
+            self._check(report, failover, report.failover_seconds)
             self.traffic.run_for(self.settings.hold_seconds)
             unfenced_at = self.elapsed()
             failback = self._switch(plan_failback(self.outputs))
@@ -231,6 +234,7 @@ class Drill:
             self.note("failback", _switch_note(failback))
             self.traffic.run_for(self.settings.cooldown_seconds)
             report.failback_seconds = first_served(self.traffic.samples, primary, unfenced_at)
+            self._check(report, failback, report.failback_seconds)
         finally:
             if not failed_back:
                 write_mode(self.aws, self.outputs, primary, Mode.ACTIVE)
@@ -238,6 +242,18 @@ class Drill:
         self._settle(report)
         self._add_metrics(report, wall_started)
         return report
+
+    def _check(self, report: DrillReport, result: SwitchResult, served: float | None) -> None:
+        plan = result.plan
+        if not result.converged:
+            report.failed_checks.append(
+                f"{plan.action}: health checks and DNS did not agree on {plan.target} within "
+                f"{result.seconds:.1f}s"
+            )
+        if served is None:
+            report.failed_checks.append(
+                f"{plan.action}: no payment was served by {plan.target} afterwards"
+            )
 
     def _check_starting_point(self) -> None:
         seen = observe(self.aws, self.outputs, 0.0, self.resolve)
@@ -257,14 +273,12 @@ class Drill:
 
     def _switch(self, plan: SwitchPlan) -> SwitchResult:
         timing = Timing(
-            timeout_seconds=self.outputs.rto_target_seconds,
+            timeout_seconds=self.settings.switch_timeout_seconds or self.outputs.rto_target_seconds,
             poll_interval_seconds=self.settings.poll_interval_seconds,
             clock=self.traffic.clock,
             sleep=self.traffic.run_for,  # payments keep flowing while DNS is watched
         )
-        result = execute(self.aws, self.outputs, plan, timing, self.progress, self.resolve)
-        self.switches.append(result)
-        return result
+        return execute(self.aws, self.outputs, plan, timing, self.progress, self.resolve)
 
     def _settle(self, report: DrillReport) -> None:
         """Waits until both regions hold every acknowledged payment, or the settle time ends."""
@@ -288,6 +302,7 @@ class Drill:
         report.samples = traffic.samples
         report.timeline = sorted(self.timeline, key=lambda event: event.at_seconds)
         report.requests_failed = traffic.failed
+        report.payments_rejected = traffic.rejected
         report.payments_acknowledged = len(traffic.acknowledged)
         report.payments_duplicated = len(traffic.duplicates)
         report.duplicate_details = traffic.duplicates
@@ -323,15 +338,11 @@ class Drill:
             consistency_mode=(ConsistencyMode.STRONG if strong else ConsistencyMode.EVENTUAL).value,
             environment=f"AWS stack {outputs.stack}",
             simulated=False,
-            real_counterpart="this drill ran against the deployed stack",
+            real_counterpart="this drill: it ran on the deployed stack",
             rto_target_seconds=outputs.rto_target_seconds,
             rpo_target_seconds=outputs.rpo_target_seconds,
             rto_budget_seconds=outputs.rto_budget_seconds,
         )
-
-    @property
-    def switches_converged(self) -> bool:
-        return len(self.switches) == 2 and all(result.converged for result in self.switches)
 
 
 def first_served(samples: Iterable[RequestSample], region: str, since: float) -> float | None:
@@ -365,32 +376,6 @@ def _switch_note(result: SwitchResult) -> str:
     return f"{plan.action} to {plan.target} did not settle within {result.seconds:.1f}s"
 
 
-def render_text(report: DrillReport) -> str:
-    def seconds(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}s"
-
-    lines = [
-        f"DR drill on {report.environment} (scenario {report.scenario}, "
-        f"{report.consistency_mode} consistency)",
-        f"  detection {seconds(report.detection_seconds)}, failover "
-        f"{seconds(report.failover_seconds)} (budget {report.rto_budget_seconds:g}s, "
-        f"target {report.rto_target_seconds:g}s), failback {seconds(report.failback_seconds)}",
-        f"  payments acknowledged {report.payments_acknowledged}, lost {report.payments_lost}, "
-        f"duplicated {report.payments_duplicated}, requests failed {report.requests_failed}",
-        "  requests by region: "
-        + (", ".join(f"{r} {n}" for r, n in sorted(report.requests_by_region.items())) or "none"),
-        f"  replication lag max {report.replication_lag_max_ms:.0f} ms, "
-        f"p50 {report.replication_lag_p50_ms:.0f} ms; DLQ {report.dlq_messages}",
-        f"  regions consistent after failback: {report.regions_consistent_after_failback}",
-        *(
-            f"  [{event.at_seconds:7.1f}s] {event.kind}: {event.detail}"
-            for event in report.timeline
-        ),
-        f"result: {'PASSED' if report.passed else 'FAILED'}",
-    ]
-    return "\n".join(lines)
-
-
 def drill_settings(args: argparse.Namespace) -> DrillSettings:
     defaults = DrillSettings()
     return DrillSettings(
@@ -401,6 +386,7 @@ def drill_settings(args: argparse.Namespace) -> DrillSettings:
         settle_seconds=getattr(args, "settle", None) or defaults.settle_seconds,
         poll_interval_seconds=getattr(args, "poll_interval", None)
         or defaults.poll_interval_seconds,
+        switch_timeout_seconds=getattr(args, "timeout", None),
         force=bool(getattr(args, "force", False)),
     )
 
@@ -443,14 +429,13 @@ def run(
         )
         drill = Drill(clients, outputs, traffic, settings, Progress(), resolve, wall_clock)
         report = drill.run()
-        print(render_text(report))
+        print(report.to_text())
         if getattr(args, "json", None):
             Path(args.json).write_text(report.to_json() + "\n")
         if getattr(args, "timeline", None):
-            print(
-                "note: the timeline picture is drawn by the lab; its data is in the JSON report",
-                file=sys.stderr,
-            )
-        return EXIT_OK if report.passed and drill.switches_converged else EXIT_FAILED
+            from payments_dr.lab.timeline import draw_timeline  # matplotlib: only when asked
+
+            draw_timeline(report, args.timeline)
+        return EXIT_OK if report.passed else EXIT_FAILED
 
     return run_guarded(command)
