@@ -306,6 +306,12 @@ def _plain(value: Any) -> Any:
 
 
 # --- command line --------------------------------------------------------------------------
+def short_type(resource_type: str) -> str:
+    """`aws:s3/bucketPolicy:BucketPolicy` -> `aws:s3.BucketPolicy`, for a readable table."""
+    package, module, name = resource_type.split(":")
+    return f"{package}:{module.split('/')[0]}.{name}"
+
+
 def render(result: SynthResult) -> str:
     config = result.config
     lines = [
@@ -319,12 +325,12 @@ def render(result: SynthResult) -> str:
     ]
     regions = [*config.regions, GLOBAL_REGION]
     counts = result.counts_by_type_and_region()
-    types = sorted({resource_type for resource_type, _ in counts})
-    width = max(len(t) for t in types)
+    labels = {resource_type: short_type(resource_type) for resource_type, _ in counts}
+    width = max(len(label) for label in labels.values())
     lines.append(f"  {'type':<{width}}  " + "  ".join(f"{r:>10}" for r in regions))
-    for resource_type in types:
+    for resource_type, label in sorted(labels.items(), key=lambda item: item[1]):
         cells = "  ".join(f"{counts.get((resource_type, r), 0) or '-':>10}" for r in regions)
-        lines.append(f"  {resource_type:<{width}}  {cells}")
+        lines.append(f"  {label:<{width}}  {cells}")
     budget = result.budget
     lines += [
         "",

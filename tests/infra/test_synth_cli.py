@@ -1,0 +1,73 @@
+"""`payments-dr synth`: the offline main job, its JSON file and its refusals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from payments_dr import contract
+from payments_dr.synth import SIMULATION_NOTE, register, short_type
+
+from .conftest import STACK_FILES
+
+RESOURCE_KEYS = {"type", "name", "urn", "region", "parent", "inputs"}
+
+
+def run_synth(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["synth", *argv])
+    return int(args.run(args))
+
+
+@pytest.mark.parametrize("mode", sorted(STACK_FILES))
+def test_synth_prints_resources_budget_and_outputs_and_writes_json(
+    mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.json"
+    assert run_synth(str(STACK_FILES[mode]), "--json", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert SIMULATION_NOTE in printed
+    assert "RTO budget 150 <= target 900" in printed
+    function_row = next(
+        line for line in printed.splitlines() if line.strip().startswith("aws:lambda.Function ")
+    )
+    assert function_row.split()[1:] == ["3", "3", "-"]  # three per region, none global
+
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["simulation"] == SIMULATION_NOTE
+    assert written["consistency_mode"] == mode
+    assert written["outputs"][contract.StackOutput.FAILOVER_URL] == "https://api.pay.example.com"
+    resources = written["resources"]
+    assert all(set(r) >= RESOURCE_KEYS for r in resources)
+    assert f"Wrote {len(resources)} resources" in printed
+    regions = {r["region"] for r in resources}
+    assert regions == {"us-east-1", "us-east-2", "global"}
+    table = next(r for r in resources if r["type"] == "aws:dynamodb/table:Table")
+    assert table["inputs"]["name"] == contract.table_name(written["stack"])
+
+
+def test_bad_stack_file_is_refused_with_key_and_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "Pulumi.bad.yaml"
+    path.write_text(
+        "config:\n"
+        "  payments-dr:domainName: pay.example.com\n"
+        "  payments-dr:secondaryRegion: us-east-1\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.json"
+    assert run_synth(str(path), "--json", str(out)) == 2
+    error = capsys.readouterr().err
+    assert "payments-dr:secondaryRegion" in error
+    assert "Fix: choose a different region" in error
+    assert not out.exists()
+
+
+def test_short_type_keeps_package_module_and_class() -> None:
+    assert short_type("aws:s3/bucketPolicy:BucketPolicy") == "aws:s3.BucketPolicy"
+    assert short_type("payments-dr:infra:Data") == "payments-dr:infra.Data"
