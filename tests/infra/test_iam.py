@@ -136,3 +136,10 @@ def test_key_policy_limits_logs_service_to_its_region() -> None:
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith(
         f"arn:aws:logs:us-east-2:{ACCOUNT}:"
     )
+
+
+def test_flow_log_delivery_is_limited_to_its_log_group() -> None:
+    group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/flow"
+    allowed = actions_of(iam.flow_log_policy(group))
+    assert allowed["logs:PutLogEvents"] == [group, f"{group}:log-stream:*"]
+    assert "logs:CreateLogGroup" not in allowed

@@ -113,6 +113,9 @@ def test_private_network_in_two_zones_without_internet_access(stack: SynthResult
         ) + stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", region)
         assert {(r["inputs"]["fromPort"], r["inputs"]["toPort"]) for r in rules} == {(443, 443)}
         assert not any("cidrIpv4" in r["inputs"] for r in rules)
+        flow_log = one(stack.of_type("aws:ec2/flowLog:FlowLog", region))["inputs"]
+        assert flow_log["trafficType"] == "ALL"
+        assert flow_log["logDestination"].startswith(f"arn:aws:logs:{region}:{ACCOUNT}:")
     assert not cidrs[0].overlaps(cidrs[1])
 
 

@@ -245,6 +245,22 @@ def api_gateway_logging_policy(region: str, account_id: str) -> PolicyDocument:
     )
 
 
+def flow_log_policy(log_group_arn: str) -> PolicyDocument:
+    """VPC Flow Logs delivery into one log group."""
+    return _document(
+        _allow(
+            "DeliverFlowLogs",
+            [
+                "logs:CreateLogStream",
+                "logs:DescribeLogGroups",
+                "logs:DescribeLogStreams",
+                "logs:PutLogEvents",
+            ],
+            [log_group_arn, f"{log_group_arn}:log-stream:*"],
+        )
+    )
+
+
 def key_policy(region: str, account_id: str) -> PolicyDocument:
     """Policy of the stack's customer-managed key (and its replica) in one region.
 

@@ -7,11 +7,15 @@ SQS and SSM through interface endpoints, and every security group allows HTTPS o
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+
+from payments_dr import contract
+from payments_dr.infra import iam
 
 HTTPS_PORT = 443
 SUBNET_PREFIX_LENGTH = 20
@@ -26,11 +30,15 @@ class NetworkArgs:
     region: str
     cidr_block: str  # distinct per region, so the VPCs could be peered later
     availability_zones: Sequence[str]
+    stack: str
+    account_id: str
+    key_arn: pulumi.Input[str]
+    log_retention_days: int
     tags: Mapping[str, str]
 
 
 class Network(pulumi.ComponentResource):
-    """VPC, private subnets in separate AZs, endpoints and the functions' security group."""
+    """VPC, private subnets in separate AZs, endpoints, the functions' group and flow logs."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -171,6 +179,7 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self._flow_logs(name, args)
         self.private_subnet_ids = [subnet.id for subnet in self.private_subnets]
         self.register_outputs(
             {
@@ -178,4 +187,45 @@ class Network(pulumi.ComponentResource):
                 "private_subnet_ids": self.private_subnet_ids,
                 "function_security_group_id": self.function_security_group.id,
             }
+        )
+
+    def _flow_logs(self, name: str, args: NetworkArgs) -> None:
+        """Record every connection attempt in the VPC, for investigations."""
+        child = pulumi.ResourceOptions(parent=self)
+        log_group_name = f"/{contract.PROJECT}/{args.stack}/vpc-flow-logs"
+        log_group_arn = f"arn:aws:logs:{args.region}:{args.account_id}:log-group:{log_group_name}"
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            region=args.region,
+            name=log_group_name,
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.key_arn,
+            tags=dict(args.tags),
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            assume_role_policy=json.dumps(
+                iam.service_assume_role_policy("vpc-flow-logs.amazonaws.com", args.account_id)
+            ),
+            description=f"VPC flow logs delivery in {args.region}",
+            tags=dict(args.tags),
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=json.dumps(iam.flow_log_policy(log_group_arn)),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            region=args.region,
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=role.arn,
+            tags={**args.tags, "Name": f"{name}-flow-logs"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )

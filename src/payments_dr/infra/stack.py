@@ -79,6 +79,10 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 region=region,
                 cidr_block=VPC_CIDRS[role],
                 availability_zones=availability_zones(region),
+                stack=config.stack,
+                account_id=account_id,
+                key_arn=data.key_arns[region],
+                log_retention_days=config.log_retention_days,
                 tags=tags,
             ),
         )
