@@ -3,8 +3,8 @@
 The real API handler receives exactly what API Gateway's REST proxy integration would send,
 and its proxy response becomes the HTTP answer. During a simulated region outage the server
 accepts connections but never answers: requests that arrive fail, and requests in flight
-lose their answer even when the handler already wrote - the case that makes clients retry
-elsewhere.
+lose their answer even when the handler already wrote. While only answers are lost, requests
+are still processed: the case that makes clients retry a payment that was in fact written.
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ class RegionApi:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, so only if it runs
+            self._server.shutdown()
         self._server.server_close()
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -187,8 +188,9 @@ class RegionApi:
                     # API Gateway's answer when the integration fails.
                     self._send(502, {"message": "Internal server error"}, {})
                     return
-                if api.faults.outage:
-                    self._drop()  # the region went down while the request was in flight
+                if api.faults.outage or api.faults.answers_lost:
+                    # Processed, perhaps written, but the client never hears back.
+                    self._drop()
                     return
                 self._send_proxy_response(response)
 

@@ -32,6 +32,8 @@ class RegionFaults:
     def __init__(self) -> None:
         self.outage = False  # the whole region: its API and every AWS service in it
         self.table_outage = False  # DynamoDB only
+        # The region still processes requests, but its answers never reach the clients.
+        self.answers_lost = False
 
     @property
     def table_reachable(self) -> bool:
@@ -40,6 +42,7 @@ class RegionFaults:
     def clear(self) -> None:
         self.outage = False
         self.table_outage = False
+        self.answers_lost = False
 
 
 TABLE_WRITE_OPERATIONS = frozenset(

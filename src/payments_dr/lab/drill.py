@@ -17,6 +17,7 @@ Times are simulated seconds since the traffic started; the report also states th
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import random
@@ -261,7 +262,16 @@ def run_drill(
         report = _report(lab, settings, scenario.name, scenario.real_counterpart, started_at)
         report.replication_backlog_at_fault = backlog_at_fault
         _verify(lab, report, traffic.payments, started_at, fault_at, restore_at, settled)
-        duplicates = lab.replicator.duplicates
+        # On the traffic's clock, like every other time in the report.
+        duplicates = [
+            dataclasses.replace(
+                duplicate,
+                first_written_at=round(duplicate.first_written_at - started_at, 2),
+                second_written_at=round(duplicate.second_written_at - started_at, 2),
+                replicated_at=round(duplicate.replicated_at - started_at, 2),
+            )
+            for duplicate in lab.replicator.duplicates
+        ]
     report.wall_seconds = round(time.monotonic() - wall_started, 2)
     _check_duplicates(report, duplicates, traffic.payments, settings.strong)
     return DrillResult(report=report, payments=traffic.payments, duplicates=duplicates)

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ class Region:
 class Lab:
     """Start with `with Lab(settings) as lab:`; one lab per process (moto's state is global)."""
 
+    _running = threading.Lock()
+
     def __init__(self, settings: LabSettings, service_log_level: str = "ERROR") -> None:
         self.settings = settings
         self.clock = SimClock(settings.time_scale)
@@ -79,6 +82,7 @@ class Lab:
         self.events: list[TimelineEvent] = []
         self.health_changes: list[tuple[float, str, bool]] = []  # (at, region, healthy)
         self.regions: dict[str, Region] = {}
+        self._stops: list[Callable[[], None]] = []
         self.replicator: Replicator
         self.dns: FailoverDns
         self.router: FailoverRouter
@@ -92,10 +96,20 @@ class Lab:
         self.stop()
 
     def start(self) -> None:
+        if not Lab._running.acquire(blocking=False):
+            raise RuntimeError("a lab is already running in this process; stop it first")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         for name, value in _RUNTIME_ENVIRONMENT.items():
             os.environ.setdefault(name, value)
         service_logger.setLevel(self._service_log_level)
         self._mock.start()
+        self._stops.append(self._mock.stop)
         settings = self.settings
         apis: dict[str, RegionApi] = {}
         aws_by_region: dict[str, RegionAws] = {}
@@ -103,6 +117,7 @@ class Lab:
         for region in settings.config.regions:
             aws_by_region[region] = RegionAws(region, self._aws_lock)
             apis[region] = RegionApi(region, settings.stack, aws_by_region[region].faults)
+            self._stops.append(apis[region].stop)
             resources[region] = seed_region(aws_by_region[region], settings, apis[region].url)
 
         self.replicator = Replicator(
@@ -160,23 +175,22 @@ class Lab:
         )
         for started in self.regions.values():
             started.api.start()
-            started.retry_poller.start()
-            started.archiver_feed.start()
+            for worker in (started.retry_poller, started.archiver_feed):
+                worker.start()
+                self._stops.append(worker.stop)
         self.replicator.start()
+        self._stops.append(self.replicator.stop)
         for started in self.regions.values():
             started.health.start()
+            self._stops.append(started.health.stop)
         self.router.start()
+        self._stops.append(self.router.stop)
 
     def stop(self) -> None:
-        self.router.stop()
-        for region in self.regions.values():
-            region.health.stop()
-        self.replicator.stop()
-        for region in self.regions.values():
-            region.retry_poller.stop()
-            region.archiver_feed.stop()
-            region.api.stop()
-        self._mock.stop()
+        """Stop whatever was started, newest first."""
+        while self._stops:
+            self._stops.pop()()
+        Lab._running.release()
 
     def _deps(self, aws: RegionAws, resources: RegionResources) -> ServiceDeps:
         """One function's dependencies, as its cold start would build them."""
@@ -237,6 +251,9 @@ class Lab:
                 # A strongly consistent replica catches up before it serves again.
                 self.replicator.catch_up(region)
             setattr(faults, fault, down)
+
+    def set_answers_lost(self, region: str, lost: bool) -> None:
+        self.regions[region].aws.faults.answers_lost = lost
 
     def set_mode(self, region: str, mode: Mode) -> None:
         """The operator's switch: `fenced` fails the region's health check."""

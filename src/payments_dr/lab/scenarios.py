@@ -61,6 +61,15 @@ def _mode(mode: Mode) -> Callable[[Lab], None]:
     return lambda lab: lab.set_mode(lab.primary, mode)
 
 
+def _answers_lost(lab: Lab) -> None:
+    lab.set_answers_lost(lab.primary, True)
+
+
+def _answers_lost_then_outage(lab: Lab) -> None:
+    lab.set_region_outage(lab.primary, True)
+    lab.set_answers_lost(lab.primary, False)
+
+
 def _stall(lab: Lab) -> None:
     lab.replicator.stall()
 
@@ -71,8 +80,11 @@ def _resume(lab: Lab) -> None:
 
 # The stall starts before the outage, so the primary's last acknowledged writes are missing
 # in the secondary during failover, and lasts past the restore, so failback finds the primary
-# without the payments taken during failover.
+# without the payments taken during failover. The outage opens with a spell in which the
+# primary still writes but its answers are lost: clients retry those payments, and once DNS
+# has moved them, the retries reach a secondary that has not seen the first write.
 STALL_LEAD_SECONDS: Final = 10.0
+ANSWERS_LOST_SECONDS: Final = 10.0
 STALL_TAIL_SECONDS: Final = 30.0
 
 SCENARIOS: Final = {
@@ -113,18 +125,31 @@ SCENARIOS: Final = {
     ScenarioName.REPLICATION_STALL: Scenario(
         name=ScenarioName.REPLICATION_STALL,
         summary=(
-            "replication stalls shortly before a primary region outage and stays stalled for a"
-            " while after the region is back"
+            "replication stalls; then the primary loses its answers while still writing, then"
+            " the whole region; replication stays stalled for a while after the region is back"
         ),
         real_counterpart=(
             "the AWS FIS action aws:dynamodb:global-table-pause-replication around a regional"
             f" failover; the failover itself is rehearsed with {ON_AWS}"
         ),
         steps=(
-            Step(Phase.FAULT, -STALL_LEAD_SECONDS, "fault", "replication stalls", _stall),
-            Step(Phase.FAULT, 0.0, "fault", "primary region outage begins", _outage(True)),
+            Step(Phase.FAULT, -STALL_LEAD_SECONDS, "note", "replication stalls", _stall),
+            Step(
+                Phase.FAULT,
+                0.0,
+                "fault",
+                "primary's answers are lost (requests still processed)",
+                _answers_lost,
+            ),
+            Step(
+                Phase.FAULT,
+                ANSWERS_LOST_SECONDS,
+                "note",
+                "primary region outage begins",
+                _answers_lost_then_outage,
+            ),
             Step(Phase.RESTORE, 0.0, "restore", "primary region is back", _outage(False)),
-            Step(Phase.RESTORE, STALL_TAIL_SECONDS, "restore", "replication resumes", _resume),
+            Step(Phase.RESTORE, STALL_TAIL_SECONDS, "note", "replication resumes", _resume),
         ),
     ),
 }

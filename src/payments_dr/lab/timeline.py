@@ -21,6 +21,7 @@ EVENT_STYLES = {
     "restore": "#1f77b4",
     "recovered": "#17becf",
     "failback": "#9467bd",
+    "note": "#7f7f7f",
 }
 REGION_COLOURS = ("#1f77b4", "#2ca02c", "#8c564b")
 UNANSWERED_COLOUR = "#7f7f7f"
