@@ -15,7 +15,6 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit
 
 from payments_dr.contract import (
     HEALTH_PATH,
@@ -38,7 +37,7 @@ from payments_dr.service.model import (
     validate_idempotency_key,
     validate_payment_id,
 )
-from payments_dr.service.observability import logger, metrics, tracer
+from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import PaymentStore, PutOutcome, TableUnavailable
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -125,12 +124,12 @@ def build_api_handler(
         return respond(status, {"code": code, "message": message}, **extra)
 
     def unavailable(message: str) -> Response:
-        metrics.add_metric(name="PaymentsUnavailable", unit=MetricUnit.Count, value=1)
+        count("PaymentsUnavailable")
         return error(503, "unavailable", message)
 
     @app.exception_handler(InvalidRequest)
     def bad_request(exception: InvalidRequest) -> Response:
-        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+        count("RequestsRejected")
         return error(400, "bad_request", str(exception))
 
     @app.not_found
@@ -162,22 +161,18 @@ def build_api_handler(
             except retry_message.QueueUnavailable:
                 logger.error("retry queue unavailable", extra=log_context, exc_info=True)
                 return unavailable("payment not stored; retry with the same Idempotency-Key")
-            metrics.add_metric(name="PaymentsQueued", unit=MetricUnit.Count, value=1)
+            count("PaymentsQueued")
             return respond(202, payment.with_status(PaymentStatus.PENDING).to_api())
         if outcome is PutOutcome.CONFLICT:
             logger.info("idempotency key reused with a different request", extra=log_context)
-            metrics.add_metric(name="IdempotencyConflicts", unit=MetricUnit.Count, value=1)
+            count("IdempotencyConflicts")
             return error(
                 422,
                 "idempotency_conflict",
                 "this Idempotency-Key was already used with a different request",
             )
         created = outcome is PutOutcome.CREATED
-        metrics.add_metric(
-            name="PaymentsCreated" if created else "PaymentsReplayed",
-            unit=MetricUnit.Count,
-            value=1,
-        )
+        count("PaymentsCreated" if created else "PaymentsReplayed")
         location = PAYMENT_PATH.replace("{id}", stored.id)
         return respond(201 if created else 200, stored.to_api(), Location=location)
 

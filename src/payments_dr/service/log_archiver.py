@@ -16,11 +16,9 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from payments_dr.contract import LOG_PREFIX
 from payments_dr.service.deps import ServiceDeps
-from payments_dr.service.observability import logger, metrics, tracer
+from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import CorruptItem, integer_from_number
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -98,7 +96,7 @@ def build_log_archiver(deps: ServiceDeps) -> Handler:
             Bucket=config.log_bucket, Key=key, Body=body.encode(), ContentType=CONTENT_TYPE
         )
         logger.info("archived stream batch", region=deps.region, key=key, records=len(records))
-        metrics.add_metric(name="LogRecordsArchived", unit=MetricUnit.Count, value=len(records))
+        count("LogRecordsArchived", len(records))
         return {"archived": len(records), "key": key}
 
     return handle

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -22,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from payments_dr.service import retry_message
 from payments_dr.service.deps import ServiceDeps
-from payments_dr.service.observability import logger, metrics, tracer
+from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import PaymentStore, PutOutcome
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -43,7 +42,7 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
             payment = retry_message.decode(record.body)
         except retry_message.PoisonMessage:
             logger.error("poison retry message", region=deps.region, message_id=record.message_id)
-            metrics.add_metric(name="RetryPoisonMessages", unit=MetricUnit.Count, value=1)
+            count("RetryPoisonMessages")
             raise
         log_context = {"region": deps.region, "payment_id": payment.id}
         outcome, stored = PaymentStore(deps.dynamodb, config.table_name).put_once(payment)
@@ -53,7 +52,7 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
             # succeed, and dropping would lose an acknowledged request: park it in the DLQ,
             # whose alarm brings an operator, and finish the message here.
             logger.error("retried payment conflicts with the stored one", extra=log_context)
-            metrics.add_metric(name="RetryConflicts", unit=MetricUnit.Count, value=1)
+            count("RetryConflicts")
             retry_message.send(
                 deps.sqs,
                 config.dlq_url,
@@ -63,11 +62,7 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
             return
         applied = outcome is PutOutcome.CREATED
         logger.info("retried payment applied" if applied else "already applied", extra=log_context)
-        metrics.add_metric(
-            name="RetriesApplied" if applied else "RetriesAlreadyApplied",
-            unit=MetricUnit.Count,
-            value=1,
-        )
+        count("RetriesApplied" if applied else "RetriesAlreadyApplied")
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not event.get("Records"):

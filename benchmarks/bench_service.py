@@ -1,0 +1,282 @@
+"""Benchmark of the payment service against moto, in one run. Prints the numbers.
+
+- DynamoDB requests per accepted payment (new and replayed): the service's single
+  conditional write, side by side with Powertools' idempotency utility on the same path;
+- requests/s of the API handler (new payments and replays) against in-process moto;
+- the Lambda artifact's zipped size;
+- cold import time of each handler module in a fresh interpreter, from the installed package
+  (bytecode cached) and from the unpacked artifact without bytecode (as /var/task, which is
+  read-only, so the runtime compiles on every cold start).
+
+Usage: .venv/bin/python benchmarks/bench_service.py [--payments N] [--import-runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_DISABLED="true",
+    POWERTOOLS_LOG_LEVEL="ERROR",
+)
+
+import boto3
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from moto import mock_aws
+
+from payments_dr import contract
+from payments_dr.service.api import build_api_handler
+from payments_dr.service.artifact import build_artifact
+from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.model import new_payment, parse_payment_request
+from payments_dr.service.store import to_item
+
+REGION = contract.DEFAULT_PRIMARY_REGION
+STACK = "bench"
+REQUEST = {
+    "merchant_id": "merchant-42",
+    "amount": 1999,
+    "currency": "EUR",
+    "payment_token": "tok_4f9a2c7e81b3",
+}
+HANDLER_MODULES = [settings.handler.rsplit(".", 1)[0] for settings in contract.FUNCTIONS.values()]
+
+
+class CallCounter:
+    """Counts API operations a client sends, through botocore's event hooks."""
+
+    def __init__(self, client: Any) -> None:
+        self.calls: collections.Counter[str] = collections.Counter()
+        client.meta.events.register("before-call.*.*", self._count)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+
+    def take(self) -> dict[str, int]:
+        counted = dict(self.calls)
+        self.calls.clear()
+        return counted
+
+
+class FakeLambdaContext:
+    """Just enough for the idempotency utility's in-progress expiry."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def provision(session: boto3.session.Session) -> ServiceDeps:
+    dynamodb = session.client("dynamodb", region_name=REGION)
+    sqs = session.client("sqs", region_name=REGION)
+    ssm = session.client("ssm", region_name=REGION)
+    table = contract.table_name(STACK)
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": contract.TABLE_HASH_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    queue_url = sqs.create_queue(QueueName=contract.retry_queue_name(STACK))["QueueUrl"]
+    values = {
+        contract.Param.TABLE_NAME: table,
+        contract.Param.RETRY_QUEUE_URL: queue_url,
+        contract.Param.DLQ_URL: queue_url,
+        contract.Param.LOG_BUCKET: "unused",
+        contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
+        contract.Param.PEER_REGION: contract.DEFAULT_SECONDARY_REGION,
+        contract.Param.MODE: contract.Mode.ACTIVE.value,
+    }
+    for param, value in values.items():
+        name = contract.ssm_parameter_name(STACK, REGION, param)
+        ssm.put_parameter(Name=name, Value=value, Type="String")
+    return ServiceDeps(
+        region=REGION,
+        ssm_path=contract.ssm_path(STACK, REGION),
+        ssm=ssm,
+        dynamodb=dynamodb,
+        sqs=sqs,
+    )
+
+
+def post_event(key: str) -> dict[str, Any]:
+    return {
+        "resource": contract.PAYMENTS_PATH,
+        "path": contract.PAYMENTS_PATH,
+        "httpMethod": "POST",
+        "headers": {contract.IDEMPOTENCY_HEADER: key, "Content-Type": "application/json"},
+        "body": json.dumps(REQUEST),
+        "isBase64Encoded": False,
+        "requestContext": {"stage": contract.API_STAGE, "requestId": key},
+    }
+
+
+def requests_per_payment(session: boto3.session.Session) -> dict[str, dict[str, int]]:
+    deps = provision(session)
+    counter = CallCounter(deps.dynamodb)
+    api = build_api_handler(deps)
+    api(post_event("warm-up-key-0"), None)  # the first call also reads SSM
+    counter.take()
+    results = {}
+    assert api(post_event("count-key-0001"), None)["statusCode"] == 201
+    results["service: new payment"] = counter.take()
+    assert api(post_event("count-key-0001"), None)["statusCode"] == 200
+    results["service: replay"] = counter.take()
+
+    # The same path with Powertools' idempotency utility around a plain write.
+    dynamodb = deps.dynamodb
+    dynamodb.create_table(
+        TableName="idempotency",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    persistence = DynamoDBPersistenceLayer(table_name="idempotency", boto3_client=dynamodb)
+    config = IdempotencyConfig(event_key_jmespath="key", use_local_cache=False)
+    table = contract.table_name(STACK)
+
+    @idempotent_function(
+        data_keyword_argument="submission", persistence_store=persistence, config=config
+    )
+    def store_payment(submission: dict[str, Any]) -> dict[str, Any]:
+        request = parse_payment_request(json.dumps(submission["request"]))
+        payment = new_payment(request, submission["key"], REGION, time.time())
+        dynamodb.put_item(TableName=table, Item=to_item(payment))
+        return payment.to_api()
+
+    config.register_lambda_context(FakeLambdaContext())
+    counter.take()
+    store_payment(submission={"key": "count-key-0002", "request": REQUEST})
+    results["powertools idempotency: new payment"] = counter.take()
+    store_payment(submission={"key": "count-key-0002", "request": REQUEST})
+    results["powertools idempotency: replay"] = counter.take()
+    return results
+
+
+def api_throughput(session: boto3.session.Session, payments: int) -> dict[str, float]:
+    deps = provision(session)
+    api = build_api_handler(deps)
+    api(post_event("warm-up-key-0"), None)
+    rates = {}
+    for label, expected in (("new payments", 201), ("replays", 200)):
+        started = time.perf_counter()
+        for index in range(payments):
+            assert api(post_event(f"rate-key-{index:06d}"), None)["statusCode"] == expected
+        rates[label] = payments / (time.perf_counter() - started)
+    return rates
+
+
+def xray_sdk_share(module: str, path_setup: str) -> float:
+    """Seconds of one import spent in the X-Ray SDK (behind the tracer), from -X importtime."""
+    probe = f"{path_setup}\nimport {module}"
+    report = subprocess.run(
+        [sys.executable, "-S", "-X", "importtime", "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    entries = []  # (depth, name, cumulative microseconds), children before their parent
+    for line in report.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit():
+                depth = len(name) - len(name.lstrip())
+                entries.append((depth, name.strip(), int(cumulative)))
+    microseconds = 0
+    for index, (depth, name, cumulative) in enumerate(entries):
+        parent = next((later for later in entries[index + 1 :] if later[0] < depth), None)
+        # Count the SDK's outermost entries only: their children are inside their cumulative.
+        if name.startswith("aws_xray_sdk") and not (
+            parent and parent[1].startswith("aws_xray_sdk")
+        ):
+            microseconds += cumulative
+    return microseconds / 1e6
+
+
+def import_seconds(module: str, path_setup: str, runs: int) -> float:
+    probe = (
+        f"{path_setup}\nimport time\nstarted = time.perf_counter()\nimport {module}\n"
+        "print(time.perf_counter() - started)"
+    )
+    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    samples = []
+    for _ in range(runs):
+        output = subprocess.run(
+            [sys.executable, "-S", "-c", probe],
+            capture_output=True,
+            text=True,
+            env=environment,
+            check=True,
+        ).stdout
+        samples.append(float(output))
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=300)
+    parser.add_argument("--import-runs", type=int, default=5)
+    args = parser.parse_args()
+
+    session = boto3.session.Session()
+    print("== DynamoDB requests per payment (botocore event hooks, moto) ==")
+    with mock_aws():
+        for label, calls in requests_per_payment(session).items():
+            detail = ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))
+            print(f"{label:40s} {sum(calls.values()):2d}  ({detail})")
+
+    print(f"== API handler throughput, {args.payments} requests each (in-process moto) ==")
+    with mock_aws():
+        for label, rate in api_throughput(session, args.payments).items():
+            print(f"{label:40s} {rate:8.0f} requests/s")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        artifact = build_artifact(Path(scratch))
+        build_seconds = time.perf_counter() - started
+        with zipfile.ZipFile(artifact) as archive:
+            entries = len(archive.namelist())
+            unpacked = sum(info.file_size for info in archive.infolist())
+            archive.extractall(Path(scratch) / "task")
+        print("== Lambda artifact ==")
+        print(f"{'zipped size':40s} {artifact.stat().st_size / 1024:8.0f} KiB ({artifact.name})")
+        print(f"{'unpacked size':40s} {unpacked / 1024:8.0f} KiB in {entries} files")
+        print(f"{'build time':40s} {build_seconds * 1000:8.0f} ms")
+
+        site_packages = [p for p in sys.path if p.endswith("site-packages")]
+        installed = f"import sys; sys.path[:0] = {site_packages!r}; import site; site.main()"
+        task = f"import sys; sys.path[:0] = [{str(Path(scratch) / 'task')!r}, *{site_packages!r}]"
+        print(f"== Cold import, median of {args.import_runs} fresh interpreters ==")
+        floor = import_seconds("botocore.session", installed, args.import_runs)
+        print(f"{'botocore.session (floor: runtime SDK)':40s} {floor * 1000:6.0f} ms installed")
+        for module in HANDLER_MODULES:
+            cached = import_seconds(module, installed, args.import_runs)
+            fresh = import_seconds(module, task, args.import_runs)
+            xray = xray_sdk_share(module, installed)
+            print(
+                f"{module:40s} {cached * 1000:6.0f} ms installed (bytecode cached)"
+                f"  {fresh * 1000:6.0f} ms from artifact (no bytecode)"
+                f"  X-Ray SDK share ~{xray * 1000:.0f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()
