@@ -60,7 +60,10 @@ def test_worker_and_archiver_entry_points_accept_empty_batches(
     lambda_environment: Region,
 ) -> None:
     assert retry_worker.handler({"Records": []}, FakeLambdaContext()) == {"batchItemFailures": []}
-    assert log_archiver.handler({"Records": []}, FakeLambdaContext()) == {"archived": 0}
+    assert log_archiver.handler({"Records": []}, FakeLambdaContext()) == {
+        "batchItemFailures": [],
+        "archived": 0,
+    }
 
 
 def test_contract_handlers_name_the_entry_points() -> None:

@@ -98,7 +98,10 @@ def test_keys_sort_by_sequence_number() -> None:
 
 
 def test_empty_batch_writes_nothing(region: Region) -> None:
-    assert build_log_archiver(region.deps)({"Records": []}, None) == {"archived": 0}
+    assert build_log_archiver(region.deps)({"Records": []}, None) == {
+        "batchItemFailures": [],
+        "archived": 0,
+    }
     assert archived_objects(region) == {}
 
 

@@ -6,16 +6,22 @@ regions can run in one process (the local lab) without mixing.
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.shared import constants
 
 from payments_dr.contract import PROJECT
 
-SERVICE_NAME = "payments"
+# The function's environment may name the service and metric namespace (the infrastructure
+# sets one name per function); these defaults serve tests and the local lab.
+SERVICE_NAME = os.environ.get(constants.SERVICE_NAME_ENV, "payments")
+METRICS_NAMESPACE = os.environ.get(constants.METRICS_NAMESPACE_ENV, PROJECT)
 
 logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=PROJECT, service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 
 
