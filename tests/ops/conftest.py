@@ -37,6 +37,10 @@ TARGETS = {
 ADDRESSES = {PRIMARY: ["198.51.100.10", "198.51.100.11"], SECONDARY: ["203.0.113.20"]}
 ALARM_PURPOSES = ("replication-latency", "dlq-not-empty", "api-5xx")
 
+# One session for every test: it caches the service models, which makes clients cheap to
+# create (moto resets boto3's default session on every start).
+SESSION = boto3.session.Session()
+
 
 def resolve(host: str) -> set[str]:
     region = next((name for name, target in TARGETS.items() if target == host), None)
@@ -124,18 +128,16 @@ class Deployed:
 
     def mode(self, region: str) -> str:
         name = contract.ssm_parameter_name(STACK, region, Param.MODE)
-        return str(
-            boto3.client("ssm", region_name=region).get_parameter(Name=name)["Parameter"]["Value"]
-        )
+        return str(self.aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
 
     def set_mode(self, region: str, mode: Mode) -> None:
         name = contract.ssm_parameter_name(STACK, region, Param.MODE)
-        boto3.client("ssm", region_name=region).put_parameter(
+        self.aws.client("ssm", region).put_parameter(
             Name=name, Value=mode.value, Type="String", Overwrite=True
         )
 
     def replication_latency(self, source: str, receiving: str, milliseconds: float) -> None:
-        boto3.client("cloudwatch", region_name=source).put_metric_data(
+        self.aws.client("cloudwatch", source).put_metric_data(
             Namespace="AWS/DynamoDB",
             MetricData=[
                 {
@@ -153,7 +155,7 @@ class Deployed:
         )
 
     def dead_letters(self, region: str, count: int) -> None:
-        sqs = boto3.client("sqs", region_name=region)
+        sqs = self.aws.client("sqs", region)
         url = self.outputs[StackOutput.REGIONS][region][RegionOutput.DLQ_URL]
         for index in range(count):
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": index}))
@@ -162,11 +164,11 @@ class Deployed:
         self.route53.stubber.assert_no_pending_responses()
 
 
-def _deploy_region(region: str, role: RegionRole) -> dict[str, Any]:
-    ssm = boto3.client("ssm", region_name=region)
-    sqs = boto3.client("sqs", region_name=region)
-    cloudwatch = boto3.client("cloudwatch", region_name=region)
-    dynamodb = boto3.client("dynamodb", region_name=region)
+def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
+    ssm = aws.client("ssm", region)
+    sqs = aws.client("sqs", region)
+    cloudwatch = aws.client("cloudwatch", region)
+    dynamodb = aws.client("dynamodb", region)
     dlq_url = sqs.create_queue(QueueName=contract.dlq_name(STACK))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -256,16 +258,16 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def deployed(aws_credentials: None, tmp_path: Path) -> Iterator[Deployed]:
     with mock_aws():
+        route53 = SESSION.client("route53", region_name="us-east-1")
+        aws = Aws(SESSION, clients={("route53", "us-east-1"): route53})
         regions = {
-            PRIMARY: _deploy_region(PRIMARY, RegionRole.PRIMARY),
-            SECONDARY: _deploy_region(SECONDARY, RegionRole.SECONDARY),
+            PRIMARY: _deploy_region(aws, PRIMARY, RegionRole.PRIMARY),
+            SECONDARY: _deploy_region(aws, SECONDARY, RegionRole.SECONDARY),
         }
         outputs = stack_outputs(regions)
         outputs_file = tmp_path / "outputs.json"
         outputs_file.write_text(json.dumps(outputs))
-        route53 = boto3.client("route53", region_name="us-east-1")
         with Stubber(route53) as stubber:
-            aws = Aws(clients={("route53", "us-east-1"): route53})
             yield Deployed(outputs_file, outputs, aws, Route53Script(stubber))
 
 

@@ -19,7 +19,7 @@ from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_REF
 from payments_dr.ops.aws_drill import HttpAnswer
 from payments_dr.service.model import payment_id
 
-from .conftest import ADDRESSES, PRIMARY, SECONDARY, STACK, Deployed, FakeClock, resolve
+from .conftest import ADDRESSES, PRIMARY, SECONDARY, SESSION, STACK, Deployed, FakeClock, resolve
 
 DETECTION_DELAY = 30.0  # fake Route 53: seconds a new mode takes to show in a health check
 
@@ -109,7 +109,7 @@ def run_drill(
     deployed: Deployed, clock: FakeClock, args: argparse.Namespace, api: FakeApi | None = None
 ) -> int:
     route53 = api.route53 if api else FakeRoute53(clock, deployed.aws)
-    aws = Aws(clients={("route53", "us-east-1"): route53})
+    aws = Aws(SESSION, clients={("route53", "us-east-1"): route53})
     now = datetime.now(UTC)
     wall = iter([now - timedelta(minutes=5), now])
     return aws_drill.run(

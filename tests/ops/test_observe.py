@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 
 from payments_dr import contract
@@ -93,7 +92,7 @@ def test_dns_answer_with_unknown_addresses_names_no_region(deployed: Deployed) -
 def test_replication_latency_is_the_latest_datapoint_towards_the_receiver(
     deployed: Deployed,
 ) -> None:
-    cloudwatch = boto3.client("cloudwatch", region_name=PRIMARY)
+    cloudwatch = deployed.aws.client("cloudwatch", PRIMARY)
     now = datetime.now(UTC)
     dimensions = [
         {"Name": "TableName", "Value": contract.table_name(STACK)},
@@ -120,10 +119,10 @@ def test_replication_latency_is_the_latest_datapoint_towards_the_receiver(
 
 
 def test_alarm_states_by_purpose(deployed: Deployed) -> None:
-    boto3.client("cloudwatch", region_name=SECONDARY).set_alarm_state(
+    deployed.aws.client("cloudwatch", SECONDARY).set_alarm_state(
         AlarmName=alarm_name(SECONDARY, "dlq-not-empty"), StateValue="ALARM", StateReason="test"
     )
-    boto3.client("cloudwatch", region_name=SECONDARY).delete_alarms(
+    deployed.aws.client("cloudwatch", SECONDARY).delete_alarms(
         AlarmNames=[alarm_name(SECONDARY, "api-5xx")]
     )
     outputs = parse_outputs(STACK, deployed.outputs)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from payments_dr.ops import commands
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
 
-from .conftest import SECONDARY, STACK, Deployed, FakeClock
+from .conftest import SECONDARY, SESSION, STACK, Deployed, FakeClock
 
 DLQ_ARN = f"arn:aws:sqs:{SECONDARY}:123456789012:payments-dr-{STACK}-retry-dlq"
 RETRY_ARN = f"arn:aws:sqs:{SECONDARY}:123456789012:payments-dr-{STACK}-retry"
@@ -33,7 +32,7 @@ class SqsScript:
     """An SQS client that answers only what the test scripts, in order."""
 
     def __init__(self, deployed: Deployed) -> None:
-        self.client = boto3.client("sqs", region_name=SECONDARY)
+        self.client = SESSION.client("sqs", region_name=SECONDARY)
         self.stubber = Stubber(self.client)
         self.queues = deployed.outputs["regions"][SECONDARY]
 
@@ -66,7 +65,7 @@ class SqsScript:
         )
 
     def aws(self) -> Aws:
-        return Aws(clients={("sqs", SECONDARY): self.client})
+        return Aws(SESSION, clients={("sqs", SECONDARY): self.client})
 
 
 def task(status: str, moved: int, to_move: int, **extra: Any) -> dict[str, Any]:

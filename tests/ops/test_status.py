@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 
 from payments_dr import contract
@@ -40,7 +39,7 @@ def test_status_json_reports_each_region_and_the_serving_one(
     deployed.set_mode(PRIMARY, Mode.FENCED)
     deployed.dead_letters(SECONDARY, 2)
     deployed.replication_latency(SECONDARY, PRIMARY, 850.0)
-    boto3.client("cloudwatch", region_name=PRIMARY).set_alarm_state(
+    deployed.aws.client("cloudwatch", PRIMARY).set_alarm_state(
         AlarmName=alarm_name(PRIMARY, "api-5xx"), StateValue="ALARM", StateReason="test"
     )
     script_status_reads(deployed, SECONDARY)
@@ -82,7 +81,7 @@ def test_status_table_is_readable(deployed: Deployed, capsys: pytest.CaptureFixt
 def test_status_still_reports_when_one_reading_fails(
     deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    boto3.client("ssm", region_name=SECONDARY).delete_parameter(
+    deployed.aws.client("ssm", SECONDARY).delete_parameter(
         Name=contract.ssm_parameter_name(STACK, SECONDARY, Param.MODE)
     )
     script_status_reads(deployed, PRIMARY)

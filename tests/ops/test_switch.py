@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import boto3
 import pytest
 
 from payments_dr.contract import Mode
@@ -169,9 +168,7 @@ def test_failback_refuses_when_the_primary_table_is_unreachable(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployed.set_mode(PRIMARY, Mode.FENCED)
-    boto3.client("dynamodb", region_name=PRIMARY).delete_table(
-        TableName=deployed.outputs["table_name"]
-    )
+    deployed.aws.client("dynamodb", PRIMARY).delete_table(TableName=deployed.outputs["table_name"])
 
     assert failback(deployed, clock) == EXIT_REFUSED
     err = capsys.readouterr().err
