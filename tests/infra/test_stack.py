@@ -9,8 +9,6 @@ import ipaddress
 import json
 from typing import Any
 
-import pytest
-
 from payments_dr import contract
 from payments_dr.contract import Function, Param, RegionOutput, StackOutput
 from payments_dr.infra import iam
@@ -674,13 +672,8 @@ def test_synthesis_is_repeatable_in_one_process(eventual: SynthResult, artifact_
     assert again.outputs == eventual.outputs
 
 
-@pytest.mark.parametrize(
-    ("primary", "secondary", "witness"),
-    [("us-east-2", "us-west-2", "us-east-1"), ("us-west-2", "us-east-1", "us-east-2")],
-)
-def test_strong_mode_in_other_pairs_of_the_region_set(
-    artifact_path: Any, primary: str, secondary: str, witness: str
-) -> None:
+def test_strong_mode_in_another_pair_of_the_region_set(artifact_path: Any) -> None:
+    primary, secondary, witness = "us-west-2", "us-east-2", "us-east-1"
     from payments_dr.infra.config import StackConfig
     from payments_dr.synth import synthesize_config
 
