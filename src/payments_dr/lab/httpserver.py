@@ -8,6 +8,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# How often serve_forever checks for shutdown; the default half second slows every stop.
+SHUTDOWN_POLL_SECONDS = 0.05
+
 
 class QuietHTTPServer(ThreadingHTTPServer):
     """Health checkers and clients give up on slow answers; that is normal here, not an error."""

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from payments_dr import contract
 from payments_dr.lab.clock import SimClock
-from payments_dr.lab.httpserver import QuietHTTPServer
+from payments_dr.lab.httpserver import SHUTDOWN_POLL_SECONDS, QuietHTTPServer
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,10 @@ class FailoverRouter:
         self._region_urls = region_urls
         self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="lab-failover-router", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name="lab-failover-router",
+            daemon=True,
         )
 
     @property
@@ -238,20 +241,12 @@ class FailoverRouter:
             # delayed ACKs add ~40 ms to every answer.
             disable_nagle_algorithm = True
 
-            def do_GET(self) -> None:
-                self._relay("GET")
-
-            def do_POST(self) -> None:
-                self._relay("POST")
-
-            def do_PUT(self) -> None:
-                self._relay("PUT")
-
-            def do_DELETE(self) -> None:
-                self._relay("DELETE")
-
-            def do_PATCH(self) -> None:
-                self._relay("PATCH")
+            def __getattr__(self, name: str) -> Callable[[], None]:
+                # Any HTTP method, even one http.server has never heard of, lands in one place:
+                # the router relays whatever method a client uses.
+                if name.startswith("do_"):
+                    return lambda: self._relay(name.removeprefix("do_"))
+                raise AttributeError(name)
 
             def _relay(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -282,7 +277,8 @@ class FailoverRouter:
                 self.send_header(ROUTED_TO_HEADER, region)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
 
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("router %s", format % args)

@@ -1,0 +1,39 @@
+"""HTTP helpers for talking to the lab's endpoints in tests."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from payments_dr.contract import IDEMPOTENCY_HEADER, PAYMENTS_PATH
+
+
+def request(
+    base_url: str, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """One HTTP request; (status, headers, decoded JSON body or None)."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
+    try:
+        payload = json.dumps(body).encode() if body is not None else None
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        connection.request(method, path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        raw = response.read()
+        return response.status, dict(response.getheaders()), json.loads(raw) if raw else None
+    finally:
+        connection.close()
+
+
+def post_payment(
+    base_url: str, key: str, merchant: str = "merchant-01", amount: int = 1250
+) -> tuple[int, dict[str, str], Any]:
+    body = {
+        "merchant_id": merchant,
+        "amount": amount,
+        "currency": "EUR",
+        "payment_token": "tok_labtest12345678",
+    }
+    return request(base_url, "POST", PAYMENTS_PATH, body, {IDEMPOTENCY_HEADER: key})

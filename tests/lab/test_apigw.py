@@ -1,0 +1,70 @@
+"""HTTP requests become the API Gateway REST proxy events the real handler expects."""
+
+from __future__ import annotations
+
+import base64
+import string
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from payments_dr import contract
+from payments_dr.lab.apigw import match_resource, proxy_event
+
+
+def event_for(target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None):
+    path = target.split("?", 1)[0]
+    matched = match_resource(path)
+    assert matched is not None
+    resource, path_parameters = matched
+    return proxy_event(
+        method="GET",
+        target=target,
+        headers=headers or [],
+        body=body,
+        resource=resource,
+        path_parameters=path_parameters,
+        source_ip="127.0.0.1",
+        api_host="127.0.0.1:8080",
+    )
+
+
+def test_resources_are_matched_like_the_openapi_document() -> None:
+    assert match_resource(contract.PAYMENTS_PATH) == (contract.PAYMENTS_PATH, None)
+    assert match_resource(contract.HEALTH_PATH) == (contract.HEALTH_PATH, None)
+    assert match_resource("/v1/payments/pay_1") == (contract.PAYMENT_PATH, {"id": "pay_1"})
+    assert match_resource("/v1/payments/a/b") is None
+    assert match_resource("/v2/payments") is None
+
+
+def test_event_carries_stage_query_and_repeated_headers() -> None:
+    event = event_for(
+        "/v1/payments/pay_1?verbose=1&tag=a&tag=b",
+        headers=[("Accept", "application/json"), ("X-Tag", "one"), ("X-Tag", "two")],
+    )
+    assert event["resource"] == contract.PAYMENT_PATH
+    assert event["path"] == "/v1/payments/pay_1"
+    assert event["pathParameters"] == {"id": "pay_1"}
+    assert event["queryStringParameters"] == {"verbose": "1", "tag": "b"}
+    assert event["multiValueQueryStringParameters"]["tag"] == ["a", "b"]
+    assert event["headers"]["X-Tag"] == "two"
+    assert event["multiValueHeaders"]["X-Tag"] == ["one", "two"]
+    assert event["requestContext"]["stage"] == contract.API_STAGE
+    assert event["requestContext"]["path"] == f"/{contract.API_STAGE}/v1/payments/pay_1"
+    assert event["body"] is None and event["isBase64Encoded"] is False
+
+
+def test_binary_bodies_are_base64_encoded_as_api_gateway_does() -> None:
+    raw = b"\xff\xfe\x00payload"
+    event = event_for(contract.PAYMENTS_PATH, body=raw)
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == raw
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "_-.~%", min_size=1, max_size=40))
+def test_any_single_segment_becomes_the_id_path_parameter(segment: str) -> None:
+    matched = match_resource(f"/v1/payments/{segment}")
+    assert matched is not None
+    resource, parameters = matched
+    assert resource == contract.PAYMENT_PATH
+    assert parameters is not None and "/" not in parameters["id"]

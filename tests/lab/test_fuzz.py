@@ -1,0 +1,48 @@
+"""The lab's API, fuzzed from the OpenAPI document: no 5xx, answers conform to the schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from payments_dr.lab.lab import Lab
+from payments_dr.lab.settings import LabSettings, load_config
+from payments_dr.service.openapi import load_openapi
+
+schema = schemathesis.openapi.from_dict(load_openapi())
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    # Real time: nothing time-dependent is under test, and health checks stay rare.
+    with Lab(LabSettings(load_config(None), time_scale=1.0)) as running:
+        yield running
+
+
+@schema.parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_the_failover_endpoint_conforms_to_the_openapi_document(
+    case: schemathesis.Case, lab: Lab
+) -> None:
+    case.call_and_validate(base_url=lab.failover_url, checks=CHECKS)
