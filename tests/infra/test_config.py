@@ -67,6 +67,13 @@ def test_prefixed_keys_and_other_namespaces() -> None:
     assert config.replication_lag_alarm_seconds == 12
 
 
+def test_empty_values_take_the_defaults() -> None:
+    config = build(primaryRegion="", alarmEmail="", hostedZoneId="")
+    assert config.primary_region == contract.DEFAULT_PRIMARY_REGION
+    assert config.alarm_email is None
+    assert config.hosted_zone_id is None
+
+
 def test_tags_are_added_to_the_project_tags() -> None:
     config = build(tags={"team": "payments", "tier": 1})
     assert config.resource_tags == {
@@ -113,6 +120,7 @@ def test_from_pulumi_reads_the_stack_configuration() -> None:
 
 REFUSALS = [
     pytest.param({"domainName": None}, "domainName", "missing", id="missing-domain"),
+    pytest.param({"domainName": ""}, "domainName", "missing", id="empty-domain"),
     pytest.param({"domainName": "Not A Domain"}, "domainName", "DNS name", id="bad-domain"),
     pytest.param({"hostedZoneId": "abc"}, "hostedZoneId", "zone id", id="bad-zone-id"),
     pytest.param({"secondaryRegion": "us-east-1"}, "secondaryRegion", "same as", id="same-region"),

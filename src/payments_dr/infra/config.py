@@ -144,11 +144,16 @@ class StackConfig:
         unknown = sorted(set(plain) - set(_KEYS))
         if unknown:
             raise ConfigError(unknown[0], "unknown key", f"use one of: {', '.join(sorted(_KEYS))}")
-        if "domainName" not in plain:
+        # An empty value (e.g. `alarmEmail: ""`) means "not set": the default applies.
+        kwargs = {
+            _KEYS[key]: coerced
+            for key, value in plain.items()
+            if (coerced := _coerce(key, value)) is not None
+        }
+        if "domain_name" not in kwargs:
             raise ConfigError(
                 "domainName", "missing", "set the API's parent domain, e.g. pay.example.com"
             )
-        kwargs = {_KEYS[key]: _coerce(key, value) for key, value in plain.items()}
         return cls(stack=stack, **kwargs)
 
     @classmethod
@@ -251,6 +256,8 @@ _INT_KEYS: Final = frozenset(
 
 def _coerce(key: str, value: Any) -> Any:
     """Pulumi hands config values over as strings; accept those and native YAML types."""
+    if value is None or value == "":
+        return None
     if key in _INT_KEYS:
         if isinstance(value, bool):
             raise ConfigError(key, f"expected a whole number, got {value!r}", "write an integer")
@@ -272,7 +279,7 @@ def _coerce(key: str, value: Any) -> Any:
                 key, "expected a mapping of tag names to values", "write tags as a YAML map"
             )
         return {str(name): str(tag) for name, tag in value.items()}
-    return None if value in (None, "") else str(value)
+    return str(value)
 
 
 def _validate(config: StackConfig) -> None:
