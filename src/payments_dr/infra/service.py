@@ -119,7 +119,8 @@ class RegionalService(pulumi.ComponentResource):
             batch_size=contract.RETRY_BATCH_SIZE,
             function_response_types=["ReportBatchItemFailures"],
             scaling_config={
-                # Lambda's floor for SQS; keeps the poller within the reserved concurrency.
+                # As many pollers as the worker may run (SQS accepts no fewer than 2), so the
+                # queue is never drained into throttled invocations.
                 "maximum_concurrency": max(
                     2, contract.FUNCTIONS[Function.RETRY_WORKER].reserved_concurrency
                 )
