@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from policy_stack import REGIONS, build_good_stack, find
+from policy_stack import ACCOUNT, REGIONS, STACK, build_good_stack, find
 
+from payments_dr.contract import log_bucket_name
 from payments_dr.policy import RULES, evaluate
 from payments_dr.policy.model import Violation
 
@@ -170,6 +171,25 @@ CASES = [
         ),
         "s3-tls-only",
         "accepts requests without TLS",
+        BUCKET,
+    ),
+    Case(
+        "tls-deny-misses-objects",
+        _set(
+            f"txlog-policy-{EAST}",
+            _policy(
+                {
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": "s3:*",
+                    "Resource": f"arn:aws:s3:::{log_bucket_name(STACK, EAST, ACCOUNT)}",
+                    "Condition": {"Bool": {"aws:SecureTransport": False}},
+                }
+            ),
+            "policy",
+        ),
+        "s3-tls-only",
+        "on the bucket and its objects",
         BUCKET,
     ),
     Case(

@@ -108,20 +108,36 @@ def _everyone(principal: Any) -> bool:
     return isinstance(principal, Mapping) and "*" in strings(principal.get("AWS"))
 
 
-def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
-    if statement.get("Effect") != "Deny" or not _everyone(statement.get("Principal")):
+def _requires_secure_transport(condition: Any) -> bool:
+    """Whether a Deny's condition matches requests made without TLS."""
+    if not isinstance(condition, Mapping):
         return False
-    if not {"s3:*", "*"} & {action.lower() for action in strings(statement.get("Action"))}:
-        return False
-    for operator, conditions in dict(statement.get("Condition") or {}).items():
-        if operator.lower() != "bool" or not isinstance(conditions, Mapping):
+    for operator, tests in condition.items():
+        if operator.lower() != "bool" or not isinstance(tests, Mapping):
             continue
-        for key, value in conditions.items():
+        for key, value in tests.items():
             if key.lower() == "aws:securetransport" and [str(v).lower() for v in blocks(value)] == [
                 "false"
             ]:
                 return True
     return False
+
+
+def _covers_bucket_and_objects(statement: Mapping[str, Any]) -> bool:
+    resources = strings(statement.get("Resource"))
+    if "*" in resources:
+        return True
+    return any(r.endswith("/*") for r in resources) and any(not r.endswith("/*") for r in resources)
+
+
+def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
+    return (
+        statement.get("Effect") == "Deny"
+        and _everyone(statement.get("Principal"))
+        and bool({"s3:*", "*"} & {action.lower() for action in strings(statement.get("Action"))})
+        and _requires_secure_transport(statement.get("Condition"))
+        and _covers_bucket_and_objects(statement)
+    )
 
 
 def _check_tls_only(stack: StackView) -> Iterator[Finding]:
@@ -131,7 +147,11 @@ def _check_tls_only(stack: StackView) -> Iterator[Finding]:
             try:
                 document = policy_document(setting.props.get("policy"))
             except InvalidDocumentError as error:
-                yield Finding(f"{describe(setting)}: the bucket policy is {error}.", setting.urn)
+                yield Finding(
+                    f"{describe(setting)}: the bucket policy is {error}. Fix: pass a JSON "
+                    "policy document.",
+                    setting.urn,
+                )
                 continue
             enforced = enforced or any(_denies_insecure_transport(s) for s in statements(document))
         if not enforced:
