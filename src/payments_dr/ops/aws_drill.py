@@ -215,26 +215,20 @@ class Drill:
             fault_at = self.elapsed()
             self.note("fault", f"{primary} fenced (mode={Mode.FENCED.value} in SSM)")
             failover = self._switch(plan_failover(self.outputs, secondary))
-            if failover.detection_seconds is not None:
-                self.timeline.append(
-                    TimelineEvent(
-                        fault_at + failover.detection_seconds,
-                        "detected",
-                        f"Route 53 reports {primary} unhealthy",
-                    )
-                )
             report.detection_seconds = failover.detection_seconds
-            report.failover_seconds = first_served(self.traffic.samples, secondary, fault_at)
-            self.note("failover", _switch_note(failover))
-            self._check(report, failover, report.failover_seconds)
+            if failover.detection_seconds is not None:
+                at = fault_at + failover.detection_seconds
+                self.timeline.append(
+                    TimelineEvent(at, "detected", f"Route 53 reports {primary} unhealthy")
+                )
+            report.failover_seconds = self._record(report, "failover", failover, fault_at)
             self.traffic.run_for(self.settings.hold_seconds)
             unfenced_at = self.elapsed()
+            self.note("note", f"{primary} set {Mode.ACTIVE.value} again")
             failback = self._switch(plan_failback(self.outputs))
             failed_back = True
-            self.note("failback", _switch_note(failback))
             self.traffic.run_for(self.settings.cooldown_seconds)
-            report.failback_seconds = first_served(self.traffic.samples, primary, unfenced_at)
-            self._check(report, failback, report.failback_seconds)
+            report.failback_seconds = self._record(report, "failback", failback, unfenced_at)
         finally:
             if not failed_back:
                 write_mode(self.aws, self.outputs, primary, Mode.ACTIVE)
@@ -243,17 +237,27 @@ class Drill:
         self._add_metrics(report, wall_started)
         return report
 
-    def _check(self, report: DrillReport, result: SwitchResult, served: float | None) -> None:
-        plan = result.plan
+    def _record(
+        self, report: DrillReport, kind: str, result: SwitchResult, switched_at: float
+    ) -> float | None:
+        """Adds a switch to the report; returns seconds until the target served a payment."""
+        target = result.plan.target
+        self.timeline.append(
+            TimelineEvent(switched_at + result.seconds, "note", _switch_note(result))
+        )
         if not result.converged:
             report.failed_checks.append(
-                f"{plan.action}: health checks and DNS did not agree on {plan.target} within "
+                f"{kind}: health checks and DNS did not agree on {target} within "
                 f"{result.seconds:.1f}s"
             )
+        served = first_served(self.traffic.samples, target, switched_at)
         if served is None:
-            report.failed_checks.append(
-                f"{plan.action}: no payment was served by {plan.target} afterwards"
+            report.failed_checks.append(f"{kind}: no payment was served by {target} afterwards")
+        else:
+            self.timeline.append(
+                TimelineEvent(switched_at + served, kind, f"first payment served by {target}")
             )
+        return served
 
     def _check_starting_point(self) -> None:
         seen = observe(self.aws, self.outputs, 0.0, self.resolve)
@@ -338,7 +342,7 @@ class Drill:
             consistency_mode=(ConsistencyMode.STRONG if strong else ConsistencyMode.EVENTUAL).value,
             environment=f"AWS stack {outputs.stack}",
             simulated=False,
-            real_counterpart="this drill: it ran on the deployed stack",
+            real_counterpart="none needed: this drill ran on the deployed stack",
             rto_target_seconds=outputs.rto_target_seconds,
             rpo_target_seconds=outputs.rpo_target_seconds,
             rto_budget_seconds=outputs.rto_budget_seconds,

@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_dr.contract import Mode, Param
-from payments_dr.ops.aws import Aws, OpsError
+from payments_dr.ops.aws import Aws
 from payments_dr.ops.outputs import StackOutputs
 
 # Route 53 treats an endpoint as healthy when more than 18% of its checkers report it healthy
@@ -178,14 +178,6 @@ def describe_aws_error(error: Exception) -> str:
 
 
 AWS_ERRORS = (ClientError, BotoCoreError)
-
-
-def guarded(action: Callable[[], Any], what: str) -> Any:
-    """Runs one AWS read, turning an AWS failure into an OpsError naming what failed."""
-    try:
-        return action()
-    except AWS_ERRORS as error:
-        raise OpsError(f"could not read {what}: {describe_aws_error(error)}") from error
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
