@@ -15,9 +15,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.lab import Lab
-from payments_dr.lab.settings import LabSettings, load_config
 from payments_dr.service.openapi import load_openapi
+
+from .helpers import lab_settings
 
 schema = schemathesis.openapi.from_dict(load_openapi())
 CHECKS = [
@@ -32,7 +34,7 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     # Real time: nothing time-dependent is under test, and health checks stay rare.
-    with Lab(LabSettings(load_config(None), time_scale=1.0)) as running:
+    with Lab(lab_settings(ConsistencyMode.EVENTUAL, time_scale=1.0)) as running:
         yield running
 
 

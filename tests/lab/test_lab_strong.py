@@ -9,17 +9,13 @@ import pytest
 
 from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.lab import Lab
-from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings, load_config
 
-from .http_helpers import post_payment, request
-
-PRIMARY, SECONDARY = BUILTIN_CONFIG.regions
+from .helpers import PRIMARY, SECONDARY, lab_settings, post_payment, request
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    settings = LabSettings(load_config(None, ConsistencyMode.STRONG), time_scale=0.02)
-    with Lab(settings) as running:
+    with Lab(lab_settings(ConsistencyMode.STRONG, time_scale=0.02)) as running:
         yield running
 
 

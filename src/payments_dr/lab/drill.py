@@ -224,8 +224,16 @@ def run_drill(
     say = progress or (lambda _: None)
     scenario = SCENARIOS[options.scenario]
     budget = settings.config.budget
-    min_fault = options.min_fault_seconds or (budget.detection_seconds + budget.dns_seconds)
-    limit = options.phase_limit_seconds or 3 * budget.rto_budget_seconds
+    min_fault = (
+        budget.detection_seconds + budget.dns_seconds
+        if options.min_fault_seconds is None
+        else options.min_fault_seconds
+    )
+    limit = (
+        3 * budget.rto_budget_seconds
+        if options.phase_limit_seconds is None
+        else options.phase_limit_seconds
+    )
     wall_started = time.monotonic()
     # The report is the drill's output; the service's own logs would drown it.
     with Lab(settings, service_log_level="CRITICAL") as lab:

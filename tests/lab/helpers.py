@@ -1,13 +1,23 @@
-"""HTTP helpers for talking to the lab's endpoints in tests."""
+"""Helpers for the lab's tests: settings independent of the working directory, HTTP calls."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from payments_dr.contract import IDEMPOTENCY_HEADER, PAYMENTS_PATH
+from payments_dr.contract import IDEMPOTENCY_HEADER, PAYMENTS_PATH, ConsistencyMode
+from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
+
+PRIMARY, SECONDARY = BUILTIN_CONFIG.regions
+
+
+def lab_settings(mode: ConsistencyMode, time_scale: float) -> LabSettings:
+    """The built-in stack configuration in `mode`, whatever stack files lie around."""
+    config = dataclasses.replace(BUILTIN_CONFIG, consistency_mode=mode)
+    return LabSettings(config, time_scale=time_scale)
 
 
 def request(

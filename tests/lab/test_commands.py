@@ -1,0 +1,105 @@
+"""`payments-dr lab up` and `payments-dr drill` from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from payments_dr import cli, contract
+from payments_dr.drill_report import DrillReport
+from payments_dr.lab import drill as lab_drill
+from payments_dr.lab.drill import DrillResult
+
+from .helpers import request
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_drill_on_aws_is_delegated_to_the_operations_drill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import payments_dr.ops.aws_drill as aws_drill
+
+    received: list[Namespace] = []
+    monkeypatch.setattr(aws_drill, "run", lambda args: received.append(args) or 7)
+    assert cli.main(["drill", "--on-aws", "--stack", "prod", "--scenario", "fenced"]) == 7
+    assert received[0].stack == "prod" and received[0].scenario == "fenced"
+
+
+def test_stack_without_on_aws_is_refused() -> None:
+    assert cli.main(["drill", "--stack", "prod"]) == 2
+
+
+def test_a_drill_that_lost_payments_exits_non_zero(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lossy = DrillReport(
+        scenario="region-outage",
+        consistency_mode="eventual",
+        environment="local lab (simulation)",
+        simulated=True,
+        real_counterpart="payments-dr drill --on-aws --stack NAME",
+        rto_target_seconds=900,
+        rpo_target_seconds=300,
+        rto_budget_seconds=150,
+        payments_acknowledged=10,
+        payments_lost=1,
+    )
+    monkeypatch.setattr(
+        lab_drill, "run_drill", lambda *_, **__: DrillResult(lossy, payments=[], duplicates=[])
+    )
+    assert cli.main(["drill"]) == 1
+    assert "result: FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_readme_offline_drill_writes_its_report_and_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO_ROOT)  # the default stack file, as the README runs it
+    report_path, picture_path = tmp_path / "out" / "drill.json", tmp_path / "out" / "drill.png"
+    code = cli.main(["drill", "--json", str(report_path), "--timeline", str(picture_path)])
+    report = json.loads(report_path.read_text())
+    assert code == 0 and report["passed"] is True
+    assert report["scenario"] == "region-outage" and report["consistency_mode"] == "eventual"
+    assert report["payments_lost"] == 0 and report["simulated"] is True
+    assert picture_path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_lab_up_serves_until_interrupted(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "payments_dr.cli", "lab", "up"],
+        cwd=tmp_path,  # no stack file here: built-in defaults
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        failover_url = None
+        for line in process.stdout:
+            match = re.search(r"failover endpoint .*: (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                failover_url = match.group(1)
+            if "Ctrl-C" in line:
+                break
+        assert failover_url is not None
+        status, headers, body = request(failover_url, "GET", contract.HEALTH_PATH)
+        assert status == 200 and body["status"] == "ok"
+        assert headers[contract.REGION_HEADER] == contract.DEFAULT_PRIMARY_REGION
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
