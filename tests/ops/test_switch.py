@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
 
 import pytest
+from pulumi import automation
+from pulumi.automation._cmd import CommandResult
 
 from payments_dr.contract import Mode
 from payments_dr.ops import commands
-from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED
+from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
 
 from .conftest import PRIMARY, SECONDARY, STACK, Deployed, FakeClock, resolve
 
@@ -186,3 +190,25 @@ def test_failback_refuses_while_writes_taken_in_dr_still_replicate(
     assert failback(deployed, clock) == EXIT_REFUSED
     assert f"replication lag {SECONDARY} -> {PRIMARY} is 301.0s" in capsys.readouterr().err
     assert deployed.mode(PRIMARY) == Mode.FENCED
+
+
+def test_failover_on_a_missing_stack_exits_2_with_its_name(
+    aws_credentials: None,
+    clock: FakeClock,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def select_stack(stack_name: str, work_dir: str) -> None:
+        raise automation.StackNotFoundError(CommandResult("", f"no stack named {stack_name}", 255))
+
+    monkeypatch.setattr(shutil, "which", lambda name: f"/opt/bin/{name}")
+    monkeypatch.setattr(automation, "select_stack", select_stack)
+    args = parse("failover", "--stack", "gone", "--to", SECONDARY, "--work-dir", str(tmp_path))
+
+    exit_code = commands.run_failover(args, Aws(), resolve, clock, clock.sleep)
+
+    assert exit_code == EXIT_ENVIRONMENT
+    assert capsys.readouterr().err == (
+        f"error: stack gone does not exist in the project at {tmp_path}\n"
+    )
