@@ -11,6 +11,7 @@ import pytest
 from pulumi import automation
 from pulumi.automation._cmd import CommandResult
 
+from payments_dr import contract
 from payments_dr.contract import RegionOutput, StackOutput
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, OpsError
 from payments_dr.ops.outputs import load_outputs, parse_outputs, select_with_automation_api
@@ -147,3 +148,21 @@ def test_a_missing_stack_is_reported_by_name(
         load_outputs(
             "gone", None, tmp_path, cli_available=lambda: True, select=select_with_automation_api
         )
+
+
+def test_reads_what_the_pulumi_program_exports() -> None:
+    """The dev stack evaluated under mocks exports every output ops needs, in its shape."""
+    from payments_dr.synth import synthesize  # slow to import: only this test needs it
+
+    root = Path(__file__).resolve().parents[2]
+    raw = synthesize(root / "Pulumi.dev.yaml").outputs
+
+    outputs = parse_outputs("dev", raw)
+
+    assert (outputs.primary, outputs.secondary) == (PRIMARY, SECONDARY)
+    assert outputs.rpo_target_seconds > 0
+    assert outputs.rto_budget_seconds <= outputs.rto_target_seconds
+    for name, region in outputs.regions.items():
+        assert region.ssm_path == contract.ssm_path("dev", name)
+        assert region.custom_domain_target.endswith(f".execute-api.{name}.amazonaws.com")
+        assert all(f":{name}:" in arn and ":alarm:" in arn for arn in region.alarm_arns.values())

@@ -57,7 +57,6 @@ class SwitchResult:
     converged: bool
     seconds: float  # mode written -> health checks and DNS agree (or the timeout)
     detection_seconds: float | None = None  # mode written -> fenced regions reported unhealthy
-    dns_seconds: float | None = None  # mode written -> DNS answers with the target
     observations: list[Observation] = field(default_factory=list)
 
 
@@ -178,8 +177,6 @@ def execute(
         progress.update(elapsed, seen.describe())
         if result.detection_seconds is None and plan.fence and fenced_regions_down(plan, seen):
             result.detection_seconds = elapsed
-        if result.dns_seconds is None and seen.dns.region == plan.target:
-            result.dns_seconds = elapsed
         result.seconds = elapsed
         if converged(plan, seen):
             result.converged = True
