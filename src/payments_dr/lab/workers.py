@@ -253,6 +253,7 @@ class LogArchiverFeed:
                     self.archived += len(batch)
                     return
                 except Exception as error:
-                    log.warning("log archiver failed in %s: %r", self._region, error)
+                    # Expected while a fault lasts; the batch is simply retried.
+                    log.info("log archiver failed in %s: %r", self._region, error)
                     self.archiver_errors += 1
             self._stop.wait(ARCHIVER_RETRY_WALL_SECONDS)

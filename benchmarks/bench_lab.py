@@ -1,0 +1,128 @@
+"""Benchmark of the local lab (a simulation). Prints the numbers.
+
+- sustained requests/s through the failover endpoint (client -> router -> region API -> real
+  handler -> moto), new payments from several concurrent clients, with latency percentiles;
+  in real time (`lab up`'s default) and at the drill's time scale, where health checks and
+  configuration refreshes run fifty times as often;
+- wall time of the default drill (region outage, eventual) and of its strong-mode twin;
+- the machine's load average, since every figure depends on it.
+
+Usage: .venv/bin/python benchmarks/bench_lab.py [--seconds S] [--clients N] [--skip-drills]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import http.client
+import json
+import os
+import statistics
+import threading
+import time
+from urllib.parse import urlsplit
+
+from payments_dr.contract import IDEMPOTENCY_HEADER, PAYMENTS_PATH, ConsistencyMode
+from payments_dr.lab.commands import DRILL_TIME_SCALE
+from payments_dr.lab.drill import DrillOptions, run_drill
+from payments_dr.lab.lab import Lab
+from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
+
+
+def settings(mode: ConsistencyMode, time_scale: float) -> LabSettings:
+    return LabSettings(
+        dataclasses.replace(BUILTIN_CONFIG, consistency_mode=mode), time_scale=time_scale
+    )
+
+
+def sustained_throughput(time_scale: float, seconds: float, clients: int) -> dict[str, float]:
+    with Lab(settings(ConsistencyMode.EVENTUAL, time_scale)) as lab:
+        router = urlsplit(lab.failover_url)
+        latencies: list[float] = []
+        errors = [0]
+        lock = threading.Lock()
+        stop_at = time.monotonic() + seconds
+
+        def client(index: int) -> None:
+            sequence = 0
+            while time.monotonic() < stop_at:
+                sequence += 1
+                body = json.dumps(
+                    {
+                        "merchant_id": f"bench-{index:02d}",
+                        "amount": 1000 + sequence,
+                        "currency": "USD",
+                        "payment_token": "tok_benchmark0001",
+                    }
+                ).encode()
+                started = time.perf_counter()
+                connection = http.client.HTTPConnection(router.hostname, router.port, timeout=30)
+                try:
+                    connection.request(
+                        "POST",
+                        PAYMENTS_PATH,
+                        body=body,
+                        headers={
+                            "Content-Type": "application/json",
+                            IDEMPOTENCY_HEADER: f"bench-{index:02d}-{sequence:08d}",
+                        },
+                    )
+                    status = connection.getresponse().status
+                finally:
+                    connection.close()
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    errors[0] += status != 201
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        cpu_started, wall_started = time.process_time(), time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.monotonic() - wall_started
+        cpu = time.process_time() - cpu_started
+    ordered = sorted(latencies)
+    return {
+        "requests_per_second": len(latencies) / wall,
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p95_ms": ordered[int(len(ordered) * 0.95) - 1] * 1000,
+        "non_201": errors[0],
+        "cpu_cores_used": cpu / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--skip-drills", action="store_true")
+    args = parser.parse_args()
+
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    for time_scale in (1.0, DRILL_TIME_SCALE):
+        figures = sustained_throughput(time_scale, args.seconds, args.clients)
+        print(
+            f"failover endpoint, time scale {time_scale:g}, {args.clients} clients:"
+            f" {figures['requests_per_second']:.1f} requests/s,"
+            f" p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms,"
+            f" non-201 {figures['non_201']:.0f}, CPU {figures['cpu_cores_used']:.2f} cores"
+        )
+    if not args.skip_drills:
+        for mode in ConsistencyMode:
+            started = time.monotonic()
+            result = run_drill(settings(mode, DRILL_TIME_SCALE), DrillOptions())
+            report = result.report
+            print(
+                f"default drill ({report.scenario}, {mode.value}):"
+                f" {time.monotonic() - started:.1f} s wall,"
+                f" failover {report.failover_seconds} s simulated,"
+                f" failback {report.failback_seconds} s simulated,"
+                f" {report.payments_acknowledged} payments, passed {report.passed}"
+            )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
