@@ -110,7 +110,6 @@ class RegionApi:
         self._stack = stack
         self.faults = faults
         self.handler: Handler | None = None  # set once the region's configuration is seeded
-        self.requests_dropped = 0
         self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -191,7 +190,6 @@ class RegionApi:
                 self._send_proxy_response(response)
 
             def _drop(self) -> None:
-                api.requests_dropped += 1
                 self.close_connection = True
 
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:

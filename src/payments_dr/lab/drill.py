@@ -403,6 +403,12 @@ def _verify(
         checks.append(f"{len(partial)} acknowledged payments are missing in one region")
     if report.payments_rejected:
         checks.append(f"{report.payments_rejected} well-formed payments were rejected")
+    for name, running in lab.regions.items():
+        if running.retry_poller.worker_errors:
+            checks.append(
+                f"the retry worker in {name} raised"
+                f" {running.retry_poller.worker_errors} times instead of reporting failures"
+            )
 
 
 def _first_served(attempts: list[Attempt], region: str, after: float) -> float | None:

@@ -98,7 +98,7 @@ class RetryQueuePoller:
             target=self._run, name=f"lab-retry-poller-{aws.region}", daemon=True
         )
         self.invocations = 0
-        self.worker_errors = 0
+        self.worker_errors = 0  # invocations that raised: a service fault, not a lab one
 
     def start(self) -> None:
         self._thread.start()
@@ -214,8 +214,6 @@ class LogArchiverFeed:
         self._thread = threading.Thread(
             target=self._run, name=f"lab-log-archiver-{region}", daemon=True
         )
-        self.archived = 0
-        self.archiver_errors = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -250,10 +248,8 @@ class LogArchiverFeed:
                 )
                 try:
                     self._archiver({"Records": batch}, context)
-                    self.archived += len(batch)
                     return
                 except Exception as error:
                     # Expected while a fault lasts; the batch is simply retried.
                     log.info("log archiver failed in %s: %r", self._region, error)
-                    self.archiver_errors += 1
             self._stop.wait(ARCHIVER_RETRY_WALL_SECONDS)
