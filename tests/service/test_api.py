@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import threading
 import time
 from typing import Any
@@ -36,8 +37,8 @@ def body(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def header(response: dict[str, Any], name: str) -> str | None:
-    values = response.get("multiValueHeaders", {}).get(name)
-    return values[0] if values else None
+    value: str | None = response["headers"].get(name)
+    return value
 
 
 def test_new_payment_is_created_once_with_its_region_and_integer_amount(region: Region) -> None:
@@ -304,3 +305,34 @@ def test_unknown_route_is_404_with_the_error_shape(region: Region) -> None:
     response = build_api_handler(region.deps)(api_event("GET", "/v1/unknown"), None)
     assert response["statusCode"] == 404
     assert set(body(response)) == {"code", "message"}
+
+
+def test_concurrent_different_requests_each_get_their_own_answer(region: Region) -> None:
+    """One handler serves many threads (the lab's HTTP server does): no request may see
+    another's event."""
+    api = build_api_handler(region.deps)
+    count = 16
+    barrier = threading.Barrier(count)
+    answers: dict[int, dict[str, Any]] = {}
+
+    def submit(amount: int) -> None:
+        barrier.wait()
+        response = api(
+            post_event({**VALID_REQUEST, "amount": amount}, key=f"key-{amount:08d}"), None
+        )
+        answers[amount] = body(response)
+
+    threads = [threading.Thread(target=submit, args=(amount,)) for amount in range(1, count + 1)]
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to expose sharing
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    for amount, answer in answers.items():
+        assert answer["amount"] == amount
+        assert answer["id"] == payment_id(VALID_REQUEST["merchant_id"], f"key-{amount:08d}")
+    assert len(region.items()) == count

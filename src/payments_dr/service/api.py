@@ -3,18 +3,23 @@
 Every 2xx answer means the payment is durable: in the table (201, 200) or on the retry
 queue (202). When neither confirms, the answer is 503 with Retry-After and the client
 retries with the same Idempotency-Key, which can never create a second payment.
+
+Routing is a few lines here rather than Powertools' APIGatewayRestResolver: the resolver
+keeps the current event in class-level state shared by every resolver in the process, so
+concurrent calls, or two regions' handlers in one process (the local lab), could read each
+other's requests.
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
-
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 
 from payments_dr.contract import (
     HEALTH_PATH,
@@ -53,9 +58,32 @@ class HealthReason:
     TABLE_UNREACHABLE = "table unreachable"
 
 
-def _route(openapi_path: str) -> str:
-    """OpenAPI's /a/{name} as the event handler's /a/<name>."""
-    return re.sub(r"\{(\w+)\}", r"<\1>", openapi_path)
+# OpenAPI's /v1/payments/{id} as a pattern; the id's own format is checked by the handler.
+PAYMENT_ROUTE = re.compile(re.escape(PAYMENT_PATH).replace(re.escape("{id}"), "(?P<id>[^/]+)"))
+
+
+@dataclass(frozen=True)
+class ProxyRequest:
+    """The parts of an API Gateway REST proxy event the API reads."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased: HTTP header names are case-insensitive
+    body: str | None
+    is_base64_encoded: bool
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> ProxyRequest:
+        return cls(
+            method=str(event.get("httpMethod") or "").upper(),
+            path=str(event.get("path") or ""),
+            headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
+            body=event.get("body"),
+            is_base64_encoded=bool(event.get("isBase64Encoded")),
+        )
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -108,41 +136,36 @@ class _HealthCheck:
 def build_api_handler(
     deps: ServiceDeps, health_deadline_seconds: float = HEALTH_DEADLINE_SECONDS
 ) -> Handler:
-    """The API Gateway (REST, Lambda proxy) handler for one region."""
-    app = APIGatewayRestResolver()
+    """The API Gateway (REST, Lambda proxy) handler for one region.
 
-    def respond(status: int, body: dict[str, Any], **headers: str) -> Response:
-        return Response(
-            status_code=status,
-            content_type=JSON_CONTENT_TYPE,
-            body=body,
-            headers={REGION_HEADER: deps.region, **headers},
-        )
+    Safe to call from many threads at once: each call works only on its own event.
+    """
 
-    def error(status: int, code: str, message: str) -> Response:
+    def respond(status: int, body: dict[str, Any], **headers: str) -> dict[str, Any]:
+        return {
+            "statusCode": status,
+            "headers": {
+                "Content-Type": JSON_CONTENT_TYPE,
+                REGION_HEADER: deps.region,
+                **headers,
+            },
+            "body": json.dumps(body, separators=(",", ":")),
+            "isBase64Encoded": False,
+        }
+
+    def error(status: int, code: str, message: str) -> dict[str, Any]:
         extra = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
         return respond(status, {"code": code, "message": message}, **extra)
 
-    def unavailable(message: str) -> Response:
+    def unavailable(message: str) -> dict[str, Any]:
         count("PaymentsUnavailable")
         return error(503, "unavailable", message)
 
-    @app.exception_handler(InvalidRequest)
-    def bad_request(exception: InvalidRequest) -> Response:
-        count("RequestsRejected")
-        return error(400, "bad_request", str(exception))
-
-    @app.not_found
-    def not_found(_: Exception) -> Response:
-        return error(404, "not_found", "no such resource")
-
-    @app.post(_route(PAYMENTS_PATH))
-    def create_payment() -> Response:
-        event = app.current_event
-        key = validate_idempotency_key(event.headers.get(IDEMPOTENCY_HEADER))
-        if not _is_json(event.headers.get("Content-Type")):
+    def create_payment(event: ProxyRequest) -> dict[str, Any]:
+        key = validate_idempotency_key(event.header(IDEMPOTENCY_HEADER))
+        if not _is_json(event.header("Content-Type")):
             raise InvalidRequest(f"Content-Type must be {JSON_CONTENT_TYPE}")
-        request = parse_payment_request(event.body, bool(event.is_base64_encoded))
+        request = parse_payment_request(event.body, event.is_base64_encoded)
         payment = new_payment(request, key, deps.region, deps.clock())
         log_context = {"region": deps.region, "payment_id": payment.id, "key": log_safe_key(key)}
         try:
@@ -176,9 +199,8 @@ def build_api_handler(
         location = PAYMENT_PATH.replace("{id}", stored.id)
         return respond(201 if created else 200, stored.to_api(), Location=location)
 
-    @app.get(_route(PAYMENT_PATH))
-    def get_payment(id: str) -> Response:  # the name is the OpenAPI path parameter's
-        payment_id = validate_payment_id(id)
+    def get_payment(raw_id: str) -> dict[str, Any]:
+        payment_id = validate_payment_id(raw_id)
         try:
             config = deps.config.get()
             payment = PaymentStore(deps.dynamodb, config.table_name).get(payment_id)
@@ -189,8 +211,7 @@ def build_api_handler(
             return error(404, "not_found", "no stored payment has this id")
         return respond(200, payment.to_api())
 
-    @app.get(_route(HEALTH_PATH))
-    def health() -> Response:
+    def health() -> dict[str, Any]:
         reasons = _HealthCheck(deps).run_with_deadline(health_deadline_seconds)
         if reasons:
             logger.warning("region unhealthy", region=deps.region, reasons=reasons)
@@ -198,8 +219,22 @@ def build_api_handler(
         body = {"status": status, "region": deps.region, "reasons": reasons}
         return respond(503 if reasons else 200, body)
 
+    def route(event: ProxyRequest) -> dict[str, Any]:
+        if event.method == "POST" and event.path == PAYMENTS_PATH:
+            return create_payment(event)
+        if event.method == "GET" and event.path == HEALTH_PATH:
+            return health()
+        payment_match = PAYMENT_ROUTE.fullmatch(event.path)
+        if event.method == "GET" and payment_match:
+            return get_payment(payment_match["id"])
+        return error(404, "not_found", "no such resource")
+
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return app.resolve(event, context)
+        try:
+            return route(ProxyRequest.from_event(event))
+        except InvalidRequest as exception:
+            count("RequestsRejected")
+            return error(400, "bad_request", str(exception))
 
     return handle
 

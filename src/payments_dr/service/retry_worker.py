@@ -32,9 +32,6 @@ CONFLICT_ATTRIBUTE = "conflict"
 
 def build_retry_worker(deps: ServiceDeps) -> Handler:
     """The SQS event source handler for one region's retry queue."""
-    # Report every failed record, even when all fail, instead of raising: the outcome for
-    # the queue is the same and callers get one answer shape.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def apply(record: SQSRecord) -> None:
         config = deps.config.get()
@@ -67,6 +64,10 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not event.get("Records"):
             return {"batchItemFailures": []}  # Powertools rejects an empty batch as malformed
+        # A processor per batch: it holds the batch's results, and calls may be concurrent.
+        # Every failed record is reported, even when all fail, instead of raising: the
+        # outcome for the queue is the same and callers get one answer shape.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         response = process_partial_response(
             event=event, record_handler=apply, processor=processor, context=context
         )
