@@ -150,6 +150,8 @@ def test_a_missing_stack_is_reported_by_name(
         )
 
 
+# Importing the whole pulumi_aws SDK warns about every deprecated resource class it holds.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_reads_what_the_pulumi_program_exports() -> None:
     """The dev stack evaluated under mocks exports every output ops needs, in its shape."""
     from payments_dr.synth import synthesize  # slow to import: only this test needs it
