@@ -8,10 +8,17 @@ from typing import Any
 
 import pulumi
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, RegionRole
-from payments_dr.infra.config import ConfigError, StackConfig, load_stack_file
+from payments_dr.infra.config import (
+    FAILOVER_MARGIN_SECONDS,
+    ConfigError,
+    StackConfig,
+    load_stack_file,
+)
 from payments_dr.synth import SimulatedAws
 
 from .conftest import STACK_FILES
@@ -188,3 +195,39 @@ def test_bad_configuration_is_refused_naming_key_and_fix(
     assert message.startswith(f"payments-dr:{key}: ")
     assert problem in message
     assert "Fix: " in message and not message.endswith("Fix: ")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    interval=st.sampled_from([10, 30]),
+    threshold=st.integers(min_value=1, max_value=10),
+    rto_target=st.integers(min_value=1, max_value=1200),
+    rpo_target=st.integers(min_value=1, max_value=600),
+    lag=st.integers(min_value=1, max_value=600),
+    mode=st.sampled_from(list(ConsistencyMode)),
+)
+def test_budget_is_refused_exactly_when_it_exceeds_a_target(
+    interval: int, threshold: int, rto_target: int, rpo_target: int, lag: int, mode: ConsistencyMode
+) -> None:
+    values = {
+        "healthCheckIntervalSeconds": interval,
+        "healthCheckFailureThreshold": threshold,
+        "rtoTargetSeconds": rto_target,
+        "rpoTargetSeconds": rpo_target,
+        "replicationLagAlarmSeconds": lag,
+        "consistencyMode": mode,
+    }
+    rto_budget = interval * threshold + contract.ALIAS_RECORD_TTL_SECONDS + FAILOVER_MARGIN_SECONDS
+    rpo_budget = 0 if mode is ConsistencyMode.STRONG else lag
+    if rto_budget > rto_target:
+        with pytest.raises(ConfigError) as refused:
+            build(**values)
+        assert refused.value.key == "rtoTargetSeconds"
+    elif rpo_budget > rpo_target:
+        with pytest.raises(ConfigError) as refused:
+            build(**values)
+        assert refused.value.key == "replicationLagAlarmSeconds"
+    else:
+        budget = build(**values).budget
+        assert budget.rto_budget_seconds == rto_budget <= rto_target
+        assert budget.rpo_budget_seconds == rpo_budget <= rpo_target
