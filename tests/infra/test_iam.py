@@ -143,3 +143,56 @@ def test_flow_log_delivery_is_limited_to_its_log_group() -> None:
     allowed = actions_of(iam.flow_log_policy(group))
     assert allowed["logs:PutLogEvents"] == [group, f"{group}:log-stream:*"]
     assert "logs:CreateLogGroup" not in allowed
+
+
+def test_endpoint_policies_admit_only_the_functions_calls_from_this_account() -> None:
+    base = scope(Function.API)
+    policies = iam.endpoint_policies(
+        region=REGION,
+        account_id=ACCOUNT,
+        table_arn=base.table_arn,
+        queue_arn=base.queue_arn,
+        bucket_arn=base.bucket_arn,
+        ssm_path=base.ssm_path,
+    )
+    assert set(policies) == {"dynamodb", "s3", "sqs", "ssm"}
+    for document in policies.values():
+        (statement,) = document["Statement"]
+        assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}
+        assert all("*" not in action for action in statement["Action"])
+    assert actions_of(policies["dynamodb"]) == {
+        "dynamodb:GetItem": [base.table_arn],
+        "dynamodb:PutItem": [base.table_arn],
+    }
+    assert actions_of(policies["s3"]) == {
+        "s3:PutObject": [f"{base.bucket_arn}/{contract.LOG_PREFIX}*"]
+    }
+    assert actions_of(policies["sqs"]) == {"sqs:SendMessage": [base.queue_arn]}
+
+
+def test_every_function_call_passes_its_regions_endpoints() -> None:
+    """Endpoint policies must not block what the roles allow through the VPC."""
+    base = scope(Function.API)
+    policies = iam.endpoint_policies(
+        region=REGION,
+        account_id=ACCOUNT,
+        table_arn=base.table_arn,
+        queue_arn=base.queue_arn,
+        bucket_arn=base.bucket_arn,
+        ssm_path=base.ssm_path,
+    )
+    through_endpoints = {
+        action: resources
+        for document in policies.values()
+        for action, resources in actions_of(document).items()
+    }
+    # Called by the functions' own code (the event source mappings poll from outside the VPC).
+    calls = {
+        Function.API: ["dynamodb:PutItem", "dynamodb:GetItem", "sqs:SendMessage"],
+        Function.RETRY_WORKER: ["dynamodb:PutItem", "dynamodb:GetItem"],
+        Function.LOG_ARCHIVER: ["s3:PutObject"],
+    }
+    for function, actions in calls.items():
+        allowed = actions_of(iam.function_policy(scope(function)))
+        for action in [*actions, "ssm:GetParametersByPath"]:
+            assert allowed[action] == through_endpoints[action], (function, action)

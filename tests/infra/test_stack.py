@@ -106,6 +106,11 @@ def test_private_network_in_two_zones_without_internet_access(stack: SynthResult
             (f"com.amazonaws.{region}.sqs", "Interface"),
             (f"com.amazonaws.{region}.ssm", "Interface"),
         }
+        for endpoint in stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint", region):
+            (statement,) = policy(endpoint)["Statement"]
+            assert statement["Condition"]["StringEquals"]["aws:PrincipalAccount"] == ACCOUNT
+            for resource in statement["Resource"]:
+                assert resource.split(":")[3] in ("", region), resource
         rules = stack.of_type(
             "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", region
         ) + stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", region)

@@ -127,12 +127,10 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
         return [
             _allow(
                 "WritePayments",
-                ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"],
+                ["dynamodb:PutItem", "dynamodb:GetItem"],
                 [scope.table_arn],
             ),
-            _allow(
-                "QueueRetries", ["sqs:SendMessage", "sqs:GetQueueAttributes"], [scope.queue_arn]
-            ),
+            _allow("QueueRetries", ["sqs:SendMessage"], [scope.queue_arn]),
             _allow(
                 "EncryptQueuedRetries",
                 ["kms:GenerateDataKey", "kms:Decrypt"],
@@ -174,6 +172,48 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
             **_via("s3", region),
         ),
     ]
+
+
+def endpoint_policies(
+    *,
+    region: str,
+    account_id: str,
+    table_arn: str,
+    queue_arn: str,
+    bucket_arn: str,
+    ssm_path: str,
+) -> dict[str, PolicyDocument]:
+    """Policies of the VPC endpoints, by service: the calls the functions make, nothing else.
+
+    A second fence after the roles: even a role with broader rights could not reach another
+    table, bucket, queue or account through the VPC.
+    """
+
+    def document(sid: str, actions: Sequence[str], resources: Sequence[str]) -> PolicyDocument:
+        return _document(
+            _allow(
+                sid,
+                actions,
+                resources,
+                Principal="*",
+                Condition={"StringEquals": {"aws:PrincipalAccount": account_id}},
+            )
+        )
+
+    return {
+        "dynamodb": document(
+            "PaymentsTable", ["dynamodb:GetItem", "dynamodb:PutItem"], [table_arn]
+        ),
+        "s3": document(
+            "TransactionLog", ["s3:PutObject"], [f"{bucket_arn}/{contract.LOG_PREFIX}*"]
+        ),
+        "sqs": document("RetryQueue", ["sqs:SendMessage"], [queue_arn]),
+        "ssm": document(
+            "RegionConfiguration",
+            ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            ssm_parameter_arns(region, account_id, ssm_path),
+        ),
+    }
 
 
 def replication_policy(

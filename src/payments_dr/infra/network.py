@@ -34,6 +34,7 @@ class NetworkArgs:
     account_id: str
     key_arn: pulumi.Input[str]
     log_retention_days: int
+    endpoint_policies: Mapping[str, iam.PolicyDocument]  # by service, for every endpoint
     tags: Mapping[str, str]
 
 
@@ -147,6 +148,7 @@ class Network(pulumi.ComponentResource):
                 service_name=f"com.amazonaws.{region}.{service}",
                 vpc_endpoint_type="Gateway",
                 route_table_ids=[route_table.id],
+                policy=json.dumps(args.endpoint_policies[service]),
                 tags={**args.tags, "Name": f"{name}-{service}"},
                 opts=child,
             )
@@ -173,6 +175,7 @@ class Network(pulumi.ComponentResource):
                 service_name=f"com.amazonaws.{region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
+                policy=json.dumps(args.endpoint_policies[service]),
                 subnet_ids=[subnet.id for subnet in self.private_subnets],
                 security_group_ids=[endpoint_security_group.id],
                 tags={**args.tags, "Name": f"{name}-{service}"},

@@ -69,6 +69,11 @@ class RegionalServiceArgs:
     tags: Mapping[str, str]
 
 
+def retry_queue_arn(region: str, account_id: str, stack: str) -> str:
+    """Queue ARNs derive from the name, so policies can name the queue before it exists."""
+    return f"arn:aws:sqs:{region}:{account_id}:{contract.retry_queue_name(stack)}"
+
+
 def api_definition(invoke_arn: str) -> dict[str, Any]:
     """The service's OpenAPI document plus the API Gateway extensions for one region."""
     document = copy.deepcopy(load_openapi())
@@ -156,7 +161,6 @@ class RegionalService(pulumi.ComponentResource):
     def _queues(self, args: RegionalServiceArgs) -> None:
         region, account = args.region, args.account_id
         retry_queue_name = contract.retry_queue_name(args.stack)
-        retry_queue_arn = f"arn:aws:sqs:{region}:{account}:{retry_queue_name}"
         self.dlq = aws.sqs.Queue(
             f"{self._name}-dlq",
             region=region,
@@ -166,7 +170,10 @@ class RegionalService(pulumi.ComponentResource):
             kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
             # Only the retry queue may dead-letter into it.
             redrive_allow_policy=json.dumps(
-                {"redrivePermission": "byQueue", "sourceQueueArns": [retry_queue_arn]}
+                {
+                    "redrivePermission": "byQueue",
+                    "sourceQueueArns": [retry_queue_arn(region, account, args.stack)],
+                }
             ),
             tags=dict(args.tags),
             opts=self._child,

@@ -15,12 +15,13 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function, RegionOutput, StackOutput
+from payments_dr.infra import iam
 from payments_dr.infra.config import StackConfig
 from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
 from payments_dr.infra.monitoring import Monitoring, MonitoringArgs
 from payments_dr.infra.network import Network, NetworkArgs
-from payments_dr.infra.service import RegionalService, RegionalServiceArgs
+from payments_dr.infra.service import RegionalService, RegionalServiceArgs, retry_queue_arn
 from payments_dr.infra.storage import Storage, StorageArgs, replication_rule_id
 
 # Non-overlapping address space per region role, so the VPCs can be peered if ever needed.
@@ -83,6 +84,14 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 account_id=account_id,
                 key_arn=data.key_arns[region],
                 log_retention_days=config.log_retention_days,
+                endpoint_policies=iam.endpoint_policies(
+                    region=region,
+                    account_id=account_id,
+                    table_arn=data.table_arns[region],
+                    queue_arn=retry_queue_arn(region, account_id, config.stack),
+                    bucket_arn=storage.bucket_arns[region],
+                    ssm_path=contract.ssm_path(config.stack, region),
+                ),
                 tags=tags,
             ),
         )
