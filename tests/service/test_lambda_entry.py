@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -69,8 +70,7 @@ def test_worker_and_archiver_entry_points_accept_empty_batches(
 def test_contract_handlers_name_the_entry_points() -> None:
     for settings in contract.FUNCTIONS.values():
         module_name, function_name = settings.handler.rsplit(".", 1)
-        module = sys.modules.get(module_name) or __import__(module_name, fromlist=["_"])
-        assert callable(getattr(module, function_name))
+        assert callable(getattr(importlib.import_module(module_name), function_name))
 
 
 def test_artifact_imports_every_handler_on_its_own(tmp_path: Path) -> None:

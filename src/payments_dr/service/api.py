@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -52,7 +53,7 @@ HEALTH_DEADLINE_SECONDS = 1.5
 JSON_CONTENT_TYPE = "application/json"
 
 
-class HealthReason:
+class HealthReason(StrEnum):
     CONFIG_UNAVAILABLE = "config unavailable"
     FENCED = "region fenced"
     TABLE_UNREACHABLE = "table unreachable"
@@ -98,9 +99,9 @@ class _HealthCheck:
     def __init__(self, deps: ServiceDeps) -> None:
         self._deps = deps
         self.config_read = False
-        self.reasons: list[str] = []
+        self.reasons: list[HealthReason] = []
 
-    def run(self) -> list[str]:
+    def run(self) -> list[HealthReason]:
         try:
             config = self._deps.config.get()
         except ConfigUnavailable:
@@ -114,8 +115,8 @@ class _HealthCheck:
             self.reasons.append(HealthReason.TABLE_UNREACHABLE)
         return self.reasons
 
-    def run_with_deadline(self, deadline_seconds: float) -> list[str]:
-        results: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+    def run_with_deadline(self, deadline_seconds: float) -> list[HealthReason]:
+        results: queue.SimpleQueue[list[HealthReason]] = queue.SimpleQueue()
 
         def work() -> None:
             try:
@@ -216,7 +217,7 @@ def build_api_handler(
         if reasons:
             logger.warning("region unhealthy", region=deps.region, reasons=reasons)
         status = "unhealthy" if reasons else "ok"
-        body = {"status": status, "region": deps.region, "reasons": reasons}
+        body = {"status": status, "region": deps.region, "reasons": [r.value for r in reasons]}
         return respond(503 if reasons else 200, body)
 
     def route(event: ProxyRequest) -> dict[str, Any]:
