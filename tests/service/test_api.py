@@ -290,6 +290,18 @@ def test_health_answers_in_time_when_the_table_hangs(region: Region) -> None:
     assert body(response)["reasons"] == [HealthReason.TABLE_UNREACHABLE]
 
 
+def test_health_answers_in_time_when_ssm_hangs(region: Region) -> None:
+    hanging_ssm = HangingClient(region.ssm, {"get_parameters_by_path": RuntimeError()})
+    api = build_api_handler(
+        dataclasses.replace(region.deps, ssm=hanging_ssm), health_deadline_seconds=0.3
+    )
+    started = time.monotonic()
+    response = api(api_event("GET", contract.HEALTH_PATH), None)
+    assert time.monotonic() - started < 1.0
+    assert response["statusCode"] == 503
+    assert body(response)["reasons"] == [HealthReason.CONFIG_UNAVAILABLE]
+
+
 def test_health_reports_missing_configuration(region: Region) -> None:
     failing_ssm = FaultyClient(
         region.ssm, {"get_parameters_by_path": client_error("AccessDeniedException", "Get")}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from payments_dr.service.artifact import FIXED_TIMESTAMP, build_artifact
+import payments_dr.service
+from payments_dr.service.artifact import EXCLUDED_SERVICE_MODULES, FIXED_TIMESTAMP, build_artifact
 
 
 def test_same_sources_give_the_same_bytes(tmp_path: Path) -> None:
@@ -46,3 +47,14 @@ def test_contains_the_service_and_its_dependencies_only(tmp_path: Path) -> None:
     )
     assert "payments_dr/service/artifact.py" not in names
     assert not any(name.startswith(("boto3/", "botocore/")) for name in names)
+
+
+def test_every_service_module_is_packaged(tmp_path: Path) -> None:
+    service_dir = Path(payments_dr.service.__file__).parent
+    expected = {
+        f"payments_dr/service/{path.name}"
+        for path in service_dir.glob("*.py")
+        if path.name not in EXCLUDED_SERVICE_MODULES
+    }
+    with zipfile.ZipFile(build_artifact(tmp_path)) as archive:
+        assert expected <= set(archive.namelist())

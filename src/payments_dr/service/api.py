@@ -88,9 +88,10 @@ class ProxyRequest:
 
 
 def _is_json(content_type: str | None) -> bool:
-    return content_type is not None and content_type.split(";")[0].strip().lower() == (
-        JSON_CONTENT_TYPE
-    )
+    if content_type is None:
+        return False
+    media_type = content_type.split(";")[0].strip().lower()  # drop parameters like charset
+    return media_type == JSON_CONTENT_TYPE
 
 
 class _HealthCheck:
