@@ -24,7 +24,9 @@ from payments_dr import contract
 from payments_dr.contract import Mode, Param
 from payments_dr.lab.settings import LAB_ACCOUNT_ID, LabSettings
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2})
+# No botocore retries: moto's answers do not change on a second try, and a retry's backoff
+# sleep would happen while the lab's AWS lock is held, freezing both regions.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1})
 
 
 @functools.cache
@@ -46,11 +48,6 @@ class RegionFaults:
     @property
     def table_reachable(self) -> bool:
         return not (self.outage or self.table_outage)
-
-    def clear(self) -> None:
-        self.outage = False
-        self.table_outage = False
-        self.answers_lost = False
 
 
 TABLE_WRITE_OPERATIONS = frozenset(

@@ -24,9 +24,6 @@ class SimClock:
         """Simulated seconds since the clock started."""
         return (time.monotonic() - self._wall_start) / self.time_scale
 
-    def wall_elapsed(self) -> float:
-        return time.monotonic() - self._wall_start
-
     def to_wall(self, simulated_seconds: float) -> float:
         return simulated_seconds * self.time_scale
 

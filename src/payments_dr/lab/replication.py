@@ -144,10 +144,6 @@ class Replicator:
     def resume(self) -> None:
         self._stalled = False
 
-    @property
-    def stalled(self) -> bool:
-        return self._stalled
-
     # --- observations --------------------------------------------------------------------
     @property
     def duplicates(self) -> list[Duplicate]:
