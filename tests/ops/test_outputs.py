@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from pulumi.automation._cmd import CommandResult
 from payments_dr import contract
 from payments_dr.contract import RegionOutput, StackOutput
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, OpsError
-from payments_dr.ops.outputs import load_outputs, parse_outputs, select_with_automation_api
+from payments_dr.ops.outputs import load_outputs, parse_outputs
 
 from .conftest import PRIMARY, SECONDARY, STACK, TARGETS, health_check_id, stack_outputs
 
@@ -111,43 +110,53 @@ def test_without_file_or_cli_the_message_offers_the_file(tmp_path: Path) -> None
         load_outputs(STACK, None, tmp_path, cli_available=lambda: False)
 
 
-class FakeStack:
-    """Stands in for `automation.Stack`: outputs arrive as OutputValue objects."""
+def test_reads_outputs_through_the_automation_api(tmp_path: Path) -> None:
+    asked: list[tuple[str, Path]] = []
 
-    def __init__(self, raw: dict[str, Any]) -> None:
-        self.raw = raw
-
-    def outputs(self) -> dict[str, automation.OutputValue]:
+    def read(stack: str, work_dir: Path) -> dict[str, automation.OutputValue]:
+        asked.append((stack, work_dir))
         return {
-            name: automation.OutputValue(value, secret=False) for name, value in self.raw.items()
+            name: automation.OutputValue(value, secret=False)
+            for name, value in raw_outputs().items()
         }
 
+    outputs = load_outputs(STACK, None, tmp_path, cli_available=lambda: True, read=read)
 
-def test_reads_outputs_through_the_automation_api(tmp_path: Path) -> None:
-    selected: list[tuple[str, Path]] = []
-
-    def select(stack: str, work_dir: Path) -> FakeStack:
-        selected.append((stack, work_dir))
-        return FakeStack(copy.deepcopy(raw_outputs()))
-
-    outputs = load_outputs(STACK, None, tmp_path, cli_available=lambda: True, select=select)
-
-    assert selected == [(STACK, tmp_path)]
+    assert asked == [(STACK, tmp_path)]
     assert outputs.secondary == SECONDARY
 
 
-def test_a_missing_stack_is_reported_by_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text("name: payments-dr\nruntime: python\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (automation.StackNotFoundError, "stack gone does not exist in the project at "),
+        (automation.CommandError, "the Pulumi CLI could not read stack gone: .*not logged in"),
+    ],
+)
+def test_automation_api_failures_are_reported_by_stack_name(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: type[automation.CommandError],
+    message: str,
 ) -> None:
     def select_stack(stack_name: str, work_dir: str) -> None:
-        raise automation.StackNotFoundError(CommandResult("", "no stack named 'gone'", 255))
+        raise error(CommandResult("", "error: not logged in", 255))
 
     monkeypatch.setattr(automation, "select_stack", select_stack)
 
-    with pytest.raises(OpsError, match=f"stack gone does not exist in the project at {tmp_path}"):
-        load_outputs(
-            "gone", None, tmp_path, cli_available=lambda: True, select=select_with_automation_api
-        )
+    with pytest.raises(OpsError, match=message):
+        load_outputs("gone", None, project, cli_available=lambda: True)
+
+
+def test_automation_api_needs_the_project_directory(tmp_path: Path) -> None:
+    with pytest.raises(OpsError, match=f"{tmp_path} holds no Pulumi.yaml"):
+        load_outputs(STACK, None, tmp_path, cli_available=lambda: True)
 
 
 # Importing the whole pulumi_aws SDK warns about every deprecated resource class it holds.

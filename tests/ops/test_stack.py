@@ -173,3 +173,18 @@ def test_preview_of_a_real_stack() -> None:
 
     assert exit_code == EXIT_OK, out.getvalue()
     assert "preview of" in out.getvalue()
+
+
+def test_a_cli_failure_while_opening_the_stack_is_reported(
+    aws_credentials: None, project: Path
+) -> None:
+    def opener(name: str, work_dir: Path, create: bool) -> FakeStack:
+        raise automation.CommandError(CommandResult("", "error: not logged in\n", 255))
+
+    out = io.StringIO()
+    exit_code = run_lifecycle(
+        "outputs", STACK, project, Aws(), out, opener=opener, cli_available=lambda: True
+    )
+
+    assert exit_code == EXIT_FAILED
+    assert out.getvalue() == f"outputs of {STACK} failed: error: not logged in\n"

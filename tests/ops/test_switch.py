@@ -204,6 +204,7 @@ def test_failover_on_a_missing_stack_exits_2_with_its_name(
 
     monkeypatch.setattr(shutil, "which", lambda name: f"/opt/bin/{name}")
     monkeypatch.setattr(automation, "select_stack", select_stack)
+    (tmp_path / "Pulumi.yaml").write_text("name: payments-dr\nruntime: python\n")
     args = parse("failover", "--stack", "gone", "--to", SECONDARY, "--work-dir", str(tmp_path))
 
     exit_code = commands.run_failover(args, Aws(), resolve, clock, clock.sleep)

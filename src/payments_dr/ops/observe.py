@@ -18,8 +18,9 @@ from payments_dr.ops.outputs import StackOutputs
 # (Route 53 developer guide, "How Amazon Route 53 determines whether a health check is healthy").
 ROUTE53_HEALTHY_FRACTION = 0.18
 
-# CloudWatch publishes ReplicationLatency once a minute; look back far enough to find a value.
-REPLICATION_LOOKBACK = timedelta(minutes=15)
+# CloudWatch publishes ReplicationLatency once a minute while writes replicate; a reading
+# older than a few minutes says nothing about what is waiting now.
+REPLICATION_LOOKBACK = timedelta(minutes=5)
 REPLICATION_PERIOD_SECONDS = 60
 
 # host name -> its IPv4 addresses; injectable so tests need no network.

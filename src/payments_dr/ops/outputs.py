@@ -7,20 +7,13 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from payments_dr.contract import DrBudgetField, RegionOutput, RegionRole, StackOutput
 from payments_dr.ops.aws import OpsError
 
-
-class OutputsSource(Protocol):
-    """The part of `pulumi.automation.Stack` this module uses."""
-
-    def outputs(self) -> Mapping[str, Any]: ...
-
-
-# (stack name, project directory) -> the selected stack; raises when the stack does not exist.
-StackSelector = Callable[[str, Path], OutputsSource]
+# (stack name, project directory) -> the stack's outputs; raises OpsError when unreadable.
+OutputsReader = Callable[[str, Path], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -122,13 +115,26 @@ def pulumi_cli_available() -> bool:
     return shutil.which("pulumi") is not None
 
 
-def select_with_automation_api(stack: str, work_dir: Path) -> OutputsSource:
+def read_with_automation_api(stack: str, work_dir: Path) -> Mapping[str, Any]:
     from pulumi import automation  # imported late: it is slow and needs the CLI anyway
 
+    if not (work_dir / "Pulumi.yaml").is_file():
+        raise OpsError(f"{work_dir} holds no Pulumi.yaml: pass --work-dir <project directory>")
     try:
-        return automation.select_stack(stack_name=stack, work_dir=str(work_dir))
+        return automation.select_stack(stack_name=stack, work_dir=str(work_dir)).outputs()
     except automation.StackNotFoundError as error:
         raise OpsError(f"stack {stack} does not exist in the project at {work_dir}") from error
+    except automation.CommandError as error:
+        raise OpsError(
+            f"the Pulumi CLI could not read stack {stack}: {cli_error_text(error)}"
+        ) from error
+
+
+def cli_error_text(error: Exception) -> str:
+    """The CLI's own stderr from an Automation API error, on one line."""
+    text = str(error)
+    _, found, stderr = text.partition("stderr:")
+    return " ".join((stderr if found else text).split())
 
 
 def load_outputs(
@@ -137,7 +143,7 @@ def load_outputs(
     work_dir: Path,
     *,
     cli_available: Callable[[], bool] = pulumi_cli_available,
-    select: StackSelector = select_with_automation_api,
+    read: OutputsReader = read_with_automation_api,
 ) -> StackOutputs:
     """Reads outputs from `outputs_file` when given, else through the Automation API."""
     if outputs_file is not None:
@@ -153,8 +159,8 @@ def load_outputs(
             "the Pulumi CLI is not on PATH, so the stack outputs cannot be read: install it, "
             f"or pass --outputs FILE written by `pulumi stack output --json -s {stack}`"
         )
-    source = select(stack, work_dir)
-    return parse_outputs(stack, {name: _plain(value) for name, value in source.outputs().items()})
+    raw = read(stack, work_dir)
+    return parse_outputs(stack, {name: _plain(value) for name, value in raw.items()})
 
 
 def _plain(output: Any) -> Any:

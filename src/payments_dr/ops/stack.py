@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
-from payments_dr.ops.outputs import pulumi_cli_available
+from payments_dr.ops.outputs import cli_error_text, pulumi_cli_available
 
 Operation = Literal["preview", "up", "destroy", "outputs"]
 OPERATIONS: tuple[Operation, ...] = ("preview", "up", "destroy", "outputs")
@@ -68,21 +68,22 @@ def run_lifecycle(
         )
     if operation != "outputs":
         aws.require_credentials()
-    stack = opener(stack_name, work_dir, operation in ("preview", "up"))
-    if operation == "outputs":
-        out.write(json.dumps(_shown_outputs(stack.outputs()), indent=2, sort_keys=True) + "\n")
-        return EXIT_OK
     from pulumi.automation import CommandError  # the CLI is present: the import is worth it
 
     echo = _echo_to(out)
     try:
+        stack = opener(stack_name, work_dir, operation in ("preview", "up"))
+        if operation == "outputs":
+            shown = _shown_outputs(stack.outputs())
+            out.write(json.dumps(shown, indent=2, sort_keys=True) + "\n")
+            return EXIT_OK
         if operation == "preview":
             changes = stack.preview(on_output=echo).change_summary
             out.write(f"preview of {stack_name}: {_changes_text(changes)}\n")
             return EXIT_OK
         summary = getattr(stack, operation)(on_output=echo).summary
     except CommandError as error:
-        out.write(f"{operation} of {stack_name} failed: {error}\n")
+        out.write(f"{operation} of {stack_name} failed: {cli_error_text(error)}\n")
         return EXIT_FAILED
     changes = _changes_text(summary.resource_changes)
     out.write(f"{operation} of {stack_name}: {summary.result}, {changes}\n")
