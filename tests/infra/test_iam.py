@@ -111,6 +111,12 @@ def test_replication_policy_reads_source_and_writes_destination_only() -> None:
     assert allowed["s3:ReplicateObject"] == ["arn:aws:s3:::dst/*"]
     assert allowed["kms:Decrypt"] == ["arn:aws:kms:us-east-1:1:key/mrk-1"]
     assert allowed["kms:GenerateDataKey"] == ["arn:aws:kms:us-east-2:1:key/mrk-1"]
+    decrypt = next(s for s in document["Statement"] if s["Action"] == ["kms:Decrypt"])
+    # Bucket keys make the bucket ARN the encryption context; objects' ARNs otherwise.
+    assert decrypt["Condition"]["StringLike"]["kms:EncryptionContext:aws:s3:arn"] == [
+        "arn:aws:s3:::src",
+        "arn:aws:s3:::src/*",
+    ]
     assert all("*" not in action for action in allowed)
     assert "*" not in {r for resources in allowed.values() for r in resources}
 

@@ -216,6 +216,11 @@ def endpoint_policies(
     }
 
 
+def _s3_contexts(bucket_arn: str) -> list[str]:
+    # With S3 Bucket Keys the encryption context is the bucket's ARN, without them the object's.
+    return [bucket_arn, f"{bucket_arn}/*"]
+
+
 def replication_policy(
     *,
     source_bucket_arn: str,
@@ -252,7 +257,7 @@ def replication_policy(
             [source_key_arn],
             Condition={
                 "StringEquals": {"kms:ViaService": f"s3.{source_region}.amazonaws.com"},
-                "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"{source_bucket_arn}/*"},
+                "StringLike": {"kms:EncryptionContext:aws:s3:arn": _s3_contexts(source_bucket_arn)},
             },
         ),
         _allow(
@@ -261,7 +266,9 @@ def replication_policy(
             [destination_key_arn],
             Condition={
                 "StringEquals": {"kms:ViaService": f"s3.{destination_region}.amazonaws.com"},
-                "StringLike": {"kms:EncryptionContext:aws:s3:arn": f"{destination_bucket_arn}/*"},
+                "StringLike": {
+                    "kms:EncryptionContext:aws:s3:arn": _s3_contexts(destination_bucket_arn)
+                },
             },
         ),
     )
