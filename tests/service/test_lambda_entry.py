@@ -18,6 +18,12 @@ import pytest
 from payments_dr import contract
 from payments_dr.service import api, log_archiver, retry_worker
 from payments_dr.service.artifact import build_artifact
+from payments_dr.service.deps import (
+    CONNECT_TIMEOUT_SECONDS,
+    MAX_ATTEMPTS,
+    READ_TIMEOUT_SECONDS,
+    ServiceDeps,
+)
 
 from .conftest import STACK, VALID_REQUEST, Region, api_event, post_event
 
@@ -102,3 +108,21 @@ print("ok")
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_environment_clients_have_short_timeouts_and_bounded_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-2")
+    monkeypatch.setenv(contract.ENV_SSM_PATH, contract.ssm_path(STACK, "us-east-2"))
+    deps = ServiceDeps.from_environment(services=("dynamodb",))
+    assert deps.region == "us-east-2"
+    assert deps.sqs is None and deps.s3 is None
+    for client in (deps.dynamodb, deps.ssm):
+        config = client.meta.config
+        assert client.meta.region_name == "us-east-2"
+        assert (config.connect_timeout, config.read_timeout) == (
+            CONNECT_TIMEOUT_SECONDS,
+            READ_TIMEOUT_SECONDS,
+        )
+        assert config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}

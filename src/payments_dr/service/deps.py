@@ -15,7 +15,7 @@ from typing import Any
 
 # botocore directly: importing boto3 would pull in s3transfer and double the cold start.
 from botocore.config import Config
-from botocore.session import get_session
+from botocore.session import Session, get_session
 
 from payments_dr.contract import ENV_SSM_PATH
 from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS, ConfigCache
@@ -29,6 +29,10 @@ MAX_ATTEMPTS = 2  # the first call plus one retry
 
 @dataclass
 class ServiceDeps:
+    """What a handler needs. Clients a function does not use may be None (the archiver has
+    no DynamoDB or SQS client). `clock` gives epoch seconds: payment timestamps and the
+    configuration cache's age both follow it, so simulations can scale time."""
+
     region: str
     ssm_path: str
     ssm: Any
@@ -48,15 +52,16 @@ class ServiceDeps:
     def from_environment(cls, services: tuple[str, ...]) -> ServiceDeps:
         """Deps for a Lambda function, with clients for `services` (SSM is always created)."""
         region = os.environ["AWS_REGION"]
-        clients = {name: create_client(name, region) for name in {"ssm", *services}}
+        session = get_session()  # one session loads the shared botocore data once
+        clients = {name: create_client(session, name, region) for name in {"ssm", *services}}
         return cls(region=region, ssm_path=os.environ[ENV_SSM_PATH], **clients)
 
 
-def create_client(service: str, region: str) -> Any:
+def create_client(session: Session, service: str, region: str) -> Any:
     config = Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         tcp_keepalive=True,
     )
-    return get_session().create_client(service, region_name=region, config=config)
+    return session.create_client(service, region_name=region, config=config)
