@@ -8,17 +8,19 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from argparse import Namespace
 from pathlib import Path
 
 import pytest
 
 from payments_dr import cli, contract
+from payments_dr.contract import ConsistencyMode
 from payments_dr.drill_report import DrillReport
 from payments_dr.lab import drill as lab_drill
 from payments_dr.lab.drill import DrillResult
 
-from .helpers import request
+from .helpers import PRIMARY, SECONDARY, lab_settings, request
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,9 +77,9 @@ def test_the_readme_offline_drill_writes_its_report_and_picture(
 
 
 @pytest.mark.slow
-def test_lab_up_serves_until_interrupted(tmp_path: Path) -> None:
+def test_lab_up_fails_over_when_told_to_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "payments_dr.cli", "lab", "up"],
+        [sys.executable, "-m", "payments_dr.cli", "lab", "up", "--time-scale", "0.02"],
         cwd=tmp_path,  # no stack file here: built-in defaults
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -86,20 +88,55 @@ def test_lab_up_serves_until_interrupted(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        failover_url = None
+        urls: dict[str, str] = {}
         for line in process.stdout:
-            match = re.search(r"failover endpoint .*: (http://127\.0\.0\.1:\d+)", line)
+            match = re.search(r"(failover endpoint|lab control).*: (http://127\.0\.0\.1:\d+)", line)
             if match:
-                failover_url = match.group(1)
+                urls[match.group(1)] = match.group(2)
             if "Ctrl-C" in line:
                 break
-        assert failover_url is not None
-        status, headers, body = request(failover_url, "GET", contract.HEALTH_PATH)
+        failover, control = urls["failover endpoint"], urls["lab control"]
+        status, headers, body = request(failover, "GET", contract.HEALTH_PATH)
         assert status == 200 and body["status"] == "ok"
-        assert headers[contract.REGION_HEADER] == contract.DEFAULT_PRIMARY_REGION
+        assert headers[contract.REGION_HEADER] == PRIMARY
+
+        status, _, state = request(
+            control, "POST", "/faults", {"region": PRIMARY, "fault": "outage", "active": True}
+        )
+        assert status == 200 and state["regions"][PRIMARY]["outage"] is True
+        # Detection (30 s) plus the TTL (60 s) at 0.02: about two seconds of wall time.
+        deadline = time.monotonic() + 20
+        served_by = None
+        while time.monotonic() < deadline and served_by != SECONDARY:
+            status, headers, _ = request(failover, "GET", contract.HEALTH_PATH)
+            served_by = headers.get(contract.REGION_HEADER)
+            time.sleep(0.1)
+        assert served_by == SECONDARY
+        assert request(control, "GET", "/status")[2]["dns_answer"] == SECONDARY
+
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_the_control_endpoint_refuses_unknown_faults(tmp_path: Path) -> None:
+    from payments_dr.lab.control import ControlServer
+    from payments_dr.lab.lab import Lab
+
+    with Lab(lab_settings(ConsistencyMode.EVENTUAL, time_scale=1.0)) as lab:
+        control = ControlServer(lab)
+        status, body = control.handle("POST", "/faults", b'{"fault": "meteor", "active": true}')
+        assert status == 400 and "outage" in body["message"]
+        status, body = control.handle(
+            "POST", "/faults", b'{"region": "eu-west-9", "fault": "outage", "active": true}'
+        )
+        assert status == 400 and "us-east-1" in body["message"]
+        status, body = control.handle(
+            "POST", "/faults", b'{"fault": "replication-stall", "active": true}'
+        )
+        assert status == 200
+        control.handle("POST", "/faults", b'{"fault": "replication-stall", "active": false}')
+        assert control.handle("GET", "/nowhere", b"")[0] == 404

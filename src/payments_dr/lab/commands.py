@@ -107,7 +107,8 @@ def _settings(args: argparse.Namespace) -> LabSettings:
 
 
 def run_lab_up(args: argparse.Namespace) -> int:
-    from payments_dr.lab.lab import Lab
+    from payments_dr.lab.control import ControlServer
+    from payments_dr.lab.lab import Fault, Lab
 
     try:
         settings = _settings(args)
@@ -115,12 +116,15 @@ def run_lab_up(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     with Lab(settings, service_log_level="WARNING") as lab:
+        control = ControlServer(lab)
+        control.start()
         print(
             f"payments-dr lab is up - a SIMULATION on this machine"
             f" ({settings.config.consistency_mode.value} consistency,"
             f" 1 simulated s = {settings.time_scale:g} s wall)"
         )
         print(f"  failover endpoint (Route 53 failover name): {lab.failover_url}")
+        print(f"  lab control (status, faults): {control.url}")
         for name in settings.config.regions:
             role = settings.config.role_of(name).value
             print(f"  {name} ({role}) API: {lab.region_url(name)}")
@@ -131,12 +135,19 @@ def run_lab_up(args: argparse.Namespace) -> int:
             f" -H 'Content-Type: application/json' -H '{contract.IDEMPOTENCY_HEADER}: demo-0001'"
             ' -d \'{"merchant_id": "merchant-01", "amount": 1250, "currency": "EUR",'
             ' "payment_token": "tok_demo12345678"}\'\n'
+            f"  curl -s {control.url}/status\n"
+            f"  curl -s -X POST {control.url}/faults -d"
+            f' \'{{"region": "{settings.primary}", "fault": "{Fault.OUTAGE.value}",'
+            ' "active": true}\'\n'
+            f"faults: {', '.join(fault.value for fault in Fault)}\n"
             "Ctrl-C stops the lab."
         )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             print("\nstopping the lab", file=sys.stderr)
+        finally:
+            control.stop()
     return EXIT_PASSED
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from moto import mock_aws
@@ -52,6 +53,16 @@ def _as_lambda(handler: Handler) -> Handler:
             service_metrics.clear_metrics()
 
     return invoke
+
+
+class Fault(StrEnum):
+    """Faults an operator of `lab up` can switch on and off (see the control endpoint)."""
+
+    OUTAGE = "outage"
+    TABLE_OUTAGE = "table-outage"
+    ANSWERS_LOST = "answers-lost"
+    FENCED = "fenced"
+    REPLICATION_STALL = "replication-stall"  # affects both directions; the region is ignored
 
 
 @dataclass
@@ -259,7 +270,47 @@ class Lab:
         """The operator's switch: `fenced` fails the region's health check."""
         set_parameter(self.regions[region].aws, self.settings.stack, Param.MODE, mode.value)
 
+    def set_fault(self, region: str, fault: Fault, active: bool) -> None:
+        if region not in self.regions:
+            raise ValueError(f"unknown region {region!r}; the lab runs {', '.join(self.regions)}")
+        if fault is Fault.OUTAGE:
+            self.set_region_outage(region, active)
+        elif fault is Fault.TABLE_OUTAGE:
+            self.set_table_outage(region, active)
+        elif fault is Fault.ANSWERS_LOST:
+            self.set_answers_lost(region, active)
+        elif fault is Fault.FENCED:
+            self.set_mode(region, Mode.FENCED if active else Mode.ACTIVE)
+        elif active:
+            self.replicator.stall()
+        else:
+            self.replicator.resume()
+        self.note(
+            "fault" if active else "restore",
+            f"{fault.value} {'on' if active else 'off'} in {region} (control endpoint)",
+        )
+
     # --- inspection ----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """What DNS answers, what each region's health checks and faults are."""
+        return {
+            "simulated_seconds": round(self.clock.now(), 1),
+            "dns_answer": self.dns.answer(),
+            "client_cached_answer": self.dns.resolve(),
+            "replication_backlog": self.replicator.backlog(),
+            "regions": {
+                name: {
+                    "role": self.settings.config.role_of(name).value,
+                    "api": region.api.url,
+                    "healthy": region.health.healthy,
+                    "outage": region.aws.faults.outage,
+                    "table_outage": region.aws.faults.table_outage,
+                    "answers_lost": region.aws.faults.answers_lost,
+                }
+                for name, region in self.regions.items()
+            },
+        }
+
     def settle(self, timeout_wall_seconds: float = 30.0) -> bool:
         """Wait until queues, streams and replication are drained; False on timeout."""
         deadline = time.monotonic() + timeout_wall_seconds
