@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from payments_dr import contract
+from payments_dr.service import model
 from payments_dr.service.openapi import load_openapi
+
+from .conftest import VALID_REQUEST
 
 # Keywords API Gateway's REST model import rejects or silently ignores (it speaks a subset of
 # JSON Schema draft 4): relying on any of them would make gateway and service disagree.
@@ -98,3 +104,48 @@ def test_each_call_returns_an_independent_copy() -> None:
     first = load_openapi()
     first["paths"].clear()
     assert load_openapi()["paths"]
+
+
+def test_document_is_valid_openapi_and_loads_in_schemathesis() -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    schemathesis = pytest.importorskip("schemathesis")
+    validator.validate(load_openapi())
+    schema = schemathesis.openapi.from_dict(load_openapi())
+    operations = {(op.ok().method, op.ok().path) for op in schema.get_all_operations()}
+    assert operations == {
+        ("post", contract.PAYMENTS_PATH),
+        ("get", contract.PAYMENT_PATH),
+        ("get", contract.HEALTH_PATH),
+    }
+
+
+REQUEST_CASES = [
+    ({}, True),
+    ({"description": "Order 1001, blue (large)"}, True),
+    ({"amount": 0}, False),
+    ({"amount": model.MAX_AMOUNT_MINOR + 1}, False),
+    ({"amount": 19.99}, False),
+    ({"amount": "1999"}, False),
+    ({"currency": "usd"}, False),
+    ({"merchant_id": "bad id"}, False),
+    ({"payment_token": "4111111111111111"}, False),
+    ({"reference": ""}, False),
+    ({"description": "line\nbreak"}, False),
+    ({"extra": 1}, False),
+]
+
+
+@pytest.mark.parametrize(("change", "valid"), REQUEST_CASES)
+def test_gateway_schema_and_service_agree_on_requests(change: dict[str, Any], valid: bool) -> None:
+    """API Gateway validates with the document's schema (JSON Schema draft 4), the service
+    with model.py: both must draw the same line."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = load_openapi()["components"]["schemas"]["PaymentRequest"]
+    request = {**VALID_REQUEST, **change}
+    gateway_accepts = jsonschema.Draft4Validator(schema).is_valid(request)
+    try:
+        model.parse_payment_request(json.dumps(request))
+        service_accepts = True
+    except model.InvalidRequest:
+        service_accepts = False
+    assert gateway_accepts == service_accepts == valid
