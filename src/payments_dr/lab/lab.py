@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -37,6 +38,13 @@ _RUNTIME_ENVIRONMENT = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
+
+
+def _restore_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _as_lambda(handler: Handler) -> Handler:
@@ -116,8 +124,12 @@ class Lab:
             raise
 
     def _start(self) -> None:
+        # Process-wide settings, put back on stop: the lab may share a process (tests).
         for name, value in _RUNTIME_ENVIRONMENT.items():
-            os.environ.setdefault(name, value)
+            previous = os.environ.get(name)
+            os.environ[name] = value
+            self._stops.append(functools.partial(_restore_variable, name, previous))
+        self._stops.append(functools.partial(service_logger.setLevel, service_logger.log_level))
         service_logger.setLevel(self._service_log_level)
         self._mock.start()
         self._stops.append(self._mock.stop)
