@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from pulumi.runtime.sync_await import _sync_await
 from payments_dr import contract
 from payments_dr.infra.config import ConfigError, DrBudget, StackConfig, load_stack_file
 from payments_dr.infra.stack import build_stack
+from payments_dr.policy import evaluate, format_verdicts
 from payments_dr.service.artifact import build_artifact
 
 SIMULATED_ACCOUNT_ID = "123456789012"
@@ -353,12 +354,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(render(result))
+    violations = evaluate(result.resources, result.budget.to_dict())
+    print("\nPolicy verdicts (the CrossGuard pack's rules, run offline):")
+    print(format_verdicts(violations))
     if args.json:
+        document = result.to_dict()
+        document["policy_violations"] = [asdict(violation) for violation in violations]
         Path(args.json).write_text(
-            json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+            json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
         print(f"\nWrote {len(result.resources)} resources to {args.json}")
-    return 0
+    return 1 if violations else 0
 
 
 def register(subparsers: Any) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from payments_dr import contract
+from payments_dr.policy import RULES, Violation
 from payments_dr.synth import SIMULATION_NOTE, register, short_type
 
 from .conftest import STACK_FILES
@@ -32,6 +33,7 @@ def test_synth_prints_resources_budget_and_outputs_and_writes_json(
     printed = capsys.readouterr().out
     assert SIMULATION_NOTE in printed
     assert "RTO budget 150 <= target 900" in printed
+    assert f"policy: {len(RULES)}/{len(RULES)} rules pass, 0 violation(s)" in printed
     function_row = next(
         line for line in printed.splitlines() if line.strip().startswith("aws:lambda.Function ")
     )
@@ -40,6 +42,7 @@ def test_synth_prints_resources_budget_and_outputs_and_writes_json(
     written = json.loads(out.read_text(encoding="utf-8"))
     assert written["simulation"] == SIMULATION_NOTE
     assert written["consistency_mode"] == mode
+    assert written["policy_violations"] == []
     assert written["outputs"][contract.StackOutput.FAILOVER_URL] == "https://api.pay.example.com"
     resources = written["resources"]
     assert all(set(r) >= RESOURCE_KEYS for r in resources)
@@ -48,6 +51,22 @@ def test_synth_prints_resources_budget_and_outputs_and_writes_json(
     assert regions == {"us-east-1", "us-east-2", "global"}
     table = next(r for r in resources if r["type"] == "aws:dynamodb/table:Table")
     assert table["inputs"]["name"] == contract.table_name(written["stack"])
+
+
+def test_a_policy_violation_fails_synth_and_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Violation(RULES[0].name, "Table 'payments' has no PITR. Fix: enable it.", "urn:x")
+    monkeypatch.setattr("payments_dr.synth.evaluate", lambda resources, budget: [broken])
+    out = tmp_path / "out.json"
+    assert run_synth(str(STACK_FILES["eventual"]), "--json", str(out)) == 1
+    printed = capsys.readouterr().out
+    assert f"FAIL  {RULES[0].name}" in printed
+    assert broken.message in printed
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["policy_violations"] == [
+        {"rule": broken.rule, "message": broken.message, "urn": broken.urn}
+    ]
 
 
 def test_bad_stack_file_is_refused_with_key_and_fix(
