@@ -148,7 +148,7 @@ def test_a_failed_task_exits_1_with_its_reason(
     )
 
 
-def test_a_task_still_running_at_the_timeout_exits_1(
+def test_a_task_still_running_at_the_timeout_exits_1_despite_a_failed_reading(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sqs = SqsScript(deployed)
@@ -156,7 +156,7 @@ def test_a_task_still_running_at_the_timeout_exits_1(
     sqs.tasks()
     sqs.start()
     sqs.tasks(task("RUNNING", 2, 9, TaskHandle="handle-1"), newest_only=True)
-    sqs.tasks(task("RUNNING", 5, 9, TaskHandle="handle-1"), newest_only=True)
+    sqs.stubber.add_client_error("list_message_move_tasks", "RequestThrottled", "slow down")
 
     with sqs.stubber:
         exit_code = commands.run_redrive(
@@ -166,5 +166,7 @@ def test_a_task_still_running_at_the_timeout_exits_1(
             clock.sleep,
         )
 
+    captured = capsys.readouterr()
     assert exit_code == EXIT_FAILED
-    assert "moved 5 of 9 messages (TIMED_OUT): still running" in capsys.readouterr().out
+    assert "moved 2 of 9 messages (TIMED_OUT): still running" in captured.out
+    assert f"{SECONDARY}: reading failed, retrying: RequestThrottled: slow down" in captured.err

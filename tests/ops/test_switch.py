@@ -213,3 +213,22 @@ def test_failover_on_a_missing_stack_exits_2_with_its_name(
     assert capsys.readouterr().err == (
         f"error: stack gone does not exist in the project at {tmp_path}\n"
     )
+
+
+def test_a_failed_reading_while_waiting_is_retried(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    route53 = deployed.route53
+    route53.health(SECONDARY, healthy=8)
+    route53.stubber.add_client_error(
+        "get_health_check_status", service_error_code="Throttling", service_message="Rate exceeded"
+    )
+    route53.poll(primary_healthy=False, secondary_healthy=True, answer=SECONDARY)
+
+    exit_code = failover(deployed, clock, "--poll-interval", "5")
+
+    captured = capsys.readouterr()
+    assert exit_code == EXIT_OK
+    assert "[   0.0s] reading failed, retrying: Throttling: Rate exceeded" in captured.err
+    assert captured.out.startswith(f"failover to {SECONDARY} complete in 5.0s")
+    deployed.assert_stubs_used()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payments_dr.ops.aws import EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.observe import AWS_ERRORS, describe_aws_error
 from payments_dr.ops.outputs import StackOutputs
 from payments_dr.ops.progress import Progress, Timing
 
@@ -69,19 +70,28 @@ def redrive(
     if max_per_second is not None:
         start_args["MaxNumberOfMessagesPerSecond"] = max_per_second
     sqs.start_message_move_task(**start_args)
+    moved, to_move = 0, depth
     started = timing.clock()
     while True:
         elapsed = timing.clock() - started
-        # SQS runs one task per source queue at a time and lists the newest first.
-        task = sqs.list_message_move_tasks(SourceArn=dlq["QueueArn"], MaxResults=1)["Results"][0]
-        moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
-        to_move = int(task.get("ApproximateNumberOfMessagesToMove", depth))
-        progress.update(elapsed, f"{region}: {task['Status']} {moved}/{to_move} moved")
-        if task["Status"] in FINISHED_STATUSES:
-            progress.finish()
-            return RedriveResult(
-                region, task["Status"], moved, to_move, task.get("FailureReason", "")
+        try:
+            # SQS runs one task per source queue at a time and lists the newest first.
+            tasks = sqs.list_message_move_tasks(SourceArn=dlq["QueueArn"], MaxResults=1)
+        except AWS_ERRORS as error:
+            # The task runs on in SQS; a failed reading only costs this poll.
+            progress.update(
+                elapsed, f"{region}: reading failed, retrying: {describe_aws_error(error)}"
             )
+        else:
+            task = tasks["Results"][0]
+            moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+            to_move = int(task.get("ApproximateNumberOfMessagesToMove", depth))
+            progress.update(elapsed, f"{region}: {task['Status']} {moved}/{to_move} moved")
+            if task["Status"] in FINISHED_STATUSES:
+                progress.finish()
+                return RedriveResult(
+                    region, task["Status"], moved, to_move, task.get("FailureReason", "")
+                )
         if elapsed + timing.poll_interval_seconds > timing.timeout_seconds:
             progress.finish()
             return RedriveResult(region, "TIMED_OUT", moved, to_move, "still running")

@@ -172,15 +172,21 @@ def execute(
     result = SwitchResult(plan, converged=False, seconds=0.0)
     while True:
         elapsed = timing.clock() - started
-        seen = observe(aws, outputs, elapsed, resolve)
-        result.observations.append(seen)
-        progress.update(elapsed, seen.describe())
-        if result.detection_seconds is None and plan.fence and fenced_regions_down(plan, seen):
-            result.detection_seconds = elapsed
         result.seconds = elapsed
-        if converged(plan, seen):
-            result.converged = True
-            break
+        try:
+            seen = observe(aws, outputs, elapsed, resolve)
+        except AWS_ERRORS as error:
+            # The modes are written: a failed reading (throttling, a slow API) must not end
+            # the wait, only this poll.
+            progress.update(elapsed, f"reading failed, retrying: {describe_aws_error(error)}")
+        else:
+            result.observations.append(seen)
+            progress.update(elapsed, seen.describe())
+            if result.detection_seconds is None and plan.fence and fenced_regions_down(plan, seen):
+                result.detection_seconds = elapsed
+            if converged(plan, seen):
+                result.converged = True
+                break
         if elapsed + timing.poll_interval_seconds > timing.timeout_seconds:
             break
         timing.sleep(timing.poll_interval_seconds)
