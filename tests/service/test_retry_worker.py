@@ -99,3 +99,14 @@ def test_conflicting_payment_is_parked_in_the_dlq_and_the_stored_one_kept(
     ]
     assert CONFLICT_ATTRIBUTE in parked["MessageAttributes"]
     assert retry_message.decode(parked["Body"]).request.amount == VALID_REQUEST["amount"]
+
+
+def test_without_configuration_every_record_returns(region: Region) -> None:
+    queue_payment(region)
+    failing_ssm = FaultyClient(
+        region.ssm, {"get_parameters_by_path": client_error("AccessDeniedException", "Get")}
+    )
+    worker = build_retry_worker(dataclasses.replace(region.deps, ssm=failing_ssm))
+    assert len(run_retry_worker_once(region, worker)["batchItemFailures"]) == 1
+    assert region.items() == []
+    assert region.queue_depth(region.queue_url) == 1
