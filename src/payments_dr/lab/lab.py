@@ -308,7 +308,7 @@ class Lab:
         return {
             "simulated_seconds": round(self.clock.now(), 1),
             "dns_answer": self.dns.answer(),
-            "client_cached_answer": self.dns.resolve(),
+            "client_cached_answer": self.dns.cached_answer(),
             "replication_backlog": self.replicator.backlog(),
             "regions": {
                 name: {

@@ -172,6 +172,11 @@ class FailoverDns:
             return self._primary.region
         return self._secondary.region
 
+    def cached_answer(self) -> str | None:
+        """The answer clients hold now, without refreshing it."""
+        with self._lock:
+            return self._cached
+
     def resolve(self) -> str:
         """What a client uses: the cached answer until its TTL runs out."""
         with self._lock:
