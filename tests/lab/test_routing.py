@@ -92,10 +92,12 @@ def test_clients_keep_the_cached_answer_until_the_ttl_runs_out() -> None:
     primary, _ = health_check(clock, "us-east-1", checkers=1, threshold=1)
     secondary, _ = health_check(clock, "us-east-2", checkers=1, threshold=1)
     dns = FailoverDns(clock, primary, secondary, ttl_seconds=60)
+    assert dns.cached_answer() is None
     assert dns.resolve() == "us-east-1"
     clock.current = 5.0
     primary.record(0, False)
     clock.current = 59.9
     assert dns.resolve() == "us-east-1"
     clock.current = 60.0
+    assert dns.cached_answer() == "us-east-1"  # looking does not refresh
     assert dns.resolve() == "us-east-2"
