@@ -16,7 +16,6 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -33,7 +32,7 @@ from payments_dr.contract import (
 )
 from payments_dr.service import retry_message
 from payments_dr.service.config import ConfigUnavailable
-from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.model import (
     InvalidRequest,
     PaymentStatus,
@@ -45,8 +44,6 @@ from payments_dr.service.model import (
 )
 from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import PaymentStore, PutOutcome, TableUnavailable
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # Route 53 wants an answer within about 2 s of connecting; leave room for API Gateway.
 HEALTH_DEADLINE_SECONDS = 1.5

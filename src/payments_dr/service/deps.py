@@ -26,6 +26,9 @@ CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 2.0
 MAX_ATTEMPTS = 2  # the first call plus one retry
 
+# What every build_* factory returns: a Lambda handler bound to one region's deps.
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
 
 @dataclass
 class ServiceDeps:

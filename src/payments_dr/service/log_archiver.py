@@ -11,17 +11,14 @@ range), so a redelivered batch overwrites its own object instead of adding a dup
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from payments_dr.contract import LOG_PREFIX
-from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import CorruptItem, integer_from_number
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 SEQUENCE_DIGITS = 40  # stream sequence numbers have up to 40 digits; padding keeps keys sorted
 CONTENT_TYPE = "application/x-ndjson"

@@ -8,7 +8,6 @@ maxReceiveCount they move to the DLQ.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -20,11 +19,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from payments_dr.service import retry_message
-from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import PaymentStore, PutOutcome
-
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 # Message attribute set on a conflicting payment moved to the DLQ.
 CONFLICT_ATTRIBUTE = "conflict"
