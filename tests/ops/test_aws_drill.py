@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 from payments_dr import contract
 from payments_dr.contract import IDEMPOTENCY_HEADER, REGION_HEADER, Mode, Param
@@ -273,3 +274,46 @@ def test_the_drill_command_line_of_the_lab_drives_the_aws_drill(
     assert run_drill(deployed, clock, args) == EXIT_OK
     assert timeline.read_bytes().startswith(b"\x89PNG")
     assert json.loads(args.json.read_text())["payments_acknowledged"] > 0
+
+
+def test_present_ids_reads_in_batches_of_100(deployed: Deployed) -> None:
+    table = contract.table_name(STACK)
+    stored = {f"pay_{index:032x}" for index in range(120)}
+    dynamodb = deployed.aws.client("dynamodb", SECONDARY)
+    for pay_id in stored:
+        dynamodb.put_item(TableName=table, Item={contract.TABLE_HASH_KEY: {"S": pay_id}})
+    missing = {f"pay_{index:032x}" for index in range(120, 150)}
+
+    found = aws_drill.present_ids(deployed.aws, table, SECONDARY, stored | missing)
+
+    assert found == stored
+
+
+def test_present_ids_asks_again_for_unprocessed_keys() -> None:
+    client = SESSION.client("dynamodb", region_name=PRIMARY)
+    table = contract.table_name(STACK)
+    keys = [{contract.TABLE_HASH_KEY: {"S": pay_id}} for pay_id in ("pay_a", "pay_b")]
+    projection = {"ProjectionExpression": "#key", "ExpressionAttributeNames": {"#key": "pk"}}
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "batch_get_item",
+            {
+                "Responses": {table: [keys[0]]},
+                "UnprocessedKeys": {table: {"Keys": [keys[1]], **projection}},
+            },
+            {"RequestItems": {table: {"Keys": keys, **projection}}},
+        )
+        stubber.add_response(
+            "batch_get_item",
+            {"Responses": {table: [keys[1]]}, "UnprocessedKeys": {}},
+            {"RequestItems": {table: {"Keys": [keys[1]], **projection}}},
+        )
+
+        found = aws_drill.present_ids(
+            Aws(SESSION, clients={("dynamodb", PRIMARY): client}),
+            table,
+            PRIMARY,
+            {"pay_a", "pay_b"},
+        )
+
+    assert found == {"pay_a", "pay_b"}

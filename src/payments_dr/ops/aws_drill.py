@@ -61,6 +61,7 @@ ATTEMPTS_PER_PAYMENT = 4  # a client retries with the same Idempotency-Key
 RETRY_BACKOFF_SECONDS = 1.0
 RETRYABLE = frozenset({0, 429, 500, 502, 503, 504})
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem call
+BATCH_GET_ATTEMPTS = 5  # DynamoDB may leave keys unprocessed under load; ask again
 
 
 @dataclass(frozen=True)
@@ -358,18 +359,25 @@ def first_served(samples: Iterable[RequestSample], region: str, since: float) ->
 
 
 def present_ids(aws: Aws, table: str, region: str, ids: set[str]) -> set[str]:
+    """The ids among `ids` that the table holds in `region`."""
     client = aws.client("dynamodb", region)
     found: set[str] = set()
     ordered = sorted(ids)
     for start in range(0, len(ordered), BATCH_GET_LIMIT):
-        keys = [
-            {TABLE_HASH_KEY: {"S": value}} for value in ordered[start : start + BATCH_GET_LIMIT]
-        ]
-        response = client.batch_get_item(
-            RequestItems={table: {"Keys": keys, "ProjectionExpression": TABLE_HASH_KEY}}
-        )
-        # Unprocessed keys count as absent; the settle loop asks again.
-        found |= {item[TABLE_HASH_KEY]["S"] for item in response["Responses"].get(table, [])}
+        request: dict[str, Any] = {
+            "Keys": [
+                {TABLE_HASH_KEY: {"S": value}} for value in ordered[start : start + BATCH_GET_LIMIT]
+            ],
+            "ProjectionExpression": "#key",
+            "ExpressionAttributeNames": {"#key": TABLE_HASH_KEY},
+        }
+        for _ in range(BATCH_GET_ATTEMPTS):
+            response = client.batch_get_item(RequestItems={table: request})
+            found |= {item[TABLE_HASH_KEY]["S"] for item in response["Responses"].get(table, [])}
+            unprocessed = response.get("UnprocessedKeys", {}).get(table)
+            if not unprocessed:
+                break
+            request = unprocessed  # keys left over count as absent after the last attempt
     return found
 
 
