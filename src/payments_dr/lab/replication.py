@@ -122,6 +122,11 @@ class Replicator:
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
+        self.open_streams()
+        self._thread.start()
+
+    def open_streams(self) -> None:
+        """Position a reader at the start of each table's stream; `tick` reads from there."""
         for region, resources in self._resources.items():
             streams = self._regions[region].lab_streams
             shard = streams.describe_stream(StreamArn=resources.stream_arn)["StreamDescription"][
@@ -130,7 +135,6 @@ class Replicator:
             self._iterators[region] = streams.get_shard_iterator(
                 StreamArn=resources.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
-        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -295,7 +299,7 @@ class Replicator:
         if current is not None and current.origin == target:
             if change.event == "INSERT" and current.inserted:
                 self._record_duplicate(change, target, current, now)
-            # Last writer wins; a tie goes to the region that sorts first, in both directions.
+            # Last writer wins; a tie goes to the region that sorts last, in both directions.
             if (current.written_at, target) > (change.written_at, change.source):
                 return
         table = self._resources[target].table_name
