@@ -98,6 +98,11 @@ def dlq_name(stack: str) -> str:
 LOG_PREFIX: Final = "txlog/"  # every archived object lives under this prefix
 
 
+def log_region_prefix(region: str) -> str:
+    """Where the archiver of `region` writes; bucket replication brings the peer's prefix."""
+    return f"{LOG_PREFIX}region={region}/"
+
+
 def log_bucket_name(stack: str, region: str, account_id: str) -> str:
     """Bucket names are global: the account id keeps them unique across accounts."""
     return f"{PROJECT}-{stack}-txlog-{account_id}-{region}"
