@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,14 +44,16 @@ class Aws:
     ) -> None:
         self._session = session or boto3.session.Session()
         self._clients: dict[tuple[str, str], Any] = dict(clients or {})
+        self._lock = threading.Lock()  # sessions are not thread-safe; clients are
 
     def client(self, service: str, region: str) -> Any:
         key = (service, region)
-        if key not in self._clients:
-            self._clients[key] = self._session.client(
-                service, region_name=region, config=_CLIENT_CONFIG
-            )
-        return self._clients[key]
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._session.client(
+                    service, region_name=region, config=_CLIENT_CONFIG
+                )
+            return self._clients[key]
 
     def route53(self) -> Any:
         return self.client("route53", ROUTE53_API_REGION)
