@@ -62,7 +62,7 @@ def test_a_batch_becomes_one_json_lines_object(region: Region) -> None:
     assert [line["event_name"] for line in lines] == ["INSERT"] * 3
     assert {line["new_image"]["amount"] for line in lines} == {VALID_REQUEST["amount"]}
     assert all(isinstance(line["new_image"]["amount"], int) for line in lines)
-    assert result["key"].startswith(f"{contract.LOG_PREFIX}region={region.name}/date=")
+    assert result["key"].startswith(f"{contract.log_region_prefix(region.name)}date=")
 
 
 def test_redelivered_batch_overwrites_instead_of_duplicating(region: Region) -> None:

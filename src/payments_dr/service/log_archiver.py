@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from payments_dr.contract import LOG_PREFIX
+from payments_dr.contract import log_region_prefix
 from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import CorruptItem, integer_from_number
@@ -71,8 +71,8 @@ def archive_key(region: str, records: list[dict[str, Any]]) -> str:
     started = _timestamp(records[0])
     first = str(min(sequence_numbers)).zfill(SEQUENCE_DIGITS)
     last = str(max(sequence_numbers)).zfill(SEQUENCE_DIGITS)
-    partition = f"region={region}/date={started:%Y-%m-%d}/hour={started:%H}"
-    return f"{LOG_PREFIX}{partition}/{first}-{last}.jsonl"
+    partition = f"date={started:%Y-%m-%d}/hour={started:%H}"
+    return f"{log_region_prefix(region)}{partition}/{first}-{last}.jsonl"
 
 
 def build_log_archiver(deps: ServiceDeps) -> Handler:
