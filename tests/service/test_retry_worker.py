@@ -110,3 +110,15 @@ def test_without_configuration_every_record_returns(region: Region) -> None:
     assert len(run_retry_worker_once(region, worker)["batchItemFailures"]) == 1
     assert region.items() == []
     assert region.queue_depth(region.queue_url) == 1
+
+
+def test_conflict_falls_back_to_the_redrive_when_the_dlq_refuses(region: Region) -> None:
+    queue_payment(region)
+    api = build_api_handler(region.deps)
+    assert api(post_event({**VALID_REQUEST, "amount": 5}, key=KEY), None)["statusCode"] == 201
+    refusing_sqs = FaultyClient(
+        region.sqs, {"send_message": client_error("AccessDenied", "SendMessage", 403)}
+    )
+    worker = build_retry_worker(dataclasses.replace(region.deps, sqs=refusing_sqs))
+    assert len(run_retry_worker_once(region, worker)["batchItemFailures"]) == 1
+    assert region.queue_depth(region.queue_url) == 1  # kept; the redrive moves it after 5 tries
