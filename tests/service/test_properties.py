@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from payments_dr import contract
-from payments_dr.service import model
+from payments_dr.service import model, retry_message
 from payments_dr.service.api import build_api_handler
 
 from .conftest import VALID_REQUEST, Region, api_event, post_event, provision
@@ -145,3 +145,19 @@ def test_arbitrary_payment_ids_are_400_or_404(hostile_region: Region, path_id: s
     event = api_event("GET", f"{contract.PAYMENTS_PATH}/{path_id}")
     response = build_api_handler(hostile_region.deps)(event, None)
     assert response["statusCode"] in {400, 404}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=st.one_of(
+        st.text(max_size=200),
+        json_values.map(json.dumps),
+        st.fixed_dictionaries(
+            {"version": st.just(1), "id": json_values, "request": json_values}
+        ).map(json.dumps),
+    )
+)
+def test_any_malformed_retry_message_is_poison(body: str) -> None:
+    """The worker must classify every bad message the same way, never crash otherwise."""
+    with pytest.raises(retry_message.PoisonMessage):
+        retry_message.decode(body)
