@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from payments_dr import contract
 from payments_dr.contract import Mode, Param
 from payments_dr.ops import commands
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_OK
+from payments_dr.ops.outputs import parse_outputs
+from payments_dr.ops.status import collect_status
 
 from .conftest import PRIMARY, SECONDARY, STACK, Deployed, alarm_name, resolve
 
@@ -121,3 +124,25 @@ def test_status_without_credentials_exits_2(
 
     assert exit_code == EXIT_ENVIRONMENT
     assert "error: no AWS credentials found" in capsys.readouterr().err
+
+
+def test_regional_readings_are_taken_at_the_same_time(deployed: Deployed) -> None:
+    # Each regional call waits until all 8 are in flight: one after another, they would
+    # break the barrier instead.
+    barrier = threading.Barrier(8, timeout=5)
+    met: list[int] = []
+
+    def wait_for_the_others(**_: object) -> None:
+        met.append(barrier.wait())
+
+    outputs = parse_outputs(STACK, deployed.outputs)
+    for service in ("ssm", "sqs", "cloudwatch"):
+        for region in (PRIMARY, SECONDARY):
+            events = deployed.aws.client(service, region).meta.events
+            events.register_first("before-send", wait_for_the_others)
+    script_status_reads(deployed, PRIMARY)
+
+    status = collect_status(deployed.aws, outputs, resolve)
+
+    assert sorted(met) == list(range(8))
+    assert all(not region.errors for region in status.regions)
