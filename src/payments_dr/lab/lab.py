@@ -153,41 +153,8 @@ class Lab:
             stream_listener=self._archive_stream_records,
         )
         for region in settings.config.regions:
-            aws = aws_by_region[region]
-            api_deps = self._deps(aws, resources[region])
-            retry_deps = self._deps(aws, resources[region])
-            if settings.strong:
-                self.replicator.wrap_for_strong_consistency(api_deps.dynamodb, region)
-                self.replicator.wrap_for_strong_consistency(retry_deps.dynamodb, region)
-            apis[region].handler = _as_lambda(build_api_handler(api_deps))
-            self.regions[region] = Region(
-                name=region,
-                aws=aws,
-                api=apis[region],
-                resources=resources[region],
-                retry_poller=RetryQueuePoller(
-                    self.clock,
-                    aws,
-                    resources[region],
-                    _as_lambda(build_retry_worker(retry_deps)),
-                    settings.stack,
-                ),
-                archiver_feed=LogArchiverFeed(
-                    region,
-                    aws.faults,
-                    _as_lambda(build_log_archiver(self._deps(aws, resources[region]))),
-                    settings.stack,
-                ),
-                health=RegionHealthCheck(
-                    region,
-                    apis[region].url + contract.HEALTH_PATH,
-                    self.clock,
-                    interval_seconds=settings.config.health_check_interval_seconds,
-                    failure_threshold=settings.config.health_check_failure_threshold,
-                    checkers=settings.health_checkers,
-                    healthy_fraction=settings.healthy_checker_fraction,
-                    on_change=self._health_changed,
-                ),
+            self.regions[region] = self._wire_region(
+                aws_by_region[region], apis[region], resources[region]
             )
         primary, secondary = (self.regions[r] for r in settings.config.regions)
         self.dns = FailoverDns(
@@ -214,6 +181,41 @@ class Lab:
         while self._stops:
             self._stops.pop()()
         Lab._running.release()
+
+    def _wire_region(self, aws: RegionAws, api: RegionApi, resources: RegionResources) -> Region:
+        """The real handlers of one region, with their event sources and health check."""
+        settings, region = self.settings, aws.region
+        api_deps = self._deps(aws, resources)
+        retry_deps = self._deps(aws, resources)
+        if settings.strong:
+            self.replicator.wrap_for_strong_consistency(api_deps.dynamodb, region)
+            self.replicator.wrap_for_strong_consistency(retry_deps.dynamodb, region)
+        api.handler = _as_lambda(build_api_handler(api_deps))
+        archiver = _as_lambda(build_log_archiver(self._deps(aws, resources)))
+        return Region(
+            name=region,
+            aws=aws,
+            api=api,
+            resources=resources,
+            retry_poller=RetryQueuePoller(
+                self.clock,
+                aws,
+                resources,
+                _as_lambda(build_retry_worker(retry_deps)),
+                settings.stack,
+            ),
+            archiver_feed=LogArchiverFeed(region, aws.faults, archiver, settings.stack),
+            health=RegionHealthCheck(
+                region,
+                api.url + contract.HEALTH_PATH,
+                self.clock,
+                interval_seconds=settings.config.health_check_interval_seconds,
+                failure_threshold=settings.config.health_check_failure_threshold,
+                checkers=settings.health_checkers,
+                healthy_fraction=settings.healthy_checker_fraction,
+                on_change=self._health_changed,
+            ),
+        )
 
     def _deps(self, aws: RegionAws, resources: RegionResources) -> ServiceDeps:
         """One function's dependencies, as its cold start would build them."""
