@@ -188,8 +188,8 @@ def api_throughput(session: boto3.session.Session, payments: int) -> dict[str, t
     return rates
 
 
-def xray_sdk_share(module: str, path_setup: str) -> float:
-    """Seconds of one import spent in the X-Ray SDK (behind the tracer), from -X importtime."""
+def import_breakdown(module: str, path_setup: str) -> collections.Counter[str]:
+    """Seconds of one import by top-level package, from the self times of -X importtime."""
     probe = f"{path_setup}\nimport {module}"
     report = subprocess.run(
         [sys.executable, "-S", "-X", "importtime", "-c", probe],
@@ -197,22 +197,13 @@ def xray_sdk_share(module: str, path_setup: str) -> float:
         text=True,
         check=True,
     ).stderr
-    entries = []  # (depth, name, cumulative microseconds), children before their parent
+    seconds: collections.Counter[str] = collections.Counter()
     for line in report.splitlines():
         if line.startswith("import time:") and line.count("|") == 2:
-            _, cumulative, name = line.split("|")
-            if cumulative.strip().isdigit():
-                depth = len(name) - len(name.lstrip())
-                entries.append((depth, name.strip(), int(cumulative)))
-    microseconds = 0
-    for index, (depth, name, cumulative) in enumerate(entries):
-        parent = next((later for later in entries[index + 1 :] if later[0] < depth), None)
-        # Count the SDK's outermost entries only: their children are inside their cumulative.
-        if name.startswith("aws_xray_sdk") and not (
-            parent and parent[1].startswith("aws_xray_sdk")
-        ):
-            microseconds += cumulative
-    return microseconds / 1e6
+            self_time, _, name = line.removeprefix("import time:").split("|")
+            if self_time.strip().isdigit():
+                seconds[name.strip().split(".")[0]] += int(self_time) / 1e6
+    return seconds
 
 
 def import_seconds(module: str, path_setup: str, runs: int) -> tuple[float, float]:
@@ -278,10 +269,7 @@ def main() -> None:
         installed = f"import sys; sys.path[:0] = {site_packages!r}; import site; site.main()"
         task = f"import sys; sys.path[:0] = [{str(Path(scratch) / 'task')!r}, *{site_packages!r}]"
         print(f"== Cold import, median of {args.import_runs} fresh interpreters ==")
-        print(
-            f"{'module':34s} {'installed, bytecode cached':>27s} {'artifact, no bytecode':>23s}"
-            "  X-Ray SDK share"
-        )
+        print(f"{'module':34s} {'installed, bytecode cached':>27s} {'artifact, no bytecode':>23s}")
         floor_wall, floor_cpu = import_seconds("botocore.session", installed, args.import_runs)
         print(
             f"{'botocore.session (runtime floor)':34s} "
@@ -290,12 +278,16 @@ def main() -> None:
         for module in HANDLER_MODULES:
             cached_wall, cached_cpu = import_seconds(module, installed, args.import_runs)
             fresh_wall, fresh_cpu = import_seconds(module, task, args.import_runs)
-            xray = xray_sdk_share(module, installed)
             print(
                 f"{module:34s} {cached_wall * 1000:8.0f} ms wall {cached_cpu * 1000:5.0f} ms CPU"
                 f" {fresh_wall * 1000:6.0f} ms wall {fresh_cpu * 1000:5.0f} ms CPU"
-                f"  ~{xray * 1000:.0f} ms"
             )
+            breakdown = import_breakdown(module, installed)
+            total = sum(breakdown.values())
+            shares = ", ".join(
+                f"{package} {share / total:.0%}" for package, share in breakdown.most_common(5)
+            )
+            print(f"{'':34s} by package: {shares}")
 
 
 if __name__ == "__main__":
