@@ -28,7 +28,6 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 POLL_WALL_SECONDS = 0.005
 ARCHIVER_RETRY_WALL_SECONDS = 0.05
-RETRY_BATCH = contract.RETRY_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ class RetryQueuePoller:
             sends = self._aws.queue_sends
             if released or sends != self._sends_seen:
                 self._sends_seen = sends
-                while self.poll_once() == RETRY_BATCH:
+                while self.poll_once() == contract.RETRY_BATCH_SIZE:
                     pass  # a full batch: there may be more
 
     def poll_once(self) -> int:
@@ -126,7 +125,7 @@ class RetryQueuePoller:
         hide_seconds = math.ceil(self._visibility_wall) + 30
         messages = self._aws.lab_sqs.receive_message(
             QueueUrl=self._resources.retry_queue_url,
-            MaxNumberOfMessages=RETRY_BATCH,
+            MaxNumberOfMessages=contract.RETRY_BATCH_SIZE,
             VisibilityTimeout=hide_seconds,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
