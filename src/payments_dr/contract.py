@@ -166,6 +166,8 @@ class StackOutput(StrEnum):
     FAILOVER_URL = "failover_url"  # https://api.<domain>, answered by the healthy region
     API_DOMAIN = "api_domain"
     HOSTED_ZONE_ID = "hosted_zone_id"
+    # Where to delegate the domain when the stack created the zone (empty for an existing zone).
+    NAME_SERVERS = "name_servers"
     TABLE_NAME = "table_name"
     DR_BUDGET = "dr_budget"
     REGIONS = "regions"  # {region: {RegionOutput: value}}
@@ -187,6 +189,8 @@ class RegionOutput(StrEnum):
     RETRY_QUEUE_URL = "retry_queue_url"
     DLQ_URL = "dlq_url"
     FUNCTION_NAMES = "function_names"  # {Function: name}
+    USAGE_PLAN_ID = "usage_plan_id"  # the merchants' usage plan (per-merchant throttling)
+    WEB_ACL_ARN = "web_acl_arn"
 
 
 class DrBudgetField(StrEnum):
@@ -200,3 +204,32 @@ class DrBudgetField(StrEnum):
 
 # Set by the API on every response: which region served it (drills count requests per region).
 REGION_HEADER: Final = "X-Payments-Region"
+
+
+# --- Authentication ------------------------------------------------------------------------
+# Merchants send "Authorization: Bearer <api key>"; the REQUEST authorizer reads this header,
+# and API Gateway caches its verdict per header value for AUTHORIZER_CACHE_TTL_SECONDS, which
+# is therefore also the longest a revoked key keeps working.
+AUTH_HEADER: Final = "Authorization"
+AUTH_SCHEME: Final = "Bearer"
+AUTHORIZER_CACHE_TTL_SECONDS: Final = 60
+# Key of the merchant id in the authorizer context API Gateway passes to the API handler.
+AUTH_CONTEXT_MERCHANT_ID: Final = "merchant_id"
+# Merchant credential records share the payments table (and so its replication); payment
+# ids start with "pay_", so the two kinds of item can never collide.
+MERCHANT_ITEM_PREFIX: Final = "merchant#"
+
+
+def merchant_item_key(merchant_id: str) -> str:
+    """The table hash key of a merchant's credential record."""
+    return f"{MERCHANT_ITEM_PREFIX}{merchant_id}"
+
+
+# Per-merchant throttling: API Gateway API keys (named after the merchant) in one usage plan
+# per region; the authorizer names the merchant's key, clients never send it.
+def usage_plan_name(stack: str) -> str:
+    return f"{PROJECT}-{stack}-merchants"
+
+
+def merchant_api_key_name(stack: str, merchant_id: str) -> str:
+    return f"{PROJECT}-{stack}-merchant-{merchant_id}"
