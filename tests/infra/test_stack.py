@@ -285,6 +285,25 @@ def test_3_rest_api_from_the_openapi_document_with_validation(stack: SynthResult
                 assert f":{region}:" in integration["uri"] and api_function in integration["uri"]
 
 
+def test_3_gateway_errors_use_the_services_error_shape(stack: SynthResult) -> None:
+    error_schema = load_openapi()["components"]["schemas"]["Error"]
+    for region in regions(stack):
+        api = one(stack.of_type("aws:apigateway/restApi:RestApi", region))
+        responses = json.loads(api["inputs"]["body"])["x-amazon-apigateway-gateway-responses"]
+        assert {"BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(
+            responses
+        )
+        for response in responses.values():
+            template = response["responseTemplates"]["application/json"]
+            # API Gateway substitutes messageString as a quoted JSON string.
+            rendered = json.loads(
+                template.replace("$context.error.messageString", json.dumps('Invalid "body"'))
+            )
+            assert set(rendered) == set(error_schema["required"])
+            assert rendered["code"] in error_schema["properties"]["code"]["enum"]
+            assert rendered["message"] == 'Invalid "body"'
+
+
 def test_3_stage_with_access_logs_metrics_and_throttling(stack: SynthResult) -> None:
     for region in regions(stack):
         stage = one(stack.of_type("aws:apigateway/stage:Stage", region))["inputs"]
@@ -407,6 +426,7 @@ def test_4_existing_zone_is_used_instead_of_a_new_one(artifact_path: Any, tmp_pa
     result = synthesize(path, artifact_path)
     assert not result.of_type("aws:route53/zone:Zone")
     assert result.outputs[StackOutput.HOSTED_ZONE_ID] == "Z0123456789ABCDEFGHIJ"
+    assert result.outputs[StackOutput.NAME_SERVERS] == []  # already delegated by its owner
     assert {r["inputs"]["zoneId"] for r in result.of_type("aws:route53/record:Record")} == {
         "Z0123456789ABCDEFGHIJ"
     }
@@ -642,6 +662,7 @@ def test_10_outputs_use_the_contract_names(stack: SynthResult) -> None:
     assert outputs[StackOutput.FAILOVER_URL] == f"https://{stack.config.api_domain}"
     assert outputs[StackOutput.API_DOMAIN] == stack.config.api_domain
     assert outputs[StackOutput.TABLE_NAME] == contract.table_name(stack.config.stack)
+    assert len(outputs[StackOutput.NAME_SERVERS]) == 4  # the zone is new: delegate to these
     assert outputs[StackOutput.DR_BUDGET] == {
         str(k): v for k, v in stack.config.budget.to_dict().items()
     }

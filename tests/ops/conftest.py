@@ -232,6 +232,7 @@ def stack_outputs(regions: dict[str, Any]) -> dict[str, Any]:
         StackOutput.FAILOVER_URL: f"https://{API_DOMAIN}",
         StackOutput.API_DOMAIN: API_DOMAIN,
         StackOutput.HOSTED_ZONE_ID: ZONE_ID,
+        StackOutput.NAME_SERVERS: [],
         StackOutput.TABLE_NAME: contract.table_name(STACK),
         StackOutput.DR_BUDGET: {
             contract.DrBudgetField.RTO_TARGET_SECONDS: 900,

@@ -38,6 +38,7 @@ class FunctionScope:
     account_id: str
     table_arn: str  # this region's replica
     queue_arn: str  # the retry queue
+    dlq_arn: str  # its dead-letter queue: the worker parks conflicting payments there
     bucket_arn: str  # this region's transaction-log bucket
     key_arn: str  # this region's customer-managed key
     log_group_arn: str
@@ -151,7 +152,13 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
                 ],
                 [scope.queue_arn],
             ),
-            _allow("DecryptRetries", ["kms:Decrypt"], [scope.key_arn], **_via("sqs", region)),
+            _allow("ParkConflicts", ["sqs:SendMessage"], [scope.dlq_arn]),
+            _allow(
+                "EncryptRetries",
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                [scope.key_arn],
+                **_via("sqs", region),
+            ),
         ]
     return [
         _allow(
@@ -163,7 +170,7 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
         _allow(
             "ArchiveTransactions",
             ["s3:PutObject"],
-            [f"{scope.bucket_arn}/{contract.LOG_PREFIX}*"],
+            [f"{scope.bucket_arn}/{contract.log_region_prefix(region)}*"],
         ),
         _allow(
             "EncryptArchive",
@@ -180,6 +187,7 @@ def endpoint_policies(
     account_id: str,
     table_arn: str,
     queue_arn: str,
+    dlq_arn: str,
     bucket_arn: str,
     ssm_path: str,
 ) -> dict[str, PolicyDocument]:
@@ -205,9 +213,11 @@ def endpoint_policies(
             "PaymentsTable", ["dynamodb:GetItem", "dynamodb:PutItem"], [table_arn]
         ),
         "s3": document(
-            "TransactionLog", ["s3:PutObject"], [f"{bucket_arn}/{contract.LOG_PREFIX}*"]
+            "TransactionLog",
+            ["s3:PutObject"],
+            [f"{bucket_arn}/{contract.log_region_prefix(region)}*"],
         ),
-        "sqs": document("RetryQueue", ["sqs:SendMessage"], [queue_arn]),
+        "sqs": document("RetryQueues", ["sqs:SendMessage"], [queue_arn, dlq_arn]),
         "ssm": document(
             "RegionConfiguration",
             ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],

@@ -74,6 +74,29 @@ def retry_queue_arn(region: str, account_id: str, stack: str) -> str:
     return f"arn:aws:sqs:{region}:{account_id}:{contract.retry_queue_name(stack)}"
 
 
+def dlq_arn(region: str, account_id: str, stack: str) -> str:
+    return f"arn:aws:sqs:{region}:{account_id}:{contract.dlq_name(stack)}"
+
+
+def _gateway_response(code: str) -> dict[str, Any]:
+    # messageString arrives already quoted; the body then matches the service's Error schema.
+    return {
+        "responseTemplates": {
+            "application/json": f'{{"code": "{code}", "message": $context.error.messageString}}'
+        }
+    }
+
+
+# Requests API Gateway answers itself (rejected by validation, or failing before the function)
+# get the same error shape as the service's own answers, so clients parse one format.
+GATEWAY_RESPONSES: dict[str, Any] = {
+    "BAD_REQUEST_BODY": _gateway_response("bad_request"),
+    "BAD_REQUEST_PARAMETERS": _gateway_response("bad_request"),
+    "DEFAULT_4XX": _gateway_response("bad_request"),
+    "DEFAULT_5XX": _gateway_response("unavailable"),
+}
+
+
 def api_definition(invoke_arn: str) -> dict[str, Any]:
     """The service's OpenAPI document plus the API Gateway extensions for one region."""
     document = copy.deepcopy(load_openapi())
@@ -81,6 +104,7 @@ def api_definition(invoke_arn: str) -> dict[str, Any]:
         REQUEST_VALIDATOR: {"validateRequestBody": True, "validateRequestParameters": True}
     }
     document["x-amazon-apigateway-request-validator"] = REQUEST_VALIDATOR
+    document["x-amazon-apigateway-gateway-responses"] = GATEWAY_RESPONSES
     for operations in document["paths"].values():
         for method, operation in operations.items():
             if method.startswith("x-") or method == "parameters":
@@ -139,8 +163,9 @@ class RegionalService(pulumi.ComponentResource):
             function_name=self.functions[Function.LOG_ARCHIVER].arn,
             starting_position="TRIM_HORIZON",  # archive every change the stream still holds
             batch_size=contract.STREAM_BATCH_SIZE,
+            # The archiver reports the first failed record itself; bisecting on top of that
+            # could archive overlapping halves of a batch under different keys.
             function_response_types=["ReportBatchItemFailures"],
-            bisect_batch_on_function_error=True,
             maximum_retry_attempts=STREAM_MAX_RETRY_ATTEMPTS,
             opts=self._child,
         )
@@ -240,6 +265,7 @@ class RegionalService(pulumi.ComponentResource):
                     region=region,
                     account_id=account,
                     table_arn=args.table_arn,
+                    dlq_arn=dlq_arn(region, account, args.stack),
                     bucket_arn=args.bucket_arn,
                     log_group_arn=f"arn:aws:logs:{region}:{account}:log-group:{log_group_name}",
                     ssm_path=self.ssm_path,
@@ -471,6 +497,7 @@ def _function_policy_json(
     region: str,
     account_id: str,
     table_arn: str,
+    dlq_arn: str,
     bucket_arn: str,
     log_group_arn: str,
     ssm_path: str,
@@ -482,6 +509,7 @@ def _function_policy_json(
         account_id=account_id,
         table_arn=table_arn,
         queue_arn=queue_arn,
+        dlq_arn=dlq_arn,
         bucket_arn=bucket_arn,
         key_arn=key_arn,
         log_group_arn=log_group_arn,

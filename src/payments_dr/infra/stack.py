@@ -21,7 +21,12 @@ from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
 from payments_dr.infra.monitoring import Monitoring, MonitoringArgs
 from payments_dr.infra.network import Network, NetworkArgs
-from payments_dr.infra.service import RegionalService, RegionalServiceArgs, retry_queue_arn
+from payments_dr.infra.service import (
+    RegionalService,
+    RegionalServiceArgs,
+    dlq_arn,
+    retry_queue_arn,
+)
 from payments_dr.infra.storage import Storage, StorageArgs, replication_rule_id
 
 # Non-overlapping address space per region role, so the VPCs can be peered if ever needed.
@@ -89,6 +94,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                     account_id=account_id,
                     table_arn=data.table_arns[region],
                     queue_arn=retry_queue_arn(region, account_id, config.stack),
+                    dlq_arn=dlq_arn(region, account_id, config.stack),
                     bucket_arn=storage.bucket_arns[region],
                     ssm_path=contract.ssm_path(config.stack, region),
                 ),
@@ -193,6 +199,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         StackOutput.FAILOVER_URL: config.failover_url,
         StackOutput.API_DOMAIN: config.api_domain,
         StackOutput.HOSTED_ZONE_ID: zone.zone_id,
+        StackOutput.NAME_SERVERS: zone.name_servers,
         StackOutput.TABLE_NAME: data.table_name,
         StackOutput.DR_BUDGET: config.budget.to_dict(),
         StackOutput.REGIONS: regions_output,
