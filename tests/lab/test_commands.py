@@ -34,6 +34,18 @@ def test_drill_on_aws_is_delegated_to_the_operations_drill(
     monkeypatch.setattr(aws_drill, "run", lambda args: received.append(args) or 7)
     assert cli.main(["drill", "--on-aws", "--stack", "prod", "--scenario", "fenced"]) == 7
     assert received[0].stack == "prod" and received[0].scenario == "fenced"
+    assert received[0].outputs is None and received[0].force is False
+
+
+def test_drill_on_aws_reads_outputs_from_a_file_without_the_pulumi_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The operations drill refuses cleanly (exit 2) when the file lacks the stack's outputs.
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text("{}", encoding="utf-8")
+    argv = ["drill", "--on-aws", "--stack", "prod", "--scenario", "fenced"]
+    assert cli.main([*argv, "--outputs", str(outputs), "--force"]) == 2
+    assert "stack prod lacks the outputs" in capsys.readouterr().err
 
 
 def test_stack_without_on_aws_is_refused() -> None:

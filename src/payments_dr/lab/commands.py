@@ -66,6 +66,18 @@ def register(subparsers: Any) -> None:
         "--on-aws", action="store_true", help="run the drill on a deployed stack instead"
     )
     drill.add_argument("--stack", help="the deployed stack (with --on-aws)")
+    drill.add_argument(
+        "--outputs",
+        type=Path,
+        metavar="FILE",
+        help="the stack's outputs as `pulumi stack output --json` wrote them (with --on-aws;"
+        " default: read through the Pulumi CLI)",
+    )
+    drill.add_argument(
+        "--force",
+        action="store_true",
+        help="fail over even when a safety check refuses (with --on-aws)",
+    )
     drill.set_defaults(run=run_drill_command)
 
 
