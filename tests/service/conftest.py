@@ -161,14 +161,31 @@ def region(aws: None) -> Region:
     return provision(contract.DEFAULT_PRIMARY_REGION)
 
 
+MERCHANT = "merchant-42"
+
+
 def api_event(
     method: str,
     path: str,
     body: str | None = None,
     headers: dict[str, str] | None = None,
     is_base64_encoded: bool = False,
+    merchant_id: str | None = MERCHANT,
 ) -> dict[str, Any]:
-    """An API Gateway REST (Lambda proxy) event, as the gateway would send it."""
+    """An API Gateway REST (Lambda proxy) event, as the gateway sends it after the authorizer
+    admitted `merchant_id` (None: no authorizer ran, as on the health route)."""
+    request_context: dict[str, Any] = {
+        "stage": contract.API_STAGE,
+        "requestId": str(uuid.uuid4()),
+        "httpMethod": method,
+        "path": f"/{contract.API_STAGE}{path}",
+        "resourcePath": path,
+    }
+    if merchant_id is not None:
+        request_context["authorizer"] = {
+            contract.AUTH_CONTEXT_MERCHANT_ID: merchant_id,
+            "principalId": merchant_id,
+        }
     return {
         "resource": path,
         "path": path,
@@ -179,13 +196,7 @@ def api_event(
         "pathParameters": None,
         "body": body,
         "isBase64Encoded": is_base64_encoded,
-        "requestContext": {
-            "stage": contract.API_STAGE,
-            "requestId": str(uuid.uuid4()),
-            "httpMethod": method,
-            "path": f"/{contract.API_STAGE}{path}",
-            "resourcePath": path,
-        },
+        "requestContext": request_context,
     }
 
 
@@ -215,7 +226,6 @@ class FaultyClient:
 
 
 VALID_REQUEST = {
-    "merchant_id": "merchant-42",
     "amount": 1999,
     "currency": "EUR",
     "payment_token": "tok_4f9a2c7e81b3",
@@ -224,7 +234,10 @@ VALID_REQUEST = {
 
 
 def post_event(
-    body: dict[str, Any] | str, key: str = "key-0001-abcd", **headers: str
+    body: dict[str, Any] | str,
+    key: str = "key-0001-abcd",
+    merchant_id: str | None = MERCHANT,
+    **headers: str,
 ) -> dict[str, Any]:
     text = body if isinstance(body, str) else json.dumps(body)
     return api_event(
@@ -232,6 +245,7 @@ def post_event(
         contract.PAYMENTS_PATH,
         text,
         {contract.IDEMPOTENCY_HEADER: key, "Content-Type": "application/json", **headers},
+        merchant_id=merchant_id,
     )
 
 

@@ -21,6 +21,7 @@ from payments_dr.service.retry_worker import build_retry_worker
 from payments_dr.service.store import Attr
 
 from .conftest import (
+    MERCHANT,
     VALID_REQUEST,
     FaultyClient,
     Region,
@@ -46,7 +47,7 @@ def test_new_payment_is_created_once_with_its_region_and_integer_amount(region: 
     response = api(post_event(VALID_REQUEST, key="key-0001-abcd"), None)
     assert response["statusCode"] == 201
     created = body(response)
-    assert created["id"] == payment_id(VALID_REQUEST["merchant_id"], "key-0001-abcd")
+    assert created["id"] == payment_id(MERCHANT, "key-0001-abcd")
     assert created["status"] == "accepted"
     assert created["region"] == region.name
     assert created["amount"] == VALID_REQUEST["amount"]
@@ -100,7 +101,7 @@ def test_key_reuse_with_a_different_request_is_422_and_leaves_the_original(
 def test_same_key_for_two_merchants_gives_two_payments(region: Region) -> None:
     api = build_api_handler(region.deps)
     first = api(post_event(VALID_REQUEST), None)
-    second = api(post_event({**VALID_REQUEST, "merchant_id": "merchant-43"}), None)
+    second = api(post_event(VALID_REQUEST, merchant_id="merchant-43"), None)
     assert (first["statusCode"], second["statusCode"]) == (201, 201)
     assert body(first)["id"] != body(second)["id"]
 
@@ -231,6 +232,48 @@ def test_get_returns_the_stored_payment_or_404(region: Region) -> None:
     assert malformed["statusCode"] == 400
 
 
+def test_another_merchants_payment_answers_like_a_missing_one(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    created = body(api(post_event(VALID_REQUEST), None))
+    path = f"{contract.PAYMENTS_PATH}/{created['id']}"
+    foreign = api(api_event("GET", path, merchant_id="merchant-43"), None)
+    missing = api(api_event("GET", f"{contract.PAYMENTS_PATH}/pay_{'0' * 32}"), None)
+    assert foreign["statusCode"] == 404
+    assert body(foreign) == body(missing)  # nothing tells "not yours" from "not there"
+
+
+def test_the_merchant_comes_from_the_authorizer_never_from_the_body(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    response = api(post_event({**VALID_REQUEST, "merchant_id": "merchant-43"}), None)
+    assert response["statusCode"] == 400
+    assert "merchant_id" in body(response)["message"]
+    assert region.items() == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        post_event(VALID_REQUEST, merchant_id=None),
+        api_event("GET", f"{contract.PAYMENTS_PATH}/pay_{'0' * 32}", merchant_id=None),
+    ],
+    ids=["create", "read"],
+)
+def test_payment_routes_without_an_authorizer_verdict_are_refused(
+    region: Region, event: dict[str, Any]
+) -> None:
+    response = build_api_handler(region.deps)(event, None)
+    assert response["statusCode"] == 401
+    assert body(response)["code"] == "unauthorized"
+    assert region.items() == []
+
+
+def test_health_needs_no_merchant(region: Region) -> None:
+    event = api_event("GET", contract.HEALTH_PATH, merchant_id=None)
+    response = build_api_handler(region.deps)(event, None)
+    assert response["statusCode"] == 200
+    assert set(body(response)) == {"status", "region", "reasons"}
+
+
 def test_get_with_the_table_down_is_503(region: Region) -> None:
     region.deps.dynamodb = FaultyClient(
         region.dynamodb, {"get_item": client_error("InternalServerError", "GetItem", 500)}
@@ -346,5 +389,5 @@ def test_concurrent_different_requests_each_get_their_own_answer(region: Region)
         sys.setswitchinterval(switch_interval)
     for amount, answer in answers.items():
         assert answer["amount"] == amount
-        assert answer["id"] == payment_id(VALID_REQUEST["merchant_id"], f"key-{amount:08d}")
+        assert answer["id"] == payment_id(MERCHANT, f"key-{amount:08d}")
     assert len(region.items()) == count

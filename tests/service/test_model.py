@@ -13,7 +13,7 @@ from payments_dr.service.model import InvalidRequest, parse_payment_request, pay
 from payments_dr.service.openapi import load_openapi
 from payments_dr.service.store import CorruptItem, from_item, integer_from_number, to_item
 
-from .conftest import VALID_REQUEST
+from .conftest import MERCHANT, VALID_REQUEST
 
 
 def request_schema() -> dict[str, Any]:
@@ -26,10 +26,12 @@ def test_validation_bounds_match_the_openapi_document() -> None:
     assert properties["amount"]["maximum"] == model.MAX_AMOUNT_MINOR
     assert properties["amount"]["minimum"] == 1
     assert set(properties["currency"]["enum"]) == model.CURRENCIES
-    assert set(request_schema()["required"]) == model.REQUIRED_FIELDS
-    assert set(properties) == model.REQUIRED_FIELDS | model.OPTIONAL_FIELDS
+    assert set(request_schema()["required"]) == model.BODY_REQUIRED_FIELDS
+    assert set(properties) == model.BODY_REQUIRED_FIELDS | model.OPTIONAL_FIELDS
+    payment_schema = load_openapi()["components"]["schemas"]["Payment"]
+    merchant_pattern = payment_schema["properties"]["merchant_id"]["pattern"]
+    assert merchant_pattern == f"^{model.MERCHANT_ID_PATTERN.pattern}$"
     patterns = {
-        "merchant_id": model.MERCHANT_ID_PATTERN,
         "payment_token": model.PAYMENT_TOKEN_PATTERN,
         "reference": model.REFERENCE_PATTERN,
         "description": model.DESCRIPTION_PATTERN,
@@ -44,7 +46,7 @@ def test_validation_bounds_match_the_openapi_document() -> None:
 
 
 def test_valid_request_parses_with_an_integer_amount() -> None:
-    request = parse_payment_request(json.dumps(VALID_REQUEST))
+    request = parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT)
     assert request.amount == 1999
     assert type(request.amount) is int
     assert request.description is None
@@ -52,7 +54,9 @@ def test_valid_request_parses_with_an_integer_amount() -> None:
 
 def test_base64_bodies_are_decoded() -> None:
     encoded = base64.b64encode(json.dumps(VALID_REQUEST).encode()).decode()
-    assert parse_payment_request(encoded, is_base64_encoded=True).amount == 1999
+    assert (
+        parse_payment_request(encoded, is_base64_encoded=True, merchant_id=MERCHANT).amount == 1999
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +81,7 @@ def test_base64_bodies_are_decoded() -> None:
 )
 def test_invalid_fields_are_rejected(change: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequest):
-        parse_payment_request(json.dumps({**VALID_REQUEST, **change}))
+        parse_payment_request(json.dumps({**VALID_REQUEST, **change}), merchant_id=MERCHANT)
 
 
 @pytest.mark.parametrize(
@@ -94,13 +98,13 @@ def test_invalid_fields_are_rejected(change: dict[str, Any]) -> None:
 )
 def test_hostile_json_is_rejected(body: str) -> None:
     with pytest.raises(InvalidRequest):
-        parse_payment_request(body)
+        parse_payment_request(body, merchant_id=MERCHANT)
 
 
 def test_missing_required_field_is_named() -> None:
     fields = {k: v for k, v in VALID_REQUEST.items() if k != "currency"}
     with pytest.raises(InvalidRequest, match="currency"):
-        parse_payment_request(json.dumps(fields))
+        parse_payment_request(json.dumps(fields), merchant_id=MERCHANT)
 
 
 def test_payment_id_is_deterministic_and_distinct() -> None:
@@ -111,15 +115,20 @@ def test_payment_id_is_deterministic_and_distinct() -> None:
 
 
 def test_fingerprint_changes_with_any_field() -> None:
-    request = parse_payment_request(json.dumps(VALID_REQUEST))
-    assert request.fingerprint() == parse_payment_request(json.dumps(VALID_REQUEST)).fingerprint()
+    request = parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT)
+    assert (
+        request.fingerprint()
+        == parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT).fingerprint()
+    )
     for change in ({"amount": 2000}, {"currency": "USD"}, {"reference": "order-1002"}):
-        other = parse_payment_request(json.dumps({**VALID_REQUEST, **change}))
+        other = parse_payment_request(json.dumps({**VALID_REQUEST, **change}), merchant_id=MERCHANT)
         assert other.fingerprint() != request.fingerprint()
 
 
 def test_items_round_trip_without_floats() -> None:
-    request = parse_payment_request(json.dumps({**VALID_REQUEST, "amount": model.MAX_AMOUNT_MINOR}))
+    request = parse_payment_request(
+        json.dumps({**VALID_REQUEST, "amount": model.MAX_AMOUNT_MINOR}), merchant_id=MERCHANT
+    )
     payment = model.new_payment(request, "key-00001", "us-east-2", 1_764_100_000.5)
     assert payment.created_at == "2025-11-25T19:46:40.500Z"
     assert from_item(to_item(payment)) == payment

@@ -12,7 +12,7 @@ from payments_dr import contract
 from payments_dr.service import model
 from payments_dr.service.openapi import load_openapi
 
-from .conftest import VALID_REQUEST
+from .conftest import MERCHANT, VALID_REQUEST
 
 # Keywords API Gateway's REST model import rejects or silently ignores (it speaks a subset of
 # JSON Schema draft 4): relying on any of them would make gateway and service disagree.
@@ -64,7 +64,18 @@ def test_post_requires_the_idempotency_header_and_a_json_body() -> None:
     assert header["required"] is True
     assert post["requestBody"]["required"] is True
     assert set(post["requestBody"]["content"]) == {"application/json"}
-    assert set(post["responses"]) == {"200", "201", "202", "400", "422", "503"}
+    assert set(post["responses"]) == {"200", "201", "202", "400", "401", "403", "422", "503"}
+
+
+def test_payment_operations_need_a_merchant_key_and_health_stays_open() -> None:
+    document = load_openapi()
+    scheme = document["components"]["securitySchemes"]["MerchantKey"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
+    paths = document["paths"]
+    assert paths[contract.PAYMENTS_PATH]["post"]["security"] == [{"MerchantKey": []}]
+    assert paths[contract.PAYMENT_PATH]["get"]["security"] == [{"MerchantKey": []}]
+    assert paths[contract.HEALTH_PATH]["get"]["security"] == []
+    assert "security" not in document  # no default: every operation states its own
 
 
 def test_every_reference_resolves() -> None:
@@ -144,7 +155,7 @@ def test_gateway_schema_and_service_agree_on_requests(change: dict[str, Any], va
     request = {**VALID_REQUEST, **change}
     gateway_accepts = jsonschema.Draft4Validator(schema).is_valid(request)
     try:
-        model.parse_payment_request(json.dumps(request))
+        model.parse_payment_request(json.dumps(request), merchant_id=MERCHANT)
         service_accepts = True
     except model.InvalidRequest:
         service_accepts = False

@@ -78,7 +78,7 @@ def invalid_requests(draw: st.DrawFn) -> str:
         name = draw(st.text(max_size=20).filter(lambda n: n not in fields))
         fields[name] = draw(json_values)
     elif kind == "missing":
-        del fields[draw(st.sampled_from(sorted(model.REQUIRED_FIELDS)))]
+        del fields[draw(st.sampled_from(sorted(model.BODY_REQUIRED_FIELDS)))]
     elif kind == "not-object":
         return json.dumps(draw(json_values.filter(lambda v: not isinstance(v, dict))))
     else:

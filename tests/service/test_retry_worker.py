@@ -13,6 +13,7 @@ from payments_dr.service.retry_worker import CONFLICT_ATTRIBUTE, build_retry_wor
 from payments_dr.service.store import Attr
 
 from .conftest import (
+    MERCHANT,
     VALID_REQUEST,
     FaultyClient,
     Region,
@@ -26,7 +27,9 @@ KEY = "key-0001-abcd"
 
 def queue_payment(region: Region, request: dict[str, object] = VALID_REQUEST) -> str:
     """Queue a payment as the API does when the table fails; returns the message body."""
-    payment = new_payment(parse_payment_request(json.dumps(request)), KEY, region.name, 1.0)
+    payment = new_payment(
+        parse_payment_request(json.dumps(request), merchant_id=MERCHANT), KEY, region.name, 1.0
+    )
     body = retry_message.encode(payment)
     region.sqs.send_message(QueueUrl=region.queue_url, MessageBody=body)
     return body

@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any
 
 from payments_dr.contract import (
+    AUTH_CONTEXT_MERCHANT_ID,
     HEALTH_PATH,
     IDEMPOTENCY_HEADER,
     PAYMENT_PATH,
@@ -69,15 +70,19 @@ class ProxyRequest:
     headers: dict[str, str]  # names lower-cased: HTTP header names are case-insensitive
     body: str | None
     is_base64_encoded: bool
+    merchant_id: str | None  # from the authorizer's context; None on the open health route
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> ProxyRequest:
+        authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+        merchant_id = authorizer.get(AUTH_CONTEXT_MERCHANT_ID)
         return cls(
             method=str(event.get("httpMethod") or "").upper(),
             path=str(event.get("path") or ""),
             headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
             body=event.get("body"),
             is_base64_encoded=bool(event.get("isBase64Encoded")),
+            merchant_id=str(merchant_id) if merchant_id else None,
         )
 
     def header(self, name: str) -> str | None:
@@ -160,11 +165,13 @@ def build_api_handler(
         count("PaymentsUnavailable")
         return error(503, "unavailable", message)
 
-    def create_payment(event: ProxyRequest) -> dict[str, Any]:
+    def create_payment(event: ProxyRequest, merchant_id: str) -> dict[str, Any]:
         key = validate_idempotency_key(event.header(IDEMPOTENCY_HEADER))
         if not _is_json(event.header("Content-Type")):
             raise InvalidRequest(f"Content-Type must be {JSON_CONTENT_TYPE}")
-        request = parse_payment_request(event.body, event.is_base64_encoded)
+        request = parse_payment_request(
+            event.body, event.is_base64_encoded, merchant_id=merchant_id
+        )
         payment = new_payment(request, key, deps.region, deps.clock())
         log_context = {"region": deps.region, "payment_id": payment.id, "key": log_safe_key(key)}
         try:
@@ -198,7 +205,7 @@ def build_api_handler(
         location = PAYMENT_PATH.replace("{id}", stored.id)
         return respond(201 if created else 200, stored.to_api(), Location=location)
 
-    def get_payment(raw_id: str) -> dict[str, Any]:
+    def get_payment(raw_id: str, merchant_id: str) -> dict[str, Any]:
         payment_id = validate_payment_id(raw_id)
         try:
             config = deps.config.get()
@@ -206,7 +213,8 @@ def build_api_handler(
         except (ConfigUnavailable, TableUnavailable):
             logger.warning("payment read failed", region=deps.region, exc_info=True)
             return unavailable("payment store unavailable")
-        if payment is None:
+        # Another merchant's payment answers exactly like a missing one: ids do not leak.
+        if payment is None or payment.request.merchant_id != merchant_id:
             return error(404, "not_found", "no stored payment has this id")
         return respond(200, payment.to_api())
 
@@ -219,14 +227,22 @@ def build_api_handler(
         return respond(503 if reasons else 200, body)
 
     def route(event: ProxyRequest) -> dict[str, Any]:
-        if event.method == "POST" and event.path == PAYMENTS_PATH:
-            return create_payment(event)
         if event.method == "GET" and event.path == HEALTH_PATH:
             return health()
         payment_match = PAYMENT_ROUTE.fullmatch(event.path)
-        if event.method == "GET" and payment_match:
-            return get_payment(payment_match["id"])
-        return error(404, "not_found", "no such resource")
+        is_payment_route = (event.method == "POST" and event.path == PAYMENTS_PATH) or (
+            event.method == "GET" and payment_match is not None
+        )
+        if not is_payment_route:
+            return error(404, "not_found", "no such resource")
+        if event.merchant_id is None:
+            # API Gateway's authorizer stands in front of every payment route; an event
+            # without its verdict means a misconfigured gateway, so fail closed.
+            count("RequestsUnauthenticated")
+            return error(401, "unauthorized", "a merchant API key is required")
+        if payment_match is not None:
+            return get_payment(payment_match["id"], event.merchant_id)
+        return create_payment(event, event.merchant_id)
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:

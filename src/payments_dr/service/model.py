@@ -27,8 +27,12 @@ DESCRIPTION_PATTERN = re.compile(r"[A-Za-z0-9 .,:;'()&/_-]{1,140}")
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 PAYMENT_ID_PATTERN = re.compile(r"pay_[0-9a-f]{32}")
 
-REQUIRED_FIELDS = frozenset({"merchant_id", "amount", "currency", "payment_token"})
+# Fields of a stored request. The merchant is never in the body: it is the authenticated
+# API key's, passed by the authorizer.
+MERCHANT_FIELD = "merchant_id"
+REQUIRED_FIELDS = frozenset({MERCHANT_FIELD, "amount", "currency", "payment_token"})
 OPTIONAL_FIELDS = frozenset({"reference", "description"})
+BODY_REQUIRED_FIELDS = REQUIRED_FIELDS - {MERCHANT_FIELD}
 
 
 class PaymentStatus(StrEnum):
@@ -220,6 +224,12 @@ def validate_fields(fields: dict[str, Any]) -> PaymentRequest:
     )
 
 
-def parse_payment_request(body: str | None, is_base64_encoded: bool = False) -> PaymentRequest:
-    """Validate an HTTP body into a request, or raise InvalidRequest with a client-safe reason."""
-    return validate_fields(_parse_json_object(decode_body(body, is_base64_encoded)))
+def parse_payment_request(
+    body: str | None, is_base64_encoded: bool = False, *, merchant_id: str
+) -> PaymentRequest:
+    """Validate an authenticated merchant's HTTP body into a request, or raise InvalidRequest
+    with a client-safe reason."""
+    fields = _parse_json_object(decode_body(body, is_base64_encoded))
+    if MERCHANT_FIELD in fields:
+        raise InvalidRequest("unknown fields: merchant_id (the merchant is the API key's)")
+    return validate_fields({**fields, MERCHANT_FIELD: merchant_id})

@@ -1,0 +1,135 @@
+"""The API Gateway REQUEST authorizer: merchant API keys checked against their hashed records.
+
+It reads only its own region's replica of the table (through its own region's SSM
+configuration), so losing the other region changes nothing here. API Gateway caches each
+verdict per Authorization header value for `contract.AUTHORIZER_CACHE_TTL_SECONDS`.
+
+Verdicts, as API Gateway turns them into answers:
+- no key, a malformed key, an unknown merchant or a wrong secret: raise `Unauthorized` (401);
+- a revoked or superseded key: an explicit Deny policy (403);
+- the table or configuration unavailable: any other exception, which API Gateway answers
+  with 500. It fails closed: nothing is admitted that could not be checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from payments_dr.contract import (
+    AUTH_CONTEXT_MERCHANT_ID,
+    AUTH_HEADER,
+    AUTH_SCHEME,
+    PAYMENT_PATH,
+    PAYMENTS_PATH,
+)
+from payments_dr.service.credentials import (
+    CredentialStore,
+    KeyStatus,
+    MalformedKey,
+    PresentedKey,
+    parse_key,
+)
+from payments_dr.service.deps import Handler, ServiceDeps
+from payments_dr.service.observability import count, logger, metrics, tracer
+
+# API Gateway answers 401 exactly when the authorizer fails with this message.
+UNAUTHORIZED_MESSAGE = "Unauthorized"
+# The methods a merchant key opens. Cached verdicts apply to every method the same key
+# calls, so the policy names them all, and nothing else (health needs no key).
+MERCHANT_METHODS = (
+    ("POST", PAYMENTS_PATH),
+    ("GET", PAYMENT_PATH.replace("{id}", "*")),
+)
+
+
+class Unauthorized(Exception):
+    """The failure API Gateway answers with 401: its message must be exactly "Unauthorized"."""
+
+    def __init__(self) -> None:
+        super().__init__(UNAUTHORIZED_MESSAGE)
+
+
+@dataclass(frozen=True)
+class MethodArn:
+    """arn:aws:execute-api:<region>:<account>:<api id>/<stage>/<method>/<path>"""
+
+    api_prefix: str  # everything up to and including the stage
+
+    @classmethod
+    def parse(cls, arn: str) -> MethodArn:
+        prefix, _, resource = arn.partition(":execute-api:")
+        parts = resource.split("/")
+        if not prefix.startswith("arn:") or len(parts) < 3:
+            raise ValueError(f"not an execute-api method ARN: {arn!r}")
+        return cls(api_prefix=f"{prefix}:execute-api:{parts[0]}/{parts[1]}")
+
+    def merchant_resources(self) -> list[str]:
+        return [f"{self.api_prefix}/{method}{path}" for method, path in MERCHANT_METHODS]
+
+
+def bearer_token(headers: dict[str, str] | None) -> str | None:
+    """The key from `Authorization: Bearer <key>`; header names are case-insensitive."""
+    for name, value in (headers or {}).items():
+        if name.lower() == AUTH_HEADER.lower():
+            scheme, _, token = str(value).partition(" ")
+            return token.strip() if scheme.lower() == AUTH_SCHEME.lower() else None
+    return None
+
+
+def policy(principal: str, effect: str, resources: list[str]) -> dict[str, Any]:
+    return {
+        "principalId": principal,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}
+            ],
+        },
+    }
+
+
+def build_authorizer(deps: ServiceDeps) -> Handler:
+    """The REQUEST authorizer for one region; safe to call from many threads at once."""
+
+    def authorize(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        method_arn = MethodArn.parse(str(event.get("methodArn") or ""))
+        try:
+            key: PresentedKey = parse_key(bearer_token(event.get("headers")))
+        except MalformedKey:
+            count("AuthRejected")
+            logger.info("authorization refused: malformed or missing key", region=deps.region)
+            raise Unauthorized() from None
+        log_context = {"region": deps.region, "merchant": key.merchant_id, "key_id": key.key_id}
+        table_name = deps.config.get().table_name
+        record = CredentialStore(deps.dynamodb, table_name).get(key.merchant_id)
+        if record is None or record.key_id != key.key_id or not record.secret_matches(key):
+            count("AuthRejected")
+            logger.info("authorization refused: unknown merchant or wrong key", extra=log_context)
+            raise Unauthorized()
+        if record.status is not KeyStatus.ACTIVE:
+            count("AuthRevoked")
+            logger.info("authorization denied: key revoked", extra=log_context)
+            return policy(key.merchant_id, "Deny", method_arn.merchant_resources())
+        count("AuthAllowed")
+        return {
+            **policy(key.merchant_id, "Allow", method_arn.merchant_resources()),
+            "context": {AUTH_CONTEXT_MERCHANT_ID: record.merchant_id},
+            "usageIdentifierKey": record.usage_key,
+        }
+
+    return authorize
+
+
+@cache
+def _authorizer_from_environment() -> Handler:
+    return build_authorizer(ServiceDeps.from_environment(services=("dynamodb",)))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point."""
+    return _authorizer_from_environment()(event, context)

@@ -1,0 +1,247 @@
+"""Merchant API keys: their format, their hashed records in the payments table, verification.
+
+A key reads `pdr.<merchant id>.<key id>.<secret>`. The merchant id makes the lookup one
+GetItem; the key id tells a reissued key from a revoked one; the secret is 32 random bytes
+(256 bits), of which only the SHA-256 is stored. A secret that strong cannot be guessed
+from its hash, so a slow password hash would only add latency to every cold verification.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from payments_dr.contract import MERCHANT_ITEM_PREFIX, TABLE_HASH_KEY, merchant_item_key
+from payments_dr.service.model import MERCHANT_ID_PATTERN, iso_timestamp
+
+KEY_PREFIX = "pdr"
+SECRET_BYTES = 32
+KEY_ID_PATTERN = re.compile(r"[0-9a-f]{8}")
+# base64url of 32 bytes, unpadded: 43 characters that never include the "." separator.
+SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+MAX_KEY_LENGTH = 160  # longer header values are refused before any parsing
+CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
+
+
+class MerchantAttr(StrEnum):
+    """Attribute names of a merchant credential record."""
+
+    PK = TABLE_HASH_KEY  # merchant#<merchant id>
+    MERCHANT_ID = "merchant_id"
+    KEY_ID = "key_id"
+    SECRET_SHA256 = "secret_sha256"
+    STATUS = "status"
+    CREATED_AT = "created_at"
+    REVOKED_AT = "revoked_at"
+    USAGE_KEY = "usage_key"  # value of the merchant's API Gateway API key (not a credential)
+
+
+class KeyStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class MalformedKey(ValueError):
+    """The presented value is not shaped like a merchant key."""
+
+
+class CredentialStoreUnavailable(RuntimeError):
+    """The table did not answer a credential read or write."""
+
+
+class MerchantExists(RuntimeError):
+    """The merchant already holds an active key."""
+
+
+@dataclass(frozen=True)
+class PresentedKey:
+    merchant_id: str
+    key_id: str
+    secret: str
+
+    def __repr__(self) -> str:  # keeps the secret out of tracebacks and debug output
+        return f"PresentedKey(merchant_id={self.merchant_id!r}, key_id={self.key_id!r})"
+
+
+@dataclass(frozen=True)
+class MerchantRecord:
+    merchant_id: str
+    key_id: str
+    secret_sha256: str
+    status: KeyStatus
+    created_at: str
+    usage_key: str
+    revoked_at: str | None = None
+
+    def to_item(self) -> dict[str, dict[str, str]]:
+        item = {
+            MerchantAttr.PK.value: {"S": merchant_item_key(self.merchant_id)},
+            MerchantAttr.MERCHANT_ID.value: {"S": self.merchant_id},
+            MerchantAttr.KEY_ID.value: {"S": self.key_id},
+            MerchantAttr.SECRET_SHA256.value: {"S": self.secret_sha256},
+            MerchantAttr.STATUS.value: {"S": self.status.value},
+            MerchantAttr.CREATED_AT.value: {"S": self.created_at},
+            MerchantAttr.USAGE_KEY.value: {"S": self.usage_key},
+        }
+        if self.revoked_at is not None:
+            item[MerchantAttr.REVOKED_AT.value] = {"S": self.revoked_at}
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, dict[str, str]]) -> MerchantRecord:
+        revoked_at = item.get(MerchantAttr.REVOKED_AT.value)
+        return cls(
+            merchant_id=item[MerchantAttr.MERCHANT_ID.value]["S"],
+            key_id=item[MerchantAttr.KEY_ID.value]["S"],
+            secret_sha256=item[MerchantAttr.SECRET_SHA256.value]["S"],
+            status=KeyStatus(item[MerchantAttr.STATUS.value]["S"]),
+            created_at=item[MerchantAttr.CREATED_AT.value]["S"],
+            usage_key=item[MerchantAttr.USAGE_KEY.value]["S"],
+            revoked_at=None if revoked_at is None else revoked_at["S"],
+        )
+
+    def secret_matches(self, key: PresentedKey) -> bool:
+        """Compared in constant time: response times reveal nothing about the stored hash."""
+        return hmac.compare_digest(secret_digest(key.secret), self.secret_sha256)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: `api_key` is shown to the operator once and never stored."""
+
+    api_key: str
+    record: MerchantRecord
+
+    def __repr__(self) -> str:
+        return f"IssuedKey(record={self.record!r})"
+
+
+def secret_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_key(merchant_id: str, now: float) -> IssuedKey:
+    if not MERCHANT_ID_PATTERN.fullmatch(merchant_id):
+        raise ValueError("merchant id must be 3-64 characters of A-Z a-z 0-9 _ - (not leading)")
+    key_id = secrets.token_hex(4)
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=")
+    record = MerchantRecord(
+        merchant_id=merchant_id,
+        key_id=key_id,
+        secret_sha256=secret_digest(secret),
+        status=KeyStatus.ACTIVE,
+        created_at=iso_timestamp(now),
+        # API Gateway accepts it only from the authorizer (key source AUTHORIZER), so it
+        # grants nothing; random rather than derived so that stacks sharing an account
+        # never collide.
+        usage_key=f"usage-{secrets.token_hex(16)}",
+    )
+    return IssuedKey(api_key=f"{KEY_PREFIX}.{merchant_id}.{key_id}.{secret}", record=record)
+
+
+def parse_key(value: str | None) -> PresentedKey:
+    """Split an API key into its parts, refusing anything not shaped exactly like one."""
+    if value is None or len(value) > MAX_KEY_LENGTH:
+        raise MalformedKey("no key or an overlong one")
+    parts = value.split(".")
+    if len(parts) != 4 or parts[0] != KEY_PREFIX:
+        raise MalformedKey("not a merchant key")
+    _, merchant_id, key_id, secret = parts
+    if not (
+        MERCHANT_ID_PATTERN.fullmatch(merchant_id)
+        and KEY_ID_PATTERN.fullmatch(key_id)
+        and SECRET_PATTERN.fullmatch(secret)
+    ):
+        raise MalformedKey("not a merchant key")
+    return PresentedKey(merchant_id=merchant_id, key_id=key_id, secret=secret)
+
+
+class CredentialStore:
+    """Merchant records in one region's replica of the payments table."""
+
+    def __init__(self, dynamodb_client: Any, table_name: str) -> None:
+        self._dynamodb = dynamodb_client
+        self._table = table_name
+
+    def get(self, merchant_id: str) -> MerchantRecord | None:
+        try:
+            response = self._dynamodb.get_item(
+                TableName=self._table,
+                Key={TABLE_HASH_KEY: {"S": merchant_item_key(merchant_id)}},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise CredentialStoreUnavailable(str(error)) from error
+        item = response.get("Item")
+        return None if item is None else MerchantRecord.from_item(item)
+
+    def create(self, record: MerchantRecord) -> None:
+        """Store a new active record unless the merchant already has an active key."""
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item=record.to_item(),
+                ConditionExpression="attribute_not_exists(#pk) OR #status = :revoked",
+                ExpressionAttributeNames={
+                    "#pk": TABLE_HASH_KEY,
+                    "#status": MerchantAttr.STATUS.value,
+                },
+                ExpressionAttributeValues={":revoked": {"S": KeyStatus.REVOKED.value}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == CONDITIONAL_CHECK_FAILED:
+                raise MerchantExists(record.merchant_id) from error
+            raise CredentialStoreUnavailable(str(error)) from error
+        except BotoCoreError as error:
+            raise CredentialStoreUnavailable(str(error)) from error
+
+    def revoke(self, merchant_id: str, now: float) -> bool:
+        """Mark the merchant's key revoked; False when the merchant has no record."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={TABLE_HASH_KEY: {"S": merchant_item_key(merchant_id)}},
+                UpdateExpression="SET #status = :revoked, #revoked_at = :now",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={
+                    "#pk": TABLE_HASH_KEY,
+                    "#status": MerchantAttr.STATUS.value,
+                    "#revoked_at": MerchantAttr.REVOKED_AT.value,
+                },
+                ExpressionAttributeValues={
+                    ":revoked": {"S": KeyStatus.REVOKED.value},
+                    ":now": {"S": iso_timestamp(now)},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == CONDITIONAL_CHECK_FAILED:
+                return False
+            raise CredentialStoreUnavailable(str(error)) from error
+        except BotoCoreError as error:
+            raise CredentialStoreUnavailable(str(error)) from error
+        return True
+
+    def list(self) -> list[MerchantRecord]:
+        """Every merchant record, by merchant id. A filtered scan: operators list rarely."""
+        paginator = self._dynamodb.get_paginator("scan")
+        records: list[MerchantRecord] = []
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                FilterExpression="begins_with(#pk, :prefix)",
+                ExpressionAttributeNames={"#pk": TABLE_HASH_KEY},
+                ExpressionAttributeValues={":prefix": {"S": MERCHANT_ITEM_PREFIX}},
+                ConsistentRead=True,
+            ):
+                records.extend(MerchantRecord.from_item(item) for item in page["Items"])
+        except (ClientError, BotoCoreError) as error:
+            raise CredentialStoreUnavailable(str(error)) from error
+        return sorted(records, key=lambda record: record.merchant_id)
