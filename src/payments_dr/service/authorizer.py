@@ -5,10 +5,12 @@ configuration), so losing the other region changes nothing here. API Gateway cac
 verdict per Authorization header value for `contract.AUTHORIZER_CACHE_TTL_SECONDS`.
 
 Verdicts, as API Gateway turns them into answers:
-- no key, a malformed key, an unknown merchant or a wrong secret: raise `Unauthorized` (401);
-- a revoked or superseded key: an explicit Deny policy (403);
-- the table or configuration unavailable: any other exception, which API Gateway answers
-  with 500. It fails closed: nothing is admitted that could not be checked.
+- no Authorization header: API Gateway answers 401 itself and never calls the authorizer;
+- a malformed key, an unknown merchant, a wrong secret, a revoked or superseded key: an
+  explicit Deny policy (403). Not the "Unauthorized" exception (401): every such exception is
+  a Lambda error, and anyone on the internet could then trip the function error alarms;
+- the table or configuration unavailable: an exception, which API Gateway answers with 500.
+  It fails closed: nothing is admitted that could not be checked.
 """
 
 from __future__ import annotations
@@ -34,21 +36,14 @@ from payments_dr.service.credentials import (
 from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.observability import count, logger, metrics, tracer
 
-# API Gateway answers 401 exactly when the authorizer fails with this message.
-UNAUTHORIZED_MESSAGE = "Unauthorized"
+# Principal of a refused request whose merchant is not known to be genuine.
+ANONYMOUS_PRINCIPAL = "anonymous"
 # The methods a merchant key opens. Cached verdicts apply to every method the same key
 # calls, so the policy names them all, and nothing else (health needs no key).
 MERCHANT_METHODS = (
     ("POST", PAYMENTS_PATH),
     ("GET", PAYMENT_PATH.replace("{id}", "*")),
 )
-
-
-class Unauthorized(Exception):
-    """The failure API Gateway answers with 401: its message must be exactly "Unauthorized"."""
-
-    def __init__(self) -> None:
-        super().__init__(UNAUTHORIZED_MESSAGE)
 
 
 @dataclass(frozen=True)
@@ -94,27 +89,27 @@ def build_authorizer(deps: ServiceDeps) -> Handler:
     """The REQUEST authorizer for one region; safe to call from many threads at once."""
 
     def authorize(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        method_arn = MethodArn.parse(str(event.get("methodArn") or ""))
+        resources = MethodArn.parse(str(event.get("methodArn") or "")).merchant_resources()
         try:
             key: PresentedKey = parse_key(bearer_token(event.get("headers")))
         except MalformedKey:
             count("AuthRejected")
             logger.info("authorization refused: malformed or missing key", region=deps.region)
-            raise Unauthorized() from None
+            return policy(ANONYMOUS_PRINCIPAL, "Deny", resources)
         log_context = {"region": deps.region, "merchant": key.merchant_id, "key_id": key.key_id}
         table_name = deps.config.get().table_name
         record = CredentialStore(deps.dynamodb, table_name).get(key.merchant_id)
         if record is None or record.key_id != key.key_id or not record.secret_matches(key):
             count("AuthRejected")
             logger.info("authorization refused: unknown merchant or wrong key", extra=log_context)
-            raise Unauthorized()
+            return policy(ANONYMOUS_PRINCIPAL, "Deny", resources)
         if record.status is not KeyStatus.ACTIVE:
             count("AuthRevoked")
-            logger.info("authorization denied: key revoked", extra=log_context)
-            return policy(key.merchant_id, "Deny", method_arn.merchant_resources())
+            logger.info("authorization refused: key revoked", extra=log_context)
+            return policy(key.merchant_id, "Deny", resources)
         count("AuthAllowed")
         return {
-            **policy(key.merchant_id, "Allow", method_arn.merchant_resources()),
+            **policy(key.merchant_id, "Allow", resources),
             "context": {AUTH_CONTEXT_MERCHANT_ID: record.merchant_id},
             "usageIdentifierKey": record.usage_key,
         }
