@@ -188,6 +188,24 @@ def api_throughput(session: boto3.session.Session, payments: int) -> dict[str, t
     return rates
 
 
+def lambda_environment() -> dict[str, str]:
+    """The variables the Lambda runtime sets that change what an import does.
+
+    With LAMBDA_TASK_ROOT set, the X-Ray SDK (loaded by the Tracer) uses Lambda's sampling
+    decision instead of creating two X-Ray API clients for central sampling at import.
+    """
+    environment = {
+        name: value for name, value in os.environ.items() if name != "POWERTOOLS_TRACE_DISABLED"
+    }
+    environment.update(
+        LAMBDA_TASK_ROOT=tempfile.gettempdir(),
+        AWS_LAMBDA_FUNCTION_NAME="payments-dr-bench-api",
+        AWS_REGION="us-east-1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return environment
+
+
 def import_breakdown(module: str, path_setup: str) -> collections.Counter[str]:
     """Seconds of one import by top-level package, from the self times of -X importtime."""
     probe = f"{path_setup}\nimport {module}"
@@ -195,6 +213,7 @@ def import_breakdown(module: str, path_setup: str) -> collections.Counter[str]:
         [sys.executable, "-S", "-X", "importtime", "-c", probe],
         capture_output=True,
         text=True,
+        env=lambda_environment(),
         check=True,
     ).stderr
     seconds: collections.Counter[str] = collections.Counter()
@@ -216,7 +235,7 @@ def import_seconds(module: str, path_setup: str, runs: int) -> tuple[float, floa
         f"{path_setup}\nimport time\nwall, cpu = time.perf_counter(), time.process_time()\n"
         f"import {module}\nprint(time.perf_counter() - wall, time.process_time() - cpu)"
     )
-    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    environment = lambda_environment()
     walls, cpus = [], []
     for _ in range(runs):
         output = subprocess.run(

@@ -22,7 +22,9 @@ METRICS_NAMESPACE = os.environ.get(constants.METRICS_NAMESPACE_ENV, PROJECT)
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
+# Patch only botocore: it is the one client library the service uses, and patching all
+# supported libraries would import requests, httplib and more at every cold start.
+tracer = Tracer(service=SERVICE_NAME, patch_modules=["botocore"])
 
 
 def count(name: str, value: int = 1) -> None:
