@@ -116,6 +116,7 @@ class Function(StrEnum):
     API = "api"
     RETRY_WORKER = "retry-worker"
     LOG_ARCHIVER = "log-archiver"
+    AUTHORIZER = "authorizer"
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ FUNCTIONS: Final[dict[Function, FunctionSettings]] = {
     Function.API: FunctionSettings("payments_dr.service.api.handler", 10, 512, 100),
     Function.RETRY_WORKER: FunctionSettings("payments_dr.service.retry_worker.handler", 30, 256, 5),
     Function.LOG_ARCHIVER: FunctionSettings("payments_dr.service.log_archiver.handler", 60, 256, 2),
+    # One GetItem per uncached key; API Gateway waits at most 29 s, clients far less.
+    Function.AUTHORIZER: FunctionSettings("payments_dr.service.authorizer.handler", 5, 256, 50),
 }
 
 # SQS needs the visibility timeout to cover the consumer's timeout several times over.

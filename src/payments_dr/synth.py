@@ -145,7 +145,15 @@ class SimulatedAws(pulumi.runtime.Mocks):
             )
         elif kind == "aws:apigateway/stage:Stage":
             host = f"{inputs['restApi']}.execute-api.{region}.amazonaws.com"
-            put(invokeUrl=f"https://{host}/{inputs['stageName']}")
+            put(
+                invokeUrl=f"https://{host}/{inputs['stageName']}",
+                arn=(
+                    f"arn:aws:apigateway:{region}::/restapis/{inputs['restApi']}"
+                    f"/stages/{inputs['stageName']}"
+                ),
+            )
+        elif kind == "aws:wafv2/webAcl:WebAcl":
+            put(arn=f"arn:aws:wafv2:{region}:{account}:regional/webacl/{inputs['name']}/{token}")
         elif kind == "aws:apigateway/domainName:DomainName":
             put(
                 regionalDomainName=(

@@ -209,3 +209,13 @@ def test_every_function_call_passes_its_regions_endpoints() -> None:
         allowed = actions_of(iam.function_policy(scope(function)))
         for action in [*actions, "ssm:GetParametersByPath"]:
             assert set(allowed[action]) <= set(through_endpoints[action]), (function, action)
+
+
+def test_authorizer_reads_only_merchant_records() -> None:
+    document = iam.function_policy(scope(Function.AUTHORIZER))
+    allowed = actions_of(document)
+    assert allowed["dynamodb:GetItem"] == [scope(Function.AUTHORIZER).table_arn]
+    assert not any(a.startswith(("dynamodb:Put", "dynamodb:Update", "sqs:")) for a in allowed)
+    (read,) = [s for s in document["Statement"] if "dynamodb:GetItem" in s["Action"]]
+    leading_keys = read["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert leading_keys == [f"{contract.MERCHANT_ITEM_PREFIX}*"]

@@ -67,6 +67,7 @@ def test_one_component_per_layer_and_every_resource_inside_one(stack: SynthResul
             *["payments-dr:infra:Network"] * 2,
             *["payments-dr:infra:RegionalService"] * 2,
             *["payments-dr:infra:Monitoring"] * 2,
+            *["payments-dr:infra:Firewall"] * 2,
         ]
     )
     for resource in stack.resources:
@@ -354,7 +355,14 @@ def test_3_custom_domain_tls12_with_dns_validated_certificate(stack: SynthResult
 
 def test_3_invoke_permission_scoped_to_the_api_stage(stack: SynthResult) -> None:
     for region in regions(stack):
-        permission = one(stack.of_type("aws:lambda/permission:Permission", region))["inputs"]
+        api_name = contract.function_name(stack.config.stack, Function.API)
+        permission = one(
+            [
+                p
+                for p in stack.of_type("aws:lambda/permission:Permission", region)
+                if p["inputs"]["function"] == api_name
+            ]
+        )["inputs"]
         api_id = (
             region_output(stack, region)[RegionOutput.API_ENDPOINT].split("//")[1].split(".")[0]
         )
@@ -717,3 +725,113 @@ def test_strong_mode_in_another_pair_of_the_region_set(artifact_path: Any) -> No
     assert table["region"] == primary
     assert table["inputs"]["globalTableWitness"] == {"regionName": witness}
     assert {r["region"] for r in result.of_type(FUNCTION)} == {primary, secondary}
+
+
+# --- authentication, firewall, per-merchant throttling (issue 7) ------------------------------
+def api_body(stack: SynthResult, region: str) -> dict[str, Any]:
+    api = one(stack.of_type("aws:apigateway/restApi:RestApi", region))
+    body: dict[str, Any] = json.loads(api["inputs"]["body"])
+    return body
+
+
+def api_id(stack: SynthResult, region: str) -> str:
+    endpoint: str = region_output(stack, region)[RegionOutput.API_ENDPOINT]
+    return endpoint.split("//")[1].split(".")[0]
+
+
+def test_authorizer_on_every_payment_method_and_health_open(stack: SynthResult) -> None:
+    authorizer_name = contract.function_name(stack.config.stack, Function.AUTHORIZER)
+    for region in regions(stack):
+        body = api_body(stack, region)
+        scheme = body["components"]["securitySchemes"]["MerchantKey"]
+        assert scheme["x-amazon-apigateway-authtype"] == "custom"
+        authorizer = scheme["x-amazon-apigateway-authorizer"]
+        assert authorizer["type"] == "request"
+        assert authorizer["identitySource"] == "method.request.header.Authorization"
+        assert authorizer["authorizerResultTtlInSeconds"] == contract.AUTHORIZER_CACHE_TTL_SECONDS
+        # Each region's gateway calls its own region's authorizer: no cross-region dependency.
+        assert f"arn:aws:apigateway:{region}:lambda:" in authorizer["authorizerUri"]
+        assert f":{region}:{ACCOUNT}:function:{authorizer_name}" in authorizer["authorizerUri"]
+        assert body["x-amazon-apigateway-api-key-source"] == "AUTHORIZER"
+        for path, operations in body["paths"].items():
+            for method, operation in operations.items():
+                if (method, path) == ("get", contract.HEALTH_PATH):
+                    assert operation["security"] == []
+                else:
+                    assert operation["security"] == [{"MerchantKey": [], "UsagePlanKey": []}]
+
+
+def test_authorizer_function_deployed_like_the_others_in_both_regions(
+    stack: SynthResult,
+) -> None:
+    name = contract.function_name(stack.config.stack, Function.AUTHORIZER)
+    settings = contract.FUNCTIONS[Function.AUTHORIZER]
+    for region in regions(stack):
+        function = by_name(stack, FUNCTION, region, name)["inputs"]
+        assert function["handler"] == settings.handler
+        assert function["vpcConfig"]["subnetIds"]
+        permission = one(
+            [
+                p["inputs"]
+                for p in stack.of_type("aws:lambda/permission:Permission", region)
+                if p["inputs"]["function"] == name
+            ]
+        )
+        assert permission["principal"] == "apigateway.amazonaws.com"
+        assert permission["sourceArn"].startswith(f"arn:aws:execute-api:{region}:{ACCOUNT}:")
+        assert permission["sourceArn"].endswith("/authorizers/*")
+
+
+def test_usage_plan_per_region_throttles_each_merchant(stack: SynthResult) -> None:
+    for region in regions(stack):
+        plan = one(stack.of_type("aws:apigateway/usagePlan:UsagePlan", region))
+        inputs = plan["inputs"]
+        assert inputs["name"] == contract.usage_plan_name(stack.config.stack)
+        assert inputs["throttleSettings"] == {
+            "rateLimit": stack.config.merchant_throttle_rate_limit,
+            "burstLimit": stack.config.merchant_throttle_burst_limit,
+        }
+        (api_stage,) = inputs["apiStages"]
+        assert api_stage["stage"] == contract.API_STAGE
+        assert api_stage["apiId"] == api_id(stack, region)
+        assert region_output(stack, region)[RegionOutput.USAGE_PLAN_ID].startswith("sim-")
+
+
+def test_web_acl_associated_with_each_regions_stage(stack: SynthResult) -> None:
+    for region in regions(stack):
+        acl = one(stack.of_type("aws:wafv2/webAcl:WebAcl", region))
+        rules = {rule["name"]: rule for rule in acl["inputs"]["rules"]}
+        for group in ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"):
+            statement = rules[group]["statement"]["managedRuleGroupStatement"]
+            assert (statement["vendorName"], statement["name"]) == ("AWS", group)
+        rate = rules["requests-per-client-ip"]["statement"]["rateBasedStatement"]
+        assert rate["aggregateKeyType"] == "IP"
+        assert rate["limit"] == stack.config.waf_requests_per_ip_per_5_minutes
+        size = rules["body-size-limit"]["statement"]["sizeConstraintStatement"]
+        assert size["comparisonOperator"] == "GT"
+        assert size["fieldToMatch"]["body"]["oversizeHandling"] == "MATCH"
+        for rule in rules.values():
+            assert rule["visibilityConfig"]["cloudwatchMetricsEnabled"] is True
+        assert acl["inputs"]["scope"] == "REGIONAL"
+        association = one(stack.of_type("aws:wafv2/webAclAssociation:WebAclAssociation", region))
+        acl_arn = region_output(stack, region)[RegionOutput.WEB_ACL_ARN]
+        assert acl_arn.startswith(f"arn:aws:wafv2:{region}:{ACCOUNT}:regional/webacl/")
+        assert association["inputs"]["webAclArn"] == acl_arn
+        assert association["inputs"]["resourceArn"] == (
+            f"arn:aws:apigateway:{region}::/restapis/{api_id(stack, region)}"
+            f"/stages/{contract.API_STAGE}"
+        )
+
+
+def test_waf_logs_encrypted_without_the_authorization_header(stack: SynthResult) -> None:
+    for region in regions(stack):
+        logging_config = one(
+            stack.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", region)
+        )["inputs"]
+        assert logging_config["redactedFields"] == [{"singleHeader": {"name": "authorization"}}]
+        (destination,) = logging_config["logDestinationConfigs"]
+        group_name = destination.split(":log-group:")[1]
+        assert group_name.startswith("aws-waf-logs-")
+        group = by_name(stack, "aws:cloudwatch/logGroup:LogGroup", region, group_name)
+        assert group["inputs"]["kmsKeyId"] == key_arn(stack, region)
+        assert "waf-blocked-requests" in region_output(stack, region)[RegionOutput.ALARM_ARNS]

@@ -37,7 +37,8 @@ def test_synth_prints_resources_budget_and_outputs_and_writes_json(
     function_row = next(
         line for line in printed.splitlines() if line.strip().startswith("aws:lambda.Function ")
     )
-    assert function_row.split()[1:] == ["3", "3", "-"]  # three per region, none global
+    per_region = str(len(contract.FUNCTIONS))
+    assert function_row.split()[1:] == [per_region, per_region, "-"]  # none global
 
     written = json.loads(out.read_text(encoding="utf-8"))
     assert written["simulation"] == SIMULATION_NOTE

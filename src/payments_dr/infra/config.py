@@ -126,6 +126,11 @@ class StackConfig:
     log_retention_days: int = 90
     api_throttle_rate_limit: int = 100  # steady-state requests per second per region
     api_throttle_burst_limit: int = 200
+    # Per merchant, through the usage plan: one merchant cannot use up the stage's limits.
+    merchant_throttle_rate_limit: int = 20
+    merchant_throttle_burst_limit: int = 40
+    # WAF rate-based rule: requests per client IP in any 5-minute window before blocking.
+    waf_requests_per_ip_per_5_minutes: int = 3000
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -222,6 +227,9 @@ class StackConfig:
         return {"project": contract.PROJECT, "stack": self.stack, **self.tags}
 
 
+# What AWS WAF accepts as a rate-based rule's limit.
+WAF_RATE_LIMIT_RANGE: Final = (10, 2_000_000_000)
+
 # Stack-file key -> StackConfig field.
 _KEYS: Final = {
     "domainName": "domain_name",
@@ -238,6 +246,9 @@ _KEYS: Final = {
     "logRetentionDays": "log_retention_days",
     "apiThrottleRateLimit": "api_throttle_rate_limit",
     "apiThrottleBurstLimit": "api_throttle_burst_limit",
+    "merchantThrottleRateLimit": "merchant_throttle_rate_limit",
+    "merchantThrottleBurstLimit": "merchant_throttle_burst_limit",
+    "wafRequestsPerIpPer5Minutes": "waf_requests_per_ip_per_5_minutes",
     "tags": "tags",
 }
 _INT_KEYS: Final = frozenset(
@@ -250,6 +261,9 @@ _INT_KEYS: Final = frozenset(
         "logRetentionDays",
         "apiThrottleRateLimit",
         "apiThrottleBurstLimit",
+        "merchantThrottleRateLimit",
+        "merchantThrottleBurstLimit",
+        "wafRequestsPerIpPer5Minutes",
     }
 )
 
@@ -337,14 +351,43 @@ def _validate(config: StackConfig) -> None:
         ("replicationLagAlarmSeconds", config.replication_lag_alarm_seconds),
         ("apiThrottleRateLimit", config.api_throttle_rate_limit),
         ("apiThrottleBurstLimit", config.api_throttle_burst_limit),
+        ("merchantThrottleRateLimit", config.merchant_throttle_rate_limit),
+        ("merchantThrottleBurstLimit", config.merchant_throttle_burst_limit),
     ):
         if value <= 0:
             raise ConfigError(key, f"{value} is not positive", "use a value above 0")
-    if config.api_throttle_burst_limit < config.api_throttle_rate_limit:
-        raise ConfigError(
+    for burst_key, burst, rate_key, rate in (
+        (
             "apiThrottleBurstLimit",
-            "smaller than apiThrottleRateLimit",
-            "allow a burst at least as large as the steady rate",
+            config.api_throttle_burst_limit,
+            "apiThrottleRateLimit",
+            config.api_throttle_rate_limit,
+        ),
+        (
+            "merchantThrottleBurstLimit",
+            config.merchant_throttle_burst_limit,
+            "merchantThrottleRateLimit",
+            config.merchant_throttle_rate_limit,
+        ),
+    ):
+        if burst < rate:
+            raise ConfigError(
+                burst_key,
+                f"smaller than {rate_key}",
+                "allow a burst at least as large as the steady rate",
+            )
+    if config.merchant_throttle_rate_limit > config.api_throttle_rate_limit:
+        raise ConfigError(
+            "merchantThrottleRateLimit",
+            "above apiThrottleRateLimit",
+            "keep one merchant's share below the stage's limit",
+        )
+    low, high = WAF_RATE_LIMIT_RANGE
+    if not low <= config.waf_requests_per_ip_per_5_minutes <= high:
+        raise ConfigError(
+            "wafRequestsPerIpPer5Minutes",
+            f"{config.waf_requests_per_ip_per_5_minutes} is out of range",
+            f"use a value from {low} to {high}",
         )
     if config.log_retention_days not in LOG_RETENTION_DAYS:
         raise ConfigError(

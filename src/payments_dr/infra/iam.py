@@ -139,6 +139,20 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
                 **_via("sqs", region),
             ),
         ]
+    if scope.function is Function.AUTHORIZER:
+        return [
+            # Only credential records: the authorizer has no business reading payments.
+            _allow(
+                "ReadMerchantKeys",
+                ["dynamodb:GetItem"],
+                [scope.table_arn],
+                Condition={
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{contract.MERCHANT_ITEM_PREFIX}*"]
+                    }
+                },
+            ),
+        ]
     if scope.function is Function.RETRY_WORKER:
         return [
             _allow("ApplyRetries", ["dynamodb:PutItem", "dynamodb:GetItem"], [scope.table_arn]),

@@ -34,6 +34,11 @@ class AlarmPurpose(StrEnum):
     API_5XX = "api-5xx"
     S3_REPLICATION_FAILED = "s3-replication-failed"
     HEALTH_CHECK = "health-check"
+    WAF_BLOCKED = "waf-blocked-requests"  # created with the region's web ACL
+
+
+def alarm_name(stack: str, region: str, purpose: str) -> str:
+    return f"{contract.PROJECT}-{stack}-{region}-{purpose}"
 
 
 def function_alarm_key(function: Function, metric: str) -> str:
@@ -199,7 +204,7 @@ class Monitoring(pulumi.ComponentResource):
         self.alarms[key] = aws.cloudwatch.MetricAlarm(
             f"{self._name}-{key}",
             region=args.region,
-            name=f"{contract.PROJECT}-{args.stack}-{args.region}-{key}",
+            name=alarm_name(args.stack, args.region, key),
             alarm_description=description,
             namespace=namespace,
             metric_name=metric_name,

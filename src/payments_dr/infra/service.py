@@ -66,6 +66,8 @@ class RegionalServiceArgs:
     log_retention_days: int
     throttle_rate_limit: int
     throttle_burst_limit: int
+    merchant_throttle_rate_limit: int
+    merchant_throttle_burst_limit: int
     tags: Mapping[str, str]
 
 
@@ -90,6 +92,10 @@ def _gateway_response(code: str) -> dict[str, Any]:
 # Requests API Gateway answers itself (rejected by validation, or failing before the function)
 # get the same error shape as the service's own answers, so clients parse one format.
 GATEWAY_RESPONSES: dict[str, Any] = {
+    "UNAUTHORIZED": _gateway_response("unauthorized"),  # no Authorization header
+    "ACCESS_DENIED": _gateway_response("forbidden"),  # the authorizer's Deny
+    "WAF_FILTERED": _gateway_response("forbidden"),
+    "THROTTLED": _gateway_response("throttled"),  # stage or merchant usage plan limits
     "BAD_REQUEST_BODY": _gateway_response("bad_request"),
     "BAD_REQUEST_PARAMETERS": _gateway_response("bad_request"),
     "DEFAULT_4XX": _gateway_response("bad_request"),
@@ -97,9 +103,25 @@ GATEWAY_RESPONSES: dict[str, Any] = {
 }
 
 
-def api_definition(invoke_arn: str) -> dict[str, Any]:
+MERCHANT_KEY_SCHEME = "MerchantKey"  # the service document's security scheme
+USAGE_PLAN_KEY_SCHEME = "UsagePlanKey"  # makes API Gateway apply the usage plan
+
+
+def api_definition(invoke_arn: str, authorizer_invoke_arn: str) -> dict[str, Any]:
     """The service's OpenAPI document plus the API Gateway extensions for one region."""
     document = copy.deepcopy(load_openapi())
+    schemes = document["components"]["securitySchemes"]
+    schemes[MERCHANT_KEY_SCHEME]["x-amazon-apigateway-authtype"] = "custom"
+    schemes[MERCHANT_KEY_SCHEME]["x-amazon-apigateway-authorizer"] = {
+        "type": "request",
+        "identitySource": f"method.request.header.{contract.AUTH_HEADER}",
+        "authorizerUri": authorizer_invoke_arn,
+        "authorizerResultTtlInSeconds": contract.AUTHORIZER_CACHE_TTL_SECONDS,
+    }
+    # The usage plan's key comes from the authorizer (usageIdentifierKey); a key sent by a
+    # client in x-api-key is ignored, so the plan's keys grant nothing on their own.
+    schemes[USAGE_PLAN_KEY_SCHEME] = {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    document["x-amazon-apigateway-api-key-source"] = "AUTHORIZER"
     document["x-amazon-apigateway-request-validators"] = {
         REQUEST_VALIDATOR: {"validateRequestBody": True, "validateRequestParameters": True}
     }
@@ -109,6 +131,11 @@ def api_definition(invoke_arn: str) -> dict[str, Any]:
         for method, operation in operations.items():
             if method.startswith("x-") or method == "parameters":
                 continue
+            if operation.get("security"):
+                operation["security"] = [
+                    {**requirement, USAGE_PLAN_KEY_SCHEME: []}
+                    for requirement in operation["security"]
+                ]
             operation["x-amazon-apigateway-integration"] = {
                 "type": "aws_proxy",
                 "httpMethod": "POST",  # Lambda is always invoked with POST
@@ -308,8 +335,9 @@ class RegionalService(pulumi.ComponentResource):
     def _api(self, args: RegionalServiceArgs) -> None:
         region = args.region
         api_function = self.functions[Function.API]
-        body = api_function.invoke_arn.apply(
-            lambda invoke_arn: json.dumps(api_definition(invoke_arn), sort_keys=True)
+        authorizer_function = self.functions[Function.AUTHORIZER]
+        body = pulumi.Output.all(api_function.invoke_arn, authorizer_function.invoke_arn).apply(
+            lambda arns: json.dumps(api_definition(arns[0], arns[1]), sort_keys=True)
         )
         self.rest_api = aws.apigateway.RestApi(
             f"{self._name}-api",
@@ -331,6 +359,17 @@ class RegionalService(pulumi.ComponentResource):
             source_arn=self.rest_api.execution_arn.apply(
                 lambda arn: f"{arn}/{contract.API_STAGE}/*"
             ),
+            opts=self._child,
+        )
+        # No authorizer role: API Gateway calls the authorizer through this resource policy,
+        # which admits only this API's authorizers.
+        aws.lambda_.Permission(
+            f"{self._name}-authorizer-invoke",
+            region=region,
+            action="lambda:InvokeFunction",
+            function=authorizer_function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=self.rest_api.execution_arn.apply(lambda arn: f"{arn}/authorizers/*"),
             opts=self._child,
         )
         deployment = aws.apigateway.Deployment(
@@ -378,6 +417,19 @@ class RegionalService(pulumi.ComponentResource):
                 "throttling_rate_limit": args.throttle_rate_limit,
                 "throttling_burst_limit": args.throttle_burst_limit,
             },
+            opts=self._child,
+        )
+        self.usage_plan = aws.apigateway.UsagePlan(
+            f"{self._name}-merchant-usage-plan",
+            region=region,
+            name=contract.usage_plan_name(args.stack),
+            description="Per-merchant limits; `payments-dr merchant create` adds the keys",
+            api_stages=[{"api_id": self.rest_api.id, "stage": self.stage.stage_name}],
+            throttle_settings={
+                "rate_limit": args.merchant_throttle_rate_limit,
+                "burst_limit": args.merchant_throttle_burst_limit,
+            },
+            tags=dict(args.tags),
             opts=self._child,
         )
         self.api_endpoint = self.stage.invoke_url

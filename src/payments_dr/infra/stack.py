@@ -19,7 +19,8 @@ from payments_dr.infra import iam
 from payments_dr.infra.config import StackConfig
 from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
-from payments_dr.infra.monitoring import Monitoring, MonitoringArgs
+from payments_dr.infra.firewall import Firewall, FirewallArgs
+from payments_dr.infra.monitoring import AlarmPurpose, Monitoring, MonitoringArgs
 from payments_dr.infra.network import Network, NetworkArgs
 from payments_dr.infra.service import (
     RegionalService,
@@ -123,6 +124,8 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 log_retention_days=config.log_retention_days,
                 throttle_rate_limit=config.api_throttle_rate_limit,
                 throttle_burst_limit=config.api_throttle_burst_limit,
+                merchant_throttle_rate_limit=config.merchant_throttle_rate_limit,
+                merchant_throttle_burst_limit=config.merchant_throttle_burst_limit,
                 tags=tags,
             ),
         )
@@ -175,6 +178,23 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             ),
         )
 
+    firewalls = {
+        region: Firewall(
+            f"firewall-{region}",
+            FirewallArgs(
+                stack=config.stack,
+                region=region,
+                stage_arn=service.stage.arn,
+                key_arn=data.key_arns[region],
+                alarm_topic_arn=monitors[region].topic.arn,
+                requests_per_ip_per_5_minutes=config.waf_requests_per_ip_per_5_minutes,
+                log_retention_days=config.log_retention_days,
+                tags=tags,
+            ),
+        )
+        for region, service in services.items()
+    }
+
     regions_output = {
         region: {
             RegionOutput.ROLE: config.role_of(region).value,
@@ -183,13 +203,18 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             RegionOutput.CUSTOM_DOMAIN_TARGET: service.custom_domain_target,
             RegionOutput.HEALTH_CHECK_ID: dns.health_checks[region].id,
             RegionOutput.HEALTH_CHECK_URL: dns.health_check_urls[region],
-            RegionOutput.ALARM_ARNS: monitors[region].alarm_arns,
+            RegionOutput.ALARM_ARNS: {
+                **monitors[region].alarm_arns,
+                AlarmPurpose.WAF_BLOCKED.value: firewalls[region].blocked_alarm.arn,
+            },
             RegionOutput.ALARM_TOPIC_ARN: monitors[region].topic.arn,
             RegionOutput.LOG_BUCKET: storage.bucket_names[region],
             RegionOutput.SSM_PATH: service.ssm_path,
             RegionOutput.RETRY_QUEUE_URL: service.retry_queue.url,
             RegionOutput.DLQ_URL: service.dlq.url,
             RegionOutput.FUNCTION_NAMES: service.function_names,
+            RegionOutput.USAGE_PLAN_ID: service.usage_plan.id,
+            RegionOutput.WEB_ACL_ARN: firewalls[region].web_acl.arn,
         }
         for region, service in services.items()
     }
