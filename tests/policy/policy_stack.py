@@ -299,6 +299,33 @@ def _functions(region: str) -> list[dict[str, Any]]:
     return resources
 
 
+def api_body(region: str) -> dict[str, Any]:
+    """An OpenAPI body with a Lambda REQUEST authorizer on each payment operation."""
+    merchant_key = [{"MerchantKey": []}]
+    return {
+        "openapi": "3.0.3",
+        "components": {
+            "securitySchemes": {
+                "MerchantKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": contract.AUTH_HEADER,
+                    "x-amazon-apigateway-authtype": "custom",
+                    "x-amazon-apigateway-authorizer": {
+                        "type": "request",
+                        "authorizerUri": f"arn:aws:apigateway:{region}:lambda:path/authorizer",
+                    },
+                }
+            }
+        },
+        "paths": {
+            contract.PAYMENTS_PATH: {"post": {"security": merchant_key}},
+            contract.PAYMENT_PATH: {"get": {"security": merchant_key}},
+            contract.HEALTH_PATH: {"get": {"security": []}},
+        },
+    }
+
+
 def _api(region: str) -> list[dict[str, Any]]:
     rest_api_id = f"rest-api-{region}_id"
     return [
@@ -306,7 +333,29 @@ def _api(region: str) -> list[dict[str, Any]]:
             tokens.APIGATEWAY_REST_API,
             f"rest-api-{region}",
             region,
-            {"name": "payments", "endpointConfiguration": {"types": "REGIONAL"}},
+            {
+                "name": "payments",
+                "endpointConfiguration": {"types": "REGIONAL"},
+                "body": json.dumps(api_body(region)),
+            },
+        ),
+        _resource(
+            tokens.WAFV2_WEB_ACL,
+            f"web-acl-{region}",
+            region,
+            {"name": "payments", "scope": "REGIONAL", "defaultAction": {"allow": {}}},
+        ),
+        _resource(
+            tokens.WAFV2_WEB_ACL_ASSOCIATION,
+            f"web-acl-association-{region}",
+            region,
+            {
+                "webAclArn": f"web-acl-{region}_id",
+                "resourceArn": (
+                    f"arn:aws:apigateway:{region}::/restapis/{rest_api_id}"
+                    f"/stages/{contract.API_STAGE}"
+                ),
+            },
         ),
         _resource(
             tokens.APIGATEWAY_DOMAIN_NAME,

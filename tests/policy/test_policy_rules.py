@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from policy_stack import ACCOUNT, REGIONS, STACK, build_good_stack, find
+from policy_stack import ACCOUNT, REGIONS, STACK, api_body, build_good_stack, find
 
-from payments_dr.contract import log_bucket_name
+from payments_dr.contract import HEALTH_PATH, PAYMENT_PATH, PAYMENTS_PATH, log_bucket_name
 from payments_dr.policy import RULES, evaluate
 from payments_dr.policy.model import Violation
 
@@ -68,6 +68,17 @@ def _policy(*statements: dict[str, Any]) -> str:
 
 def _allow(action: Any, resource: Any) -> dict[str, Any]:
     return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+
+def _body_with(region: str, path: str, method: str, security: Any) -> dict[str, Any]:
+    """The compliant API body with one operation's security replaced (None removes it)."""
+    body = api_body(region)
+    operation = body["paths"][path][method]
+    if security is None:
+        del operation["security"]
+    else:
+        operation["security"] = security
+    return body
 
 
 @dataclass(frozen=True)
@@ -382,6 +393,45 @@ CASES = [
         f"stage-{EAST}",
     ),
     Case(
+        "payment-method-open",
+        _set(f"rest-api-{WEST}", json.dumps(_body_with(WEST, PAYMENTS_PATH, "post", [])), "body"),
+        "apigateway-methods-authorized",
+        f"serves POST {PAYMENTS_PATH} without an authorizer",
+        f"rest-api-{WEST}",
+    ),
+    Case(
+        "payment-method-without-security",
+        _set(f"rest-api-{EAST}", json.dumps(_body_with(EAST, PAYMENT_PATH, "get", None)), "body"),
+        "apigateway-methods-authorized",
+        f"serves GET {PAYMENT_PATH} without an authorizer",
+        f"rest-api-{EAST}",
+    ),
+    Case(
+        "payment-method-with-an-api-key-alternative",
+        _set(
+            f"rest-api-{EAST}",
+            json.dumps(_body_with(EAST, PAYMENTS_PATH, "post", [{"MerchantKey": []}, {"k": []}])),
+            "body",
+        ),
+        "apigateway-methods-authorized",
+        f"serves POST {PAYMENTS_PATH} without an authorizer",
+        f"rest-api-{EAST}",
+    ),
+    Case(
+        "secondary-stage-without-web-acl",
+        _drop(f"web-acl-association-{WEST}"),
+        "waf-web-acl-on-every-stage",
+        f"Stage 'stage-{WEST}' in {WEST} has no web ACL",
+        f"stage-{WEST}",
+    ),
+    Case(
+        "web-acl-of-the-other-region",
+        _set(f"web-acl-association-{EAST}", f"web-acl-{WEST}_id", "webAclArn"),
+        "waf-web-acl-on-every-stage",
+        f"Stage 'stage-{EAST}' in {EAST} has no web ACL",
+        f"stage-{EAST}",
+    ),
+    Case(
         "function-memory-drift",
         _set(f"api-{WEST}", 1024.0, "memorySize"),
         "dr-identical-functions",
@@ -456,6 +506,14 @@ CASES = [
 
 def test_every_rule_is_exercised_by_a_broken_case() -> None:
     assert {rule.name for rule in RULES} == {case.rule for case in CASES}
+
+
+def test_the_health_check_may_stay_open_and_an_unknown_body_is_not_judged() -> None:
+    stack = build_good_stack()
+    body = api_body(EAST)
+    assert body["paths"][HEALTH_PATH]["get"]["security"] == []
+    find(stack, f"rest-api-{EAST}")["inputs"]["body"] = None  # a preview may not know it yet
+    assert evaluate(stack) == []
 
 
 def test_rule_names_are_unique() -> None:

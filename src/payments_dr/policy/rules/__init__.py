@@ -1,7 +1,16 @@
 """Every rule of the pack, in the order verdicts are reported."""
 
 from payments_dr.policy.model import Rule
-from payments_dr.policy.rules import apigateway, dr, dynamodb, iam, lambda_functions, s3, sqs
+from payments_dr.policy.rules import (
+    apigateway,
+    dr,
+    dynamodb,
+    iam,
+    lambda_functions,
+    s3,
+    sqs,
+    waf,
+)
 
 RULES: tuple[Rule, ...] = (
     *dynamodb.RULES,
@@ -10,5 +19,6 @@ RULES: tuple[Rule, ...] = (
     *lambda_functions.RULES,
     *iam.RULES,
     *apigateway.RULES,
+    *waf.RULES,
     *dr.RULES,
 )

@@ -1,10 +1,14 @@
-"""API Gateway: regional endpoints, TLS 1.2+ custom domains, logged and throttled stages."""
+"""API Gateway: regional endpoints, TLS 1.2+ custom domains, logged and throttled stages,
+an authorizer on every method but the health check."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+from payments_dr.contract import HEALTH_PATH
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackRule, StackView
 from payments_dr.policy.props import describe, get, number, refers_to, strings, text
@@ -79,6 +83,60 @@ def _check_stage_throttling(stack: StackView) -> Iterator[Finding]:
             )
 
 
+# The one operation Route 53 must reach without credentials.
+OPEN_OPERATIONS = frozenset({("get", HEALTH_PATH)})
+# Security scheme markers of API Gateway authorizers (Lambda or Cognito).
+AUTHORIZER_AUTHTYPES = frozenset({"custom", "cognito_user_pools"})
+HTTP_METHODS = frozenset(
+    {"get", "put", "post", "delete", "options", "head", "patch", "x-amazon-apigateway-any-method"}
+)
+
+
+def _authorizer_schemes(document: Mapping[str, Any]) -> set[str]:
+    schemes = get(document, "components", "securitySchemes") or {}
+    return {
+        name
+        for name, scheme in schemes.items()
+        if isinstance(scheme, Mapping)
+        and (
+            "x-amazon-apigateway-authorizer" in scheme
+            or text(scheme.get("x-amazon-apigateway-authtype")).lower() in AUTHORIZER_AUTHTYPES
+        )
+    }
+
+
+def _check_methods_authorized(view: ResourceView) -> Iterator[str]:
+    body = view.props.get("body")
+    if not isinstance(body, str):
+        return  # no OpenAPI body, or not yet known in a preview: nothing to read
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        yield f"{describe(view)} has a body that is not valid JSON. Fix: pass an OpenAPI document."
+        return
+    if not isinstance(document, Mapping):
+        return
+    authorizers = _authorizer_schemes(document)
+    default_security = document.get("security")
+    for path, operations in (document.get("paths") or {}).items():
+        if not isinstance(operations, Mapping):
+            continue
+        for method, operation in operations.items():
+            if method.lower() not in HTTP_METHODS or not isinstance(operation, Mapping):
+                continue
+            if (method.lower(), path) in OPEN_OPERATIONS:
+                continue
+            requirements = operation.get("security", default_security)
+            # Any one requirement admits a request, so each must name an authorizer.
+            alternatives = [r for r in requirements or [] if isinstance(r, Mapping)]
+            if not alternatives or not all(set(r) & authorizers for r in alternatives):
+                yield (
+                    f"{describe(view)} serves {method.upper()} {path} without an authorizer. "
+                    "Fix: give the operation a security requirement naming a scheme with "
+                    "x-amazon-apigateway-authorizer (only the health check stays open)."
+                )
+
+
 RULES = (
     ResourceRule(
         name="apigateway-regional-endpoint",
@@ -97,6 +155,12 @@ RULES = (
         description="API stages write access logs.",
         resource_types=frozenset({tokens.APIGATEWAY_STAGE}),
         check=_check_access_logs,
+    ),
+    ResourceRule(
+        name="apigateway-methods-authorized",
+        description="Every API method except the health check has an authorizer.",
+        resource_types=frozenset({tokens.APIGATEWAY_REST_API}),
+        check=_check_methods_authorized,
     ),
     StackRule(
         name="apigateway-stage-throttling",
