@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "payments_dr.synth",
     "payments_dr.lab.commands",
     "payments_dr.ops.commands",
+    "payments_dr.merchants",
 )
 
 

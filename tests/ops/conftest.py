@@ -189,6 +189,9 @@ def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
         Value=Mode.ACTIVE.value,
         Type="String",
     )
+    usage_plan_id = aws.client("apigateway", region).create_usage_plan(
+        name=contract.usage_plan_name(STACK), throttle={"rateLimit": 20.0, "burstLimit": 40}
+    )["id"]
     alarm_arns = {}
     for purpose in ALARM_PURPOSES:
         name = alarm_name(region, purpose)
@@ -222,6 +225,10 @@ def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
             function.value: contract.function_name(STACK, function)
             for function in contract.Function
         },
+        RegionOutput.USAGE_PLAN_ID: usage_plan_id,
+        RegionOutput.WEB_ACL_ARN: (
+            f"arn:aws:wafv2:{region}:{ACCOUNT}:regional/webacl/{contract.PROJECT}-{STACK}/w1"
+        ),
     }
 
 

@@ -29,6 +29,8 @@ class RegionOutputs:
     retry_queue_url: str
     dlq_url: str
     log_bucket: str
+    usage_plan_id: str
+    web_acl_arn: str
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ def _parse_region(stack: str, region: str, values: Mapping[str, Any]) -> RegionO
         retry_queue_url=values[RegionOutput.RETRY_QUEUE_URL],
         dlq_url=values[RegionOutput.DLQ_URL],
         log_bucket=values[RegionOutput.LOG_BUCKET],
+        usage_plan_id=values[RegionOutput.USAGE_PLAN_ID],
+        web_acl_arn=values[RegionOutput.WEB_ACL_ARN],
     )
 
 

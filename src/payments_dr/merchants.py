@@ -1,0 +1,218 @@
+"""`payments-dr merchant create|revoke|list|sync`: merchant API keys on the deployed stack.
+
+A key's record lives in the payments table, so the global table carries it to every region
+and each region's authorizer reads its own replica. Writes go to the primary region, or to
+the secondary when the primary does not answer. The secret is printed once and only its
+SHA-256 is stored.
+
+Per-merchant throttling rides on each region's usage plan: every active merchant has an API
+Gateway API key (its record's `usage_key`) in the plan of every region, which the authorizer
+names in `usageIdentifierKey`. `sync` brings the plans in line with the records, e.g. after
+a region was unreachable during `create` or `revoke`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from payments_dr import contract
+from payments_dr.contract import AUTHORIZER_CACHE_TTL_SECONDS
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.commands import add_stack_arguments, project_root, run_guarded
+from payments_dr.ops.observe import AWS_ERRORS, describe_aws_error
+from payments_dr.ops.outputs import StackOutputs, load_outputs
+from payments_dr.service.credentials import (
+    CredentialStore,
+    CredentialStoreUnavailable,
+    KeyStatus,
+    MerchantExists,
+    MerchantRecord,
+    issue_key,
+)
+
+
+class Merchants:
+    """Merchant credentials of one deployed stack."""
+
+    def __init__(
+        self,
+        outputs: StackOutputs,
+        aws: Aws,
+        out: TextIO,
+        err: TextIO,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._outputs = outputs
+        self._aws = aws
+        self._out = out
+        self._err = err
+        self._clock = clock
+
+    # --- the table, primary first --------------------------------------------------------
+    def _with_store(self, action: Callable[[CredentialStore], Any]) -> Any:
+        """Run `action` on the primary's replica, or on the secondary's if the primary fails."""
+        failures = []
+        for region in (self._outputs.primary, self._outputs.secondary):
+            store = CredentialStore(self._aws.client("dynamodb", region), self._outputs.table_name)
+            try:
+                result = action(store)
+            except CredentialStoreUnavailable as error:
+                failures.append(f"{region}: {error}")
+                print(f"warning: the table in {region} did not answer", file=self._err)
+                continue
+            if region != self._outputs.primary:
+                print(f"note: written through {region}; replication brings it back", file=self._err)
+            return result
+        raise OpsError("no region's table answered: " + "; ".join(failures), EXIT_FAILED)
+
+    # --- usage plans ---------------------------------------------------------------------
+    def _api_keys(self, region: str, merchant_id: str) -> list[dict[str, Any]]:
+        name = contract.merchant_api_key_name(self._outputs.stack, merchant_id)
+        apigateway = self._aws.client("apigateway", region)
+        found = apigateway.get_api_keys(nameQuery=name, includeValues=True).get("items", [])
+        return [key for key in found if key.get("name") == name]
+
+    def _sync_region(self, region: str, record: MerchantRecord) -> None:
+        """Make the region's usage plan hold exactly the record's key, or none if revoked."""
+        apigateway = self._aws.client("apigateway", region)
+        plan_id = self._outputs.region(region).usage_plan_id
+        keys = self._api_keys(region, record.merchant_id)
+        wanted = record.status is KeyStatus.ACTIVE
+        for key in keys:
+            if not wanted or key.get("value") != record.usage_key:
+                # Out of the plan first, so a key whose deletion fails grants no quota.
+                in_plan = apigateway.get_usage_plan_keys(
+                    usagePlanId=plan_id, nameQuery=key["name"]
+                ).get("items", [])
+                if any(entry["id"] == key["id"] for entry in in_plan):
+                    apigateway.delete_usage_plan_key(usagePlanId=plan_id, keyId=key["id"])
+                apigateway.delete_api_key(apiKey=key["id"])
+        if wanted and not any(key.get("value") == record.usage_key for key in keys):
+            created = apigateway.create_api_key(
+                name=contract.merchant_api_key_name(self._outputs.stack, record.merchant_id),
+                description=f"usage plan key of merchant {record.merchant_id}",
+                value=record.usage_key,
+                enabled=True,
+            )
+            apigateway.create_usage_plan_key(
+                usagePlanId=plan_id,
+                keyId=created["id"],
+                keyType="API_KEY",
+            )
+
+    def _sync(self, record: MerchantRecord) -> bool:
+        """Every region's usage plan in line with `record`; False if a region failed."""
+        complete = True
+        for region in self._outputs.regions:
+            try:
+                self._sync_region(region, record)
+            except AWS_ERRORS as error:
+                complete = False
+                print(
+                    f"warning: usage plan in {region} not updated ({describe_aws_error(error)}); "
+                    f"run `payments-dr merchant sync --stack {self._outputs.stack}` once it "
+                    "answers",
+                    file=self._err,
+                )
+        return complete
+
+    # --- commands ------------------------------------------------------------------------
+    def create(self, merchant_id: str) -> int:
+        try:
+            issued = issue_key(merchant_id, self._clock())
+        except ValueError as error:
+            raise OpsError(str(error), EXIT_REFUSED) from error
+        try:
+            self._with_store(lambda store: store.create(issued.record))
+        except MerchantExists as error:
+            raise OpsError(
+                f"merchant {merchant_id} already has an active key: revoke it first",
+                EXIT_REFUSED,
+            ) from error
+        complete = self._sync(issued.record)
+        print(f"merchant {merchant_id}: key {issued.record.key_id} issued", file=self._out)
+        print("API key (shown once, never stored; keep it secret):", file=self._out)
+        print(issued.api_key, file=self._out)
+        return EXIT_OK if complete else EXIT_FAILED
+
+    def revoke(self, merchant_id: str) -> int:
+        if not self._with_store(lambda store: store.revoke(merchant_id, self._clock())):
+            raise OpsError(f"merchant {merchant_id} has no key", EXIT_REFUSED)
+        record = self._with_store(lambda store: store.get(merchant_id))
+        complete = self._sync(record)
+        print(
+            f"merchant {merchant_id}: key {record.key_id} revoked; every region refuses it "
+            f"within {AUTHORIZER_CACHE_TTL_SECONDS} s (the authorizer cache) once the table "
+            "has replicated",
+            file=self._out,
+        )
+        return EXIT_OK if complete else EXIT_FAILED
+
+    def list(self, as_json: bool) -> int:
+        records: list[MerchantRecord] = self._with_store(lambda store: store.list())
+        rows = [
+            {
+                "merchant_id": record.merchant_id,
+                "key_id": record.key_id,
+                "status": record.status.value,
+                "created_at": record.created_at,
+                "revoked_at": record.revoked_at,
+            }
+            for record in records
+        ]
+        if as_json:
+            print(json.dumps(rows, indent=2), file=self._out)
+            return EXIT_OK
+        print(f"{'merchant':<24} {'key id':<9} {'status':<8} created / revoked", file=self._out)
+        for record in records:
+            when = record.created_at + (f" / {record.revoked_at}" if record.revoked_at else "")
+            print(
+                f"{record.merchant_id:<24} {record.key_id:<9} {record.status.value:<8} {when}",
+                file=self._out,
+            )
+        return EXIT_OK
+
+    def sync(self) -> int:
+        records: list[MerchantRecord] = self._with_store(lambda store: store.list())
+        complete = all([self._sync(record) for record in records])
+        print(f"usage plans synced for {len(records)} merchant(s)", file=self._out)
+        return EXIT_OK if complete else EXIT_FAILED
+
+
+def register(subparsers: Any) -> None:
+    merchant = subparsers.add_parser(
+        "merchant", help="issue, revoke and list merchant API keys of a deployed stack"
+    )
+    actions = merchant.add_subparsers(dest="merchant_command", required=True)
+    create = actions.add_parser("create", help="issue a key (printed once, stored hashed)")
+    create.add_argument("merchant_id")
+    revoke = actions.add_parser("revoke", help="revoke a merchant's key in every region")
+    revoke.add_argument("merchant_id")
+    listing = actions.add_parser("list", help="merchants and key states, never secrets")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    actions.add_parser("sync", help="bring every region's usage plan in line with the keys")
+    for parser in actions.choices.values():
+        add_stack_arguments(parser)
+        parser.set_defaults(run=run_merchant)
+
+
+def run_merchant(args: argparse.Namespace, aws: Aws | None = None) -> int:
+    def command() -> int:
+        clients = aws or Aws()
+        outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
+        clients.require_credentials()
+        merchants = Merchants(outputs, clients, sys.stdout, sys.stderr)
+        if args.merchant_command == "create":
+            return merchants.create(args.merchant_id)
+        if args.merchant_command == "revoke":
+            return merchants.revoke(args.merchant_id)
+        if args.merchant_command == "list":
+            return merchants.list(args.json)
+        return merchants.sync()
+
+    return run_guarded(command)
