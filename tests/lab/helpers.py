@@ -8,7 +8,14 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from payments_dr.contract import IDEMPOTENCY_HEADER, PAYMENTS_PATH, ConsistencyMode
+from payments_dr.contract import (
+    AUTH_HEADER,
+    AUTH_SCHEME,
+    IDEMPOTENCY_HEADER,
+    PAYMENTS_PATH,
+    ConsistencyMode,
+)
+from payments_dr.lab.lab import Lab
 from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
 
 PRIMARY, SECONDARY = BUILTIN_CONFIG.regions
@@ -18,6 +25,17 @@ def lab_settings(mode: ConsistencyMode, time_scale: float) -> LabSettings:
     """The built-in stack configuration in `mode`, whatever stack files lie around."""
     config = dataclasses.replace(BUILTIN_CONFIG, consistency_mode=mode)
     return LabSettings(config, time_scale=time_scale)
+
+
+def enrol(lab: Lab, merchant: str = "merchant-01") -> str:
+    """A merchant's API key, its record replicated to every region."""
+    api_key = lab.enrol_merchant(merchant)
+    assert lab.settle(20)
+    return api_key
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {AUTH_HEADER: f"{AUTH_SCHEME} {api_key}"}
 
 
 def request(
@@ -38,12 +56,9 @@ def request(
 
 
 def post_payment(
-    base_url: str, key: str, merchant: str = "merchant-01", amount: int = 1250
+    base_url: str, key: str, api_key: str, amount: int = 1250
 ) -> tuple[int, dict[str, str], Any]:
-    body = {
-        "merchant_id": merchant,
-        "amount": amount,
-        "currency": "EUR",
-        "payment_token": "tok_labtest12345678",
-    }
-    return request(base_url, "POST", PAYMENTS_PATH, body, {IDEMPOTENCY_HEADER: key})
+    body = {"amount": amount, "currency": "EUR", "payment_token": "tok_labtest12345678"}
+    return request(
+        base_url, "POST", PAYMENTS_PATH, body, {IDEMPOTENCY_HEADER: key, **bearer(api_key)}
+    )

@@ -20,7 +20,7 @@ from payments_dr.drill_report import DrillReport
 from payments_dr.lab import drill as lab_drill
 from payments_dr.lab.drill import DrillResult
 
-from .helpers import PRIMARY, SECONDARY, lab_settings, request
+from .helpers import PRIMARY, SECONDARY, lab_settings, post_payment, request
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,16 +101,22 @@ def test_lab_up_fails_over_when_told_to_and_stops_on_ctrl_c(tmp_path: Path) -> N
     try:
         assert process.stdout is not None
         urls: dict[str, str] = {}
+        demo_key = ""
         for line in process.stdout:
             match = re.search(r"(failover endpoint|lab control).*: (http://127\.0\.0\.1:\d+)", line)
             if match:
                 urls[match.group(1)] = match.group(2)
+            key_match = re.search(r"API key: (pdr\.\S+)", line)
+            if key_match:
+                demo_key = key_match.group(1)
             if "Ctrl-C" in line:
                 break
         failover, control = urls["failover endpoint"], urls["lab control"]
         status, headers, body = request(failover, "GET", contract.HEALTH_PATH)
         assert status == 200 and body["status"] == "ok"
         assert headers[contract.REGION_HEADER] == PRIMARY
+        status, _, created = post_payment(failover, "demo-key-0001", demo_key)
+        assert status == 201 and created["merchant_id"] == "merchant-01"
 
         status, _, state = request(
             control, "POST", "/faults", {"region": PRIMARY, "fault": "outage", "active": True}

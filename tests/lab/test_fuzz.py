@@ -19,7 +19,7 @@ from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.lab import Lab
 from payments_dr.service.openapi import load_openapi
 
-from .helpers import lab_settings
+from .helpers import bearer, enrol, lab_settings
 
 schema = schemathesis.openapi.from_dict(load_openapi())
 CHECKS = [
@@ -38,6 +38,11 @@ def lab() -> Iterator[Lab]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def api_key(lab: Lab) -> str:
+    return enrol(lab)
+
+
 @schema.parametrize()
 @settings(
     max_examples=30,
@@ -45,6 +50,7 @@ def lab() -> Iterator[Lab]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_the_failover_endpoint_conforms_to_the_openapi_document(
-    case: schemathesis.Case, lab: Lab
+    case: schemathesis.Case, lab: Lab, api_key: str
 ) -> None:
-    case.call_and_validate(base_url=lab.failover_url, checks=CHECKS)
+    """Authenticated, so the fuzzing reaches the API behind the authorizer."""
+    case.call_and_validate(base_url=lab.failover_url, checks=CHECKS, headers=bearer(api_key))

@@ -12,14 +12,20 @@ import pytest
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.lab import Lab
+from payments_dr.service.credentials import CredentialStore
 
-from .helpers import PRIMARY, SECONDARY, lab_settings, post_payment, request
+from .helpers import PRIMARY, SECONDARY, bearer, enrol, lab_settings, post_payment, request
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     with Lab(lab_settings(ConsistencyMode.EVENTUAL, time_scale=0.02)) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def api_key(lab: Lab) -> str:
+    return enrol(lab)
 
 
 def new_key() -> str:
@@ -40,8 +46,8 @@ def stream_records_for(lab: Lab, region: str, payment_id: str) -> int:
     )
 
 
-def test_a_payment_written_in_one_region_reaches_the_other_once(lab: Lab) -> None:
-    status, headers, body = post_payment(lab.region_url(PRIMARY), new_key())
+def test_a_payment_written_in_one_region_reaches_the_other_once(lab: Lab, api_key: str) -> None:
+    status, headers, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
     assert status == 201 and headers[contract.REGION_HEADER] == PRIMARY
     assert lab.settle(20)
     primary_items, secondary_items = lab.table_items(PRIMARY), lab.table_items(SECONDARY)
@@ -52,13 +58,13 @@ def test_a_payment_written_in_one_region_reaches_the_other_once(lab: Lab) -> Non
 
 
 def test_a_retry_in_the_other_region_inside_the_window_is_reported_as_a_duplicate(
-    lab: Lab,
+    lab: Lab, api_key: str
 ) -> None:
     key = new_key()
     lab.replicator.stall()
     try:
-        first = post_payment(lab.region_url(PRIMARY), key)
-        second = post_payment(lab.region_url(SECONDARY), key)
+        first = post_payment(lab.region_url(PRIMARY), key, api_key)
+        second = post_payment(lab.region_url(SECONDARY), key, api_key)
     finally:
         lab.replicator.resume()
     assert first[0] == 201 and second[0] == 201  # both regions created it: applied twice
@@ -74,21 +80,23 @@ def test_a_retry_in_the_other_region_inside_the_window_is_reported_as_a_duplicat
     assert primary_item["region"]["S"] == SECONDARY
 
 
-def test_a_replay_in_the_other_region_after_replication_is_not_a_duplicate(lab: Lab) -> None:
+def test_a_replay_in_the_other_region_after_replication_is_not_a_duplicate(
+    lab: Lab, api_key: str
+) -> None:
     key = new_key()
-    status, _, body = post_payment(lab.region_url(PRIMARY), key)
+    status, _, body = post_payment(lab.region_url(PRIMARY), key, api_key)
     assert status == 201
     assert lab.settle(20)
-    status, _, replay = post_payment(lab.region_url(SECONDARY), key)
+    status, _, replay = post_payment(lab.region_url(SECONDARY), key, api_key)
     assert status == 200 and replay == body
     assert lab.settle(20)
     assert body["id"] not in {d.payment_id for d in lab.replicator.duplicates}
 
 
-def test_writes_during_a_peer_outage_replicate_once_it_is_back(lab: Lab) -> None:
+def test_writes_during_a_peer_outage_replicate_once_it_is_back(lab: Lab, api_key: str) -> None:
     lab.set_region_outage(SECONDARY, True)
     try:
-        status, _, body = post_payment(lab.region_url(PRIMARY), new_key())
+        status, _, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
         assert status == 201
         time.sleep(0.3)  # many replication lags
         assert body["id"] not in lab.table_items(SECONDARY)
@@ -108,10 +116,18 @@ def test_an_unreachable_region_drops_connections(lab: Lab) -> None:
     assert request(lab.region_url(SECONDARY), "GET", contract.HEALTH_PATH)[0] == 200
 
 
-def test_table_outage_queues_the_payment_and_the_retry_worker_applies_it(lab: Lab) -> None:
+def test_table_outage_queues_the_payment_and_the_retry_worker_applies_it(
+    lab: Lab, api_key: str
+) -> None:
+    # The authorizer reads the same table: a verdict cached just before the outage lets the
+    # request through to the API, whose write then fails over to the retry queue.
+    warm = request(
+        lab.region_url(PRIMARY), "GET", f"/v1/payments/pay_{'0' * 32}", None, bearer(api_key)
+    )
+    assert warm[0] == 404
     lab.set_table_outage(PRIMARY, True)
     try:
-        status, _, body = post_payment(lab.region_url(PRIMARY), new_key())
+        status, _, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
         health_status, _, health = request(lab.region_url(PRIMARY), "GET", contract.HEALTH_PATH)
     finally:
         lab.set_table_outage(PRIMARY, False)
@@ -134,8 +150,8 @@ def test_a_poison_message_ends_in_the_dlq_after_max_receives(lab: Lab) -> None:
     assert region.retry_poller.invocations >= contract.RETRY_MAX_RECEIVE_COUNT
 
 
-def test_the_log_archiver_archives_both_regions_streams(lab: Lab) -> None:
-    post_payment(lab.region_url(PRIMARY), new_key())
+def test_the_log_archiver_archives_both_regions_streams(lab: Lab, api_key: str) -> None:
+    post_payment(lab.region_url(PRIMARY), new_key(), api_key)
     assert lab.settle(20)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(
@@ -144,3 +160,55 @@ def test_the_log_archiver_archives_both_regions_streams(lab: Lab) -> None:
         time.sleep(0.05)
     assert lab.archived_object_count(PRIMARY) > 0
     assert lab.archived_object_count(SECONDARY) > 0
+
+
+# --- authentication through the real authorizer ----------------------------------------------
+def test_requests_without_a_valid_key_are_refused_and_write_nothing(lab: Lab, api_key: str) -> None:
+    url = lab.region_url(PRIMARY)
+    before = lab.table_items(PRIMARY)
+    body = {"amount": 1250, "currency": "EUR", "payment_token": "tok_labtest12345678"}
+    headers = {contract.IDEMPOTENCY_HEADER: new_key()}
+    wrong = api_key[:-4] + ("AAAA" if not api_key.endswith("AAAA") else "BBBB")
+    assert request(url, "POST", contract.PAYMENTS_PATH, body, headers)[0] == 401
+    for refused in ("not-a-key", wrong, api_key.replace("merchant-01", "merchant-02")):
+        status, _, answer = request(
+            url, "POST", contract.PAYMENTS_PATH, body, {**headers, **bearer(refused)}
+        )
+        assert status == 403 and answer["code"] == "forbidden"
+    assert lab.table_items(PRIMARY) == before
+
+
+def test_another_merchants_payment_answers_404_in_both_regions(lab: Lab, api_key: str) -> None:
+    other_key = enrol(lab, "merchant-02")
+    status, _, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
+    assert status == 201 and body["merchant_id"] == "merchant-01"
+    assert lab.settle(20)
+    path = f"{contract.PAYMENTS_PATH}/{body['id']}"
+    for region in (PRIMARY, SECONDARY):
+        assert request(lab.region_url(region), "GET", path, None, bearer(api_key))[0] == 200
+        assert request(lab.region_url(region), "GET", path, None, bearer(other_key))[0] == 404
+
+
+def test_a_revoked_key_is_refused_in_both_regions_after_the_cache_time(lab: Lab) -> None:
+    key = enrol(lab, "merchant-03")
+    assert post_payment(lab.region_url(SECONDARY), new_key(), key)[0] == 201  # cached: allowed
+    primary = lab.regions[PRIMARY]
+    CredentialStore(primary.aws.lab_dynamodb, primary.resources.table_name).revoke(
+        "merchant-03", lab.clock.epoch()
+    )
+    assert lab.settle(20)
+    lab.clock.sleep(contract.AUTHORIZER_CACHE_TTL_SECONDS)
+    for region in (PRIMARY, SECONDARY):
+        assert post_payment(lab.region_url(region), new_key(), key)[0] == 403
+
+
+def test_the_secondary_authorizes_while_the_primary_is_down(lab: Lab) -> None:
+    key = enrol(lab, "merchant-04")
+    lab.set_region_outage(PRIMARY, True)
+    lab.set_table_outage(PRIMARY, True)
+    try:
+        status, headers, _ = post_payment(lab.region_url(SECONDARY), new_key(), key)
+    finally:
+        lab.set_table_outage(PRIMARY, False)
+        lab.set_region_outage(PRIMARY, False)
+    assert status == 201 and headers[contract.REGION_HEADER] == SECONDARY

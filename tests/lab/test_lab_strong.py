@@ -10,7 +10,7 @@ import pytest
 from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.lab import Lab
 
-from .helpers import PRIMARY, SECONDARY, lab_settings, post_payment, request
+from .helpers import PRIMARY, SECONDARY, bearer, enrol, lab_settings, post_payment, request
 
 
 @pytest.fixture(scope="module")
@@ -19,37 +19,46 @@ def lab() -> Iterator[Lab]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def api_key(lab: Lab) -> str:
+    return enrol(lab)
+
+
 def new_key() -> str:
     return f"strong-{uuid.uuid4().hex[:20]}"
 
 
-def test_an_acknowledged_write_is_readable_in_the_peer_at_once(lab: Lab) -> None:
-    status, _, body = post_payment(lab.region_url(PRIMARY), new_key())
+def test_an_acknowledged_write_is_readable_in_the_peer_at_once(lab: Lab, api_key: str) -> None:
+    status, _, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
     assert status == 201
     # No waiting for replication: the write reached the peer before it was acknowledged.
-    status, _, read = request(lab.region_url(SECONDARY), "GET", f"/v1/payments/{body['id']}")
+    status, _, read = request(
+        lab.region_url(SECONDARY), "GET", f"/v1/payments/{body['id']}", headers=bearer(api_key)
+    )
     assert status == 200 and read == body
 
 
-def test_a_retry_in_the_other_region_replays_instead_of_creating(lab: Lab) -> None:
+def test_a_retry_in_the_other_region_replays_instead_of_creating(lab: Lab, api_key: str) -> None:
     key = new_key()
-    first = post_payment(lab.region_url(PRIMARY), key)
-    second = post_payment(lab.region_url(SECONDARY), key)
+    first = post_payment(lab.region_url(PRIMARY), key, api_key)
+    second = post_payment(lab.region_url(SECONDARY), key, api_key)
     assert (first[0], second[0]) == (201, 200)
     assert second[2] == first[2]
     assert lab.settle(20)
     assert first[2]["id"] not in {d.payment_id for d in lab.replicator.duplicates}
 
 
-def test_a_replica_that_was_down_catches_up_before_it_serves_again(lab: Lab) -> None:
+def test_a_replica_that_was_down_catches_up_before_it_serves_again(lab: Lab, api_key: str) -> None:
     lab.set_table_outage(PRIMARY, True)
     try:
-        status, _, body = post_payment(lab.region_url(SECONDARY), new_key())
+        status, _, body = post_payment(lab.region_url(SECONDARY), new_key(), api_key)
         assert status == 201
         assert body["id"] not in lab.table_items(PRIMARY)
     finally:
         lab.set_table_outage(PRIMARY, False)
     # Caught up as part of coming back, not eventually.
     assert body["id"] in lab.table_items(PRIMARY)
-    status, _, read = request(lab.region_url(PRIMARY), "GET", f"/v1/payments/{body['id']}")
+    status, _, read = request(
+        lab.region_url(PRIMARY), "GET", f"/v1/payments/{body['id']}", headers=bearer(api_key)
+    )
     assert status == 200 and read == body

@@ -7,6 +7,7 @@ from typing import Any
 
 from payments_dr import contract
 from payments_dr.service.api import build_api_handler
+from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.log_archiver import archive_key, build_log_archiver, plain_value
 
 from .conftest import SESSION, VALID_REQUEST, Region, post_event
@@ -122,3 +123,23 @@ def test_numbers_never_pass_through_float() -> None:
         "tags": ["a", "b"],
         "whole": 12345678901234567890,
     }
+
+
+def test_merchant_credential_records_stay_out_of_the_transaction_log(region: Region) -> None:
+    issued = issue_key("merchant-9", region.clock())
+    CredentialStore(region.dynamodb, region.table_name).create(issued.record)
+    submit_payments(region, 2)
+    result = build_log_archiver(region.deps)(stream_event(region), None)
+    assert result["archived"] == 2
+    (lines,) = archived_objects(region).values()
+    assert all(line["keys"][contract.TABLE_HASH_KEY].startswith("pay_") for line in lines)
+    assert issued.record.secret_sha256 not in json.dumps(lines)
+
+
+def test_a_batch_of_only_credential_records_writes_nothing(region: Region) -> None:
+    CredentialStore(region.dynamodb, region.table_name).create(
+        issue_key("merchant-9", region.clock()).record
+    )
+    result = build_log_archiver(region.deps)(stream_event(region), None)
+    assert result == {"batchItemFailures": [], "archived": 0}
+    assert archived_objects(region) == {}

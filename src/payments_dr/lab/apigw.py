@@ -5,11 +5,17 @@ and its proxy response becomes the HTTP answer. During a simulated region outage
 accepts connections but never answers: requests that arrive fail, and requests in flight
 lose their answer even when the handler already wrote. While only answers are lost, requests
 are still processed: the case that makes clients retry a payment that was in fact written.
+
+Payment routes go through the real REQUEST authorizer first, as API Gateway does: no
+Authorization header answers 401, a Deny 403, a failing authorizer 500, all before the API
+handler runs; an Allow passes its context to the handler in `requestContext.authorizer`.
+Verdicts are cached per header value for the authorizer cache time (simulated seconds).
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
 import re
@@ -29,12 +35,19 @@ from payments_dr.lab.settings import LAB_ACCOUNT_ID
 from payments_dr.lab.workers import Handler, LambdaContext
 
 log = logging.getLogger(__name__)
+LAB_API_ID = "lab"
 
 # (method, resource) pairs the OpenAPI document defines.
 _ROUTES = {
     ("POST", contract.PAYMENTS_PATH),
     ("GET", contract.PAYMENT_PATH),
     ("GET", contract.HEALTH_PATH),
+}
+# What the deployed gateway answers itself (its gateway responses use the service's shape).
+GATEWAY_ERRORS: dict[int, dict[str, str]] = {
+    401: {"code": "unauthorized", "message": "Unauthorized"},
+    403: {"code": "forbidden", "message": "User is not authorized to access this resource"},
+    500: {"code": "unavailable", "message": "Authorizer error"},
 }
 _PAYMENT_ID_SEGMENT = re.compile(r"^/v1/payments/(?P<id>[^/]+)$")
 
@@ -91,7 +104,7 @@ def proxy_event(
             "stage": contract.API_STAGE,
             "requestId": str(uuid.uuid4()),
             "accountId": LAB_ACCOUNT_ID,
-            "apiId": "lab",
+            "apiId": LAB_API_ID,
             "domainName": api_host,
             "protocol": "HTTP/1.1",
             "requestTimeEpoch": int(time.time() * 1000),
@@ -102,14 +115,77 @@ def proxy_event(
     }
 
 
+def authorizer_event(
+    region: str, method: str, resource: str, event: dict[str, Any]
+) -> dict[str, Any]:
+    """The REQUEST authorizer event API Gateway sends before invoking the integration."""
+    path = str(event["path"])
+    return {
+        "type": "REQUEST",
+        "methodArn": (
+            f"arn:aws:execute-api:{region}:{LAB_ACCOUNT_ID}:{LAB_API_ID}"
+            f"/{contract.API_STAGE}/{method}{path}"
+        ),
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": event["headers"],
+        "multiValueHeaders": event["multiValueHeaders"],
+        "pathParameters": event["pathParameters"],
+        "requestContext": event["requestContext"],
+    }
+
+
+def allows(verdict: dict[str, Any], method_arn: str) -> bool:
+    """IAM evaluation of the authorizer's policy for one method: an explicit Deny wins."""
+    allowed = False
+    for statement in verdict.get("policyDocument", {}).get("Statement", []):
+        resources = statement.get("Resource", [])
+        patterns = [resources] if isinstance(resources, str) else resources
+        if any(fnmatch.fnmatchcase(method_arn, pattern) for pattern in patterns):
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+class AuthorizerCache:
+    """API Gateway's authorizer cache: verdicts per identity (header value) for a TTL."""
+
+    def __init__(self, now: Callable[[], float], ttl_seconds: float) -> None:
+        self._now = now
+        self._ttl = ttl_seconds
+        self._verdicts: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, identity: str) -> dict[str, Any] | None:
+        with self._lock:
+            cached = self._verdicts.get(identity)
+        if cached is None or self._now() - cached[0] >= self._ttl:
+            return None
+        return cached[1]
+
+    def put(self, identity: str, verdict: dict[str, Any]) -> None:
+        with self._lock:
+            self._verdicts[identity] = (self._now(), verdict)
+
+
 class RegionApi:
     """One region's API endpoint on 127.0.0.1, port chosen by the OS."""
 
-    def __init__(self, region: str, stack: str, faults: RegionFaults) -> None:
+    def __init__(
+        self,
+        region: str,
+        stack: str,
+        faults: RegionFaults,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.region = region
         self._stack = stack
         self.faults = faults
         self.handler: Handler | None = None  # set once the region's configuration is seeded
+        self.authorizer: Handler | None = None
+        self._authorizer_cache = AuthorizerCache(now, contract.AUTHORIZER_CACHE_TTL_SECONDS)
         self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -136,6 +212,35 @@ class RegionApi:
             raise RuntimeError(f"the {self.region} API has no handler yet")
         context = LambdaContext.for_function(self._stack, Function.API, self.region)
         return self.handler(event, context)
+
+    def authorize(self, method: str, resource: str, event: dict[str, Any]) -> int | None:
+        """Run the authorizer as API Gateway would. None: admitted, and `event` now carries
+        the authorizer's context; otherwise the status API Gateway answers with."""
+        identity = next(
+            (
+                value
+                for name, value in (event["headers"] or {}).items()
+                if name.lower() == contract.AUTH_HEADER.lower()
+            ),
+            "",
+        )
+        if not identity:
+            return 401  # the identity source is missing: the authorizer is not called
+        if self.authorizer is None:
+            raise RuntimeError(f"the {self.region} API has no authorizer yet")
+        request = authorizer_event(self.region, method, resource, event)
+        verdict = self._authorizer_cache.get(identity)
+        if verdict is None:
+            context = LambdaContext.for_function(self._stack, Function.AUTHORIZER, self.region)
+            verdict = self.authorizer(request, context)
+            self._authorizer_cache.put(identity, verdict)
+        if not allows(verdict, request["methodArn"]):
+            return 403
+        event["requestContext"]["authorizer"] = {
+            **verdict.get("context", {}),
+            "principalId": verdict.get("principalId"),
+        }
+        return None
 
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -176,6 +281,17 @@ class RegionApi:
                     source_ip=self.client_address[0],
                     api_host=self.headers.get("Host", ""),
                 )
+                if (method, resource) != ("GET", contract.HEALTH_PATH):
+                    try:
+                        refused = api.authorize(method, resource, event)
+                    except Exception:
+                        log.exception("authorizer failed in %s", api.region)
+                        # API Gateway's answer when the authorizer fails: nothing is admitted.
+                        self._send(500, GATEWAY_ERRORS[500], {})
+                        return
+                    if refused is not None:
+                        self._send(refused, GATEWAY_ERRORS[refused], {})
+                        return
                 try:
                     response = api.invoke(event)
                 except Exception:

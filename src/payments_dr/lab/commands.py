@@ -18,6 +18,7 @@ from payments_dr.lab.settings import LabSettings, load_config
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+DEMO_MERCHANT = "merchant-01"  # enrolled by `lab up` so the printed example works
 LAB_UP_TIME_SCALE = 1.0  # real time: someone is watching and using curl
 DRILL_TIME_SCALE = 0.02  # a simulated hour plays in 72 s
 
@@ -140,12 +141,16 @@ def run_lab_up(args: argparse.Namespace) -> int:
         for name in settings.config.regions:
             role = settings.config.role_of(name).value
             print(f"  {name} ({role}) API: {lab.region_url(name)}")
+        # A throwaway key of the simulation, printed so the example below works as typed.
+        demo_key = lab.enrol_merchant(DEMO_MERCHANT)
+        print(f"  merchant {DEMO_MERCHANT} (lab only) API key: {demo_key}")
         print(
             "try:\n"
             f"  curl -s {lab.failover_url}{contract.HEALTH_PATH}\n"
             f"  curl -s -X POST {lab.failover_url}{contract.PAYMENTS_PATH}"
+            f" -H '{contract.AUTH_HEADER}: {contract.AUTH_SCHEME} {demo_key}'"
             f" -H 'Content-Type: application/json' -H '{contract.IDEMPOTENCY_HEADER}: demo-0001'"
-            ' -d \'{"merchant_id": "merchant-01", "amount": 1250, "currency": "EUR",'
+            ' -d \'{"amount": 1250, "currency": "EUR",'
             ' "payment_token": "tok_demo12345678"}\'\n'
             f"  curl -s {control.url}/status\n"
             f"  curl -s -X POST {control.url}/faults -d"

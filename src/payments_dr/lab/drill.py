@@ -28,7 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from payments_dr.contract import IDEMPOTENCY_HEADER, PAYMENTS_PATH, REGION_HEADER
+from payments_dr.contract import (
+    AUTH_HEADER,
+    AUTH_SCHEME,
+    IDEMPOTENCY_HEADER,
+    PAYMENTS_PATH,
+    REGION_HEADER,
+)
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.replication import Duplicate
@@ -39,7 +45,8 @@ from payments_dr.service.model import payment_id
 
 ENVIRONMENT = "local lab (simulation)"
 ACKNOWLEDGED = frozenset({200, 201, 202})
-REJECTED = frozenset({400, 404, 422})  # final answers; anything else is retried
+# Final answers; anything else is retried. 401 and 403 mean the client's key is refused.
+REJECTED = frozenset({400, 401, 403, 404, 422})
 CLIENT_TIMEOUT_WALL_SECONDS = 15.0
 CURRENCIES = ("AUD", "CAD", "CHF", "EUR", "GBP", "JPY", "USD")
 
@@ -104,8 +111,11 @@ class DrillResult:
 class _Traffic:
     """Client threads sending payments through the failover endpoint."""
 
-    def __init__(self, lab: Lab, options: DrillOptions, started_at: float):
+    def __init__(
+        self, lab: Lab, options: DrillOptions, started_at: float, api_keys: dict[int, str]
+    ):
         self._lab = lab
+        self._api_keys = api_keys
         self._options = options
         self._started_at = started_at
         self._stop_at = float("inf")
@@ -153,13 +163,13 @@ class _Traffic:
             payment = _new_payment(rng, index, sequence)
             with self._lock:
                 self.payments.append(payment)
-            self._submit(payment)
+            self._submit(payment, self._api_keys[index])
             next_at = max(next_at + interval, self.now())
 
-    def _submit(self, payment: ClientPayment) -> None:
+    def _submit(self, payment: ClientPayment, api_key: str) -> None:
         backoff = self._options.initial_backoff_seconds
         while self.now() < self._stop_at + self._options.retry_grace_seconds:
-            attempt, retry_after = self._send(payment)
+            attempt, retry_after = self._send(payment, api_key)
             with self._lock:
                 payment.attempts.append(attempt)
             if attempt.status in ACKNOWLEDGED or attempt.status in REJECTED:
@@ -168,7 +178,7 @@ class _Traffic:
             self._lab.clock.sleep(retry_after if retry_after is not None else backoff)
             backoff = min(backoff * 2, self._options.max_backoff_seconds)
 
-    def _send(self, payment: ClientPayment) -> tuple[Attempt, float | None]:
+    def _send(self, payment: ClientPayment, api_key: str) -> tuple[Attempt, float | None]:
         at = self.now()
         connection = http.client.HTTPConnection(
             self._host, self._port, timeout=CLIENT_TIMEOUT_WALL_SECONDS
@@ -181,6 +191,7 @@ class _Traffic:
                 headers={
                     "Content-Type": "application/json",
                     IDEMPOTENCY_HEADER: payment.idempotency_key,
+                    AUTH_HEADER: f"{AUTH_SCHEME} {api_key}",
                 },
             )
             response = connection.getresponse()
@@ -200,18 +211,21 @@ class _Traffic:
         )
 
 
+def merchant_of(client: int) -> str:
+    return f"merchant-{client:02d}"
+
+
 def _new_payment(rng: random.Random, client: int, sequence: int) -> ClientPayment:
     token = "".join(rng.choices(string.ascii_letters + string.digits, k=16))
     suffix = "".join(rng.choices(string.hexdigits.lower()[:16], k=8))
     body = {
-        "merchant_id": f"merchant-{client:02d}",
         "amount": rng.randint(100, 500_000),
         "currency": rng.choice(CURRENCIES),
         "payment_token": f"tok_{token}",
         "reference": f"drill-{client:02d}-{sequence:06d}",
     }
     return ClientPayment(
-        merchant_id=str(body["merchant_id"]),
+        merchant_id=merchant_of(client),
         idempotency_key=f"drill-{client:02d}-{sequence:06d}-{suffix}",
         body=json.dumps(body).encode(),
     )
@@ -241,8 +255,15 @@ def run_drill(
             f"lab up (simulation, 1 s simulated = {settings.time_scale:g} s wall):"
             f" failover endpoint {lab.failover_url}"
         )
+        # Every client is a merchant with its own key, issued in the primary and replicated
+        # before traffic starts, as `payments-dr merchant create` would have done.
+        api_keys = {
+            client: lab.enrol_merchant(merchant_of(client)) for client in range(options.clients)
+        }
+        lab.settle(options.settle_timeout_wall_seconds)
+        say(f"{len(api_keys)} merchants enrolled; traffic runs authenticated")
         started_at = lab.clock.now()
-        traffic = _Traffic(lab, options, started_at)
+        traffic = _Traffic(lab, options, started_at, api_keys)
         traffic.start()
         # Times are measured from the moment the main fault and its clearing actually happen.
         fault_at = planned_fault = options.warmup_seconds

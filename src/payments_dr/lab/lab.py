@@ -25,6 +25,8 @@ from payments_dr.lab.routing import FailoverDns, FailoverRouter, RegionHealthChe
 from payments_dr.lab.settings import LabSettings
 from payments_dr.lab.workers import Handler, LogArchiverFeed, RetryQueuePoller
 from payments_dr.service.api import build_api_handler
+from payments_dr.service.authorizer import build_authorizer
+from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import ServiceDeps
 from payments_dr.service.log_archiver import build_log_archiver
 from payments_dr.service.observability import logger as service_logger
@@ -139,7 +141,9 @@ class Lab:
         resources: dict[str, RegionResources] = {}
         for region in settings.config.regions:
             aws_by_region[region] = RegionAws(region, self._aws_lock)
-            apis[region] = RegionApi(region, settings.stack, aws_by_region[region].faults)
+            apis[region] = RegionApi(
+                region, settings.stack, aws_by_region[region].faults, now=self.clock.now
+            )
             self._stops.append(apis[region].stop)
             resources[region] = seed_region(aws_by_region[region], settings, apis[region].url)
 
@@ -191,6 +195,7 @@ class Lab:
             self.replicator.wrap_for_strong_consistency(api_deps.dynamodb, region)
             self.replicator.wrap_for_strong_consistency(retry_deps.dynamodb, region)
         api.handler = _as_lambda(build_api_handler(api_deps))
+        api.authorizer = _as_lambda(build_authorizer(self._deps(aws, resources)))
         archiver = _as_lambda(build_log_archiver(self._deps(aws, resources)))
         return Region(
             name=region,
@@ -229,6 +234,18 @@ class Lab:
             # Simulated time, so the configuration cache's max age scales with everything else.
             clock=self.clock.epoch,
         )
+
+    # --- merchants -----------------------------------------------------------------------
+    def enrol_merchant(self, merchant_id: str) -> str:
+        """Issue a merchant API key as `payments-dr merchant create` does: the hashed record
+        goes to the primary's table and reaches the secondary by replication. Returns the key."""
+        issued = issue_key(merchant_id, self.clock.epoch())
+        primary = self.regions[self.primary]
+        dynamodb = primary.aws.service_client("dynamodb")
+        if self.settings.strong:
+            self.replicator.wrap_for_strong_consistency(dynamodb, self.primary)
+        CredentialStore(dynamodb, primary.resources.table_name).create(issued.record)
+        return issued.api_key
 
     # --- events --------------------------------------------------------------------------
     def note(self, kind: str, detail: str) -> None:

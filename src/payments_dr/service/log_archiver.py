@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from payments_dr.contract import log_region_prefix
+from payments_dr.contract import MERCHANT_ITEM_PREFIX, TABLE_HASH_KEY, log_region_prefix
 from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import CorruptItem, integer_from_number
@@ -66,6 +66,11 @@ def _timestamp(record: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(float(record["dynamodb"]["ApproximateCreationDateTime"]), UTC)
 
 
+def is_payment_change(record: dict[str, Any]) -> bool:
+    key = record["dynamodb"]["Keys"][TABLE_HASH_KEY]["S"]
+    return not str(key).startswith(MERCHANT_ITEM_PREFIX)
+
+
 def archive_key(region: str, records: list[dict[str, Any]]) -> str:
     sequence_numbers = [int(record["dynamodb"]["SequenceNumber"]) for record in records]
     started = _timestamp(records[0])
@@ -79,7 +84,8 @@ def build_log_archiver(deps: ServiceDeps) -> Handler:
     """The DynamoDB stream handler for one region's table."""
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        records = event.get("Records") or []
+        # The transaction log holds payments; merchant credential records stay out of it.
+        records = [r for r in event.get("Records") or [] if is_payment_change(r)]
         if not records:
             return {"batchItemFailures": [], "archived": 0}
         config = deps.config.get()
