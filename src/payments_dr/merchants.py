@@ -29,6 +29,7 @@ from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.service.credentials import (
     CredentialStore,
     CredentialStoreUnavailable,
+    IssuedKey,
     KeyStatus,
     MerchantExists,
     MerchantRecord,
@@ -122,7 +123,8 @@ class Merchants:
         return complete
 
     # --- commands ------------------------------------------------------------------------
-    def create(self, merchant_id: str) -> int:
+    def issue(self, merchant_id: str) -> tuple[IssuedKey, bool]:
+        """Store a new key's record and register its usage key; (key, every region synced)."""
         try:
             issued = issue_key(merchant_id, self._clock())
         except ValueError as error:
@@ -134,7 +136,10 @@ class Merchants:
                 f"merchant {merchant_id} already has an active key: revoke it first",
                 EXIT_REFUSED,
             ) from error
-        complete = self._sync(issued.record)
+        return issued, self._sync(issued.record)
+
+    def create(self, merchant_id: str) -> int:
+        issued, complete = self.issue(merchant_id)
         print(f"merchant {merchant_id}: key {issued.record.key_id} issued", file=self._out)
         print("API key (shown once, never stored; keep it secret):", file=self._out)
         print(issued.api_key, file=self._out)

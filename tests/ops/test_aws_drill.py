@@ -18,9 +18,13 @@ from payments_dr.contract import IDEMPOTENCY_HEADER, REGION_HEADER, Mode, Param
 from payments_dr.ops import aws_drill
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
 from payments_dr.ops.aws_drill import HttpAnswer
+from payments_dr.service.authorizer import bearer_token
+from payments_dr.service.credentials import CredentialStore, KeyStatus, issue_key, parse_key
 from payments_dr.service.model import payment_id
 
 from .conftest import ADDRESSES, PRIMARY, SECONDARY, SESSION, STACK, Deployed, FakeClock, resolve
+
+TABLE = contract.table_name(STACK)
 
 DETECTION_DELAY = 30.0  # fake Route 53: seconds a new mode takes to show in a health check
 
@@ -78,8 +82,15 @@ class FakeApi:
         region = self.route53.serving()
         if mode_of(self.route53.aws, region) == Mode.FENCED:
             return HttpAnswer(503, {REGION_HEADER: region}, {"error": "region fenced"})
-        request = json.loads(body)
-        pay_id = payment_id(request["merchant_id"], headers[IDEMPOTENCY_HEADER])
+        # What the authorizer checks: a key whose record the drill stored before its traffic
+        # (read from the primary's table: moto's tables do not replicate).
+        key = parse_key(bearer_token(headers))
+        store = CredentialStore(self.route53.aws.client("dynamodb", PRIMARY), TABLE)
+        record = store.get(key.merchant_id)
+        if record is None or not record.secret_matches(key):
+            return HttpAnswer(403, {}, {"code": "forbidden"})
+        assert "merchant_id" not in json.loads(body)  # the merchant is the key's
+        pay_id = payment_id(key.merchant_id, headers[IDEMPOTENCY_HEADER])
         if region != self.drop_writes_in:
             for table_region in (PRIMARY, SECONDARY):
                 self.route53.aws.client("dynamodb", table_region).put_item(
@@ -152,6 +163,9 @@ def test_drill_fails_over_and_back_without_losing_payments(
     assert events == ["fault", "detected", "failover", "failback"]
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
     assert "result: PASSED" in capsys.readouterr().out
+    # The drill's own merchant key is revoked once the drill is over.
+    (record,) = CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list()
+    assert record.merchant_id.startswith("drill-") and record.status is KeyStatus.REVOKED
 
 
 def test_a_lost_payment_fails_the_drill(
@@ -217,7 +231,7 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
 
     def send(url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
         sent.append(headers)
-        merchant = json.loads(body)["merchant_id"]
+        merchant = parse_key(bearer_token(headers)).merchant_id
         fallback = HttpAnswer(
             201,
             {REGION_HEADER: SECONDARY},
@@ -225,8 +239,16 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
         )
         return next(answers, fallback)
 
+    issued = issue_key("drill-merchant", 0.0)
     traffic = aws_drill.SyntheticTraffic(
-        "https://api/v1/payments", "drill-merchant", send, clock, clock.sleep, 1.0, clock()
+        "https://api/v1/payments",
+        "drill-merchant",
+        issued.api_key,
+        send,
+        clock,
+        clock.sleep,
+        1.0,
+        clock(),
     )
     traffic.run_for(1.0)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from payments_dr.contract import (
+    AUTH_HEADER,
+    AUTH_SCHEME,
     IDEMPOTENCY_HEADER,
     PAYMENTS_PATH,
     REGION_HEADER,
@@ -32,6 +35,7 @@ from payments_dr.contract import (
     Mode,
 )
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
+from payments_dr.merchants import Merchants
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.commands import DEFAULT_POLL_SECONDS, project_root, run_guarded
 from payments_dr.ops.observe import (
@@ -103,6 +107,7 @@ class SyntheticTraffic:
 
     url: str
     merchant_id: str
+    api_key: str  # the merchant's key, issued for this drill and revoked after it
     send: Sender
     clock: Callable[[], float]
     sleep: Callable[[float], None]
@@ -132,14 +137,17 @@ class SyntheticTraffic:
         key = f"drill-{self.merchant_id[-12:]}-{self.sent:06d}"
         body = json.dumps(
             {
-                "merchant_id": self.merchant_id,
                 "amount": 100 + self.sent,
                 "currency": "USD",
                 "payment_token": "tok_drillsynthetic",
                 "reference": f"drill-{self.sent}",
             }
         ).encode()
-        headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key}
+        headers = {
+            "Content-Type": "application/json",
+            IDEMPOTENCY_HEADER: key,
+            AUTH_HEADER: f"{AUTH_SCHEME} {self.api_key}",
+        }
         for attempt in range(ATTEMPTS_PER_PAYMENT):
             answer = self.send(self.url, headers, body)
             self.samples.append(
@@ -430,17 +438,25 @@ def run(
         )
         clients.require_credentials()
         settings = drill_settings(args)
-        traffic = SyntheticTraffic(
-            url=outputs.failover_url.rstrip("/") + PAYMENTS_PATH,
-            merchant_id=f"drill-{uuid.uuid4().hex[:16]}",
-            send=send,
-            clock=clock,
-            sleep=sleep,
-            rate_per_second=settings.rate_per_second,
-            started=clock(),
-        )
-        drill = Drill(clients, outputs, traffic, settings, Progress(), resolve, wall_clock)
-        report = drill.run()
+        # The drill pays as a merchant of its own, with a key that lives only as long as it.
+        merchant_id = f"drill-{uuid.uuid4().hex[:16]}"
+        merchants = Merchants(outputs, clients, sys.stderr, sys.stderr)
+        issued, _ = merchants.issue(merchant_id)
+        try:
+            traffic = SyntheticTraffic(
+                url=outputs.failover_url.rstrip("/") + PAYMENTS_PATH,
+                merchant_id=merchant_id,
+                api_key=issued.api_key,
+                send=send,
+                clock=clock,
+                sleep=sleep,
+                rate_per_second=settings.rate_per_second,
+                started=clock(),
+            )
+            drill = Drill(clients, outputs, traffic, settings, Progress(), resolve, wall_clock)
+            report = drill.run()
+        finally:
+            merchants.revoke(merchant_id)
         print(report.to_text())
         if getattr(args, "json", None):
             Path(args.json).write_text(report.to_json() + "\n")
