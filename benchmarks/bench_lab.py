@@ -22,7 +22,13 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-from payments_dr.contract import IDEMPOTENCY_HEADER, PAYMENTS_PATH, ConsistencyMode
+from payments_dr.contract import (
+    AUTH_HEADER,
+    AUTH_SCHEME,
+    IDEMPOTENCY_HEADER,
+    PAYMENTS_PATH,
+    ConsistencyMode,
+)
 from payments_dr.lab.commands import DRILL_TIME_SCALE
 from payments_dr.lab.drill import DrillOptions, run_drill
 from payments_dr.lab.lab import Lab
@@ -43,13 +49,16 @@ def sustained_throughput(time_scale: float, seconds: float, clients: int) -> dic
         lock = threading.Lock()
         stop_at = time.monotonic() + seconds
 
+        # Each client is a merchant; its key crosses the real authorizer (cached after once).
+        api_keys = [lab.enrol_merchant(f"bench-{index:02d}") for index in range(clients)]
+        lab.settle(30)
+
         def client(index: int) -> None:
             sequence = 0
             while time.monotonic() < stop_at:
                 sequence += 1
                 body = json.dumps(
                     {
-                        "merchant_id": f"bench-{index:02d}",
                         "amount": 1000 + sequence,
                         "currency": "USD",
                         "payment_token": "tok_benchmark0001",
@@ -65,6 +74,7 @@ def sustained_throughput(time_scale: float, seconds: float, clients: int) -> dic
                         headers={
                             "Content-Type": "application/json",
                             IDEMPOTENCY_HEADER: f"bench-{index:02d}-{sequence:08d}",
+                            AUTH_HEADER: f"{AUTH_SCHEME} {api_keys[index]}",
                         },
                     )
                     status = connection.getresponse().status

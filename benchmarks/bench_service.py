@@ -52,8 +52,8 @@ from payments_dr.service.store import to_item
 
 REGION = contract.DEFAULT_PRIMARY_REGION
 STACK = "bench"
+MERCHANT = "merchant-42"
 REQUEST = {
-    "merchant_id": "merchant-42",
     "amount": 1999,
     "currency": "EUR",
     "payment_token": "tok_4f9a2c7e81b3",
@@ -125,7 +125,11 @@ def post_event(key: str) -> dict[str, Any]:
         "headers": {contract.IDEMPOTENCY_HEADER: key, "Content-Type": "application/json"},
         "body": json.dumps(REQUEST),
         "isBase64Encoded": False,
-        "requestContext": {"stage": contract.API_STAGE, "requestId": key},
+        "requestContext": {
+            "stage": contract.API_STAGE,
+            "requestId": key,
+            "authorizer": {contract.AUTH_CONTEXT_MERCHANT_ID: MERCHANT, "principalId": MERCHANT},
+        },
     }
 
 
@@ -157,7 +161,7 @@ def requests_per_payment(session: boto3.session.Session) -> dict[str, dict[str, 
         data_keyword_argument="submission", persistence_store=persistence, config=config
     )
     def store_payment(submission: dict[str, Any]) -> dict[str, Any]:
-        request = parse_payment_request(json.dumps(submission["request"]))
+        request = parse_payment_request(json.dumps(submission["request"]), merchant_id=MERCHANT)
         payment = new_payment(request, submission["key"], REGION, time.time())
         dynamodb.put_item(TableName=table, Item=to_item(payment))
         return payment.to_api()
