@@ -176,6 +176,24 @@ REFUSALS = [
     pytest.param(
         {"apiThrottleRateLimit": "500"}, "apiThrottleBurstLimit", "smaller than", id="burst"
     ),
+    pytest.param(
+        {"merchantThrottleRateLimit": "150", "merchantThrottleBurstLimit": "300"},
+        "merchantThrottleRateLimit",
+        "above apiThrottleRateLimit",
+        id="merchant-above-stage",
+    ),
+    pytest.param(
+        {"merchantThrottleBurstLimit": "5"},
+        "merchantThrottleBurstLimit",
+        "smaller than merchantThrottleRateLimit",
+        id="merchant-burst",
+    ),
+    pytest.param(
+        {"wafRequestsPerIpPer5Minutes": "5"},
+        "wafRequestsPerIpPer5Minutes",
+        "out of range",
+        id="waf-rate",
+    ),
     pytest.param({"tags": {"aws:owner": "x"}}, "tags", "not accepted", id="aws-tag"),
     pytest.param({"tags": "team=payments"}, "tags", "mapping", id="tags-not-a-map"),
     pytest.param({"domainNmae": "typo.example.com"}, "domainNmae", "unknown key", id="typo"),

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import string
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from payments_dr import contract
-from payments_dr.lab.apigw import match_resource, proxy_event
+from payments_dr.lab.apigw import AuthorizerCache, allows, match_resource, proxy_event
 
 
 def event_for(target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None):
@@ -68,3 +69,31 @@ def test_any_single_segment_becomes_the_id_path_parameter(segment: str) -> None:
     resource, parameters = matched
     assert resource == contract.PAYMENT_PATH
     assert parameters is not None and "/" not in parameters["id"]
+
+
+def verdict(*statements: tuple[str, list[str]]) -> dict[str, Any]:
+    return {
+        "policyDocument": {
+            "Statement": [{"Effect": effect, "Resource": arns} for effect, arns in statements]
+        }
+    }
+
+
+def test_authorizer_policies_are_evaluated_like_iam() -> None:
+    stage = "arn:aws:execute-api:us-east-1:1:lab/live"
+    arn = f"{stage}/GET/v1/payments/pay_1"
+    assert allows(verdict(("Allow", [f"{stage}/GET/v1/payments/*"])), arn)
+    assert not allows(verdict(("Allow", [f"{stage}/POST/*"])), arn)
+    assert not allows(verdict(("Allow", ["*"]), ("Deny", [arn])), arn)  # an explicit Deny wins
+    assert not allows({}, arn)
+
+
+def test_authorizer_verdicts_expire_after_the_cache_time() -> None:
+    now = [0.0]
+    cache = AuthorizerCache(lambda: now[0], ttl_seconds=60)
+    cache.put("Bearer k", {"principalId": "m"})
+    now[0] = 59.9
+    assert cache.get("Bearer k") == {"principalId": "m"}
+    assert cache.get("Bearer other") is None
+    now[0] = 60.0
+    assert cache.get("Bearer k") is None
