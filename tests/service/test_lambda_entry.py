@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from payments_dr import contract
-from payments_dr.service import api, log_archiver, retry_worker
+from payments_dr.service import api, authorizer, log_archiver, retry_worker
+from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.artifact import build_artifact
 from payments_dr.service.deps import (
     CONNECT_TIMEOUT_SECONDS,
@@ -47,9 +48,11 @@ def lambda_environment(region: Region, monkeypatch: pytest.MonkeyPatch) -> Itera
     entry_points = (api, retry_worker, log_archiver)
     for module in entry_points:
         module._handler_from_environment.cache_clear()
+    authorizer._authorizer_from_environment.cache_clear()
     yield region
     for module in entry_points:
         module._handler_from_environment.cache_clear()
+    authorizer._authorizer_from_environment.cache_clear()
 
 
 def test_api_entry_point_serves_payments_from_environment_config(
@@ -71,6 +74,21 @@ def test_worker_and_archiver_entry_points_accept_empty_batches(
         "batchItemFailures": [],
         "archived": 0,
     }
+
+
+def test_authorizer_entry_point_admits_a_stored_key(lambda_environment: Region) -> None:
+    issued = issue_key("merchant-42", lambda_environment.clock())
+    CredentialStore(lambda_environment.dynamodb, lambda_environment.table_name).create(
+        issued.record
+    )
+    event = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:a1/live/POST/v1/payments",
+        "headers": {contract.AUTH_HEADER: f"{contract.AUTH_SCHEME} {issued.api_key}"},
+    }
+    verdict = authorizer.handler(event, FakeLambdaContext())
+    assert verdict["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert verdict["context"] == {contract.AUTH_CONTEXT_MERCHANT_ID: "merchant-42"}
 
 
 def test_contract_handlers_name_the_entry_points() -> None:
