@@ -17,8 +17,8 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.service import api, authorizer, log_archiver, retry_worker
-from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.artifact import build_artifact
+from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import (
     CONNECT_TIMEOUT_SECONDS,
     MAX_ATTEMPTS,
