@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.lab.aws import RegionFaults
-from payments_dr.lab.httpserver import SHUTDOWN_POLL_SECONDS, QuietHTTPServer
+from payments_dr.lab.httpserver import LoopbackServer
 from payments_dr.lab.settings import LAB_ACCOUNT_ID
 from payments_dr.lab.workers import Handler, LambdaContext
 
@@ -170,7 +170,7 @@ class AuthorizerCache:
             self._verdicts[identity] = (self._now(), verdict)
 
 
-class RegionApi:
+class RegionApi(LoopbackServer):
     """One region's API endpoint on 127.0.0.1, port chosen by the OS."""
 
     def __init__(
@@ -186,26 +186,7 @@ class RegionApi:
         self.handler: Handler | None = None  # set once the region's configuration is seeded
         self.authorizer: Handler | None = None
         self._authorizer_cache = AuthorizerCache(now, contract.AUTHORIZER_CACHE_TTL_SECONDS)
-        self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name=f"lab-api-{region}",
-            daemon=True,
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():  # shutdown() waits for serve_forever, so only if it runs
-            self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._request_handler_class(), f"lab-api-{region}")
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         if self.handler is None:

@@ -10,37 +10,17 @@ stays exactly what the OpenAPI document describes.
 from __future__ import annotations
 
 import json
-import threading
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from payments_dr.lab.httpserver import SHUTDOWN_POLL_SECONDS, QuietHTTPServer
+from payments_dr.lab.httpserver import LoopbackServer
 from payments_dr.lab.lab import Fault, Lab
 
 
-class ControlServer:
+class ControlServer(LoopbackServer):
     def __init__(self, lab: Lab) -> None:
         self._lab = lab
-        self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name="lab-control",
-            daemon=True,
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._request_handler_class(), "lab-control")
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         if (method, path) == ("GET", "/status"):

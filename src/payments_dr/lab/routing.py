@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from payments_dr import contract
 from payments_dr.lab.clock import SimClock
-from payments_dr.lab.httpserver import SHUTDOWN_POLL_SECONDS, QuietHTTPServer
+from payments_dr.lab.httpserver import LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -187,32 +187,13 @@ class FailoverDns:
             return self._cached
 
 
-class FailoverRouter:
+class FailoverRouter(LoopbackServer):
     """The failover name's endpoint: forwards each request where DNS sends the client."""
 
     def __init__(self, dns: FailoverDns, region_urls: dict[str, str]) -> None:
         self._dns = dns
         self._region_urls = region_urls
-        self._server = QuietHTTPServer(("127.0.0.1", 0), self._request_handler_class())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name="lab-failover-router",
-            daemon=True,
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():  # shutdown() waits for serve_forever, so only if it runs
-            self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._request_handler_class(), "lab-failover-router")
 
     def forward(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
