@@ -135,6 +135,35 @@ def test_non_json_content_type_is_400(region: Region) -> None:
     assert region.items() == []
 
 
+def test_idempotency_key_sent_twice_with_different_values_is_400(region: Region) -> None:
+    # API Gateway's single-valued `headers` keeps only the last value of a repeated header.
+    event = post_event(VALID_REQUEST, key="key-0002-bbbb")
+    event["multiValueHeaders"][contract.IDEMPOTENCY_HEADER] = ["key-0001-aaaa", "key-0002-bbbb"]
+    response = build_api_handler(region.deps)(event, None)
+    assert response["statusCode"] == 400
+    assert contract.IDEMPOTENCY_HEADER in body(response)["message"]
+    assert region.items() == []
+    assert region.queue_depth(region.queue_url) == 0
+
+
+def test_idempotency_key_in_two_letter_cases_with_different_values_is_400(
+    region: Region,
+) -> None:
+    event = post_event(VALID_REQUEST, key="key-0001-aaaa")
+    event["headers"][contract.IDEMPOTENCY_HEADER.lower()] = "key-0002-bbbb"
+    response = build_api_handler(region.deps)(event, None)
+    assert response["statusCode"] == 400
+    assert region.items() == []
+
+
+def test_a_header_repeated_with_one_value_is_accepted(region: Region) -> None:
+    event = post_event(VALID_REQUEST, key="key-0001-aaaa")
+    event["multiValueHeaders"][contract.IDEMPOTENCY_HEADER] = ["key-0001-aaaa"] * 2
+    event["headers"][contract.IDEMPOTENCY_HEADER.upper()] = "key-0001-aaaa"
+    response = build_api_handler(region.deps)(event, None)
+    assert response["statusCode"] == 201
+
+
 @pytest.mark.parametrize(
     "fault",
     [

@@ -71,11 +71,19 @@ class ProxyRequest:
     body: str | None
     is_base64_encoded: bool
     merchant_id: str | None  # from the authorizer's context; None on the open health route
+    # Lower-cased names sent with more than one distinct value. API Gateway's `headers` keeps
+    # only the last value of a repeated header, so reading it alone would pick one silently.
+    ambiguous_headers: frozenset[str] = frozenset()
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> ProxyRequest:
         authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
         merchant_id = authorizer.get(AUTH_CONTEXT_MERCHANT_ID)
+        values: dict[str, set[str]] = {}
+        for name, value in (event.get("headers") or {}).items():
+            values.setdefault(str(name).lower(), set()).add(str(value))
+        for name, many in (event.get("multiValueHeaders") or {}).items():
+            values.setdefault(str(name).lower(), set()).update(str(value) for value in many or ())
         return cls(
             method=str(event.get("httpMethod") or "").upper(),
             path=str(event.get("path") or ""),
@@ -83,9 +91,13 @@ class ProxyRequest:
             body=event.get("body"),
             is_base64_encoded=bool(event.get("isBase64Encoded")),
             merchant_id=str(merchant_id) if merchant_id else None,
+            ambiguous_headers=frozenset(name for name, seen in values.items() if len(seen) > 1),
         )
 
     def header(self, name: str) -> str | None:
+        """The header's value; InvalidRequest when the client sent it with several values."""
+        if name.lower() in self.ambiguous_headers:
+            raise InvalidRequest(f"the {name} header must be sent once")
         return self.headers.get(name.lower())
 
 
