@@ -6,7 +6,7 @@ injects its fault, clears it later, and the traffic continues until the primary 
 again. Then queues and replication are drained and both tables are compared with what the
 clients were told:
 
-- lost: acknowledged, yet in no region's table;
+- lost: acknowledged, yet in no region's table as the client sent it (same fingerprint);
 - applied twice: created independently in both regions (the replicator saw two INSERTs of one
   payment id); each has to come from a client retry that crossed regions before the first
   write had replicated;
@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from payments_dr.contract import (
@@ -41,7 +42,8 @@ from payments_dr.lab.replication import Duplicate
 from payments_dr.lab.routing import ROUTED_TO_HEADER
 from payments_dr.lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Phase, ScenarioName, Step
 from payments_dr.lab.settings import LabSettings
-from payments_dr.service.model import payment_id
+from payments_dr.service.model import parse_payment_request, payment_id
+from payments_dr.service.store import Attr
 
 ENVIRONMENT = "local lab (simulation)"
 ACKNOWLEDGED = frozenset({200, 201, 202})
@@ -91,6 +93,12 @@ class ClientPayment:
     @property
     def payment_id(self) -> str:
         return payment_id(self.merchant_id, self.idempotency_key)
+
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint the service stores for this request."""
+        request = parse_payment_request(self.body.decode(), merchant_id=self.merchant_id)
+        return request.fingerprint()
 
     @property
     def acknowledged(self) -> bool:
@@ -395,12 +403,9 @@ def _verify(
     tables = {region: lab.table_items(region) for region in lab.regions}
     acknowledged = [payment for payment in payments if payment.acknowledged]
     report.payments_acknowledged = len(acknowledged)
-    report.payments_lost = sum(
-        1 for p in acknowledged if not any(p.payment_id in items for items in tables.values())
-    )
-    partial = [
-        p for p in acknowledged if not all(p.payment_id in items for items in tables.values())
-    ]
+    holding = {p.payment_id: regions_holding(p, tables) for p in acknowledged}
+    report.payments_lost = sum(1 for regions in holding.values() if not regions)
+    partial = [p for p in acknowledged if len(holding[p.payment_id]) < len(tables)]
     report.requests_failed = sum(1 for payment in payments if payment.final_status is None)
     report.payments_rejected = sum(1 for payment in payments if payment.final_status in REJECTED)
     report.regions_consistent_after_failback = tables[primary] == tables[secondary]
@@ -430,6 +435,22 @@ def _verify(
                 f"the retry worker in {name} raised"
                 f" {running.retry_poller.worker_errors} times instead of reporting failures"
             )
+
+
+def regions_holding(
+    payment: ClientPayment, tables: dict[str, dict[str, dict[str, Any]]]
+) -> set[str]:
+    """The regions whose table stores this payment as the client sent it.
+
+    An item under the payment's id that holds a different request (another amount, say) is
+    not the acknowledged payment: it counts as missing, so such a loss cannot hide.
+    """
+    expected = payment.fingerprint
+    return {
+        region
+        for region, items in tables.items()
+        if items.get(payment.payment_id, {}).get(Attr.FINGERPRINT.value) == {"S": expected}
+    }
 
 
 def _first_served(attempts: list[Attempt], region: str, after: float) -> float | None:
