@@ -16,7 +16,14 @@ from botocore.stub import Stubber
 from payments_dr import contract
 from payments_dr.contract import IDEMPOTENCY_HEADER, REGION_HEADER, Mode, Param
 from payments_dr.ops import aws_drill
-from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
+from payments_dr.ops.aws import (
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    Aws,
+)
 from payments_dr.ops.aws_drill import HttpAnswer
 from payments_dr.service.authorizer import bearer_token
 from payments_dr.service.credentials import CredentialStore, KeyStatus, issue_key, parse_key
@@ -200,7 +207,7 @@ def test_drill_refuses_to_start_from_a_degraded_stack(
 
 
 def test_an_interrupted_drill_sets_the_primary_active_again(
-    deployed: Deployed, clock: FakeClock, tmp_path: Path
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     route53 = FakeRoute53(clock, deployed.aws)
 
@@ -210,10 +217,17 @@ def test_an_interrupted_drill_sets_the_primary_active_again(
                 raise KeyboardInterrupt
             return super().__call__(url, headers, body)
 
-    with pytest.raises(KeyboardInterrupt):
-        run_drill(deployed, clock, drill_args(deployed, tmp_path), BreaksWhenFencedApi(route53))
+    args = drill_args(deployed, tmp_path)
+    exit_code = run_drill(deployed, clock, args, BreaksWhenFencedApi(route53))
 
+    assert exit_code == EXIT_INTERRUPTED
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
+    (record,) = CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list()
+    assert record.status is KeyStatus.REVOKED
+    err = capsys.readouterr().err
+    assert f"drill interrupted: {PRIMARY} is set active again" in err
+    assert "Traceback" not in err
+    assert not Path(args.json).exists()
 
 
 def test_lab_only_scenarios_are_refused_on_aws(

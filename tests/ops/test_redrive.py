@@ -9,7 +9,7 @@ import pytest
 from botocore.stub import Stubber
 
 from payments_dr.ops import commands
-from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws
 
 from .conftest import SECONDARY, SESSION, STACK, Deployed, FakeClock
 
@@ -170,3 +170,26 @@ def test_a_task_still_running_at_the_timeout_exits_1_despite_a_failed_reading(
     assert exit_code == EXIT_FAILED
     assert "moved 2 of 9 messages (TIMED_OUT): still running" in captured.out
     assert f"{SECONDARY}: reading failed, retrying: RequestThrottled: slow down" in captured.err
+
+
+def test_ctrl_c_while_watching_tells_how_to_follow_or_cancel_the_task(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=4)
+    sqs.tasks()
+    sqs.start()
+    sqs.tasks(task("RUNNING", 1, 4, TaskHandle="handle-1"), newest_only=True)
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with sqs.stubber:
+        exit_code = commands.run_redrive(redrive_args(deployed), sqs.aws(), clock, interrupt)
+
+    err = capsys.readouterr().err
+    assert exit_code == EXIT_INTERRUPTED
+    assert "Traceback" not in err
+    assert "the move task keeps running in SQS" in err
+    assert f"--source-arn {DLQ_ARN}" in err
+    assert f"cancel-message-move-task --region {SECONDARY} --task-handle handle-1" in err

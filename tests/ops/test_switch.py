@@ -11,8 +11,15 @@ from pulumi import automation
 from pulumi.automation._cmd import CommandResult
 
 from payments_dr.contract import Mode
-from payments_dr.ops import commands
-from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
+from payments_dr.ops import commands, switch
+from payments_dr.ops.aws import (
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    Aws,
+)
 
 from .conftest import PRIMARY, SECONDARY, STACK, Deployed, FakeClock, resolve
 
@@ -232,3 +239,67 @@ def test_a_failed_reading_while_waiting_is_retried(
     assert "[   0.0s] reading failed, retrying: Throttling: Rate exceeded" in captured.err
     assert captured.out.startswith(f"failover to {SECONDARY} complete in 5.0s")
     deployed.assert_stubs_used()
+
+
+def test_ctrl_c_while_waiting_says_the_fence_stays_and_how_to_undo(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.route53.health(SECONDARY, healthy=8)
+    deployed.route53.poll(primary_healthy=True, secondary_healthy=True, answer=PRIMARY)
+
+    def interrupt(seconds: float) -> None:
+        clock.sleep(seconds)
+        raise KeyboardInterrupt
+
+    args = parse(
+        "failover", "--stack", STACK, "--outputs", str(deployed.outputs_file), "--to", SECONDARY
+    )
+    exit_code = commands.run_failover(args, deployed.aws, resolve, clock, interrupt)
+
+    captured = capsys.readouterr()
+    assert exit_code == EXIT_INTERRUPTED
+    assert deployed.mode(PRIMARY) == Mode.FENCED
+    assert "Traceback" not in captured.err
+    assert (
+        f"failover to {SECONDARY} interrupted after 5.0s of waiting. The modes stay written "
+        f"({PRIMARY} fenced)"
+    ) in captured.err
+    assert f"To undo: `payments-dr failback --stack {STACK}`." in captured.err
+    assert captured.out == ""
+
+
+def test_ctrl_c_while_writing_the_mode_says_it_may_be_written(
+    deployed: Deployed,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deployed.set_mode(PRIMARY, Mode.FENCED)
+
+    def interrupted_write(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(switch, "write_mode", interrupted_write)
+
+    exit_code = failback(deployed, clock)
+
+    err = capsys.readouterr().err
+    assert exit_code == EXIT_INTERRUPTED
+    assert f"failback to {PRIMARY} interrupted while writing the modes" in err
+    assert f"`payments-dr status --stack {STACK}`" in err
+
+
+def test_ctrl_c_before_any_write_exits_130_without_a_traceback(
+    deployed: Deployed,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted_check(*args: object) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "refusal_reasons", interrupted_check)
+
+    assert failover(deployed, clock) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "\ninterrupted\n"
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE

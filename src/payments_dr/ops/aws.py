@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the operation ran and did not reach its goal (timeout, failed task)
 EXIT_ENVIRONMENT = 2  # cannot start: missing stack, outputs, Pulumi CLI or credentials
 EXIT_REFUSED = 3  # a safety check refused the operation; `--force` overrides where offered
+EXIT_INTERRUPTED = 130  # Ctrl-C; the shells' convention for SIGINT (128 + 2)
 
 # Route 53 is a global service whose API lives in us-east-1.
 ROUTE53_API_REGION = "us-east-1"

@@ -36,7 +36,7 @@ from payments_dr.contract import (
 )
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.merchants import Merchants
-from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.commands import DEFAULT_POLL_SECONDS, project_root, run_guarded
 from payments_dr.ops.observe import (
     Resolver,
@@ -455,6 +455,12 @@ def run(
             )
             drill = Drill(clients, outputs, traffic, settings, Progress(), resolve, wall_clock)
             report = drill.run()
+        except KeyboardInterrupt:
+            raise OpsError(
+                f"drill interrupted: {outputs.primary} is set {Mode.ACTIVE.value} again and the "
+                f"drill's key for merchant {merchant_id} is revoked; no report written",
+                EXIT_INTERRUPTED,
+            ) from None
         finally:
             merchants.revoke(merchant_id)
         print(report.to_text())

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.aws import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    Aws,
+    OpsError,
+)
 from payments_dr.ops.observe import AWS_ERRORS, Resolver, describe_aws_error, resolve_ipv4
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.ops.progress import Progress, Timing
@@ -21,6 +28,7 @@ from payments_dr.ops.redrive import redrive
 from payments_dr.ops.stack import OPERATIONS, run_lifecycle
 from payments_dr.ops.status import collect_status, render_json, render_table
 from payments_dr.ops.switch import (
+    SwitchInterrupted,
     SwitchPlan,
     execute,
     plan_failback,
@@ -125,6 +133,11 @@ def run_guarded(command: Callable[[], int]) -> int:
     except AWS_ERRORS as error:
         print(f"error: AWS call failed: {describe_aws_error(error)}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        # Commands that change state catch Ctrl-C themselves and say what they left behind;
+        # anywhere else it needs no traceback.
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _outputs(args: argparse.Namespace, aws: Aws) -> StackOutputs:
@@ -195,7 +208,11 @@ def _switch(
         print(f"warning: forced past: {reason}", file=sys.stderr)
     timeout = args.timeout if args.timeout is not None else outputs.rto_target_seconds
     timing = Timing(timeout, args.poll_interval, clock, sleep)
-    result = execute(aws, outputs, plan, timing, Progress(), resolve)
+    try:
+        result = execute(aws, outputs, plan, timing, Progress(), resolve)
+    except SwitchInterrupted as interrupted:
+        print(f"\n{interrupted.describe(outputs)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(summary(result, outputs))
     return EXIT_OK if result.converged else EXIT_FAILED
 

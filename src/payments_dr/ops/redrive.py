@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from payments_dr.ops.aws import EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.aws import EXIT_INTERRUPTED, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.observe import AWS_ERRORS, describe_aws_error
 from payments_dr.ops.outputs import StackOutputs
 from payments_dr.ops.progress import Progress, Timing
@@ -69,14 +69,30 @@ def redrive(
     start_args: dict[str, Any] = {"SourceArn": dlq["QueueArn"], "DestinationArn": retry_arn}
     if max_per_second is not None:
         start_args["MaxNumberOfMessagesPerSecond"] = max_per_second
-    sqs.start_message_move_task(**start_args)
+    task_handle = sqs.start_message_move_task(**start_args)["TaskHandle"]
+    try:
+        return _wait_for_task(sqs, region, dlq["QueueArn"], depth, timing, progress)
+    except KeyboardInterrupt:
+        progress.finish()
+        raise OpsError(
+            f"{region}: stopped watching; the move task keeps running in SQS. Follow it with "
+            f"`aws sqs list-message-move-tasks --region {region} --source-arn {dlq['QueueArn']}`"
+            f", stop it with `aws sqs cancel-message-move-task --region {region} "
+            f"--task-handle {task_handle}`",
+            EXIT_INTERRUPTED,
+        ) from None
+
+
+def _wait_for_task(
+    sqs: Any, region: str, dlq_arn: str, depth: int, timing: Timing, progress: Progress
+) -> RedriveResult:
     moved, to_move = 0, depth
     started = timing.clock()
     while True:
         elapsed = timing.clock() - started
         try:
             # SQS runs one task per source queue at a time and lists the newest first.
-            tasks = sqs.list_message_move_tasks(SourceArn=dlq["QueueArn"], MaxResults=1)
+            tasks = sqs.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=1)
         except AWS_ERRORS as error:
             # The task runs on in SQS; a failed reading only costs this poll.
             progress.update(

@@ -158,6 +158,41 @@ def converged(plan: SwitchPlan, seen: Observation) -> bool:
     )
 
 
+class SwitchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a switch, with what it left behind; still a KeyboardInterrupt."""
+
+    def __init__(self, plan: SwitchPlan, modes_written: bool, seconds: float) -> None:
+        super().__init__()
+        self.plan = plan
+        self.modes_written = modes_written
+        self.seconds = seconds
+
+    def describe(self, outputs: StackOutputs) -> str:
+        plan = self.plan
+        status = f"`payments-dr status --stack {outputs.stack}`"
+        if not self.modes_written:
+            return (
+                f"{plan.action} to {plan.target} interrupted while writing the modes: some may "
+                f"be written. Run {status} to see each region's mode; the command is safe to "
+                "run again."
+            )
+        if plan.action == "failover":
+            undo = f"payments-dr failback --stack {outputs.stack}"
+        else:
+            undo = f"payments-dr failover --stack {outputs.stack} --to {outputs.secondary}"
+        return (
+            f"{plan.action} to {plan.target} interrupted after {self.seconds:.1f}s of waiting. "
+            f"The modes stay written ({_modes_text(plan)}) and Route 53 follows them without "
+            f"this command: watch {status}. To undo: `{undo}`."
+        )
+
+
+def _modes_text(plan: SwitchPlan) -> str:
+    written = [f"{region} {Mode.FENCED.value}" for region in plan.fence]
+    written += [f"{region} {Mode.ACTIVE.value}" for region in plan.unfence]
+    return ", ".join(written)
+
+
 def execute(
     aws: Aws,
     outputs: StackOutputs,
@@ -166,10 +201,35 @@ def execute(
     progress: Progress,
     resolve: Resolver = resolve_ipv4,
 ) -> SwitchResult:
-    """Writes the modes, then polls until health checks and DNS agree or time runs out."""
-    apply_modes(aws, outputs, plan)
+    """Writes the modes, then polls until health checks and DNS agree or time runs out.
+
+    Ctrl-C raises `SwitchInterrupted`, which says whether the modes were written.
+    """
+    try:
+        apply_modes(aws, outputs, plan)
+    except KeyboardInterrupt:
+        raise SwitchInterrupted(plan, modes_written=False, seconds=0.0) from None
     started = timing.clock()
     result = SwitchResult(plan, converged=False, seconds=0.0)
+    try:
+        _wait_until_converged(aws, outputs, result, started, timing, progress, resolve)
+    except KeyboardInterrupt:
+        progress.finish()
+        raise SwitchInterrupted(plan, True, timing.clock() - started) from None
+    progress.finish()
+    return result
+
+
+def _wait_until_converged(
+    aws: Aws,
+    outputs: StackOutputs,
+    result: SwitchResult,
+    started: float,
+    timing: Timing,
+    progress: Progress,
+    resolve: Resolver,
+) -> None:
+    plan = result.plan
     while True:
         elapsed = timing.clock() - started
         result.seconds = elapsed
@@ -186,12 +246,10 @@ def execute(
                 result.detection_seconds = elapsed
             if converged(plan, seen):
                 result.converged = True
-                break
+                return
         if elapsed + timing.poll_interval_seconds > timing.timeout_seconds:
-            break
+            return
         timing.sleep(timing.poll_interval_seconds)
-    progress.finish()
-    return result
 
 
 def summary(result: SwitchResult, outputs: StackOutputs) -> str:
