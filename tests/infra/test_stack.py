@@ -571,6 +571,7 @@ def test_6_operational_alarms_notify_the_regions_encrypted_topic(stack: SynthRes
                 }
         for alarm in found.values():
             assert alarm["alarmActions"] == [topic_arn]
+            assert alarm["okActions"] == [topic_arn]  # recovery is news to the on-call too
         assert set(region_output(stack, region)[RegionOutput.ALARM_ARNS]) == set(found)
 
 

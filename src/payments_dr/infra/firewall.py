@@ -162,6 +162,7 @@ class Firewall(pulumi.ComponentResource):
             comparison_operator="GreaterThanThreshold",
             treat_missing_data="notBreaching",
             alarm_actions=[args.alarm_topic_arn],
+            ok_actions=[args.alarm_topic_arn],
             tags=dict(args.tags),
             opts=child,
         )
