@@ -9,6 +9,8 @@ import ipaddress
 import json
 from typing import Any
 
+import pytest
+
 from payments_dr import contract
 from payments_dr.contract import Function, Param, RegionOutput, StackOutput
 from payments_dr.infra import iam
@@ -707,7 +709,9 @@ def test_synthesis_is_repeatable_in_one_process(eventual: SynthResult, artifact_
     assert again.outputs == eventual.outputs
 
 
-def test_strong_mode_in_another_pair_of_the_region_set(artifact_path: Any) -> None:
+def test_strong_mode_in_another_pair_of_the_region_set(
+    artifact_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     primary, secondary, witness = "us-west-2", "us-east-2", "us-east-1"
     from payments_dr.infra.config import StackConfig
     from payments_dr.synth import synthesize_config
@@ -726,6 +730,12 @@ def test_strong_mode_in_another_pair_of_the_region_set(artifact_path: Any) -> No
     assert table["region"] == primary
     assert table["inputs"]["globalTableWitness"] == {"regionName": witness}
     assert {r["region"] for r in result.of_type(FUNCTION)} == {primary, secondary}
+    # No us-east-1 here, so no health-check alarm: the program warns instead of staying quiet.
+    metrics = {a["inputs"]["metricName"] for a in result.of_type(ALARM)}
+    assert "HealthCheckStatus" not in metrics
+    warning = caplog.text
+    assert "no alarms on the Route 53 health checks" in warning
+    assert "us-east-1" in warning
 
 
 # --- authentication, firewall, per-merchant throttling (issue 7) ------------------------------

@@ -20,7 +20,12 @@ from payments_dr.infra.config import StackConfig
 from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
 from payments_dr.infra.firewall import Firewall, FirewallArgs
-from payments_dr.infra.monitoring import AlarmPurpose, Monitoring, MonitoringArgs
+from payments_dr.infra.monitoring import (
+    ROUTE53_METRICS_REGION,
+    AlarmPurpose,
+    Monitoring,
+    MonitoringArgs,
+)
 from payments_dr.infra.network import Network, NetworkArgs
 from payments_dr.infra.service import (
     RegionalService,
@@ -176,6 +181,14 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 health_check_ids={r: hc.id for r, hc in dns.health_checks.items()},
                 tags=tags,
             ),
+        )
+
+    if ROUTE53_METRICS_REGION not in config.regions:
+        # The health checks still drive failover, but nothing would page anyone about it.
+        pulumi.log.warn(
+            "no alarms on the Route 53 health checks: Route 53 publishes their metrics only in "
+            f"{ROUTE53_METRICS_REGION}, which is neither region of this stack. Watch them "
+            f"another way, or make {ROUTE53_METRICS_REGION} one of the two regions."
         )
 
     firewalls = {
