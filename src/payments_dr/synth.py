@@ -38,6 +38,8 @@ SIMULATION_NOTE = (
 )
 GLOBAL_REGION = "global"  # resources of global services (IAM, Route 53) and components
 DEFAULT_STACK_FILE = "Pulumi.dev.yaml"
+# Lambda refuses a reservation that leaves an account fewer unreserved executions than this.
+LAMBDA_UNRESERVED_MINIMUM = 100
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ class SynthResult:
             for r in self.resources
             if r["type"] == resource_type and (region is None or r["region"] == region)
         ]
+
+    def reserved_concurrency(self, region: str) -> int:
+        """Executions the region's functions reserve out of the account's regional quota."""
+        return sum(
+            int(function["inputs"].get("reservedConcurrentExecutions") or 0)
+            for function in self.of_type("aws:lambda/function:Function", region)
+        )
 
     def counts_by_type_and_region(self) -> Counter[tuple[str, str]]:
         return Counter((r["type"], r["region"]) for r in self.resources)
@@ -340,8 +349,14 @@ def render(result: SynthResult) -> str:
     for resource_type, label in sorted(labels.items(), key=lambda item: item[1]):
         cells = "  ".join(f"{counts.get((resource_type, r), 0) or '-':>10}" for r in regions)
         lines.append(f"  {label:<{width}}  {cells}")
+    reserved = result.reserved_concurrency(config.primary_region)
     budget = result.budget
     lines += [
+        "",
+        "Account prerequisite (else `pulumi up` fails creating the functions):",
+        f"  Lambda concurrent executions quota >= {reserved + LAMBDA_UNRESERVED_MINIMUM} in"
+        f" {' and '.join(config.regions)} ({reserved} reserved by the functions +"
+        f" {LAMBDA_UNRESERVED_MINIMUM} Lambda keeps unreserved)",
         "",
         "DR budget (seconds):",
         f"  detection {budget.detection_seconds} (health-check interval x failure threshold)"

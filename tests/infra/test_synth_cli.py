@@ -33,6 +33,11 @@ def test_synth_prints_resources_budget_and_outputs_and_writes_json(
     printed = capsys.readouterr().out
     assert SIMULATION_NOTE in printed
     assert "RTO budget 150 <= target 900" in printed
+    reserved = sum(settings.reserved_concurrency for settings in contract.FUNCTIONS.values())
+    assert (
+        f"Lambda concurrent executions quota >= {reserved + 100} in us-east-1 and us-east-2"
+        in printed
+    )
     assert f"policy: {len(RULES)}/{len(RULES)} rules pass, 0 violation(s)" in printed
     function_row = next(
         line for line in printed.splitlines() if line.strip().startswith("aws:lambda.Function ")
