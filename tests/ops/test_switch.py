@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from pulumi import automation
 from pulumi.automation._cmd import CommandResult
 
@@ -303,3 +304,26 @@ def test_ctrl_c_before_any_write_exits_130_without_a_traceback(
     assert failover(deployed, clock) == EXIT_INTERRUPTED
     assert capsys.readouterr().err == "\ninterrupted\n"
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
+
+
+def test_a_fence_that_cannot_be_written_says_so_and_what_route53_does(
+    deployed: Deployed,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deployed.route53.health(SECONDARY, healthy=8)
+
+    def region_down(**kwargs: object) -> None:
+        raise EndpointConnectionError(endpoint_url=f"https://ssm.{PRIMARY}.amazonaws.com/")
+
+    monkeypatch.setattr(deployed.aws.client("ssm", PRIMARY), "put_parameter", region_down)
+
+    exit_code = failover(deployed, clock, "--force")
+
+    err = capsys.readouterr().err
+    assert exit_code == EXIT_FAILED
+    assert f"error: could not set {PRIMARY} fenced: Could not connect" in err
+    assert "Written before it: nothing." in err
+    assert "repeat this command as soon as its SSM answers" in err
+    assert "Traceback" not in err

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from payments_dr.contract import Mode
-from payments_dr.ops.aws import EXIT_REFUSED, Aws, OpsError
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.observe import (
     AWS_ERRORS,
     DnsAnswer,
@@ -132,10 +132,25 @@ def _lag_reasons(aws: Aws, outputs: StackOutputs, source: str, receiving: str) -
 
 
 def apply_modes(aws: Aws, outputs: StackOutputs, plan: SwitchPlan) -> None:
-    for region in plan.fence:
-        write_mode(aws, outputs, region, Mode.FENCED)
-    for region in plan.unfence:
-        write_mode(aws, outputs, region, Mode.ACTIVE)
+    writes = [(region, Mode.FENCED) for region in plan.fence]
+    writes += [(region, Mode.ACTIVE) for region in plan.unfence]
+    for done, (region, mode) in enumerate(writes):
+        try:
+            write_mode(aws, outputs, region, mode)
+        except AWS_ERRORS as error:
+            written = ", ".join(f"{name} {value.value}" for name, value in writes[:done])
+            hint = (
+                " If the region is down, Route 53 moves traffic away once its health check "
+                "fails; repeat this command as soon as its SSM answers, so that it comes back "
+                "fenced."
+                if mode is Mode.FENCED
+                else ""
+            )
+            raise OpsError(
+                f"could not set {region} {mode.value}: {describe_aws_error(error)}. "
+                f"Written before it: {written or 'nothing'}.{hint}",
+                EXIT_FAILED,
+            ) from error
 
 
 def observe(aws: Aws, outputs: StackOutputs, at_seconds: float, resolve: Resolver) -> Observation:
