@@ -218,6 +218,21 @@ CASES = [
         f"txlog-replication-{EAST}",
     ),
     Case(
+        "replication-metrics-without-event-threshold",
+        _set(
+            f"txlog-replication-{EAST}",
+            None,
+            "rules",
+            0,
+            "destination",
+            "metrics",
+            "eventThreshold",
+        ),
+        "s3-log-replication",
+        "rule txlog has no 15-minute replication metrics event threshold",
+        f"txlog-replication-{EAST}",
+    ),
+    Case(
         "queue-unencrypted",
         _set(f"retry-{EAST}", None, "kmsMasterKeyId"),
         "sqs-encryption",

@@ -183,8 +183,12 @@ def _replication_rule_gaps(rule: Any) -> list[str]:
     rtc = get(rule, "destination", "replicationTime")
     if text(get(rtc, "status")) != "Enabled" or number(get(rtc, "time", "minutes")) != RTC_MINUTES:
         gaps.append(f"rule {rule_id} has no Replication Time Control (15 minutes)")
-    if text(get(rule, "destination", "metrics", "status")) != "Enabled":
+    metrics = get(rule, "destination", "metrics")
+    if text(get(metrics, "status")) != "Enabled":
         gaps.append(f"rule {rule_id} has no replication metrics")
+    elif number(get(metrics, "eventThreshold", "minutes")) != RTC_MINUTES:
+        # S3 refuses RTC unless the metrics' event threshold is the same 15 minutes.
+        gaps.append(f"rule {rule_id} has no 15-minute replication metrics event threshold")
     if text(get(rule, "deleteMarkerReplication", "status")) != "Enabled":
         gaps.append(f"rule {rule_id} does not replicate delete markers")
     if not text(get(rule, "destination", "encryptionConfiguration", "replicaKmsKeyId")):
@@ -214,7 +218,8 @@ def _check_log_replication(stack: StackView) -> Iterator[Finding]:
             if gaps:
                 yield Finding(
                     f"{describe(config)} for {describe(bucket)}: {'; '.join(gaps)}. Fix: enable "
-                    "each rule with replication_time (15 minutes) and metrics, delete-marker "
+                    "each rule with replication_time (15 minutes) and metrics (event_threshold "
+                    "15 minutes), delete-marker "
                     "replication, sse_kms_encrypted_objects and a replica_kms_key_id.",
                     config.urn,
                 )
