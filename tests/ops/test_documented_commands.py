@@ -14,7 +14,9 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
+from payments_dr import contract
 from payments_dr.cli import build_parser
+from payments_dr.infra import storage
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [
@@ -102,3 +104,13 @@ def test_documented_aws_command_matches_the_service_model(command: str) -> None:
             assert flags[negated].type_name == "boolean", f"{negated} is not a boolean"
         else:
             assert word in flags, f"{operation} takes no {word}"
+
+
+def test_the_runbooks_quote_the_stacks_own_settings() -> None:
+    runbooks = REPO_ROOT / "docs" / "runbooks"
+    dlq = (runbooks / "dlq-replay.md").read_text()
+    assert f"DLQ retention is {contract.DLQ_RETENTION_SECONDS // 86400} days" in dlq
+    assert f"comes back after {contract.RETRY_MAX_RECEIVE_COUNT} attempts" in dlq
+    logs = (runbooks / "transaction-log-restore.md").read_text()
+    assert f"for **{storage.NONCURRENT_VERSION_EXPIRY_DAYS} days**" in logs
+    assert f"Glacier after {storage.GLACIER_AFTER_DAYS} days" in logs
