@@ -231,3 +231,22 @@ def test_the_cli_registers_every_merchant_action() -> None:
         extra = ["m-1"] if action in ("create", "revoke") else []
         args = parser.parse_args(["merchant", action, *extra, "--stack", "s"])
         assert isinstance(args, argparse.Namespace) and args.run is run_merchant
+
+
+def test_revoke_goes_through_the_secondary_when_the_primary_table_is_down(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(deployed, "create", MERCHANT) == EXIT_OK
+    secondary = deployed.aws.client("dynamodb", SECONDARY)
+    for item in table_items(deployed, PRIMARY):  # what replication would have done
+        secondary.put_item(TableName=contract.table_name(STACK), Item=item)
+    capsys.readouterr()
+
+    assert run(deployed, "revoke", MERCHANT, aws=TableDown(deployed.aws, PRIMARY)) == EXIT_OK
+
+    printed = capsys.readouterr()
+    assert f"written through {SECONDARY}" in printed.err
+    record = CredentialStore(secondary, contract.table_name(STACK)).get(MERCHANT)
+    assert record is not None and record.status is KeyStatus.REVOKED
+    assert plan_keys(deployed, PRIMARY) == plan_keys(deployed, SECONDARY) == []
+    assert "revoked" in printed.out
