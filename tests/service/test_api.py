@@ -128,6 +128,16 @@ def test_malformed_requests_are_400_and_write_nothing(
     assert region.queue_depth(region.queue_url) == 0
 
 
+def test_a_card_number_in_the_description_is_400_and_writes_nothing(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    request = {**VALID_REQUEST, "description": "pan 4111 1111 1111 1111"}
+    response = api(post_event(request), None)
+    assert response["statusCode"] == 400
+    assert "4111" not in response["body"]  # the answer does not echo the number either
+    assert region.items() == []
+    assert region.queue_depth(region.queue_url) == 0
+
+
 def test_non_json_content_type_is_400(region: Region) -> None:
     api = build_api_handler(region.deps)
     response = api(post_event(VALID_REQUEST, **{"Content-Type": "text/plain"}), None)

@@ -85,6 +85,38 @@ def test_invalid_fields_are_rejected(change: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
+    "change",
+    [
+        {"payment_token": "tok_4111111111111111"},
+        {"reference": "order-4111-1111-1111-1111"},
+        {"reference": "5500005555555559"},
+        {"description": "card 4012 8888 8888 1881 please"},
+        {"description": "amex 378282246310005"},
+    ],
+)
+def test_card_numbers_in_client_text_fields_are_refused(change: dict[str, Any]) -> None:
+    (name,) = change
+    with pytest.raises(InvalidRequest, match=f"{name} must not contain a card number"):
+        parse_payment_request(json.dumps({**VALID_REQUEST, **change}), merchant_id=MERCHANT)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"reference": "order-4111-1111-1111-1112"},  # fails the Luhn check
+        {"reference": "0000000000000000"},  # no card number starts with 0
+        {"reference": "inv-2026-000123"},  # digit groups too short to be a card number
+        {"description": "order 123456789012 of 2026"},  # 12 digits
+        {"payment_token": "tok_4f9a2c7e81b3"},
+    ],
+)
+def test_numbers_that_are_not_card_numbers_are_accepted(change: dict[str, Any]) -> None:
+    request = parse_payment_request(json.dumps({**VALID_REQUEST, **change}), merchant_id=MERCHANT)
+    (name, value), *_ = change.items()
+    assert getattr(request, name) == value
+
+
+@pytest.mark.parametrize(
     "body",
     [
         '{"amount": 1, "amount": 2}',

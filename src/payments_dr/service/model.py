@@ -25,6 +25,9 @@ PAYMENT_TOKEN_PATTERN = re.compile(r"tok_[A-Za-z0-9]{8,64}")
 REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 DESCRIPTION_PATTERN = re.compile(r"[A-Za-z0-9 .,:;'()&/_-]{1,140}")
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
+# A run of digits, perhaps grouped by single spaces or hyphens, as card numbers are written.
+DIGIT_RUN_PATTERN = re.compile(r"\d(?:[ -]?\d)*")
+CARD_NUMBER_DIGITS = range(13, 20)  # ISO/IEC 7812 card numbers have 13 to 19 digits
 PAYMENT_ID_PATTERN = re.compile(r"pay_[0-9a-f]{32}")
 
 # Fields of a stored request. The merchant is never in the body: it is the authenticated
@@ -182,10 +185,37 @@ def _parse_json_object(raw: bytes) -> dict[str, Any]:
     return document
 
 
+def _passes_luhn(digits: str) -> bool:
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        value = int(digit) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def contains_card_number(text: str) -> bool:
+    """Whether `text` holds what looks like a card number (a Luhn-valid run of 13-19 digits,
+    not starting with 0). Free-text fields are stored, archived and replicated: card data
+    there would put every copy in PCI scope."""
+    for run in DIGIT_RUN_PATTERN.findall(text):
+        digits = run.replace(" ", "").replace("-", "")
+        if len(digits) in CARD_NUMBER_DIGITS and digits[0] != "0" and _passes_luhn(digits):
+            return True
+    return False
+
+
 def _string_field(fields: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:
     value = fields[name]
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidRequest(f"{name} is malformed")
+    return value
+
+
+def _client_text_field(fields: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:
+    """A field whose text the client chooses: it must also hold no card number."""
+    value = _string_field(fields, name, pattern)
+    if contains_card_number(value):
+        raise InvalidRequest(f"{name} must not contain a card number")
     return value
 
 
@@ -212,12 +242,14 @@ def validate_fields(fields: dict[str, Any]) -> PaymentRequest:
         merchant_id=_string_field(fields, "merchant_id", MERCHANT_ID_PATTERN),
         amount=_amount(fields["amount"]),
         currency=currency,
-        payment_token=_string_field(fields, "payment_token", PAYMENT_TOKEN_PATTERN),
+        payment_token=_client_text_field(fields, "payment_token", PAYMENT_TOKEN_PATTERN),
         reference=(
-            _string_field(fields, "reference", REFERENCE_PATTERN) if "reference" in fields else None
+            _client_text_field(fields, "reference", REFERENCE_PATTERN)
+            if "reference" in fields
+            else None
         ),
         description=(
-            _string_field(fields, "description", DESCRIPTION_PATTERN)
+            _client_text_field(fields, "description", DESCRIPTION_PATTERN)
             if "description" in fields
             else None
         ),
