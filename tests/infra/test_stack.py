@@ -329,11 +329,11 @@ def test_3_stage_with_access_logs_metrics_and_throttling(stack: SynthResult) -> 
 def test_3_custom_domain_tls12_with_dns_validated_certificate(stack: SynthResult) -> None:
     api_domain = stack.config.api_domain
     zone_id = stack.outputs[StackOutput.HOSTED_ZONE_ID]
-    validation_records = {
-        r["inputs"]["name"].rstrip("."): r
-        for r in stack.of_type("aws:route53/record:Record")
-        if r["inputs"]["type"] == "CNAME"
-    }
+    cname_records = [
+        r for r in stack.of_type("aws:route53/record:Record") if r["inputs"]["type"] == "CNAME"
+    ]
+    validation_records = {r["inputs"]["name"].rstrip("."): r for r in cname_records}
+    validated_by: set[str] = set()
     for region in regions(stack):
         certificate = one(stack.of_type("aws:acm/certificate:Certificate", region))["inputs"]
         assert certificate["domainName"] == api_domain
@@ -345,6 +345,7 @@ def test_3_custom_domain_tls12_with_dns_validated_certificate(stack: SynthResult
         (fqdn,) = validation["validationRecordFqdns"]
         assert fqdn.endswith(api_domain)
         assert validation_records[fqdn]["inputs"]["zoneId"] == zone_id
+        validated_by.add(fqdn)
         domain = one(stack.of_type("aws:apigateway/domainName:DomainName", region))["inputs"]
         assert domain["domainName"] == api_domain
         assert domain["securityPolicy"] == "TLS_1_2"
@@ -353,6 +354,10 @@ def test_3_custom_domain_tls12_with_dns_validated_certificate(stack: SynthResult
         mapping = one(stack.of_type("aws:apigateway/basePathMapping:BasePathMapping", region))
         assert mapping["inputs"]["domainName"] == api_domain
         assert mapping["inputs"]["stageName"] == contract.API_STAGE
+    # One record owned by one resource validates both certificates: a second owner of the same
+    # name would delete it from under the other region's certificate when replaced.
+    assert len(cname_records) == 1
+    assert set(validation_records) == validated_by
 
 
 def test_3_invoke_permission_scoped_to_the_api_stage(stack: SynthResult) -> None:

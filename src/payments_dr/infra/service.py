@@ -69,6 +69,8 @@ class RegionalServiceArgs:
     merchant_throttle_rate_limit: int
     merchant_throttle_burst_limit: int
     tags: Mapping[str, str]
+    # The first region's ACM validation record, reused by the next: see `_custom_domain`.
+    certificate_validation_record: aws.route53.Record | None = None
 
 
 def retry_queue_arn(region: str, account_id: str, stack: str) -> str:
@@ -471,19 +473,24 @@ class RegionalService(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=self._child,
         )
-        option = certificate.domain_validation_options.apply(lambda options: options[0])
-        # ACM asks for the same record in every region for one name and account, so the
-        # second region's record overwrites the first with an identical value.
-        validation_record = aws.route53.Record(
-            f"{self._name}-certificate-validation",
-            zone_id=args.zone_id,
-            name=option.apply(lambda o: o.resource_record_name or ""),
-            type=option.apply(lambda o: o.resource_record_type or "CNAME"),
-            records=[option.apply(lambda o: o.resource_record_value or "")],
-            ttl=CERTIFICATE_VALIDATION_TTL_SECONDS,
-            allow_overwrite=True,
-            opts=self._child,
-        )
+        # ACM asks for the same CNAME in every region for one name and account, so one record
+        # serves both certificates: two resources owning it would each delete it (and with it
+        # the other certificate's renewal) when replaced. Should ACM ever ask for another
+        # name, the validation below fails at once on the unknown record instead of waiting.
+        validation_record = args.certificate_validation_record
+        if validation_record is None:
+            option = certificate.domain_validation_options.apply(lambda options: options[0])
+            validation_record = aws.route53.Record(
+                f"{self._name}-certificate-validation",
+                zone_id=args.zone_id,
+                name=option.apply(lambda o: o.resource_record_name or ""),
+                type=option.apply(lambda o: o.resource_record_type or "CNAME"),
+                records=[option.apply(lambda o: o.resource_record_value or "")],
+                ttl=CERTIFICATE_VALIDATION_TTL_SECONDS,
+                allow_overwrite=True,  # a record left by an earlier certificate is adopted
+                opts=self._child,
+            )
+        self.certificate_validation_record = validation_record
         validation = aws.acm.CertificateValidation(
             f"{self._name}-certificate-validation",
             region=region,

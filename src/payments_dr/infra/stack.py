@@ -132,6 +132,9 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 merchant_throttle_rate_limit=config.merchant_throttle_rate_limit,
                 merchant_throttle_burst_limit=config.merchant_throttle_burst_limit,
                 tags=tags,
+                certificate_validation_record=(
+                    services[primary].certificate_validation_record if region != primary else None
+                ),
             ),
         )
 
