@@ -510,6 +510,13 @@ CASES = [
         TABLE,
     ),
     Case(
+        "lag-alarm-on-another-table",
+        _set(f"replication-latency-{WEST}", "other-table", "dimensions", "TableName"),
+        "dr-replication-lag-alarm",
+        f"No ReplicationLatency alarm in {WEST}",
+        TABLE,
+    ),
+    Case(
         "lag-alarm-too-lax",
         _set(f"replication-latency-{EAST}", 60000.0, "threshold"),
         "dr-replication-lag-alarm",

@@ -23,6 +23,7 @@ FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
 REPLICATION_METRIC = "ReplicationLatency"
 DYNAMODB_NAMESPACE = "AWS/DynamoDB"
 RECEIVING_REGION = "ReceivingRegion"
+TABLE_NAME = "TableName"
 RISING_COMPARISONS = frozenset({"GreaterThanThreshold", "GreaterThanOrEqualToThreshold"})
 
 # What must match between the regions' copies of a function, and where it is in the props.
@@ -208,15 +209,20 @@ def _alarm_metrics(alarm: ResourceView) -> list[Mapping[str, Any]]:
     return [direct, *(metric for metric in queried if isinstance(metric, Mapping))]
 
 
-def _watches_replication_from(alarm: ResourceView, region: str) -> bool:
+def _watches_replication_from(alarm: ResourceView, region: str, table: ResourceView) -> bool:
+    table_name = text(table.props.get("name"))
     for metric in _alarm_metrics(alarm):
         dimensions = metric.get("dimensions")
         receiving = text(get(dimensions, RECEIVING_REGION))
+        watched_table = text(get(dimensions, TABLE_NAME))
         if (
             text(metric.get("metricName")) == REPLICATION_METRIC
             and text(metric.get("namespace")) == DYNAMODB_NAMESPACE
             and receiving
             and receiving != region
+            # Another table's lag says nothing about this one (unknown names are given the
+            # benefit of the doubt: a preview may not know them yet).
+            and not (table_name and watched_table and watched_table != table_name)
         ):
             return True
     return False
@@ -227,7 +233,7 @@ def _check_replication_alarms(stack: StackView) -> Iterator[Finding]:
     alarms = stack.of_type(tokens.CLOUDWATCH_METRIC_ALARM)
     for region, table in sorted(_source_regions(stack).items()):
         watching = [
-            a for a in alarms if a.region == region and _watches_replication_from(a, region)
+            a for a in alarms if a.region == region and _watches_replication_from(a, region, table)
         ]
         if not watching:
             yield Finding(
