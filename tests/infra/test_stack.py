@@ -260,6 +260,9 @@ def test_2_event_sources_retry_queue_and_table_stream(stack: SynthResult) -> Non
         table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{contract.table_name(name)}"
         assert stream["eventSourceArn"].startswith(f"{table_arn}/stream/")
         assert stream["startingPosition"] == "TRIM_HORIZON"
+        # Never dropped after a few retries: a failing batch waits until its records expire.
+        assert stream["maximumRetryAttempts"] == -1
+        assert stream["maximumRecordAgeInSeconds"] == -1
 
 
 # --- 3. API ----------------------------------------------------------------------------------

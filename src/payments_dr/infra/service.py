@@ -24,7 +24,10 @@ from payments_dr.infra import iam
 from payments_dr.service.openapi import load_openapi
 
 LAMBDA_ARCHITECTURE = "arm64"  # the artifact is pure Python; Graviton is cheaper per ms
-STREAM_MAX_RETRY_ATTEMPTS = 10
+# A failing stream batch is retried until its records leave the stream (24 h), never dropped:
+# a short S3 outage must not punch holes in the transaction log. The archiver's errors alarm
+# pages while the shard waits.
+RETRY_UNTIL_RECORD_EXPIRES = -1
 KMS_DATA_KEY_REUSE_SECONDS = 300
 CERTIFICATE_VALIDATION_TTL_SECONDS = 300
 REQUEST_VALIDATOR = "body-and-parameters"
@@ -195,7 +198,8 @@ class RegionalService(pulumi.ComponentResource):
             # The archiver reports the first failed record itself; bisecting on top of that
             # could archive overlapping halves of a batch under different keys.
             function_response_types=["ReportBatchItemFailures"],
-            maximum_retry_attempts=STREAM_MAX_RETRY_ATTEMPTS,
+            maximum_retry_attempts=RETRY_UNTIL_RECORD_EXPIRES,
+            maximum_record_age_in_seconds=RETRY_UNTIL_RECORD_EXPIRES,
             opts=self._child,
         )
 
