@@ -384,6 +384,20 @@ def test_health_answers_in_time_when_ssm_hangs(region: Region) -> None:
     assert body(response)["reasons"] == [HealthReason.CONFIG_UNAVAILABLE]
 
 
+def test_health_stays_ok_while_ssm_hangs_within_the_stale_limit(region: Region) -> None:
+    # A slow SSM is no reason to fail the region over: recent values keep serving.
+    ssm = HangingClient(region.ssm, {})
+    api = build_api_handler(dataclasses.replace(region.deps, ssm=ssm))
+    assert api(api_event("GET", contract.HEALTH_PATH), None)["statusCode"] == 200
+    ssm.faults["get_parameters_by_path"] = RuntimeError()
+    region.clock.advance(CONFIG_MAX_AGE_SECONDS)
+    started = time.monotonic()
+    response = api(api_event("GET", contract.HEALTH_PATH), None)
+    assert time.monotonic() - started < 1.5
+    assert response["statusCode"] == 200
+    assert api(post_event(VALID_REQUEST), None)["statusCode"] == 201
+
+
 def test_health_reports_missing_configuration(region: Region) -> None:
     failing_ssm = FaultyClient(
         region.ssm, {"get_parameters_by_path": client_error("AccessDeniedException", "Get")}

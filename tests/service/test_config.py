@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from payments_dr import contract
 from payments_dr.service.config import (
     CONFIG_MAX_AGE_SECONDS,
+    CONFIG_REFRESH_WAIT_SECONDS,
     CONFIG_STALE_LIMIT_SECONDS,
     ConfigCache,
     ConfigUnavailable,
@@ -30,6 +33,20 @@ class CountingSsm:
         if self.failing:
             raise client_error("InternalServerError", "GetParametersByPath", 500)
         return self._client.get_parameters_by_path(**kwargs)
+
+
+class HangingSsm(CountingSsm):
+    """Reads block until released, like SSM that accepts a connection and never answers."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.hanging = False
+        self.release = threading.Event()
+
+    def get_parameters_by_path(self, **kwargs: Any) -> Any:
+        if self.hanging:
+            self.release.wait(10)
+        return super().get_parameters_by_path(**kwargs)
 
 
 def cache_for(region: Region, ssm: Any, clock: FakeClock) -> ConfigCache:
@@ -106,3 +123,42 @@ def test_a_missing_parameter_makes_configuration_unavailable(region: Region) -> 
     )
     with pytest.raises(ConfigUnavailable):
         cache_for(region, region.ssm, FakeClock()).get()
+
+
+def test_a_hanging_refresh_does_not_hold_callers_that_have_usable_values(region: Region) -> None:
+    ssm, clock = HangingSsm(region.ssm), FakeClock()
+    cache = cache_for(region, ssm, clock)
+    first = cache.get()
+    ssm.hanging = True
+    clock.advance(CONFIG_MAX_AGE_SECONDS)
+    started = time.monotonic()
+    for _ in range(5):
+        assert cache.get() == first
+    # One bounded wait for the refresh in flight per call, never the read's own timeout.
+    assert time.monotonic() - started < 5 * CONFIG_REFRESH_WAIT_SECONDS + 1.0
+    assert ssm.reads == 1  # the hanging read has not finished; no second one was started
+    region.set_mode(contract.Mode.FENCED)
+    ssm.release.set()
+    clock.advance(0.1)
+    deadline = time.monotonic() + 5
+    while cache.get().mode is not contract.Mode.FENCED:
+        assert time.monotonic() < deadline, "the finished refresh was never served"
+    assert ssm.reads == 2
+
+
+def test_without_usable_values_a_caller_waits_for_the_read(region: Region) -> None:
+    ssm, clock = HangingSsm(region.ssm), FakeClock()
+    cache = ConfigCache(
+        ssm, contract.ssm_path(STACK, region.name), clock, refresh_wait_seconds=0.05
+    )
+    cache.get()
+    ssm.hanging = True
+    clock.advance(CONFIG_STALE_LIMIT_SECONDS + 1)
+    results: list[str] = []
+    waiter = threading.Thread(target=lambda: results.append(cache.get().table_name))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive()  # past the stale limit, nothing usable: it waits for SSM
+    ssm.release.set()
+    waiter.join(5)
+    assert results == [region.table_name]
