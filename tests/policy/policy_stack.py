@@ -26,7 +26,7 @@ def _resource(type_: str, name: str, region: str, inputs: dict[str, Any]) -> dic
     return {
         "type": type_,
         "name": name,
-        "urn": f"urn:pulumi:{STACK}::{contract.PROJECT}::{type_}::{name}",
+        "urn": _urn(type_, name),
         "region": region,
         "parent": "",
         "id": f"{name}_id",
@@ -87,11 +87,20 @@ def _tls_only_policy(bucket: str) -> str:
     )
 
 
+def _urn(type_: str, name: str) -> str:
+    return f"urn:pulumi:{STACK}::{contract.PROJECT}::{type_}::{name}"
+
+
 def _storage(region: str) -> list[dict[str, Any]]:
     bucket = _bucket_name(region)
     peer_bucket = _bucket_name(_peer(region))
     resource = _resource(tokens.S3_BUCKET, f"txlog-{region}", region, {"bucket": bucket})
     resource["id"] = bucket  # a bucket's id is its name
+    replication = _replication(region, bucket, peer_bucket)
+    # S3 needs both sides versioned before it accepts the configuration.
+    replication["dependencies"] = [
+        _urn(tokens.S3_BUCKET_VERSIONING, f"txlog-versioning-{r}") for r in (region, _peer(region))
+    ]
     return [
         resource,
         _resource(
@@ -135,33 +144,35 @@ def _storage(region: str) -> list[dict[str, Any]]:
             region,
             {"bucket": bucket, "policy": _tls_only_policy(bucket)},
         ),
-        _resource(
-            tokens.S3_BUCKET_REPLICATION,
-            f"txlog-replication-{region}",
-            region,
-            {
-                "bucket": bucket,
-                "role": f"arn:aws:iam::{ACCOUNT}:role/replication",
-                "rules": [
-                    {
-                        "id": "txlog",
-                        "status": "Enabled",
-                        "filter": {"prefix": contract.LOG_PREFIX},
-                        "deleteMarkerReplication": {"status": "Enabled"},
-                        "sourceSelectionCriteria": {
-                            "sseKmsEncryptedObjects": {"status": "Enabled"}
-                        },
-                        "destination": {
-                            "bucket": f"arn:aws:s3:::{peer_bucket}",
-                            "encryptionConfiguration": {"replicaKmsKeyId": _key_arn(_peer(region))},
-                            "metrics": {"status": "Enabled", "eventThreshold": {"minutes": 15.0}},
-                            "replicationTime": {"status": "Enabled", "time": {"minutes": 15.0}},
-                        },
-                    }
-                ],
-            },
-        ),
+        replication,
     ]
+
+
+def _replication(region: str, bucket: str, peer_bucket: str) -> dict[str, Any]:
+    return _resource(
+        tokens.S3_BUCKET_REPLICATION,
+        f"txlog-replication-{region}",
+        region,
+        {
+            "bucket": bucket,
+            "role": f"arn:aws:iam::{ACCOUNT}:role/replication",
+            "rules": [
+                {
+                    "id": "txlog",
+                    "status": "Enabled",
+                    "filter": {"prefix": contract.LOG_PREFIX},
+                    "deleteMarkerReplication": {"status": "Enabled"},
+                    "sourceSelectionCriteria": {"sseKmsEncryptedObjects": {"status": "Enabled"}},
+                    "destination": {
+                        "bucket": f"arn:aws:s3:::{peer_bucket}",
+                        "encryptionConfiguration": {"replicaKmsKeyId": _key_arn(_peer(region))},
+                        "metrics": {"status": "Enabled", "eventThreshold": {"minutes": 15.0}},
+                        "replicationTime": {"status": "Enabled", "time": {"minutes": 15.0}},
+                    },
+                }
+            ],
+        },
+    )
 
 
 def _queues(region: str) -> list[dict[str, Any]]:

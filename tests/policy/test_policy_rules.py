@@ -43,6 +43,16 @@ def _set_everywhere(template: str, value: Any, *path: str | int) -> Callable[[St
     return mutate
 
 
+def _keep_dependencies(name: str, kept: str) -> Callable[[Stack], None]:
+    """A mutation leaving resource `name` depending only on URNs that contain `kept`."""
+
+    def mutate(stack: Stack) -> None:
+        resource = find(stack, name)
+        resource["dependencies"] = [urn for urn in resource["dependencies"] if kept in urn]
+
+    return mutate
+
+
 def _drop(name: str) -> Callable[[Stack], None]:
     def mutate(stack: Stack) -> None:
         stack.remove(find(stack, name))
@@ -230,6 +240,13 @@ CASES = [
         ),
         "s3-log-replication",
         "rule txlog has no 15-minute replication metrics event threshold",
+        f"txlog-replication-{EAST}",
+    ),
+    Case(
+        "replication-before-peer-versioning",
+        _keep_dependencies(f"txlog-replication-{EAST}", f"txlog-versioning-{EAST}"),
+        "s3-log-replication",
+        f"it does not depend on the versioning of {log_bucket_name(STACK, WEST, ACCOUNT)}",
         f"txlog-replication-{EAST}",
     ),
     Case(

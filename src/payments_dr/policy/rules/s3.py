@@ -22,6 +22,7 @@ from payments_dr.policy.props import (
     number,
     policy_document,
     refers_to,
+    resolve,
     statements,
     strings,
     text,
@@ -198,6 +199,34 @@ def _replication_rule_gaps(rule: Any) -> list[str]:
     return gaps
 
 
+def _replicated_buckets(
+    stack: StackView, config: ResourceView, source: ResourceView
+) -> list[ResourceView]:
+    """The source bucket and every destination bucket its rules name."""
+    buckets = _buckets(stack)
+    found = {source.urn: source}
+    for rule in blocks(config.props.get("rules")):
+        arn = text(get(rule, "destination", "bucket"))
+        name = arn.removeprefix("arn:aws:s3:::") if arn else ""
+        for bucket in resolve(config, "rules", buckets, "bucket", value=name or None):
+            found[bucket.urn] = bucket
+    return list(found.values())
+
+
+def _unversioned_dependencies(
+    stack: StackView, config: ResourceView, source: ResourceView
+) -> list[str]:
+    """Buckets of the configuration whose versioning it does not wait for."""
+    return [
+        text(bucket.props.get("bucket")) or bucket.name
+        for bucket in _replicated_buckets(stack, config, source)
+        if not any(
+            versioning.urn in config.dependencies
+            for versioning in _settings_of(stack, bucket, tokens.S3_BUCKET_VERSIONING)
+        )
+    ]
+
+
 def _check_log_replication(stack: StackView) -> Iterator[Finding]:
     for bucket in _buckets(stack):
         configs = _settings_of(stack, bucket, tokens.S3_BUCKET_REPLICATION)
@@ -215,12 +244,19 @@ def _check_log_replication(stack: StackView) -> Iterator[Finding]:
                 if rules
                 else ["it has no rules"]
             )
+            unordered = _unversioned_dependencies(stack, config, bucket)
+            if unordered:
+                # S3 refuses the configuration while either side is still unversioned.
+                gaps.append(
+                    f"it does not depend on the versioning of {', '.join(sorted(unordered))}"
+                )
             if gaps:
                 yield Finding(
                     f"{describe(config)} for {describe(bucket)}: {'; '.join(gaps)}. Fix: enable "
                     "each rule with replication_time (15 minutes) and metrics (event_threshold "
                     "15 minutes), delete-marker "
-                    "replication, sse_kms_encrypted_objects and a replica_kms_key_id.",
+                    "replication, sse_kms_encrypted_objects and a replica_kms_key_id; "
+                    "depends_on the BucketVersioning of both buckets.",
                     config.urn,
                 )
 
