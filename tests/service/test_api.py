@@ -68,7 +68,21 @@ def test_duplicate_submission_replays_and_stores_one_item(region: Region) -> Non
     assert len(region.items()) == 1
 
 
+def serialize_calls(client: Any) -> None:
+    """DynamoDB applies each conditional write atomically; moto's in-memory table does not
+    under threads, so the test gives it that guarantee and checks the handler's own logic."""
+    lock = threading.Lock()
+    make_api_call = client._make_api_call
+
+    def serialized(operation_name: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return make_api_call(operation_name, params)
+
+    client._make_api_call = serialized
+
+
 def test_concurrent_duplicates_store_one_item(region: Region) -> None:
+    serialize_calls(region.deps.dynamodb)
     api = build_api_handler(region.deps)
     barrier = threading.Barrier(8)
     statuses: list[int] = []
