@@ -156,9 +156,8 @@ def test_flow_log_delivery_is_limited_to_its_log_group() -> None:
     assert "logs:CreateLogGroup" not in allowed
 
 
-def test_endpoint_policies_admit_only_the_functions_calls_from_this_account() -> None:
-    base = scope(Function.API)
-    policies = iam.endpoint_policies(
+def endpoint_policies(base: iam.FunctionScope) -> dict[str, Any]:
+    return iam.endpoint_policies(
         region=REGION,
         account_id=ACCOUNT,
         table_arn=base.table_arn,
@@ -167,6 +166,11 @@ def test_endpoint_policies_admit_only_the_functions_calls_from_this_account() ->
         bucket_arn=base.bucket_arn,
         ssm_path=base.ssm_path,
     )
+
+
+def test_endpoint_policies_admit_only_the_functions_calls_from_this_account() -> None:
+    base = scope(Function.API)
+    policies = endpoint_policies(base)
     assert set(policies) == {"dynamodb", "s3", "sqs", "ssm"}
     for document in policies.values():
         (statement,) = document["Statement"]
@@ -185,15 +189,7 @@ def test_endpoint_policies_admit_only_the_functions_calls_from_this_account() ->
 def test_every_function_call_passes_its_regions_endpoints() -> None:
     """Endpoint policies must not block what the roles allow through the VPC."""
     base = scope(Function.API)
-    policies = iam.endpoint_policies(
-        region=REGION,
-        account_id=ACCOUNT,
-        table_arn=base.table_arn,
-        queue_arn=base.queue_arn,
-        dlq_arn=base.dlq_arn,
-        bucket_arn=base.bucket_arn,
-        ssm_path=base.ssm_path,
-    )
+    policies = endpoint_policies(base)
     through_endpoints = {
         action: resources
         for document in policies.values()
