@@ -572,6 +572,12 @@ def test_6_operational_alarms_notify_the_regions_encrypted_topic(stack: SynthRes
             s3["dimensions"]["SourceBucket"]
             == region_output(stack, region)[RegionOutput.LOG_BUCKET]
         )
+        archive_lag = found["archive-lag"]
+        assert archive_lag["metricName"] == "IteratorAge"
+        assert archive_lag["dimensions"] == {
+            "FunctionName": contract.function_name(name, Function.LOG_ARCHIVER)
+        }
+        assert archive_lag["threshold"] == 15 * 60 * 1000  # milliseconds
         for function in Function:
             for metric in ("errors", "throttles"):
                 alarm = found[f"{function.value}-{metric}"]

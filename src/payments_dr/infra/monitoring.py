@@ -23,6 +23,9 @@ ALARM_PERIOD_SECONDS = 60
 ROUTE53_METRICS_REGION = "us-east-1"
 RETRY_QUEUE_MAX_AGE_SECONDS = 300  # a retry older than this means the worker is not draining
 API_5XX_PER_MINUTE = 5
+# The archiver retries a failing batch until its records leave the stream (24 h); long before
+# that, a growing backlog means the transaction log is falling behind the table.
+ARCHIVE_MAX_LAG_SECONDS = 15 * 60
 
 
 class AlarmPurpose(StrEnum):
@@ -33,6 +36,7 @@ class AlarmPurpose(StrEnum):
     RETRY_QUEUE_AGE = "retry-queue-age"
     API_5XX = "api-5xx"
     S3_REPLICATION_FAILED = "s3-replication-failed"
+    ARCHIVE_LAG = "archive-lag"
     HEALTH_CHECK = "health-check"
     WAF_BLOCKED = "waf-blocked-requests"  # created with the region's web ACL
 
@@ -159,6 +163,17 @@ class Monitoring(pulumi.ComponentResource):
             },
             statistic="Sum",
             threshold=0,
+        )
+        self._alarm(
+            AlarmPurpose.ARCHIVE_LAG,
+            f"The transaction log in {region} is more than {ARCHIVE_MAX_LAG_SECONDS // 60} min"
+            " behind the table stream: check the log archiver",
+            namespace="AWS/Lambda",
+            metric_name="IteratorAge",
+            dimensions={"FunctionName": args.function_names[Function.LOG_ARCHIVER]},
+            statistic="Maximum",
+            threshold=ARCHIVE_MAX_LAG_SECONDS * 1000,  # the metric is in ms
+            evaluation_periods=2,
         )
         for function, function_name in args.function_names.items():
             for metric in ("Errors", "Throttles"):
