@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from payments_dr import contract
+from payments_dr.cli import EXIT_BROKEN_PIPE
 from payments_dr.policy import RULES, Violation
 from payments_dr.synth import SIMULATION_NOTE, register, short_type
 
@@ -96,3 +99,17 @@ def test_bad_stack_file_is_refused_with_key_and_fix(
 def test_short_type_keeps_package_module_and_class() -> None:
     assert short_type("aws:s3/bucketPolicy:BucketPolicy") == "aws:s3.BucketPolicy"
     assert short_type("payments-dr:infra:Data") == "payments-dr:infra.Data"
+
+
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    """`payments-dr synth | head -1`: no traceback when the reader stops early."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "payments_dr.cli", "synth", str(STACK_FILES["eventual"])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == EXIT_BROKEN_PIPE
+    assert "Traceback" not in errors
