@@ -165,13 +165,9 @@ def run_failover(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    def command() -> int:
-        clients = aws or Aws()
-        outputs = _outputs(args, clients)
-        plan = plan_failover(outputs, args.to)
-        return _switch(args, clients, outputs, plan, resolve, clock, sleep)
-
-    return run_guarded(command)
+    return _run_switch(
+        args, lambda outputs: plan_failover(outputs, args.to), aws, resolve, clock, sleep
+    )
 
 
 def run_failback(
@@ -181,10 +177,21 @@ def run_failback(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
+    return _run_switch(args, plan_failback, aws, resolve, clock, sleep)
+
+
+def _run_switch(
+    args: argparse.Namespace,
+    plan_for: Callable[[StackOutputs], SwitchPlan],
+    aws: Aws | None,
+    resolve: Resolver,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> int:
     def command() -> int:
         clients = aws or Aws()
         outputs = _outputs(args, clients)
-        return _switch(args, clients, outputs, plan_failback(outputs), resolve, clock, sleep)
+        return _switch(args, clients, outputs, plan_for(outputs), resolve, clock, sleep)
 
     return run_guarded(command)
 
