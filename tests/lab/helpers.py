@@ -15,6 +15,7 @@ from payments_dr.contract import (
     PAYMENTS_PATH,
     ConsistencyMode,
 )
+from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
 
@@ -62,3 +63,36 @@ def post_payment(
     return request(
         base_url, "POST", PAYMENTS_PATH, body, {IDEMPOTENCY_HEADER: key, **bearer(api_key)}
     )
+
+
+def report(**changes: object) -> DrillReport:
+    """A passing region-outage report, with `changes` applied."""
+    base = DrillReport(
+        scenario="region-outage",
+        consistency_mode="eventual",
+        environment="local lab (simulation)",
+        simulated=True,
+        real_counterpart="payments-dr drill --on-aws --stack NAME",
+        rto_target_seconds=900,
+        rpo_target_seconds=300,
+        rto_budget_seconds=150,
+        failover_seconds=40.0,
+        time_scale=0.02,
+        regions_consistent_after_failback=True,
+        samples=[
+            RequestSample(1.0, "us-east-1", 201),
+            RequestSample(2.0, "us-east-1", 201),
+            RequestSample(21.0, "", 0),
+            RequestSample(22.0, "us-east-1", 503),
+            RequestSample(61.0, "us-east-2", 201),
+        ],
+        timeline=[
+            TimelineEvent(20.0, "fault", "primary region outage begins"),
+            TimelineEvent(50.0, "detected", "health checks see us-east-1 unhealthy"),
+            TimelineEvent(61.0, "failover", "first payment served by us-east-2"),
+            TimelineEvent(110.0, "restore", "primary region is back"),
+        ],
+    )
+    for name, value in changes.items():
+        setattr(base, name, value)
+    return base

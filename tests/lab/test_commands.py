@@ -16,11 +16,10 @@ import pytest
 
 from payments_dr import cli, contract
 from payments_dr.contract import ConsistencyMode
-from payments_dr.drill_report import DrillReport
 from payments_dr.lab import drill as lab_drill
 from payments_dr.lab.drill import DrillResult
 
-from .helpers import PRIMARY, SECONDARY, lab_settings, post_payment, request
+from .helpers import PRIMARY, SECONDARY, lab_settings, post_payment, report, request
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,18 +54,7 @@ def test_stack_without_on_aws_is_refused() -> None:
 def test_a_drill_that_lost_payments_exits_non_zero(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lossy = DrillReport(
-        scenario="region-outage",
-        consistency_mode="eventual",
-        environment="local lab (simulation)",
-        simulated=True,
-        real_counterpart="payments-dr drill --on-aws --stack NAME",
-        rto_target_seconds=900,
-        rpo_target_seconds=300,
-        rto_budget_seconds=150,
-        payments_acknowledged=10,
-        payments_lost=1,
-    )
+    lossy = report(payments_acknowledged=10, payments_lost=1)
     monkeypatch.setattr(
         lab_drill, "run_drill", lambda *_, **__: DrillResult(lossy, payments=[], duplicates=[])
     )
