@@ -310,6 +310,17 @@ def test_3_gateway_errors_use_the_services_error_shape(stack: SynthResult) -> No
             assert rendered["message"] == 'Invalid "body"'
 
 
+def test_7_a_failing_authorizer_answers_503_with_retry_after(stack: SynthResult) -> None:
+    for region in regions(stack):
+        api = one(stack.of_type("aws:apigateway/restApi:RestApi", region))
+        responses = json.loads(api["inputs"]["body"])["x-amazon-apigateway-gateway-responses"]
+        for response_type in ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"):
+            response = responses[response_type]
+            assert response["statusCode"] == "503"
+            retry_after = response["responseParameters"]["gatewayresponse.header.Retry-After"]
+            assert retry_after == f"'{contract.RETRY_AFTER_SECONDS}'"
+
+
 def test_3_stage_with_access_logs_metrics_and_throttling(stack: SynthResult) -> None:
     for region in regions(stack):
         stage = one(stack.of_type("aws:apigateway/stage:Stage", region))["inputs"]

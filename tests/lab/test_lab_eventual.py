@@ -202,6 +202,21 @@ def test_a_revoked_key_is_refused_in_both_regions_after_the_cache_time(lab: Lab)
         assert post_payment(lab.region_url(region), new_key(), key)[0] == 403
 
 
+def test_an_uncached_key_during_a_table_outage_answers_503_and_writes_nothing(lab: Lab) -> None:
+    key = enrol(lab, "merchant-05")
+    before = set(lab.table_items(PRIMARY))
+    lab.set_table_outage(PRIMARY, True)
+    try:
+        status, headers, body = post_payment(lab.region_url(PRIMARY), new_key(), key)
+    finally:
+        lab.set_table_outage(PRIMARY, False)
+    # Unverifiable is refused, but as "try again" (503 + Retry-After), not as a server fault.
+    assert status == 503 and body["code"] == "unavailable"
+    assert headers["Retry-After"] == str(contract.RETRY_AFTER_SECONDS)
+    assert lab.settle(20)  # anything queued would be applied by now
+    assert set(lab.table_items(PRIMARY)) == before
+
+
 def test_the_secondary_authorizes_while_the_primary_is_down(lab: Lab) -> None:
     key = enrol(lab, "merchant-04")
     lab.set_region_outage(PRIMARY, True)

@@ -94,6 +94,18 @@ def _gateway_response(code: str) -> dict[str, Any]:
     }
 
 
+# The authorizer fails only when its region's table or configuration does not answer: the
+# same condition in which the service answers 503 with Retry-After, so clients retry
+# (by then, perhaps, through the other region) instead of taking API Gateway's default 500.
+AUTHORIZER_UNAVAILABLE: dict[str, Any] = {
+    **_gateway_response("unavailable"),
+    "statusCode": "503",
+    "responseParameters": {
+        "gatewayresponse.header.Retry-After": f"'{contract.RETRY_AFTER_SECONDS}'"
+    },
+}
+
+
 # Requests API Gateway answers itself (rejected by validation, or failing before the function)
 # get the same error shape as the service's own answers, so clients parse one format.
 GATEWAY_RESPONSES: dict[str, Any] = {
@@ -101,6 +113,8 @@ GATEWAY_RESPONSES: dict[str, Any] = {
     "ACCESS_DENIED": _gateway_response("forbidden"),  # the authorizer's Deny
     "WAF_FILTERED": _gateway_response("forbidden"),
     "THROTTLED": _gateway_response("throttled"),  # stage or merchant usage plan limits
+    "AUTHORIZER_FAILURE": AUTHORIZER_UNAVAILABLE,
+    "AUTHORIZER_CONFIGURATION_ERROR": AUTHORIZER_UNAVAILABLE,
     "BAD_REQUEST_BODY": _gateway_response("bad_request"),
     "BAD_REQUEST_PARAMETERS": _gateway_response("bad_request"),
     "DEFAULT_4XX": _gateway_response("bad_request"),

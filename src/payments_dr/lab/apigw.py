@@ -7,7 +7,8 @@ lose their answer even when the handler already wrote. While only answers are lo
 are still processed: the case that makes clients retry a payment that was in fact written.
 
 Payment routes go through the real REQUEST authorizer first, as API Gateway does: no
-Authorization header answers 401, a Deny 403, a failing authorizer 500, all before the API
+Authorization header answers 401, a Deny 403, a failing authorizer 503 with Retry-After (the
+deployed gateway's AUTHORIZER_FAILURE response), all before the API
 handler runs; an Allow passes its context to the handler in `requestContext.authorizer`.
 Verdicts are cached per header value for the authorizer cache time (simulated seconds).
 """
@@ -47,7 +48,8 @@ _ROUTES = {
 GATEWAY_ERRORS: dict[int, dict[str, str]] = {
     401: {"code": "unauthorized", "message": "Unauthorized"},
     403: {"code": "forbidden", "message": "User is not authorized to access this resource"},
-    500: {"code": "unavailable", "message": "Authorizer error"},
+    502: {"code": "unavailable", "message": "Internal server error"},
+    503: {"code": "unavailable", "message": "Authorizer error"},
 }
 _PAYMENT_ID_SEGMENT = re.compile(r"^/v1/payments/(?P<id>[^/]+)$")
 
@@ -267,8 +269,9 @@ class RegionApi(LoopbackServer):
                         refused = api.authorize(method, resource, event)
                     except Exception:
                         log.exception("authorizer failed in %s", api.region)
-                        # API Gateway's answer when the authorizer fails: nothing is admitted.
-                        self._send(500, GATEWAY_ERRORS[500], {})
+                        # The stack's answer when the authorizer fails: nothing is admitted.
+                        retry_after = {"Retry-After": str(contract.RETRY_AFTER_SECONDS)}
+                        self._send(503, GATEWAY_ERRORS[503], retry_after)
                         return
                     if refused is not None:
                         self._send(refused, GATEWAY_ERRORS[refused], {})
@@ -278,7 +281,7 @@ class RegionApi(LoopbackServer):
                 except Exception:
                     log.exception("API handler failed in %s", api.region)
                     # API Gateway's answer when the integration fails.
-                    self._send(502, {"message": "Internal server error"}, {})
+                    self._send(502, GATEWAY_ERRORS[502], {})
                     return
                 if api.faults.outage or api.faults.answers_lost:
                     # Processed, perhaps written, but the client never hears back.

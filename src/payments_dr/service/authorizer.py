@@ -9,7 +9,8 @@ Verdicts, as API Gateway turns them into answers:
 - a malformed key, an unknown merchant, a wrong secret, a revoked or superseded key: an
   explicit Deny policy (403). Not the "Unauthorized" exception (401): every such exception is
   a Lambda error, and anyone on the internet could then trip the function error alarms;
-- the table or configuration unavailable: an exception, which API Gateway answers with 500.
+- the table or configuration unavailable: an exception, which the stack's AUTHORIZER_FAILURE
+  gateway response turns into 503 with Retry-After, the service's own "try again" answer.
   It fails closed: nothing is admitted that could not be checked.
 """
 
