@@ -12,7 +12,7 @@ import pytest
 from payments_dr import contract
 from payments_dr.contract import Mode, Param
 from payments_dr.ops import commands
-from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_OK
+from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK
 from payments_dr.ops.outputs import parse_outputs
 from payments_dr.ops.status import collect_status
 
@@ -53,6 +53,7 @@ def test_status_json_reports_each_region_and_the_serving_one(
     report = json.loads(capsys.readouterr().out)
     regions = {region["region"]: region for region in report["regions"]}
     assert report["serving_region"] == SECONDARY
+    assert report["complete"] is True
     assert regions[PRIMARY]["mode"] == "fenced"
     assert regions[PRIMARY]["health"]["healthy"] is False
     assert regions[SECONDARY]["health"]["healthy"] is True
@@ -89,7 +90,8 @@ def test_status_still_reports_when_one_reading_fails(
     )
     script_status_reads(deployed, PRIMARY)
 
-    assert commands.run_status(status_args(deployed), deployed.aws, resolve) == EXIT_OK
+    # The picture is printed, but a partial one is not a success.
+    assert commands.run_status(status_args(deployed), deployed.aws, resolve) == EXIT_FAILED
 
     out = capsys.readouterr().out
     assert f"{SECONDARY}: mode failed: ParameterNotFound" in out

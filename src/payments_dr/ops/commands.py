@@ -153,7 +153,7 @@ def run_status(
         clients = aws or Aws()
         status = collect_status(clients, _outputs(args, clients), resolve)
         print(render_json(status) if args.json else render_table(status))
-        return EXIT_OK
+        return EXIT_OK if status.complete else EXIT_FAILED
 
     return run_guarded(command)
 

@@ -2,6 +2,7 @@
 
 Each reading is taken on its own, so a region that does not answer shows its error in its
 cells while the rest of the picture is still printed: that is when on-call needs it most.
+The command then exits 1, so a script never mistakes a partial picture for a whole one.
 """
 
 from __future__ import annotations
@@ -55,8 +56,14 @@ class StackStatus:
     regions: list[RegionStatus]
     errors: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def complete(self) -> bool:
+        """Every reading was taken."""
+        return not self.errors and not any(region.errors for region in self.regions)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["complete"] = self.complete
         for region, status in zip(data["regions"], self.regions, strict=True):
             if status.health is not None:
                 region["health"]["healthy"] = status.health.healthy
