@@ -429,6 +429,10 @@ def _verify(
         checks.append(f"{len(partial)} acknowledged payments are missing in one region")
     if report.payments_rejected:
         checks.append(f"{report.payments_rejected} well-formed payments were rejected")
+    if report.requests_failed:
+        # Clients retry until well after the fault is cleared: a payment still unanswered
+        # then met an outage longer than failover should ever let a client see.
+        checks.append(f"{report.requests_failed} payments got no answer despite retries")
     for name, running in lab.regions.items():
         if running.retry_poller.worker_errors:
             checks.append(
