@@ -81,9 +81,15 @@ class FakeApi:
     """Answers from the region DNS points at, like the service: 503 when fenced, else the
     write lands in that region's table and replicates to the other."""
 
-    def __init__(self, route53: FakeRoute53, drop_writes_in: str | None = None) -> None:
+    def __init__(
+        self,
+        route53: FakeRoute53,
+        drop_writes_in: str | None = None,
+        refuse_keys_in: str | None = None,
+    ) -> None:
         self.route53 = route53
         self.drop_writes_in = drop_writes_in
+        self.refuse_keys_in = refuse_keys_in  # as if the key had not reached that region
 
     def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
         region = self.route53.serving()
@@ -94,8 +100,8 @@ class FakeApi:
         key = parse_key(bearer_token(headers))
         store = CredentialStore(self.route53.aws.client("dynamodb", PRIMARY), TABLE)
         record = store.get(key.merchant_id)
-        if record is None or not record.secret_matches(key):
-            return HttpAnswer(403, {}, {"code": "forbidden"})
+        if record is None or not record.secret_matches(key) or region == self.refuse_keys_in:
+            return HttpAnswer(403, {REGION_HEADER: region}, {"code": "forbidden"})
         assert "merchant_id" not in json.loads(body)  # the merchant is the key's
         pay_id = payment_id(key.merchant_id, headers[IDEMPOTENCY_HEADER])
         if region != self.drop_writes_in:
@@ -188,6 +194,25 @@ def test_a_lost_payment_fails_the_drill(
     assert report["payments_lost"] == report["requests_by_region"][SECONDARY] > 0
     assert report["regions_consistent_after_failback"] is False
     assert "result: FAILED" in capsys.readouterr().out
+
+
+def test_well_formed_payments_refused_in_one_region_fail_the_drill(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path
+) -> None:
+    api = FakeApi(FakeRoute53(clock, deployed.aws), refuse_keys_in=SECONDARY)
+    args = drill_args(deployed, tmp_path)
+
+    exit_code = run_drill(deployed, clock, args, api)
+
+    report = json.loads(args.json.read_text())
+    assert exit_code == EXIT_FAILED
+    # Nothing acknowledged was lost: the refusals are what fails the drill.
+    assert report["payments_lost"] == 0
+    assert report["payments_rejected"] == report["requests_by_region"][SECONDARY] > 0
+    assert (
+        f"{report['payments_rejected']} well-formed payments were rejected (4xx)"
+        in (report["failed_checks"])
+    )
 
 
 def test_drill_refuses_to_start_from_a_degraded_stack(

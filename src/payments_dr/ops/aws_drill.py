@@ -319,6 +319,14 @@ class Drill:
         report.payments_acknowledged = len(traffic.acknowledged)
         report.payments_duplicated = len(traffic.duplicates)
         report.duplicate_details = traffic.duplicates
+        if traffic.rejected:
+            report.failed_checks.append(
+                f"{traffic.rejected} well-formed payments were rejected (4xx)"
+            )
+        if traffic.duplicates:
+            report.failed_checks.append(
+                f"{len(traffic.duplicates)} payments were answered under an unexpected id"
+            )
         for sample in traffic.samples:
             if sample.region:
                 report.requests_by_region[sample.region] = (
