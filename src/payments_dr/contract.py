@@ -53,6 +53,8 @@ class Param(StrEnum):
     TABLE_NAME = "table-name"
     RETRY_QUEUE_URL = "retry-queue-url"
     DLQ_URL = "dlq-url"
+    # Where the log archiver's stream mapping records the ranges it had to drop (runbooks).
+    ARCHIVE_FAILURES_QUEUE_URL = "archive-failures-queue-url"
     LOG_BUCKET = "log-bucket"
     REGION_ROLE = "region-role"
     PEER_REGION = "peer-region"
@@ -92,6 +94,15 @@ def retry_queue_name(stack: str) -> str:
 
 def dlq_name(stack: str) -> str:
     return f"{PROJECT}-{stack}-retry-dlq"
+
+
+# A stream batch the log archiver could not write before its records expired from the stream
+# (24 h) is dropped; the mapping then sends this queue the shard and sequence range it lost.
+ARCHIVE_FAILURES_RETENTION_SECONDS: Final = 14 * 24 * 3600  # the SQS maximum: time to rebuild
+
+
+def archive_failures_queue_name(stack: str) -> str:
+    return f"{PROJECT}-{stack}-archive-failures"
 
 
 # --- Transaction logs ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ def scope(function: Function) -> iam.FunctionScope:
         table_arn=f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/payments",
         queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:retry",
         dlq_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:retry-dlq",
+        archive_failures_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:archive-failures",
         bucket_arn="arn:aws:s3:::txlog-bucket",
         key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/mrk-1",
         log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/fn",
@@ -85,6 +86,28 @@ def test_log_archiver_reads_the_stream_and_writes_only_its_regions_log_prefix() 
         f"arn:aws:s3:::txlog-bucket/{contract.log_region_prefix(REGION)}*"
     ]
     assert "dynamodb:PutItem" not in allowed
+
+
+def test_log_archiver_may_only_record_dropped_ranges_on_its_failures_queue() -> None:
+    archiver = scope(Function.LOG_ARCHIVER)
+    document = iam.function_policy(archiver)
+    allowed = actions_of(document)
+    # Lambda sends the mapping's failure records with the function's role: that one call only.
+    assert [a for a in allowed if a.startswith("sqs:")] == ["sqs:SendMessage"]
+    assert allowed["sqs:SendMessage"] == [archiver.archive_failures_queue_arn]
+    # The queue is encrypted with the region's key, which SQS may use only for it.
+    via_sqs = [
+        s
+        for s in document["Statement"]
+        if s.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+        == f"sqs.{REGION}.amazonaws.com"
+    ]
+    assert [(s["Action"], s["Resource"]) for s in via_sqs] == [
+        (["kms:Decrypt", "kms:GenerateDataKey"], [archiver.key_arn])
+    ]
+    for other in (Function.API, Function.RETRY_WORKER, Function.AUTHORIZER):
+        sends = actions_of(iam.function_policy(scope(other))).get("sqs:SendMessage", [])
+        assert archiver.archive_failures_queue_arn not in sends, other
 
 
 def test_vpc_interface_actions_are_scoped_to_the_functions_subnets_and_group() -> None:

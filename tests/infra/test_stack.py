@@ -51,6 +51,10 @@ def key_arn(stack: SynthResult, region: str) -> str:
     return arn
 
 
+def archive_failures_arn(stack_name: str, region: str) -> str:
+    return f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.archive_failures_queue_name(stack_name)}"
+
+
 def urn_of(stack: SynthResult, resource_type: str, region: str) -> str:
     urn: str = one(stack.of_type(resource_type, region))["urn"]
     return urn
@@ -263,6 +267,10 @@ def test_2_event_sources_retry_queue_and_table_stream(stack: SynthResult) -> Non
         # Never dropped after a few retries: a failing batch waits until its records expire.
         assert stream["maximumRetryAttempts"] == -1
         assert stream["maximumRecordAgeInSeconds"] == -1
+        # ...and a batch that still fails leaves a record of its range in this region.
+        assert stream["destinationConfig"] == {
+            "onFailure": {"destinationArn": archive_failures_arn(name, region)}
+        }
 
 
 # --- 3. API ----------------------------------------------------------------------------------
@@ -589,6 +597,15 @@ def test_6_operational_alarms_notify_the_regions_encrypted_topic(stack: SynthRes
             "FunctionName": contract.function_name(name, Function.LOG_ARCHIVER)
         }
         assert archive_lag["threshold"] == 15 * 60 * 1000  # milliseconds
+        archive_failures = found["archive-failures-not-empty"]
+        assert archive_failures["namespace"] == "AWS/SQS"
+        assert archive_failures["metricName"] == "ApproximateNumberOfMessagesVisible"
+        assert archive_failures["dimensions"] == {
+            "QueueName": contract.archive_failures_queue_name(name)
+        }
+        assert archive_failures["threshold"] == 0
+        assert archive_failures["comparisonOperator"] == "GreaterThanThreshold"
+        assert "archive-failures-not-empty" in region_output(stack, region)[RegionOutput.ALARM_ARNS]
         for function in Function:
             for metric in ("errors", "throttles"):
                 alarm = found[f"{function.value}-{metric}"]
@@ -619,6 +636,10 @@ def test_7_ssm_parameters_per_region_under_one_path(stack: SynthResult) -> None:
         assert value(Param.TABLE_NAME) == contract.table_name(name)
         assert value(Param.RETRY_QUEUE_URL) == output[RegionOutput.RETRY_QUEUE_URL]
         assert value(Param.DLQ_URL) == output[RegionOutput.DLQ_URL]
+        assert value(Param.ARCHIVE_FAILURES_QUEUE_URL) == (
+            f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/"
+            f"{contract.archive_failures_queue_name(name)}"
+        )
         assert value(Param.LOG_BUCKET) == output[RegionOutput.LOG_BUCKET]
         assert value(Param.REGION_ROLE) == stack.config.role_of(region).value
         assert value(Param.PEER_REGION) == stack.config.peer_region(region)
@@ -648,6 +669,43 @@ def test_8_retry_queue_redrives_to_an_encrypted_dlq(stack: SynthResult) -> None:
         assert allow["sourceQueueArns"] == [
             f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.retry_queue_name(name)}"
         ]
+
+
+def test_8_archive_failures_queue_is_encrypted_terminal_and_kept_14_days(
+    stack: SynthResult,
+) -> None:
+    name = stack.config.stack
+    for region in regions(stack):
+        queue = by_name(stack, QUEUE, region, contract.archive_failures_queue_name(name))
+        inputs = queue["inputs"]
+        assert inputs["kmsMasterKeyId"] == key_arn(stack, region)
+        assert inputs["messageRetentionSeconds"] == 14 * 24 * 3600
+        # Terminal: it redrives nowhere, and no queue may dead-letter into it.
+        assert "redrivePolicy" not in inputs
+        assert json.loads(inputs["redriveAllowPolicy"]) == {"redrivePermission": "denyAll"}
+
+
+def test_9_log_archiver_sends_only_to_its_regions_archive_failures_queue(
+    stack: SynthResult,
+) -> None:
+    name = stack.config.stack
+    role_policies = {r["name"]: r for r in stack.of_type(ROLE_POLICY)}
+    failure_queues = {archive_failures_arn(name, region) for region in regions(stack)}
+    for region in regions(stack):
+        for function in Function:
+            document = policy(role_policies[f"service-{region}-{function.value}-policy"])
+            granted = {
+                (action, resource)
+                for statement in document["Statement"]
+                for action in statement["Action"]
+                for resource in statement["Resource"]
+                if action.startswith("sqs:")
+            }
+            if function is Function.LOG_ARCHIVER:
+                # Every SQS right it has: one action, on one queue.
+                assert granted == {("sqs:SendMessage", archive_failures_arn(name, region))}
+            else:
+                assert not {resource for _, resource in granted} & failure_queues, function
 
 
 # --- 9. IAM ----------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ class FunctionScope:
     table_arn: str  # this region's replica
     queue_arn: str  # the retry queue
     dlq_arn: str  # its dead-letter queue: the worker parks conflicting payments there
+    # Where the archiver's stream mapping records dropped ranges; Lambda sends with the
+    # function's role.
+    archive_failures_queue_arn: str
     bucket_arn: str  # this region's transaction-log bucket
     key_arn: str  # this region's customer-managed key
     log_group_arn: str
@@ -191,6 +194,13 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
             ["kms:GenerateDataKey", "kms:Decrypt"],
             [scope.key_arn],
             **_via("s3", region),
+        ),
+        _allow("RecordDroppedRanges", ["sqs:SendMessage"], [scope.archive_failures_queue_arn]),
+        _allow(
+            "EncryptDroppedRanges",
+            ["kms:GenerateDataKey", "kms:Decrypt"],
+            [scope.key_arn],
+            **_via("sqs", region),
         ),
     ]
 

@@ -37,6 +37,7 @@ class AlarmPurpose(StrEnum):
     API_5XX = "api-5xx"
     S3_REPLICATION_FAILED = "s3-replication-failed"
     ARCHIVE_LAG = "archive-lag"
+    ARCHIVE_FAILURES_NOT_EMPTY = "archive-failures-not-empty"
     HEALTH_CHECK = "health-check"
     WAF_BLOCKED = "waf-blocked-requests"  # created with the region's web ACL
 
@@ -60,6 +61,7 @@ class MonitoringArgs:
     replication_lag_alarm_seconds: int
     dlq_name: pulumi.Input[str]
     retry_queue_name: pulumi.Input[str]
+    archive_failures_queue_name: pulumi.Input[str]
     function_names: Mapping[Function, str]
     api_name: pulumi.Input[str]
     api_stage: str
@@ -174,6 +176,16 @@ class Monitoring(pulumi.ComponentResource):
             statistic="Maximum",
             threshold=ARCHIVE_MAX_LAG_SECONDS * 1000,  # the metric is in ms
             evaluation_periods=2,
+        )
+        self._alarm(
+            AlarmPurpose.ARCHIVE_FAILURES_NOT_EMPTY,
+            f"The log archiver in {region} dropped stream records: the transaction log has a"
+            " hole; rebuild the recorded range (runbook: transaction-log restore)",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": args.archive_failures_queue_name},
+            statistic="Maximum",
+            threshold=0,
         )
         for function, function_name in args.function_names.items():
             for metric in ("Errors", "Throttles"):

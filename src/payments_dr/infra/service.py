@@ -24,9 +24,10 @@ from payments_dr.infra import iam
 from payments_dr.service.openapi import load_openapi
 
 LAMBDA_ARCHITECTURE = "arm64"  # the artifact is pure Python; Graviton is cheaper per ms
-# A failing stream batch is retried until its records leave the stream (24 h), never dropped:
-# a short S3 outage must not punch holes in the transaction log. The archiver's errors alarm
-# pages while the shard waits.
+# A failing stream batch is retried until its records leave the stream (24 h): a short S3
+# outage must not punch holes in the transaction log. The archiver's errors alarm pages while
+# the shard waits; a batch that still fails is dropped, and the mapping records its shard and
+# sequence range on the archive-failures queue, so the hole can be found and rebuilt.
 RETRY_UNTIL_RECORD_EXPIRES = -1
 KMS_DATA_KEY_REUSE_SECONDS = 300
 CERTIFICATE_VALIDATION_TTL_SECONDS = 300
@@ -83,6 +84,10 @@ def retry_queue_arn(region: str, account_id: str, stack: str) -> str:
 
 def dlq_arn(region: str, account_id: str, stack: str) -> str:
     return f"arn:aws:sqs:{region}:{account_id}:{contract.dlq_name(stack)}"
+
+
+def archive_failures_queue_arn(region: str, account_id: str, stack: str) -> str:
+    return f"arn:aws:sqs:{region}:{account_id}:{contract.archive_failures_queue_name(stack)}"
 
 
 def _gateway_response(code: str) -> dict[str, Any]:
@@ -214,6 +219,9 @@ class RegionalService(pulumi.ComponentResource):
             function_response_types=["ReportBatchItemFailures"],
             maximum_retry_attempts=RETRY_UNTIL_RECORD_EXPIRES,
             maximum_record_age_in_seconds=RETRY_UNTIL_RECORD_EXPIRES,
+            destination_config={
+                "on_failure": {"destination_arn": self.archive_failures_queue.arn},
+            },
             opts=self._child,
         )
 
@@ -269,6 +277,20 @@ class RegionalService(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=self._child,
         )
+        # Terminal, like the DLQ: it holds records of dropped stream ranges (shard and
+        # sequence numbers, no payment data), read by an operator rebuilding the log.
+        self.archive_failures_queue = aws.sqs.Queue(
+            f"{self._name}-archive-failures",
+            region=region,
+            name=contract.archive_failures_queue_name(args.stack),
+            message_retention_seconds=contract.ARCHIVE_FAILURES_RETENTION_SECONDS,
+            kms_master_key_id=args.key_arn,
+            kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
+            # No queue may dead-letter into it.
+            redrive_allow_policy=json.dumps({"redrivePermission": "denyAll"}),
+            tags=dict(args.tags),
+            opts=self._child,
+        )
 
     # --- functions -----------------------------------------------------------------------
     def _function(self, function: Function) -> aws.lambda_.Function:
@@ -313,6 +335,9 @@ class RegionalService(pulumi.ComponentResource):
                     account_id=account,
                     table_arn=args.table_arn,
                     dlq_arn=dlq_arn(region, account, args.stack),
+                    archive_failures_queue_arn=archive_failures_queue_arn(
+                        region, account, args.stack
+                    ),
                     bucket_arn=args.bucket_arn,
                     log_group_arn=f"arn:aws:logs:{region}:{account}:log-group:{log_group_name}",
                     ssm_path=self.ssm_path,
@@ -544,6 +569,7 @@ class RegionalService(pulumi.ComponentResource):
             Param.TABLE_NAME: args.table_name,
             Param.RETRY_QUEUE_URL: self.retry_queue.url,
             Param.DLQ_URL: self.dlq.url,
+            Param.ARCHIVE_FAILURES_QUEUE_URL: self.archive_failures_queue.url,
             Param.LOG_BUCKET: args.bucket_name,
             Param.REGION_ROLE: args.role.value,
             Param.PEER_REGION: args.peer_region,
@@ -575,6 +601,7 @@ def _function_policy_json(
     account_id: str,
     table_arn: str,
     dlq_arn: str,
+    archive_failures_queue_arn: str,
     bucket_arn: str,
     log_group_arn: str,
     ssm_path: str,
@@ -587,6 +614,7 @@ def _function_policy_json(
         table_arn=table_arn,
         queue_arn=queue_arn,
         dlq_arn=dlq_arn,
+        archive_failures_queue_arn=archive_failures_queue_arn,
         bucket_arn=bucket_arn,
         key_arn=key_arn,
         log_group_arn=log_group_arn,

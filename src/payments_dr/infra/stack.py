@@ -174,6 +174,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 replication_lag_alarm_seconds=config.replication_lag_alarm_seconds,
                 dlq_name=service.dlq.name,
                 retry_queue_name=service.retry_queue.name,
+                archive_failures_queue_name=service.archive_failures_queue.name,
                 function_names={f: contract.function_name(config.stack, f) for f in Function},
                 api_name=service.rest_api.name,
                 api_stage=contract.API_STAGE,

@@ -19,6 +19,7 @@ SQS_REDRIVE_POLICY: Final = "aws:sqs/redrivePolicy:RedrivePolicy"
 SQS_REDRIVE_ALLOW_POLICY: Final = "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy"
 
 LAMBDA_FUNCTION: Final = "aws:lambda/function:Function"
+LAMBDA_EVENT_SOURCE_MAPPING: Final = "aws:lambda/eventSourceMapping:EventSourceMapping"
 
 IAM_ROLE: Final = "aws:iam/role:Role"
 IAM_ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"

@@ -1,4 +1,9 @@
-"""SQS: queues encrypted; failed messages always land in a dead-letter queue kept long enough."""
+"""SQS: queues encrypted; failed messages always land in a terminal queue kept long enough.
+
+Terminal queues are the dead-letter queues and the on-failure destinations of event source
+mappings: nothing consumes them automatically, so they need no redrive policy of their own,
+but they must keep what lands in them long enough to investigate.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackR
 from payments_dr.policy.props import (
     InvalidDocumentError,
     describe,
+    get,
     number,
     policy_document,
     refers_to,
@@ -98,11 +104,37 @@ def _allows_redrive(carrier: ResourceView) -> bool:
     return policy is not None and policy.get("redrivePermission") != "denyAll"
 
 
+def _failure_destinations(stack: StackView) -> list[ResourceView]:
+    """Queues an event source mapping sends the records of the batches it discards to."""
+    queues = stack.of_type(tokens.SQS_QUEUE)
+    targeted: set[str] = set()
+    for mapping in stack.of_type(tokens.LAMBDA_EVENT_SOURCE_MAPPING):
+        on_failure = get(mapping.props, "destinationConfig", "onFailure")
+        if on_failure is None:
+            continue
+        targets = resolve(
+            mapping,
+            "destinationConfig",
+            queues,
+            *_QUEUE_KEYS,
+            value=get(on_failure, "destinationArn"),
+        )
+        targeted.update(target.urn for target in targets)
+    return [queue for queue in queues if queue.urn in targeted]
+
+
+def _terminal_queues(stack: StackView) -> dict[str, tuple[ResourceView, str]]:
+    """Each terminal queue by URN, with what makes it terminal."""
+    found = {q.urn: (q, "failure destination") for q in _failure_destinations(stack)}
+    found.update({q.urn: (q, "dead-letter queue") for q in _dead_letter_queues(stack)})
+    return found
+
+
 def _check_redrive(stack: StackView) -> Iterator[Finding]:
-    dlq_urns = {queue.urn for queue in _dead_letter_queues(stack)}
+    terminal = _terminal_queues(stack)
     for redrive in _redrives(stack):
         queue, policy = redrive.queue, redrive.policy
-        if queue.urn in dlq_urns:
+        if queue.urn in terminal:
             continue
         max_receives = number(policy.get("maxReceiveCount")) if policy else None
         if (
@@ -120,13 +152,13 @@ def _check_redrive(stack: StackView) -> Iterator[Finding]:
 
 
 def _check_dlq_retention(stack: StackView) -> Iterator[Finding]:
-    for queue in _dead_letter_queues(stack):
+    for queue, kind in _terminal_queues(stack).values():
         retention = number(queue.props.get("messageRetentionSeconds"))
         if retention is None:
             retention = SQS_DEFAULT_RETENTION_SECONDS
         if retention < MIN_DLQ_RETENTION_SECONDS:
             yield Finding(
-                f"{describe(queue)} is a dead-letter queue keeping messages {retention:.0f} s, "
+                f"{describe(queue)} is a {kind} keeping messages {retention:.0f} s, "
                 f"less than 14 days. Fix: set message_retention_seconds="
                 f"{MIN_DLQ_RETENTION_SECONDS}.",
                 queue.urn,
@@ -142,12 +174,17 @@ RULES = (
     ),
     StackRule(
         name="sqs-redrive-policy",
-        description="Every SQS queue that is not a dead-letter queue has a redrive policy.",
+        description=(
+            "Every SQS queue that is neither a dead-letter queue nor an event source's "
+            "on-failure destination has a redrive policy."
+        ),
         check=_check_redrive,
     ),
     StackRule(
         name="sqs-dlq-retention",
-        description="Dead-letter queues keep messages for at least 14 days.",
+        description=(
+            "Dead-letter queues and on-failure destinations keep messages for at least 14 days."
+        ),
         check=_check_dlq_retention,
     ),
 )
