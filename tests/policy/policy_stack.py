@@ -216,6 +216,39 @@ def _queues(region: str) -> list[dict[str, Any]]:
     ]
 
 
+def _archive_failures(region: str) -> list[dict[str, Any]]:
+    """The archiver's stream mapping and the terminal queue it records dropped ranges on."""
+    queue_arn = f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.archive_failures_queue_name(STACK)}"
+    archiver = contract.function_name(STACK, contract.Function.LOG_ARCHIVER)
+    return [
+        _resource(
+            tokens.SQS_QUEUE,
+            f"archive-failures-{region}",
+            region,
+            {
+                "name": contract.archive_failures_queue_name(STACK),
+                "kmsMasterKeyId": _key_arn(region),
+                "messageRetentionSeconds": float(contract.ARCHIVE_FAILURES_RETENTION_SECONDS),
+                "arn": queue_arn,
+                "redriveAllowPolicy": json.dumps({"redrivePermission": "denyAll"}),
+            },
+        ),
+        _resource(
+            tokens.LAMBDA_EVENT_SOURCE_MAPPING,
+            f"table-stream-source-{region}",
+            region,
+            {
+                "eventSourceArn": (
+                    f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{contract.table_name(STACK)}"
+                    "/stream/2026-01-01T00:00:00.000"
+                ),
+                "functionName": f"arn:aws:lambda:{region}:{ACCOUNT}:function:{archiver}",
+                "destinationConfig": {"onFailure": {"destinationArn": queue_arn}},
+            },
+        ),
+    ]
+
+
 def _function_role_arn(region: str, function: contract.Function) -> str:
     return f"arn:aws:iam::{ACCOUNT}:role/{function.value}-{region}"
 
@@ -491,7 +524,8 @@ def _replication_role() -> dict[str, Any]:
 def build_good_stack() -> list[dict[str, Any]]:
     resources = [_table(), _replication_role()]
     for region in REGIONS:
-        resources += _storage(region) + _queues(region) + _functions(region) + _api(region)
+        resources += _storage(region) + _queues(region) + _archive_failures(region)
+        resources += _functions(region) + _api(region)
     return resources
 
 

@@ -87,6 +87,21 @@ def _shorten_dlq_retention(resources: Resources) -> str:
     return dlq["name"]
 
 
+def _drop_failure_destination(resources: Resources) -> str:
+    mapping = _one(
+        resources, tokens.LAMBDA_EVENT_SOURCE_MAPPING, "us-east-1", "table-stream-source"
+    )
+    del mapping["inputs"]["destinationConfig"]
+    # Without the mapping pointing at it, the queue is an ordinary queue with no redrive.
+    return _one(resources, tokens.SQS_QUEUE, "us-east-1", "archive-failures")["name"]
+
+
+def _drop_retry_redrive(resources: Resources) -> str:
+    queue = _one(resources, tokens.SQS_QUEUE, "us-east-2", "retry-queue")
+    del queue["inputs"]["redrivePolicy"]
+    return queue["name"]
+
+
 def _drop_versioning(resources: Resources) -> str:
     versioning = _one(resources, tokens.S3_BUCKET_VERSIONING, "us-east-2", "versioning")
     resources.remove(versioning)
@@ -115,6 +130,11 @@ BREAKAGES: dict[str, tuple[Callable[[Resources], str], str]] = {
     "function role trusts ec2": (_trust_ec2, "iam-trust-intended-service"),
     "failover record loses its health check": (_drop_health_check, "dr-failover-health-checks"),
     "dlq keeps messages a day": (_shorten_dlq_retention, "sqs-dlq-retention"),
+    "stream mapping loses its failure destination": (
+        _drop_failure_destination,
+        "sqs-redrive-policy",
+    ),
+    "retry queue loses its redrive policy": (_drop_retry_redrive, "sqs-redrive-policy"),
     "bucket loses versioning": (_drop_versioning, "s3-versioning"),
     "stage loses its rate limit": (_unthrottle, "apigateway-stage-throttling"),
     "no lag alarm in the secondary": (_drop_lag_alarm, "dr-replication-lag-alarm"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,17 @@ def _drop(name: str) -> Callable[[Stack], None]:
         stack.remove(find(stack, name))
 
     return mutate
+
+
+def _consume_retry_queue_without_redrive(stack: Stack) -> None:
+    """A work queue polled by a mapping (as its source, not its failure destination)."""
+    retry = find(stack, f"retry-{EAST}")["inputs"]
+    retry.pop("redrivePolicy")
+    mapping = copy.deepcopy(find(stack, f"table-stream-source-{EAST}"))
+    mapping["name"] = mapping["urn"] = f"retry-queue-source-{EAST}"
+    mapping["inputs"]["eventSourceArn"] = f"arn:aws:sqs:{EAST}:{ACCOUNT}:{retry['name']}"
+    mapping["inputs"].pop("destinationConfig")
+    stack.append(mapping)
 
 
 def _set_record_ttl(name: str, ttl: float) -> Callable[[Stack], None]:
@@ -273,6 +285,28 @@ CASES = [
         "sqs-redrive-policy",
         f"Queue 'retry-{WEST}' in {WEST} has no usable redrive policy",
         f"retry-{WEST}",
+    ),
+    Case(
+        "consumed-work-queue-without-redrive",
+        _consume_retry_queue_without_redrive,
+        "sqs-redrive-policy",
+        f"Queue 'retry-{EAST}' in {EAST} has no usable redrive policy",
+        f"retry-{EAST}",
+    ),
+    Case(
+        # The queue is terminal only because the mapping sends failures to it.
+        "mapping-loses-its-failure-destination",
+        _set(f"table-stream-source-{EAST}", None, "destinationConfig"),
+        "sqs-redrive-policy",
+        f"Queue 'archive-failures-{EAST}' in {EAST} has no usable redrive policy",
+        f"archive-failures-{EAST}",
+    ),
+    Case(
+        "failure-destination-short-retention",
+        _set(f"archive-failures-{WEST}", 86400.0, "messageRetentionSeconds"),
+        "sqs-dlq-retention",
+        "is a failure destination keeping messages 86400 s, less than 14 days",
+        f"archive-failures-{WEST}",
     ),
     Case(
         "dlq-short-retention",
