@@ -1,13 +1,15 @@
-"""`payments-dr merchant create|revoke|list|sync`: merchant API keys on the deployed stack.
+"""`payments-dr merchant create|rotate|revoke|list|sync`: merchant API keys on the deployed stack.
 
 A key's record lives in the payments table, so the global table carries it to every region
 and each region's authorizer reads its own replica. Writes go to the primary region, or to
 the secondary when the primary does not answer. The secret is printed once and only its
-SHA-256 is stored.
+SHA-256 is stored. `rotate` issues a new key and keeps the replaced one valid for an overlap
+window, so the merchant switches without a gap; `revoke` ends both at once.
 
 Per-merchant throttling rides on each region's usage plan: every active merchant has an API
 Gateway API key (its record's `usage_key`) in the plan of every region, which the authorizer
-names in `usageIdentifierKey`. `sync` brings the plans in line with the records, e.g. after
+names in `usageIdentifierKey`. The usage key belongs to the merchant, not to a key, so a
+rotation leaves the plans as they are. `sync` brings the plans in line with the records, e.g. after
 a region was unreachable during `create` or `revoke`.
 """
 
@@ -30,11 +32,21 @@ from payments_dr.service.credentials import (
     CredentialStore,
     CredentialStoreUnavailable,
     IssuedKey,
+    KeyChanged,
     KeyStatus,
     MerchantExists,
     MerchantRecord,
+    PreviousKey,
     issue_key,
+    rotate_key,
 )
+
+# How long a rotation keeps the replaced key valid. At least the authorizer's cache time, so
+# that the old key's end is the chosen time, not a cache artefact; at most a week, so a
+# forgotten rotation does not leave a second key alive indefinitely.
+DEFAULT_OVERLAP_MINUTES = 60
+MIN_OVERLAP_MINUTES = 5
+MAX_OVERLAP_MINUTES = 7 * 24 * 60
 
 
 class Merchants:
@@ -145,13 +157,63 @@ class Merchants:
         print(issued.api_key, file=self._out)
         return EXIT_OK if complete else EXIT_FAILED
 
+    def rotate(self, merchant_id: str, overlap_minutes: int) -> int:
+        """Issue a new key; the replaced one stays valid for `overlap_minutes`. The usage
+        plans need no change: the record keeps the merchant's usage key."""
+        if not MIN_OVERLAP_MINUTES <= overlap_minutes <= MAX_OVERLAP_MINUTES:
+            raise OpsError(
+                f"--overlap-minutes must be between {MIN_OVERLAP_MINUTES} and "
+                f"{MAX_OVERLAP_MINUTES} (a week), not {overlap_minutes}",
+                EXIT_REFUSED,
+            )
+
+        def rotate_in(store: CredentialStore) -> tuple[MerchantRecord, IssuedKey]:
+            """Read and write in the same region, so the condition sees what was read."""
+            current = store.get(merchant_id)
+            if current is None:
+                raise OpsError(f"merchant {merchant_id} has no key: create one", EXIT_REFUSED)
+            if current.status is not KeyStatus.ACTIVE:
+                raise OpsError(
+                    f"merchant {merchant_id}'s key is revoked: create a new one", EXIT_REFUSED
+                )
+            rotated = rotate_key(current, self._clock(), overlap_minutes * 60)
+            store.rotate(current.key_id, rotated.record)
+            return current, rotated
+
+        try:
+            replaced, issued = self._with_store(rotate_in)
+        except KeyChanged as error:
+            raise OpsError(
+                f"merchant {merchant_id}'s key changed while rotating (another rotation or a "
+                "revoke won); nothing written: check `merchant list` before trying again",
+                EXIT_REFUSED,
+            ) from error
+        previous = issued.record.previous
+        assert previous is not None  # rotate_key always sets it
+        print(
+            f"merchant {merchant_id}: key {issued.record.key_id} issued; key {previous.key_id} "
+            f"stays valid until {previous.expires_at} ({overlap_minutes} min, then up to "
+            f"{AUTHORIZER_CACHE_TTL_SECONDS} s of the authorizer cache)",
+            file=self._out,
+        )
+        if replaced.previous is not None and replaced.previous.valid_at(self._clock()):
+            print(
+                f"note: key {replaced.previous.key_id}, from the rotation before, is no longer "
+                f"accepted (it was valid until {replaced.previous.expires_at})",
+                file=self._out,
+            )
+        print("API key (shown once, never stored; keep it secret):", file=self._out)
+        print(issued.api_key, file=self._out)
+        return EXIT_OK
+
     def revoke(self, merchant_id: str) -> int:
         if not self._with_store(lambda store: store.revoke(merchant_id, self._clock())):
             raise OpsError(f"merchant {merchant_id} has no key", EXIT_REFUSED)
         record = self._with_store(lambda store: store.get(merchant_id))
         complete = self._sync(record)
         print(
-            f"merchant {merchant_id}: key {record.key_id} revoked; every region refuses it "
+            f"merchant {merchant_id}: key {record.key_id} revoked, and any key it replaced; "
+            "every region refuses them "
             f"within {AUTHORIZER_CACHE_TTL_SECONDS} s (the authorizer cache) once the table "
             "has replicated",
             file=self._out,
@@ -167,17 +229,24 @@ class Merchants:
                 "status": record.status.value,
                 "created_at": record.created_at,
                 "revoked_at": record.revoked_at,
+                "previous_key_id": record.previous.key_id if record.previous else None,
+                "previous_expires_at": record.previous.expires_at if record.previous else None,
             }
             for record in records
         ]
         if as_json:
             print(json.dumps(rows, indent=2), file=self._out)
             return EXIT_OK
-        print(f"{'merchant':<24} {'key id':<9} {'status':<8} created / revoked", file=self._out)
+        now = self._clock()
+        print(
+            f"{'merchant':<24} {'key id':<9} {'status':<8} {'created / revoked':<51} previous key",
+            file=self._out,
+        )
         for record in records:
             when = record.created_at + (f" / {record.revoked_at}" if record.revoked_at else "")
             print(
-                f"{record.merchant_id:<24} {record.key_id:<9} {record.status.value:<8} {when}",
+                f"{record.merchant_id:<24} {record.key_id:<9} {record.status.value:<8} "
+                f"{when:<51} {describe_previous(record.previous, now)}".rstrip(),
                 file=self._out,
             )
         return EXIT_OK
@@ -189,14 +258,34 @@ class Merchants:
         return EXIT_OK if complete else EXIT_FAILED
 
 
+def describe_previous(previous: PreviousKey | None, now: float) -> str:
+    if previous is None:
+        return ""
+    state = "valid until" if previous.valid_at(now) else "expired"
+    return f"{previous.key_id} {state} {previous.expires_at}"
+
+
 def register(subparsers: Any) -> None:
     merchant = subparsers.add_parser(
-        "merchant", help="issue, revoke and list merchant API keys of a deployed stack"
+        "merchant", help="issue, rotate, revoke and list merchant API keys of a deployed stack"
     )
     actions = merchant.add_subparsers(dest="merchant_command", required=True)
     create = actions.add_parser("create", help="issue a key (printed once, stored hashed)")
     create.add_argument("merchant_id")
-    revoke = actions.add_parser("revoke", help="revoke a merchant's key in every region")
+    rotate = actions.add_parser(
+        "rotate", help="issue a new key; the replaced one stays valid for an overlap window"
+    )
+    rotate.add_argument("merchant_id")
+    rotate.add_argument(
+        "--overlap-minutes",
+        type=int,
+        default=DEFAULT_OVERLAP_MINUTES,
+        help=f"how long the replaced key stays valid ({MIN_OVERLAP_MINUTES}-"
+        f"{MAX_OVERLAP_MINUTES}, default {DEFAULT_OVERLAP_MINUTES})",
+    )
+    revoke = actions.add_parser(
+        "revoke", help="revoke a merchant's keys (current and previous) in every region"
+    )
     revoke.add_argument("merchant_id")
     listing = actions.add_parser("list", help="merchants and key states, never secrets")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -214,6 +303,8 @@ def run_merchant(args: argparse.Namespace, aws: Aws | None = None) -> int:
         merchants = Merchants(outputs, clients, sys.stdout, sys.stderr)
         if args.merchant_command == "create":
             return merchants.create(args.merchant_id)
+        if args.merchant_command == "rotate":
+            return merchants.rotate(args.merchant_id, args.overlap_minutes)
         if args.merchant_command == "revoke":
             return merchants.revoke(args.merchant_id)
         if args.merchant_command == "list":

@@ -6,8 +6,10 @@ verdict per Authorization header value for `contract.AUTHORIZER_CACHE_TTL_SECOND
 
 Verdicts, as API Gateway turns them into answers:
 - no Authorization header: API Gateway answers 401 itself and never calls the authorizer;
-- a malformed key, an unknown merchant, a wrong secret, a revoked or superseded key: an
-  explicit Deny policy (403). Not the "Unauthorized" exception (401): every such exception is
+- the merchant's current key, or its previous key (the one the last rotation replaced)
+  until that key's expiry by `deps.clock`: Allow, with the merchant in the context;
+- a malformed key, an unknown merchant, a wrong secret, a revoked, superseded or expired key:
+  an explicit Deny policy (403). Not the "Unauthorized" exception (401): every such exception is
   a Lambda error, and anyone on the internet could then trip the function error alarms;
 - the table or configuration unavailable: an exception, which the stack's AUTHORIZER_FAILURE
   gateway response turns into 503 with Retry-After, the service's own "try again" answer.
@@ -100,7 +102,7 @@ def build_authorizer(deps: ServiceDeps) -> Handler:
         log_context = {"region": deps.region, "merchant": key.merchant_id, "key_id": key.key_id}
         table_name = deps.config.get().table_name
         record = CredentialStore(deps.dynamodb, table_name).get(key.merchant_id)
-        if record is None or record.key_id != key.key_id or not record.secret_matches(key):
+        if record is None or not record.secret_matches(key):
             count("AuthRejected")
             logger.info("authorization refused: unknown merchant or wrong key", extra=log_context)
             return policy(ANONYMOUS_PRINCIPAL, "Deny", resources)
@@ -108,6 +110,16 @@ def build_authorizer(deps: ServiceDeps) -> Handler:
             count("AuthRevoked")
             logger.info("authorization refused: key revoked", extra=log_context)
             return policy(key.merchant_id, "Deny", resources)
+        previous = record.previous
+        if previous is not None and key.key_id == previous.key_id:
+            previous_context = {**log_context, "expires_at": previous.expires_at}
+            if not previous.valid_at(deps.clock()):
+                count("AuthExpired")
+                logger.info("authorization refused: rotated key expired", extra=previous_context)
+                return policy(key.merchant_id, "Deny", resources)
+            # Tells operators which merchants still use the old key before its window ends.
+            count("AuthPreviousKey")
+            logger.info("authorized with the previous key of a rotation", extra=previous_context)
         count("AuthAllowed")
         return {
             **policy(key.merchant_id, "Allow", resources),

@@ -4,6 +4,9 @@ A key reads `pdr.<merchant id>.<key id>.<secret>`. The merchant id makes the loo
 GetItem; the key id tells a reissued key from a revoked one; the secret is 32 random bytes
 (256 bits), of which only the SHA-256 is stored. A secret that strong cannot be guessed
 from its hash, so a slow password hash would only add latency to every cold verification.
+
+A record holds the merchant's current key and, after a rotation, at most one previous key
+that stays valid until its expiry time, so a merchant can switch keys without a gap.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -42,6 +46,10 @@ class MerchantAttr(StrEnum):
     CREATED_AT = "created_at"
     REVOKED_AT = "revoked_at"
     USAGE_KEY = "usage_key"  # value of the merchant's API Gateway API key (not a credential)
+    # The key a rotation replaced, valid until its expiry (absent before the first rotation).
+    PREVIOUS_KEY_ID = "previous_key_id"
+    PREVIOUS_SECRET_SHA256 = "previous_secret_sha256"
+    PREVIOUS_EXPIRES_AT = "previous_expires_at"
 
 
 class KeyStatus(StrEnum):
@@ -61,6 +69,10 @@ class MerchantExists(RuntimeError):
     """The merchant already holds an active key."""
 
 
+class KeyChanged(RuntimeError):
+    """The record no longer holds the active key a rotation meant to replace."""
+
+
 @dataclass(frozen=True)
 class PresentedKey:
     merchant_id: str
@@ -72,14 +84,27 @@ class PresentedKey:
 
 
 @dataclass(frozen=True)
+class PreviousKey:
+    """The key a rotation replaced: accepted until `expires_at` (ISO 8601, UTC)."""
+
+    key_id: str
+    secret_sha256: str
+    expires_at: str
+
+    def valid_at(self, now: float) -> bool:
+        return now < datetime.fromisoformat(self.expires_at).timestamp()
+
+
+@dataclass(frozen=True)
 class MerchantRecord:
     merchant_id: str
     key_id: str
     secret_sha256: str
     status: KeyStatus
-    created_at: str
+    created_at: str  # when the current key was issued
     usage_key: str
     revoked_at: str | None = None
+    previous: PreviousKey | None = None
 
     def to_item(self) -> dict[str, dict[str, str]]:
         item = {
@@ -93,11 +118,25 @@ class MerchantRecord:
         }
         if self.revoked_at is not None:
             item[MerchantAttr.REVOKED_AT.value] = {"S": self.revoked_at}
+        if self.previous is not None:
+            item[MerchantAttr.PREVIOUS_KEY_ID.value] = {"S": self.previous.key_id}
+            item[MerchantAttr.PREVIOUS_SECRET_SHA256.value] = {"S": self.previous.secret_sha256}
+            item[MerchantAttr.PREVIOUS_EXPIRES_AT.value] = {"S": self.previous.expires_at}
         return item
 
     @classmethod
     def from_item(cls, item: dict[str, dict[str, str]]) -> MerchantRecord:
         revoked_at = item.get(MerchantAttr.REVOKED_AT.value)
+        previous_key_id = item.get(MerchantAttr.PREVIOUS_KEY_ID.value)
+        previous = (
+            None  # a record never rotated, including every record written before rotation
+            if previous_key_id is None
+            else PreviousKey(
+                key_id=previous_key_id["S"],
+                secret_sha256=item[MerchantAttr.PREVIOUS_SECRET_SHA256.value]["S"],
+                expires_at=item[MerchantAttr.PREVIOUS_EXPIRES_AT.value]["S"],
+            )
+        )
         return cls(
             merchant_id=item[MerchantAttr.MERCHANT_ID.value]["S"],
             key_id=item[MerchantAttr.KEY_ID.value]["S"],
@@ -106,11 +145,20 @@ class MerchantRecord:
             created_at=item[MerchantAttr.CREATED_AT.value]["S"],
             usage_key=item[MerchantAttr.USAGE_KEY.value]["S"],
             revoked_at=None if revoked_at is None else revoked_at["S"],
+            previous=previous,
         )
 
     def secret_matches(self, key: PresentedKey) -> bool:
-        """Compared in constant time: response times reveal nothing about the stored hash."""
-        return hmac.compare_digest(secret_digest(key.secret), self.secret_sha256)
+        """The key is the record's current or previous key (expiry aside). The key id picks
+        the stored hash; the secret is compared in constant time, so response times reveal
+        nothing about either hash."""
+        if key.key_id == self.key_id:
+            stored = self.secret_sha256
+        elif self.previous is not None and key.key_id == self.previous.key_id:
+            stored = self.previous.secret_sha256
+        else:
+            return False
+        return hmac.compare_digest(secret_digest(key.secret), stored)
 
 
 @dataclass(frozen=True)
@@ -128,11 +176,15 @@ def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _new_key_id_and_secret() -> tuple[str, str]:
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=")
+    return secrets.token_hex(4), secret
+
+
 def issue_key(merchant_id: str, now: float) -> IssuedKey:
     if not MERCHANT_ID_PATTERN.fullmatch(merchant_id):
         raise ValueError("merchant id must be 3-64 characters of A-Z a-z 0-9 _ - (not leading)")
-    key_id = secrets.token_hex(4)
-    secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).decode().rstrip("=")
+    key_id, secret = _new_key_id_and_secret()
     record = MerchantRecord(
         merchant_id=merchant_id,
         key_id=key_id,
@@ -145,6 +197,29 @@ def issue_key(merchant_id: str, now: float) -> IssuedKey:
         usage_key=f"usage-{secrets.token_hex(16)}",
     )
     return IssuedKey(api_key=f"{KEY_PREFIX}.{merchant_id}.{key_id}.{secret}", record=record)
+
+
+def rotate_key(record: MerchantRecord, now: float, overlap_seconds: float) -> IssuedKey:
+    """A new current key for `record`; its current key becomes the previous one, valid
+    until `now + overlap_seconds`. An older previous key is dropped. The usage key stays:
+    throttling belongs to the merchant, not to a key."""
+    if record.status is not KeyStatus.ACTIVE:
+        raise ValueError(f"merchant {record.merchant_id} has no active key to rotate")
+    key_id, secret = _new_key_id_and_secret()
+    while key_id == record.key_id:  # one chance in 2**32; a reused id would hide the old key
+        key_id, secret = _new_key_id_and_secret()
+    rotated = replace(
+        record,
+        key_id=key_id,
+        secret_sha256=secret_digest(secret),
+        created_at=iso_timestamp(now),
+        previous=PreviousKey(
+            key_id=record.key_id,
+            secret_sha256=record.secret_sha256,
+            expires_at=iso_timestamp(now + overlap_seconds),
+        ),
+    )
+    return IssuedKey(api_key=f"{KEY_PREFIX}.{record.merchant_id}.{key_id}.{secret}", record=rotated)
 
 
 def parse_key(value: str | None) -> PresentedKey:
@@ -203,18 +278,50 @@ class CredentialStore:
         except BotoCoreError as error:
             raise CredentialStoreUnavailable(str(error)) from error
 
+    def rotate(self, replaced_key_id: str, rotated: MerchantRecord) -> None:
+        """Store `rotated` (from `rotate_key`) in one conditional write that names the key it
+        replaces: of two rotations from the same record, or a rotation racing a revoke, only
+        one wins; the other raises KeyChanged and writes nothing."""
+        try:
+            self._dynamodb.put_item(
+                TableName=self._table,
+                Item=rotated.to_item(),
+                ConditionExpression="#status = :active AND #key_id = :replaced",
+                ExpressionAttributeNames={
+                    "#status": MerchantAttr.STATUS.value,
+                    "#key_id": MerchantAttr.KEY_ID.value,
+                },
+                ExpressionAttributeValues={
+                    ":active": {"S": KeyStatus.ACTIVE.value},
+                    ":replaced": {"S": replaced_key_id},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == CONDITIONAL_CHECK_FAILED:
+                raise KeyChanged(rotated.merchant_id) from error
+            raise CredentialStoreUnavailable(str(error)) from error
+        except BotoCoreError as error:
+            raise CredentialStoreUnavailable(str(error)) from error
+
     def revoke(self, merchant_id: str, now: float) -> bool:
-        """Mark the merchant's key revoked; False when the merchant has no record."""
+        """Mark the merchant's keys revoked, the current and any previous one (whose
+        attributes go); False when the merchant has no record."""
         try:
             self._dynamodb.update_item(
                 TableName=self._table,
                 Key={TABLE_HASH_KEY: {"S": merchant_item_key(merchant_id)}},
-                UpdateExpression="SET #status = :revoked, #revoked_at = :now",
+                UpdateExpression=(
+                    "SET #status = :revoked, #revoked_at = :now "
+                    "REMOVE #previous_key_id, #previous_sha256, #previous_expires_at"
+                ),
                 ConditionExpression="attribute_exists(#pk)",
                 ExpressionAttributeNames={
                     "#pk": TABLE_HASH_KEY,
                     "#status": MerchantAttr.STATUS.value,
                     "#revoked_at": MerchantAttr.REVOKED_AT.value,
+                    "#previous_key_id": MerchantAttr.PREVIOUS_KEY_ID.value,
+                    "#previous_sha256": MerchantAttr.PREVIOUS_SECRET_SHA256.value,
+                    "#previous_expires_at": MerchantAttr.PREVIOUS_EXPIRES_AT.value,
                 },
                 ExpressionAttributeValues={
                     ":revoked": {"S": KeyStatus.REVOKED.value},
