@@ -10,11 +10,24 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from payments_dr import contract
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.authorizer import MethodArn, build_authorizer
-from payments_dr.service.credentials import CredentialStore, IssuedKey, issue_key, parse_key
+from payments_dr.service.credentials import (
+    KEY_ID_PATTERN,
+    SECRET_PATTERN,
+    CredentialStore,
+    IssuedKey,
+    KeyChanged,
+    MerchantRecord,
+    issue_key,
+    parse_key,
+    rotate_key,
+)
+from payments_dr.service.model import iso_timestamp
 from payments_dr.service.observability import logger
 
 from .conftest import VALID_REQUEST, FaultyClient, Region, api_event, provision
@@ -231,3 +244,165 @@ def test_issued_keys_parse_back_and_never_repeat() -> None:
     assert not second.record.secret_matches(presented)
     with pytest.raises(ValueError):
         issue_key("bad id", 0.0)
+
+
+# --- rotation: the previous key stays valid for its overlap window ----------------------
+
+OVERLAP_SECONDS = 3600.0
+
+
+def rotate(region: Region, overlap_seconds: float = OVERLAP_SECONDS) -> IssuedKey:
+    store = CredentialStore(region.dynamodb, region.table_name)
+    current = store.get(MERCHANT)
+    assert current is not None
+    rotated = rotate_key(current, region.clock(), overlap_seconds)
+    store.rotate(current.key_id, rotated.record)
+    return rotated
+
+
+def verdict_for(region: Region, key: str) -> dict[str, Any]:
+    return build_authorizer(region.deps)(authorizer_event(region.name, bearer(key)), None)
+
+
+def test_after_a_rotation_both_keys_are_allowed_until_the_overlap_ends(region: Region) -> None:
+    old = enrol(region)
+    new = rotate(region)
+    for key in (old.api_key, new.api_key):
+        verdict = verdict_for(region, key)
+        assert effect(verdict) == "Allow"
+        assert verdict["context"] == {contract.AUTH_CONTEXT_MERCHANT_ID: MERCHANT}
+        # One usage key per merchant: both keys draw on the same throttle.
+        assert verdict["usageIdentifierKey"] == old.record.usage_key
+
+    region.clock.advance(OVERLAP_SECONDS - 0.001)
+    assert effect(verdict_for(region, old.api_key)) == "Allow"
+    region.clock.advance(0.001)  # now == previous_expires_at: the window is half-open
+
+    expired = verdict_for(region, old.api_key)
+    assert_denied(expired)
+    assert expired["principalId"] == MERCHANT  # a genuine key, told apart in the metrics
+    assert effect(verdict_for(region, new.api_key)) == "Allow"
+
+
+def test_a_second_rotation_drops_the_oldest_key_at_once(region: Region) -> None:
+    first = enrol(region)
+    second = rotate(region)
+    third = rotate(region)
+    assert_denied(verdict_for(region, first.api_key))
+    assert effect(verdict_for(region, second.api_key)) == "Allow"
+    assert effect(verdict_for(region, third.api_key)) == "Allow"
+
+
+def test_revoking_after_a_rotation_denies_both_keys(region: Region) -> None:
+    old = enrol(region)
+    new = rotate(region)
+    assert CredentialStore(region.dynamodb, region.table_name).revoke(MERCHANT, region.clock())
+    for key in (old.api_key, new.api_key):
+        verdict = verdict_for(region, key)
+        assert_denied(verdict)
+    (item,) = region.items()
+    assert not any(name.startswith("previous_") for name in item)
+
+
+def test_two_rotations_from_the_same_record_only_one_wins(region: Region) -> None:
+    enrol(region)
+    store = CredentialStore(region.dynamodb, region.table_name)
+    start = store.get(MERCHANT)
+    assert start is not None
+    winner = rotate_key(start, region.clock(), OVERLAP_SECONDS)
+    loser = rotate_key(start, region.clock(), OVERLAP_SECONDS)
+    store.rotate(start.key_id, winner.record)
+    with pytest.raises(KeyChanged):
+        store.rotate(start.key_id, loser.record)
+    assert store.get(MERCHANT) == winner.record
+    assert effect(verdict_for(region, winner.api_key)) == "Allow"
+    assert_denied(verdict_for(region, loser.api_key))
+
+
+def test_a_rotation_racing_a_revoke_writes_nothing(region: Region) -> None:
+    enrol(region)
+    store = CredentialStore(region.dynamodb, region.table_name)
+    start = store.get(MERCHANT)
+    assert start is not None
+    store.revoke(MERCHANT, region.clock())
+    revoked = region.items()
+    with pytest.raises(KeyChanged):
+        store.rotate(start.key_id, rotate_key(start, region.clock(), OVERLAP_SECONDS).record)
+    assert region.items() == revoked
+    now_revoked = store.get(MERCHANT)
+    assert now_revoked is not None
+    with pytest.raises(ValueError, match="no active key"):
+        rotate_key(now_revoked, region.clock(), OVERLAP_SECONDS)
+
+
+def test_a_record_written_before_rotation_existed_still_parses_and_admits(region: Region) -> None:
+    issued = issue_key(MERCHANT, region.clock())
+    record = issued.record
+    legacy_item = {  # the attributes every record had before keys could be rotated
+        contract.TABLE_HASH_KEY: {"S": contract.merchant_item_key(MERCHANT)},
+        "merchant_id": {"S": MERCHANT},
+        "key_id": {"S": record.key_id},
+        "secret_sha256": {"S": record.secret_sha256},
+        "status": {"S": "active"},
+        "created_at": {"S": record.created_at},
+        "usage_key": {"S": record.usage_key},
+    }
+    region.dynamodb.put_item(TableName=region.table_name, Item=legacy_item)
+    assert CredentialStore(region.dynamodb, region.table_name).get(MERCHANT) == record
+    assert effect(verdict_for(region, issued.api_key)) == "Allow"
+
+
+def test_rotated_records_round_trip_through_the_table_format(region: Region) -> None:
+    rotated = rotate_key(enrol(region).record, region.clock(), OVERLAP_SECONDS).record
+    assert MerchantRecord.from_item(rotated.to_item()) == rotated
+    assert rotated.previous is not None
+    assert rotated.previous.expires_at == iso_timestamp(region.clock() + OVERLAP_SECONDS)
+
+
+def test_rotation_keeps_every_secret_out_of_the_logs(
+    region: Region, log_output: io.StringIO
+) -> None:
+    old = enrol(region)
+    new = rotate(region)
+    verdict_for(region, old.api_key)
+    verdict_for(region, new.api_key)
+    region.clock.advance(OVERLAP_SECONDS)
+    verdict_for(region, old.api_key)
+    written = log_output.getvalue()
+    previous = new.record.previous
+    assert previous is not None
+    assert "previous key" in written and "rotated key expired" in written
+    assert previous.key_id in written and previous.expires_at in written
+    for issued in (old, new):
+        secret = issued.api_key.rsplit(".", 1)[1]
+        assert secret not in written and secret[:-4] not in written
+        assert issued.record.secret_sha256 not in written
+
+
+key_ids = st.from_regex(KEY_ID_PATTERN, fullmatch=True)
+secrets_ = st.from_regex(SECRET_PATTERN, fullmatch=True)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_key_but_the_current_and_the_previous_is_denied(
+    rotated_region: tuple[Region, IssuedKey, IssuedKey], data: st.DataObject
+) -> None:
+    region, old, new = rotated_region
+    genuine = {old.api_key, new.api_key}
+    real_ids = [old.record.key_id, new.record.key_id]
+    real_secrets = [key.rsplit(".", 1)[1] for key in genuine]
+    key_id = data.draw(st.sampled_from(real_ids) | key_ids, label="key id")
+    secret = data.draw(st.sampled_from(real_secrets) | secrets_, label="secret")
+    presented = f"pdr.{MERCHANT}.{key_id}.{secret}"
+    assume(presented not in genuine)
+    assert_denied(verdict_for(region, presented))
+
+
+@pytest.fixture
+def rotated_region(region: Region) -> tuple[Region, IssuedKey, IssuedKey]:
+    """A merchant mid-rotation: both keys valid; hypothesis only reads it."""
+    old = enrol(region)
+    return region, old, rotate(region)
