@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -26,6 +27,71 @@ API_5XX_PER_MINUTE = 5
 # The archiver retries a failing batch until its records leave the stream (24 h); long before
 # that, a growing backlog means the transaction log is falling behind the table.
 ARCHIVE_MAX_LAG_SECONDS = 15 * 60
+
+# The metrics the alarms watch, named once: the DR dashboard graphs the same ones.
+DYNAMODB_NAMESPACE = "AWS/DynamoDB"
+SQS_NAMESPACE = "AWS/SQS"
+API_GATEWAY_NAMESPACE = "AWS/ApiGateway"
+S3_NAMESPACE = "AWS/S3"
+LAMBDA_NAMESPACE = "AWS/Lambda"
+ROUTE53_NAMESPACE = "AWS/Route53"
+REPLICATION_LATENCY = "ReplicationLatency"  # milliseconds in DynamoDB, seconds in S3
+MESSAGES_VISIBLE = "ApproximateNumberOfMessagesVisible"
+OLDEST_MESSAGE_AGE = "ApproximateAgeOfOldestMessage"
+API_5XX = "5XXError"
+S3_OPERATIONS_FAILED = "OperationsFailedReplication"
+ITERATOR_AGE = "IteratorAge"  # milliseconds
+FUNCTION_ALARM_METRICS = ("Errors", "Throttles")
+HEALTH_CHECK_STATUS = "HealthCheckStatus"
+
+# A dimension value: a plain string for the dashboard, any Pulumi input for an alarm.
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Metric(Generic[V]):
+    """One CloudWatch metric: where it is published and the dimensions that select it."""
+
+    namespace: str
+    name: str
+    dimensions: Mapping[str, V]
+
+
+def table_replication_latency(table_name: V, receiving_region: V) -> Metric[V]:
+    """Emitted in the region the writes come from, per receiving region."""
+    return Metric(
+        DYNAMODB_NAMESPACE,
+        REPLICATION_LATENCY,
+        {"TableName": table_name, "ReceivingRegion": receiving_region},
+    )
+
+
+def queue_metric(name: str, queue_name: V) -> Metric[V]:
+    return Metric(SQS_NAMESPACE, name, {"QueueName": queue_name})
+
+
+def api_metric(name: str, api_name: V, stage: V) -> Metric[V]:
+    return Metric(API_GATEWAY_NAMESPACE, name, {"ApiName": api_name, "Stage": stage})
+
+
+def function_metric(name: str, function_name: V) -> Metric[V]:
+    return Metric(LAMBDA_NAMESPACE, name, {"FunctionName": function_name})
+
+
+def log_replication_metric(
+    name: str, source_bucket: V, destination_bucket: V, rule_id: V
+) -> Metric[V]:
+    """S3 replication metrics of one rule, emitted in the source bucket's region."""
+    return Metric(
+        S3_NAMESPACE,
+        name,
+        {"SourceBucket": source_bucket, "DestinationBucket": destination_bucket, "RuleId": rule_id},
+    )
+
+
+def health_check_status(health_check_id: V) -> Metric[V]:
+    """Published only in ROUTE53_METRICS_REGION."""
+    return Metric(ROUTE53_NAMESPACE, HEALTH_CHECK_STATUS, {"HealthCheckId": health_check_id})
 
 
 class AlarmPurpose(StrEnum):
@@ -82,7 +148,7 @@ class Monitoring(pulumi.ComponentResource):
     ) -> None:
         super().__init__("payments-dr:infra:Monitoring", name, None, opts)
         self._name = name
-        self._args = args
+        self.args = args
         self._child = pulumi.ResourceOptions(parent=self)
         region = args.region
 
@@ -118,9 +184,7 @@ class Monitoring(pulumi.ComponentResource):
             AlarmPurpose.REPLICATION_LATENCY,
             f"Table replication from {region} to {args.peer_region} lags more than "
             f"{args.replication_lag_alarm_seconds} s: the RPO budget is at risk",
-            namespace="AWS/DynamoDB",
-            metric_name="ReplicationLatency",
-            dimensions={"TableName": args.table_name, "ReceivingRegion": args.peer_region},
+            table_replication_latency(args.table_name, args.peer_region),
             statistic="Maximum",
             threshold=args.replication_lag_alarm_seconds * 1000,  # the metric is in ms
             evaluation_periods=2,
@@ -128,27 +192,21 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             AlarmPurpose.DLQ_NOT_EMPTY,
             "Payments gave up retrying: inspect and replay the dead-letter queue",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": args.dlq_name},
+            queue_metric(MESSAGES_VISIBLE, args.dlq_name),
             statistic="Maximum",
             threshold=0,
         )
         self._alarm(
             AlarmPurpose.RETRY_QUEUE_AGE,
             "Queued payments are not being applied: check the retry worker",
-            namespace="AWS/SQS",
-            metric_name="ApproximateAgeOfOldestMessage",
-            dimensions={"QueueName": args.retry_queue_name},
+            queue_metric(OLDEST_MESSAGE_AGE, args.retry_queue_name),
             statistic="Maximum",
             threshold=RETRY_QUEUE_MAX_AGE_SECONDS,
         )
         self._alarm(
             AlarmPurpose.API_5XX,
             "The payment API answers with server errors",
-            namespace="AWS/ApiGateway",
-            metric_name="5XXError",
-            dimensions={"ApiName": args.api_name, "Stage": args.api_stage},
+            api_metric(API_5XX, args.api_name, args.api_stage),
             statistic="Sum",
             threshold=API_5XX_PER_MINUTE,
             evaluation_periods=2,
@@ -156,13 +214,12 @@ class Monitoring(pulumi.ComponentResource):
         self._alarm(
             AlarmPurpose.S3_REPLICATION_FAILED,
             f"Transaction-log objects failed to replicate to {args.peer_region}",
-            namespace="AWS/S3",
-            metric_name="OperationsFailedReplication",
-            dimensions={
-                "SourceBucket": args.source_bucket,
-                "DestinationBucket": args.destination_bucket,
-                "RuleId": args.replication_rule_id,
-            },
+            log_replication_metric(
+                S3_OPERATIONS_FAILED,
+                args.source_bucket,
+                args.destination_bucket,
+                args.replication_rule_id,
+            ),
             statistic="Sum",
             threshold=0,
         )
@@ -170,9 +227,7 @@ class Monitoring(pulumi.ComponentResource):
             AlarmPurpose.ARCHIVE_LAG,
             f"The transaction log in {region} is more than {ARCHIVE_MAX_LAG_SECONDS // 60} min"
             " behind the table stream: check the log archiver",
-            namespace="AWS/Lambda",
-            metric_name="IteratorAge",
-            dimensions={"FunctionName": args.function_names[Function.LOG_ARCHIVER]},
+            function_metric(ITERATOR_AGE, args.function_names[Function.LOG_ARCHIVER]),
             statistic="Maximum",
             threshold=ARCHIVE_MAX_LAG_SECONDS * 1000,  # the metric is in ms
             evaluation_periods=2,
@@ -181,20 +236,16 @@ class Monitoring(pulumi.ComponentResource):
             AlarmPurpose.ARCHIVE_FAILURES_NOT_EMPTY,
             f"The log archiver in {region} dropped stream records: the transaction log has a"
             " hole; rebuild the recorded range (runbook: transaction-log restore)",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": args.archive_failures_queue_name},
+            queue_metric(MESSAGES_VISIBLE, args.archive_failures_queue_name),
             statistic="Maximum",
             threshold=0,
         )
         for function, function_name in args.function_names.items():
-            for metric in ("Errors", "Throttles"):
+            for metric in FUNCTION_ALARM_METRICS:
                 self._alarm(
                     function_alarm_key(function, metric),
                     f"{function_name} reports {metric.lower()}",
-                    namespace="AWS/Lambda",
-                    metric_name=metric,
-                    dimensions={"FunctionName": function_name},
+                    function_metric(metric, function_name),
                     statistic="Sum",
                     threshold=0,
                 )
@@ -203,9 +254,7 @@ class Monitoring(pulumi.ComponentResource):
                 self._alarm(
                     f"{AlarmPurpose.HEALTH_CHECK.value}-{checked_region}",
                     f"Route 53 reports {checked_region} unhealthy: traffic fails over",
-                    namespace="AWS/Route53",
-                    metric_name="HealthCheckStatus",
-                    dimensions={"HealthCheckId": health_check_id},
+                    health_check_status(health_check_id),
                     statistic="Minimum",
                     threshold=1,
                     comparison="LessThanThreshold",
@@ -218,24 +267,22 @@ class Monitoring(pulumi.ComponentResource):
         self,
         key: str,
         description: str,
+        metric: Metric[pulumi.Input[str]],
         *,
-        namespace: str,
-        metric_name: str,
-        dimensions: Mapping[str, pulumi.Input[str]],
         statistic: str,
         threshold: float,
         evaluation_periods: int = 1,
         comparison: str = "GreaterThanThreshold",
     ) -> None:
-        args = self._args
+        args = self.args
         self.alarms[key] = aws.cloudwatch.MetricAlarm(
             f"{self._name}-{key}",
             region=args.region,
             name=alarm_name(args.stack, args.region, key),
             alarm_description=description,
-            namespace=namespace,
-            metric_name=metric_name,
-            dimensions=dict(dimensions),
+            namespace=metric.namespace,
+            metric_name=metric.name,
+            dimensions=dict(metric.dimensions),
             statistic=statistic,
             period=ALARM_PERIOD_SECONDS,
             evaluation_periods=evaluation_periods,
