@@ -86,10 +86,13 @@ class FakeApi:
         route53: FakeRoute53,
         drop_writes_in: str | None = None,
         refuse_keys_in: str | None = None,
+        misname_payments_in: str | None = None,
     ) -> None:
         self.route53 = route53
         self.drop_writes_in = drop_writes_in
         self.refuse_keys_in = refuse_keys_in  # as if the key had not reached that region
+        # Stores the payment under its id but answers another one, as a second write would.
+        self.misname_payments_in = misname_payments_in
 
     def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
         region = self.route53.serving()
@@ -110,7 +113,8 @@ class FakeApi:
                     TableName=contract.table_name(STACK),
                     Item={contract.TABLE_HASH_KEY: {"S": pay_id}},
                 )
-        return HttpAnswer(201, {REGION_HEADER: region}, {"id": pay_id, "status": "accepted"})
+        answered_id = f"{pay_id}-other" if region == self.misname_payments_in else pay_id
+        return HttpAnswer(201, {REGION_HEADER: region}, {"id": answered_id, "status": "accepted"})
 
 
 def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse.Namespace:
@@ -213,6 +217,24 @@ def test_well_formed_payments_refused_in_one_region_fail_the_drill(
         f"{report['payments_rejected']} well-formed payments were rejected (4xx)"
         in (report["failed_checks"])
     )
+
+
+def test_payments_answered_under_an_unexpected_id_fail_the_drill(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path
+) -> None:
+    api = FakeApi(FakeRoute53(clock, deployed.aws), misname_payments_in=SECONDARY)
+    args = drill_args(deployed, tmp_path)
+
+    exit_code = run_drill(deployed, clock, args, api)
+
+    report = json.loads(args.json.read_text())
+    assert exit_code == EXIT_FAILED
+    # Every payment is stored under its own id: the unexpected answers alone fail the drill.
+    assert report["payments_lost"] == 0 and report["regions_consistent_after_failback"] is True
+    misnamed = report["payments_duplicated"]
+    assert misnamed == len(report["duplicate_details"]) == report["requests_by_region"][SECONDARY]
+    assert misnamed > 0
+    assert f"{misnamed} payments were answered under an unexpected id" in report["failed_checks"]
 
 
 def test_drill_refuses_to_start_from_a_degraded_stack(
