@@ -171,6 +171,12 @@ HEALTH_CHECK_TIMEOUT_SECONDS: Final = 2  # Route 53 wants an answer within about
 ALIAS_RECORD_TTL_SECONDS: Final = 60  # alias records to API Gateway take its TTL
 
 
+# --- Monitoring ----------------------------------------------------------------------------
+def dashboard_name(stack: str) -> str:
+    """The stack's one CloudWatch dashboard, in the primary region, graphing both regions."""
+    return f"{PROJECT}-{stack}-dr"
+
+
 # --- Stack outputs (read by ops) -----------------------------------------------------------
 class StackOutput(StrEnum):
     """Top-level stack output names."""
@@ -185,6 +191,9 @@ class StackOutput(StrEnum):
     TABLE_NAME = "table_name"
     DR_BUDGET = "dr_budget"
     REGIONS = "regions"  # {region: {RegionOutput: value}}
+    # Console link to the CloudWatch dashboard of both regions; stacks deployed before the
+    # dashboard existed lack it, so readers must tolerate its absence.
+    DASHBOARD_URL = "dashboard_url"
 
 
 class RegionOutput(StrEnum):

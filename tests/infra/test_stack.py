@@ -70,6 +70,7 @@ def test_one_component_per_layer_and_every_resource_inside_one(stack: SynthResul
             "payments-dr:infra:Storage",
             "payments-dr:infra:HostedZone",
             "payments-dr:infra:FailoverDns",
+            "payments-dr:infra:Dashboard",
             *["payments-dr:infra:Network"] * 2,
             *["payments-dr:infra:RegionalService"] * 2,
             *["payments-dr:infra:Monitoring"] * 2,

@@ -17,6 +17,7 @@ from payments_dr import contract
 from payments_dr.contract import Function, RegionOutput, StackOutput
 from payments_dr.infra import iam
 from payments_dr.infra.config import StackConfig
+from payments_dr.infra.dashboard import Dashboard, DashboardArgs
 from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
 from payments_dr.infra.firewall import Firewall, FirewallArgs
@@ -212,6 +213,24 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         for region, service in services.items()
     }
 
+    alarm_arns = {
+        region: {
+            **monitors[region].alarm_arns,
+            AlarmPurpose.WAF_BLOCKED.value: firewalls[region].blocked_alarm.arn,
+        }
+        for region in config.regions
+    }
+    dashboard = Dashboard(
+        "dashboard",
+        DashboardArgs(
+            stack=config.stack,
+            region=primary,
+            monitored=[monitors[region].args for region in config.regions],
+            health_check_ids={r: hc.id for r, hc in dns.health_checks.items()},
+            alarm_arns=[arn for arns in alarm_arns.values() for arn in arns.values()],
+        ),
+    )
+
     regions_output = {
         region: {
             RegionOutput.ROLE: config.role_of(region).value,
@@ -220,10 +239,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             RegionOutput.CUSTOM_DOMAIN_TARGET: service.custom_domain_target,
             RegionOutput.HEALTH_CHECK_ID: dns.health_checks[region].id,
             RegionOutput.HEALTH_CHECK_URL: dns.health_check_urls[region],
-            RegionOutput.ALARM_ARNS: {
-                **monitors[region].alarm_arns,
-                AlarmPurpose.WAF_BLOCKED.value: firewalls[region].blocked_alarm.arn,
-            },
+            RegionOutput.ALARM_ARNS: alarm_arns[region],
             RegionOutput.ALARM_TOPIC_ARN: monitors[region].topic.arn,
             RegionOutput.LOG_BUCKET: storage.bucket_names[region],
             RegionOutput.SSM_PATH: service.ssm_path,
@@ -245,6 +261,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         StackOutput.TABLE_NAME: data.table_name,
         StackOutput.DR_BUDGET: config.budget.to_dict(),
         StackOutput.REGIONS: regions_output,
+        StackOutput.DASHBOARD_URL: dashboard.url,
     }
 
 

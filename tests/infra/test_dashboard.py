@@ -1,0 +1,255 @@
+"""The DR dashboard under mocks: one dashboard, both regions, a graph for every alarm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payments_dr import contract
+from payments_dr.contract import Function, RegionOutput, StackOutput
+from payments_dr.infra.config import StackConfig
+from payments_dr.infra.dashboard import GRID_WIDTH, RegionMetrics, dashboard_body
+from payments_dr.synth import SynthResult, synthesize_config
+
+from .support import one
+
+DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+MONITORING = "payments-dr:infra:Monitoring"
+DASHBOARD_COMPONENT = "payments-dr:infra:Dashboard"
+
+# (namespace, metric name, dimensions, region): what a graphed line or an alarm watches.
+MetricKey = tuple[str, str, frozenset[tuple[str, str]], str]
+
+
+@pytest.fixture(scope="module")
+def without_us_east_1(artifact_path: Path) -> SynthResult:
+    config = StackConfig.from_mapping(
+        "west",
+        {
+            "domainName": "pay.example.com",
+            "primaryRegion": "us-west-2",
+            "secondaryRegion": "us-east-2",
+        },
+    )
+    return synthesize_config(config, artifact_path)
+
+
+def body(stack: SynthResult) -> dict[str, Any]:
+    dashboard = one(stack.of_type(DASHBOARD))
+    document: dict[str, Any] = json.loads(dashboard["inputs"]["dashboardBody"])
+    return document
+
+
+def metric_widgets(stack: SynthResult) -> list[dict[str, Any]]:
+    return [w["properties"] for w in body(stack)["widgets"] if w["type"] == "metric"]
+
+
+def line_key(line: list[Any]) -> MetricKey:
+    namespace, name, *dimensions, options = line
+    pairs = zip(dimensions[::2], dimensions[1::2], strict=True)
+    return namespace, name, frozenset(pairs), options["region"]
+
+
+def graphed(stack: SynthResult) -> set[MetricKey]:
+    return {line_key(line) for widget in metric_widgets(stack) for line in widget["metrics"]}
+
+
+def monitoring_alarms(stack: SynthResult) -> list[dict[str, Any]]:
+    components = {r["urn"] for r in stack.resources if r["type"] == MONITORING}
+    return [alarm for alarm in stack.of_type(ALARM) if alarm["parent"] in components]
+
+
+def alarm_key(alarm: dict[str, Any]) -> MetricKey:
+    inputs = alarm["inputs"]
+    dimensions = frozenset(inputs["dimensions"].items())
+    return inputs["namespace"], inputs["metricName"], dimensions, alarm["region"]
+
+
+def test_one_dashboard_in_the_primary_region(stack: SynthResult) -> None:
+    dashboard = one(stack.of_type(DASHBOARD))
+    assert dashboard["region"] == stack.config.primary_region
+    assert dashboard["inputs"]["dashboardName"] == contract.dashboard_name(stack.config.stack)
+    component = one([r for r in stack.resources if r["type"] == DASHBOARD_COMPONENT])
+    assert dashboard["parent"] == component["urn"]
+
+
+def test_every_graph_names_the_region_of_each_metric(stack: SynthResult) -> None:
+    widgets = metric_widgets(stack)
+    assert widgets
+    for widget in widgets:
+        assert widget["metrics"], widget["title"]
+        for line in widget["metrics"]:
+            options = line[-1]
+            assert options["region"] in stack.config.regions, (widget["title"], line)
+            assert options["stat"]
+
+
+def test_widgets_fit_the_grid_without_overlapping(stack: SynthResult) -> None:
+    taken: set[tuple[int, int]] = set()
+    for widget in body(stack)["widgets"]:
+        assert widget["x"] + widget["width"] <= GRID_WIDTH
+        cells = {
+            (x, y)
+            for x in range(widget["x"], widget["x"] + widget["width"])
+            for y in range(widget["y"], widget["y"] + widget["height"])
+        }
+        assert not cells & taken, widget["properties"]["title"]
+        taken |= cells
+
+
+@pytest.mark.parametrize("which", ["eventual", "strong", "without_us_east_1"])
+def test_every_monitoring_alarm_is_graphed_in_its_region(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    stack: SynthResult = request.getfixturevalue(which)
+    alarms = monitoring_alarms(stack)
+    assert {alarm["region"] for alarm in alarms} == set(stack.config.regions)
+    lines = graphed(stack)
+    missing = [alarm["inputs"]["name"] for alarm in alarms if alarm_key(alarm) not in lines]
+    assert not missing
+
+
+def test_api_replication_and_queues_shown_for_both_regions(stack: SynthResult) -> None:
+    lines = graphed(stack)
+    both = set(stack.config.regions)
+    for namespace, metric in [
+        ("AWS/ApiGateway", "Count"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("AWS/ApiGateway", "4XXError"),
+        ("AWS/ApiGateway", "Latency"),
+        ("AWS/DynamoDB", "ReplicationLatency"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/S3", "ReplicationLatency"),
+        ("AWS/S3", "OperationsFailedReplication"),
+        ("AWS/Lambda", "ConcurrentExecutions"),
+    ]:
+        regions = {key[3] for key in lines if key[:2] == (namespace, metric)}
+        assert regions == both, (namespace, metric)
+    latency = [
+        line[-1]["stat"]
+        for widget in metric_widgets(stack)
+        for line in widget["metrics"]
+        if line[:2] == ["AWS/ApiGateway", "Latency"]
+    ]
+    assert latency == ["p99", "p99"]
+
+
+def test_lambda_concurrency_for_every_function_in_each_region(stack: SynthResult) -> None:
+    lines = graphed(stack)
+    for region in stack.config.regions:
+        for function in Function:
+            name = contract.function_name(stack.config.stack, function)
+            key = ("AWS/Lambda", "ConcurrentExecutions", frozenset({("FunctionName", name)}))
+            assert (*key, region) in lines
+
+
+def test_replication_annotation_is_the_alarm_threshold_in_ms(stack: SynthResult) -> None:
+    thresholds = {
+        alarm["region"]: alarm["inputs"]["threshold"]
+        for alarm in monitoring_alarms(stack)
+        if alarm["inputs"]["metricName"] == "ReplicationLatency"
+    }
+    widgets = [
+        widget
+        for widget in metric_widgets(stack)
+        if any(line[:2] == ["AWS/DynamoDB", "ReplicationLatency"] for line in widget["metrics"])
+    ]
+    assert len(widgets) == 2
+    expected_ms = stack.config.replication_lag_alarm_seconds * 1000
+    for widget in widgets:
+        (annotation,) = widget["annotations"]["horizontal"]
+        assert annotation["value"] == expected_ms == thresholds[widget["region"]]
+        assert widget["yAxis"]["left"]["label"] == "ms"
+
+
+def test_alarm_widget_lists_every_alarm_of_both_regions(stack: SynthResult) -> None:
+    (widget,) = [w["properties"] for w in body(stack)["widgets"] if w["type"] == "alarm"]
+    regions = stack.outputs[StackOutput.REGIONS]
+    exported = {
+        arn for output in regions.values() for arn in output[RegionOutput.ALARM_ARNS].values()
+    }
+    assert set(widget["alarms"]) == exported
+    assert len(widget["alarms"]) == len(stack.of_type(ALARM))
+    assert {arn.split(":")[3] for arn in widget["alarms"]} == set(stack.config.regions)
+
+
+def test_output_url_names_the_dashboard_and_its_region(stack: SynthResult) -> None:
+    url = stack.outputs[StackOutput.DASHBOARD_URL]
+    primary = stack.config.primary_region
+    assert url.startswith(f"https://{primary}.console.aws.amazon.com/cloudwatch/")
+    assert f"region={primary}" in url
+    assert url.endswith(f"#dashboards/dashboard/{contract.dashboard_name(stack.config.stack)}")
+
+
+def test_health_checks_graphed_in_us_east_1_for_each_region(stack: SynthResult) -> None:
+    regions = stack.outputs[StackOutput.REGIONS]
+    expected = {
+        (
+            "AWS/Route53",
+            "HealthCheckStatus",
+            frozenset({("HealthCheckId", output[RegionOutput.HEALTH_CHECK_ID])}),
+            "us-east-1",
+        )
+        for output in regions.values()
+    }
+    health = {key for key in graphed(stack) if key[0] == "AWS/Route53"}
+    assert health == expected
+    assert len(health) == 2
+
+
+def test_no_health_check_widget_without_us_east_1(without_us_east_1: SynthResult) -> None:
+    assert "us-east-1" not in without_us_east_1.config.regions
+    assert not [key for key in graphed(without_us_east_1) if key[0] == "AWS/Route53"]
+    url = without_us_east_1.outputs[StackOutput.DASHBOARD_URL]
+    assert url.startswith("https://us-west-2.console.aws.amazon.com/")
+    assert one(without_us_east_1.of_type(DASHBOARD))["region"] == "us-west-2"
+
+
+def region_metrics(region: str, peer: str) -> RegionMetrics:
+    return RegionMetrics(
+        region=region,
+        peer_region=peer,
+        table_name="t",
+        replication_lag_alarm_seconds=7,
+        api_name="api",
+        api_stage="live",
+        retry_queue_name="retry",
+        dlq_name="dlq",
+        archive_failures_queue_name="failures",
+        function_names={f: f"fn-{f.value}" for f in Function},
+        source_bucket=f"b-{region}",
+        destination_bucket=f"b-{peer}",
+        replication_rule_id=f"to-{peer}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("regions", "with_health_widget"),
+    [(("us-east-1", "us-east-2"), True), (("eu-west-1", "eu-central-1"), False)],
+)
+def test_builder_adds_the_health_widget_only_with_us_east_1(
+    regions: tuple[str, str], with_health_widget: bool
+) -> None:
+    first, second = regions
+    document = dashboard_body(
+        [region_metrics(first, second), region_metrics(second, first)],
+        {first: "hc-1", second: "hc-2"},
+        ["arn:aws:cloudwatch:x:1:alarm:a"],
+    )
+    namespaces = {
+        line[0]
+        for widget in document["widgets"]
+        for line in widget["properties"].get("metrics", [])
+    }
+    assert ("AWS/Route53" in namespaces) is with_health_widget
+    annotations = [
+        widget["properties"]["annotations"]["horizontal"][0]["value"]
+        for widget in document["widgets"]
+        if widget["properties"]["title"].startswith("Table replication")
+    ]
+    assert annotations == [7000, 7000]
