@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from payments_dr import contract
-from payments_dr.contract import Mode, Param
+from payments_dr.contract import Mode, Param, StackOutput
 from payments_dr.ops import commands
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK
 from payments_dr.ops.outputs import parse_outputs
@@ -80,6 +80,27 @@ def test_status_table_is_readable(deployed: Deployed, capsys: pytest.CaptureFixt
     assert secondary_row.split()[:5] == [SECONDARY, "secondary", "healthy", "8/8", "active"]
     assert f"->{PRIMARY} 0.8s" in secondary_row
     assert "all OK (3)" in secondary_row
+
+
+def test_status_header_links_the_dashboard_when_the_stack_exports_one(
+    deployed: Deployed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "https://us-east-1.console.aws.amazon.com/cloudwatch/home#dashboards/dashboard/x"
+    outputs_file = tmp_path / "with-dashboard.json"
+    outputs_file.write_text(json.dumps({**deployed.outputs, StackOutput.DASHBOARD_URL: url}))
+
+    printed = []
+    for extra in ((), ("--json",)):
+        script_status_reads(deployed, PRIMARY)
+        args = parse("status", "--stack", STACK, "--outputs", str(outputs_file), *extra)
+        assert commands.run_status(args, deployed.aws, resolve) == EXIT_OK
+        printed.append(capsys.readouterr().out)
+
+    table, report = printed
+    assert table.splitlines()[0] == (
+        f"stack {STACK}: api.payments.example.com answers -> {PRIMARY}  dashboard {url}"
+    )
+    assert json.loads(report)["dashboard_url"] == url
 
 
 def test_status_still_reports_when_one_reading_fails(

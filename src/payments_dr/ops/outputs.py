@@ -14,6 +14,8 @@ from payments_dr.ops.aws import OpsError
 
 # (stack name, project directory) -> the stack's outputs; raises OpsError when unreadable.
 OutputsReader = Callable[[str, Path], Mapping[str, Any]]
+# Outputs a stack deployed by an earlier version of the program may lack.
+OPTIONAL_OUTPUTS = frozenset({StackOutput.DASHBOARD_URL})
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class StackOutputs:
     rto_budget_seconds: float
     rpo_budget_seconds: float
     regions: dict[str, RegionOutputs]
+    dashboard_url: str | None = None
 
     @property
     def primary(self) -> str:
@@ -69,7 +72,9 @@ class StackOutputs:
 
 def parse_outputs(stack: str, raw: Mapping[str, Any]) -> StackOutputs:
     """Validates the raw outputs (plain values) into `StackOutputs`."""
-    missing = [name.value for name in StackOutput if name.value not in raw]
+    missing = [
+        name.value for name in StackOutput if name not in OPTIONAL_OUTPUTS and name.value not in raw
+    ]
     if missing:
         raise OpsError(f"stack {stack} lacks the outputs {', '.join(missing)}: is it deployed?")
     budget = raw[StackOutput.DR_BUDGET]
@@ -91,6 +96,7 @@ def parse_outputs(stack: str, raw: Mapping[str, Any]) -> StackOutputs:
         rto_budget_seconds=float(budget[DrBudgetField.RTO_BUDGET_SECONDS]),
         rpo_budget_seconds=float(budget[DrBudgetField.RPO_BUDGET_SECONDS]),
         regions=regions,
+        dashboard_url=raw.get(StackOutput.DASHBOARD_URL),
     )
 
 

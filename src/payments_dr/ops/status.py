@@ -55,6 +55,7 @@ class StackStatus:
     dns: DnsAnswer | None
     regions: list[RegionStatus]
     errors: dict[str, str] = field(default_factory=dict)
+    dashboard_url: str | None = None  # absent from stacks deployed before the dashboard
 
     @property
     def complete(self) -> bool:
@@ -131,7 +132,9 @@ def collect_status(
         answer = _read(stack_errors, "dns", dns_answer, aws, outputs, resolve)
         for item, future in zip(readings, futures, strict=True):
             item.store(_read(item.status.errors, item.what, future.result))
-    return StackStatus(outputs.stack, outputs.api_domain, answer, regions, stack_errors)
+    return StackStatus(
+        outputs.stack, outputs.api_domain, answer, regions, stack_errors, outputs.dashboard_url
+    )
 
 
 def _read(errors: dict[str, str], what: str, reading: Callable[..., T], *args: Any) -> T | None:
@@ -149,7 +152,10 @@ def render_json(status: StackStatus) -> str:
 
 def render_table(status: StackStatus) -> str:
     serving = status.dns.describe() if status.dns else f"error: {status.errors['dns']}"
-    lines = [f"stack {status.stack}: {status.api_domain} answers -> {serving}", ""]
+    title = f"stack {status.stack}: {status.api_domain} answers -> {serving}"
+    if status.dashboard_url:
+        title += f"  dashboard {status.dashboard_url}"
+    lines = [title, ""]
     header = ("REGION", "ROLE", "HEALTH CHECK", "MODE", "REPLICATION LAG", "DLQ", "ALARMS")
     rows = [header] + [_row(region) for region in status.regions]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
