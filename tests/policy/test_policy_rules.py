@@ -72,6 +72,16 @@ def _consume_retry_queue_without_redrive(stack: Stack) -> None:
     stack.append(mapping)
 
 
+def _consume_failure_destination(stack: Stack) -> None:
+    """The archive-failures queue, still a failure destination, polled by a mapping too."""
+    queue = find(stack, f"archive-failures-{EAST}")["inputs"]
+    mapping = copy.deepcopy(find(stack, f"table-stream-source-{EAST}"))
+    mapping["name"] = mapping["urn"] = f"archive-failures-source-{EAST}"
+    mapping["inputs"]["eventSourceArn"] = queue["arn"]
+    mapping["inputs"].pop("destinationConfig")
+    stack.append(mapping)
+
+
 def _set_record_ttl(name: str, ttl: float) -> Callable[[Stack], None]:
     """Turns an alias record into a plain record with its own TTL."""
     unalias = _set(name, None, "aliases")
@@ -297,6 +307,14 @@ CASES = [
         # The queue is terminal only because the mapping sends failures to it.
         "mapping-loses-its-failure-destination",
         _set(f"table-stream-source-{EAST}", None, "destinationConfig"),
+        "sqs-redrive-policy",
+        f"Queue 'archive-failures-{EAST}' in {EAST} has no usable redrive policy",
+        f"archive-failures-{EAST}",
+    ),
+    Case(
+        # Consumed, it is a work queue: being a failure destination as well exempts nothing.
+        "consumed-failure-destination-without-redrive",
+        _consume_failure_destination,
         "sqs-redrive-policy",
         f"Queue 'archive-failures-{EAST}' in {EAST} has no usable redrive policy",
         f"archive-failures-{EAST}",

@@ -2,7 +2,8 @@
 
 Terminal queues are the dead-letter queues and the on-failure destinations of event source
 mappings: nothing consumes them automatically, so they need no redrive policy of their own,
-but they must keep what lands in them long enough to investigate.
+but they must keep what lands in them long enough to investigate. A queue that a mapping
+consumes is a work queue, whatever else points at it, and needs its redrive policy.
 """
 
 from __future__ import annotations
@@ -123,6 +124,20 @@ def _failure_destinations(stack: StackView) -> list[ResourceView]:
     return [queue for queue in queues if queue.urn in targeted]
 
 
+def _consumed_queues(stack: StackView) -> set[str]:
+    """URNs of the queues an event source mapping polls."""
+    queues = stack.of_type(tokens.SQS_QUEUE)
+    consumed: set[str] = set()
+    for mapping in stack.of_type(tokens.LAMBDA_EVENT_SOURCE_MAPPING):
+        source = text(mapping.props.get("eventSourceArn"))
+        if source and source.split(":")[2:3] != ["sqs"]:
+            # A table stream: resolving it against queues could fall back on the mapping's
+            # one queue dependency, its failure destination, and call that consumed.
+            continue
+        consumed.update(q.urn for q in resolve(mapping, "eventSourceArn", queues, *_QUEUE_KEYS))
+    return consumed
+
+
 def _terminal_queues(stack: StackView) -> dict[str, tuple[ResourceView, str]]:
     """Each terminal queue by URN, with what makes it terminal."""
     found = {q.urn: (q, "failure destination") for q in _failure_destinations(stack)}
@@ -131,10 +146,10 @@ def _terminal_queues(stack: StackView) -> dict[str, tuple[ResourceView, str]]:
 
 
 def _check_redrive(stack: StackView) -> Iterator[Finding]:
-    terminal = _terminal_queues(stack)
+    exempt = set(_terminal_queues(stack)) - _consumed_queues(stack)
     for redrive in _redrives(stack):
         queue, policy = redrive.queue, redrive.policy
-        if queue.urn in terminal:
+        if queue.urn in exempt:
             continue
         max_receives = number(policy.get("maxReceiveCount")) if policy else None
         if (
@@ -176,7 +191,8 @@ RULES = (
         name="sqs-redrive-policy",
         description=(
             "Every SQS queue that is neither a dead-letter queue nor an event source's "
-            "on-failure destination has a redrive policy."
+            "on-failure destination, and every queue an event source consumes, has a redrive "
+            "policy."
         ),
         check=_check_redrive,
     ),
