@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from payments_dr.service.credentials import (
     IssuedKey,
     KeyChanged,
     MerchantRecord,
+    PreviousKey,
     issue_key,
     parse_key,
     rotate_key,
@@ -357,6 +359,23 @@ def test_rotated_records_round_trip_through_the_table_format(region: Region) -> 
     assert MerchantRecord.from_item(rotated.to_item()) == rotated
     assert rotated.previous is not None
     assert rotated.previous.expires_at == iso_timestamp(region.clock() + OVERLAP_SECONDS)
+
+
+@pytest.mark.parametrize("written", ["2026-03-01T12:00:00.000Z", "2026-03-01T12:00:00"])
+def test_an_expiry_is_read_as_utc_whatever_the_local_zone(
+    written: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expires_at = 1772366400.0  # 2026-03-01T12:00:00Z
+    assert iso_timestamp(expires_at) == "2026-03-01T12:00:00.000Z"
+    previous = PreviousKey(key_id="0badc0de", secret_sha256="0" * 64, expires_at=written)
+    monkeypatch.setenv("TZ", "America/New_York")  # five hours behind UTC in March
+    time.tzset()
+    try:
+        assert previous.valid_at(expires_at - 0.001)
+        assert not previous.valid_at(expires_at)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_rotation_keeps_every_secret_out_of_the_logs(

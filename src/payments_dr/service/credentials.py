@@ -17,7 +17,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -92,7 +92,12 @@ class PreviousKey:
     expires_at: str
 
     def valid_at(self, now: float) -> bool:
-        return now < datetime.fromisoformat(self.expires_at).timestamp()
+        expires = datetime.fromisoformat(self.expires_at)
+        if expires.tzinfo is None:
+            # Rotation always writes "Z"; a value edited by hand without a zone still means
+            # UTC, so the authorizer and an operator's machine agree whatever their zones.
+            expires = expires.replace(tzinfo=UTC)
+        return now < expires.timestamp()
 
 
 @dataclass(frozen=True)
