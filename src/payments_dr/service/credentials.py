@@ -265,48 +265,51 @@ class CredentialStore:
 
     def create(self, record: MerchantRecord) -> None:
         """Store a new active record unless the merchant already has an active key."""
-        try:
-            self._dynamodb.put_item(
-                TableName=self._table,
-                Item=record.to_item(),
-                ConditionExpression="attribute_not_exists(#pk) OR #status = :revoked",
-                ExpressionAttributeNames={
-                    "#pk": TABLE_HASH_KEY,
-                    "#status": MerchantAttr.STATUS.value,
-                },
-                ExpressionAttributeValues={":revoked": {"S": KeyStatus.REVOKED.value}},
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == CONDITIONAL_CHECK_FAILED:
-                raise MerchantExists(record.merchant_id) from error
-            raise CredentialStoreUnavailable(str(error)) from error
-        except BotoCoreError as error:
-            raise CredentialStoreUnavailable(str(error)) from error
+        stored = self._put_if(
+            record,
+            "attribute_not_exists(#pk) OR #status = :revoked",
+            {"#pk": TABLE_HASH_KEY, "#status": MerchantAttr.STATUS.value},
+            {":revoked": {"S": KeyStatus.REVOKED.value}},
+        )
+        if not stored:
+            raise MerchantExists(record.merchant_id)
 
     def rotate(self, replaced_key_id: str, rotated: MerchantRecord) -> None:
         """Store `rotated` (from `rotate_key`) in one conditional write that names the key it
         replaces: of two rotations from the same record, or a rotation racing a revoke, only
         one wins; the other raises KeyChanged and writes nothing."""
+        stored = self._put_if(
+            rotated,
+            "#status = :active AND #key_id = :replaced",
+            {"#status": MerchantAttr.STATUS.value, "#key_id": MerchantAttr.KEY_ID.value},
+            {":active": {"S": KeyStatus.ACTIVE.value}, ":replaced": {"S": replaced_key_id}},
+        )
+        if not stored:
+            raise KeyChanged(rotated.merchant_id)
+
+    def _put_if(
+        self,
+        record: MerchantRecord,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, dict[str, str]],
+    ) -> bool:
+        """One conditional PutItem of `record`; False when the condition did not hold."""
         try:
             self._dynamodb.put_item(
                 TableName=self._table,
-                Item=rotated.to_item(),
-                ConditionExpression="#status = :active AND #key_id = :replaced",
-                ExpressionAttributeNames={
-                    "#status": MerchantAttr.STATUS.value,
-                    "#key_id": MerchantAttr.KEY_ID.value,
-                },
-                ExpressionAttributeValues={
-                    ":active": {"S": KeyStatus.ACTIVE.value},
-                    ":replaced": {"S": replaced_key_id},
-                },
+                Item=record.to_item(),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == CONDITIONAL_CHECK_FAILED:
-                raise KeyChanged(rotated.merchant_id) from error
+                return False
             raise CredentialStoreUnavailable(str(error)) from error
         except BotoCoreError as error:
             raise CredentialStoreUnavailable(str(error)) from error
+        return True
 
     def revoke(self, merchant_id: str, now: float) -> bool:
         """Mark the merchant's keys revoked, the current and any previous one (whose
