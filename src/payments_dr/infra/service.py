@@ -24,11 +24,15 @@ from payments_dr.infra import iam
 from payments_dr.service.openapi import load_openapi
 
 LAMBDA_ARCHITECTURE = "arm64"  # the artifact is pure Python; Graviton is cheaper per ms
-# A failing stream batch is retried until its records leave the stream (24 h): a short S3
+# A failing stream batch is retried for 23 h, not dropped after a few attempts: a short S3
 # outage must not punch holes in the transaction log. The archiver's errors alarm pages while
-# the shard waits; a batch that still fails is dropped, and the mapping records its shard and
-# sequence range on the archive-failures queue, so the hole can be found and rebuilt.
-RETRY_UNTIL_RECORD_EXPIRES = -1
+# the shard waits. A batch still failing then is discarded *by this limit*, an hour before the
+# stream (24 h retention) would trim it: Lambda documents sending discarded records to the
+# on-failure destination when a retry or age limit is reached, and says nothing of records
+# that expire under "retry forever". So the archive-failures queue always learns the shard and
+# sequence range, and the hole can be found and rebuilt.
+RETRY_UNTIL_DISCARDED = -1
+STREAM_RECORD_MAX_AGE_SECONDS = 23 * 3600
 KMS_DATA_KEY_REUSE_SECONDS = 300
 CERTIFICATE_VALIDATION_TTL_SECONDS = 300
 REQUEST_VALIDATOR = "body-and-parameters"
@@ -217,8 +221,8 @@ class RegionalService(pulumi.ComponentResource):
             # The archiver reports the first failed record itself; bisecting on top of that
             # could archive overlapping halves of a batch under different keys.
             function_response_types=["ReportBatchItemFailures"],
-            maximum_retry_attempts=RETRY_UNTIL_RECORD_EXPIRES,
-            maximum_record_age_in_seconds=RETRY_UNTIL_RECORD_EXPIRES,
+            maximum_retry_attempts=RETRY_UNTIL_DISCARDED,
+            maximum_record_age_in_seconds=STREAM_RECORD_MAX_AGE_SECONDS,
             destination_config={
                 "on_failure": {"destination_arn": self.archive_failures_queue.arn},
             },
