@@ -187,6 +187,10 @@ def test_output_url_names_the_dashboard_and_its_region(stack: SynthResult) -> No
 
 
 def test_health_checks_graphed_in_us_east_1_for_each_region(stack: SynthResult) -> None:
+    assert_health_checks_graphed_in_us_east_1(stack)
+
+
+def assert_health_checks_graphed_in_us_east_1(stack: SynthResult) -> None:
     regions = stack.outputs[StackOutput.REGIONS]
     expected = {
         (
@@ -202,12 +206,32 @@ def test_health_checks_graphed_in_us_east_1_for_each_region(stack: SynthResult) 
     assert len(health) == 2
 
 
-def test_no_health_check_widget_without_us_east_1(without_us_east_1: SynthResult) -> None:
+def test_health_checks_graphed_without_us_east_1_too(without_us_east_1: SynthResult) -> None:
     assert "us-east-1" not in without_us_east_1.config.regions
-    assert not [key for key in graphed(without_us_east_1) if key[0] == "AWS/Route53"]
+    assert_health_checks_graphed_in_us_east_1(without_us_east_1)
+    # Each graphed check is alarmed in us-east-1, where the metric is.
+    health_alarms = {
+        alarm_key(alarm)
+        for alarm in without_us_east_1.of_type(ALARM, "us-east-1")
+        if alarm["inputs"]["namespace"] == "AWS/Route53"
+    }
+    assert health_alarms == {key for key in graphed(without_us_east_1) if key[0] == "AWS/Route53"}
     url = without_us_east_1.outputs[StackOutput.DASHBOARD_URL]
     assert url.startswith("https://us-west-2.console.aws.amazon.com/")
     assert one(without_us_east_1.of_type(DASHBOARD))["region"] == "us-west-2"
+
+
+def test_alarm_widget_lists_the_us_east_1_alarms_of_a_stack_without_it(
+    without_us_east_1: SynthResult,
+) -> None:
+    (widget,) = [
+        w["properties"] for w in body(without_us_east_1)["widgets"] if w["type"] == "alarm"
+    ]
+    assert len(widget["alarms"]) == len(without_us_east_1.of_type(ALARM))
+    assert {arn.split(":")[3] for arn in widget["alarms"]} == {
+        *without_us_east_1.config.regions,
+        "us-east-1",
+    }
 
 
 def region_metrics(region: str, peer: str) -> RegionMetrics:
@@ -228,25 +252,24 @@ def region_metrics(region: str, peer: str) -> RegionMetrics:
     )
 
 
-@pytest.mark.parametrize(
-    ("regions", "with_health_widget"),
-    [(("us-east-1", "us-east-2"), True), (("eu-west-1", "eu-central-1"), False)],
-)
-def test_builder_adds_the_health_widget_only_with_us_east_1(
-    regions: tuple[str, str], with_health_widget: bool
-) -> None:
+@pytest.mark.parametrize("regions", [("us-east-1", "us-east-2"), ("eu-west-1", "eu-central-1")])
+def test_builder_always_graphs_the_health_checks_in_us_east_1(regions: tuple[str, str]) -> None:
     first, second = regions
     document = dashboard_body(
         [region_metrics(first, second), region_metrics(second, first)],
         {first: "hc-1", second: "hc-2"},
         ["arn:aws:cloudwatch:x:1:alarm:a"],
     )
-    namespaces = {
-        line[0]
+    health_lines = [
+        line
         for widget in document["widgets"]
         for line in widget["properties"].get("metrics", [])
+        if line[0] == "AWS/Route53"
+    ]
+    assert {line_key(line) for line in health_lines} == {
+        ("AWS/Route53", "HealthCheckStatus", frozenset({("HealthCheckId", check)}), "us-east-1")
+        for check in ("hc-1", "hc-2")
     }
-    assert ("AWS/Route53" in namespaces) is with_health_widget
     annotations = [
         widget["properties"]["annotations"]["horizontal"][0]["value"]
         for widget in document["widgets"]

@@ -82,12 +82,9 @@ def dashboard_body(
     rows: list[list[dict[str, Any]]] = [
         [_api_traffic(r) for r in regions],
         [_api_latency(r) for r in regions],
-    ]
-    # Route 53 publishes health-check metrics only in us-east-1; a stack without that region
-    # has no alarm on them either, and a graph of a region it never deploys to would mislead.
-    if ROUTE53_METRICS_REGION in {r.region for r in regions}:
-        rows.append([_health_checks(health_check_ids)])
-    rows += [
+        # Always in us-east-1, the only region Route 53 publishes them in, whatever the
+        # stack's regions: its health-check alarms are there too.
+        [_health_checks(health_check_ids)],
         [_table_replication(r) for r in regions],
         [_queues(r) for r in regions],
         [_function_faults(r) for r in regions],
@@ -300,7 +297,7 @@ class DashboardArgs:
     # Each region's Monitoring inputs: the dashboard graphs what the alarms watch.
     monitored: Sequence[MonitoringArgs]
     health_check_ids: Mapping[str, pulumi.Input[str]]  # by checked region
-    alarm_arns: Sequence[pulumi.Input[str]]  # every alarm of both regions
+    alarm_arns: Sequence[pulumi.Input[str]]  # every alarm of the stack
 
 
 class Dashboard(pulumi.ComponentResource):

@@ -389,6 +389,49 @@ def key_policy(region: str, account_id: str) -> PolicyDocument:
     )
 
 
+def alarm_topic_key_policy(
+    account_id: str, alarm_arn_pattern: str, topic_arn: str
+) -> PolicyDocument:
+    """Policy of a key that only encrypts an alarm topic (the health-check alarms' in us-east-1).
+
+    The account keeps administration; CloudWatch may use the key only on behalf of the alarms
+    matching `alarm_arn_pattern`, and SNS only for the topic at `topic_arn`.
+    """
+    account_root = f"arn:aws:iam::{account_id}:root"
+    data_key_actions = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    return _document(
+        {
+            "Sid": "AccountAdministersKey",
+            "Effect": "Allow",
+            "Principal": {"AWS": account_root},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": data_key_actions,
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnLike": {"aws:SourceArn": alarm_arn_pattern},
+            },
+        },
+        {
+            "Sid": "SnsUsesKeyForTheAlarmTopic",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": data_key_actions,
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnEquals": {"aws:SourceArn": topic_arn},
+            },
+        },
+    )
+
+
 def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
     """Refuse every request to the bucket that does not arrive over TLS 1.2 or later."""
     resources = [bucket_arn, f"{bucket_arn}/*"]

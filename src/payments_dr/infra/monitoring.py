@@ -2,7 +2,9 @@
 
 Every alarm lives in the region of its metric. DynamoDB emits `ReplicationLatency` in the
 region a write came *from*, so each region alarms on replication towards its peer; Route 53
-health-check metrics exist only in us-east-1, so their alarms are created there.
+health-check metrics exist only in us-east-1, so their alarms are created there: by that
+region's `Monitoring` when us-east-1 is a stack region, else by `HealthCheckAlarms`, which
+brings its own key and topic to us-east-1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import iam
+from payments_dr.infra.data import KEY_DELETION_WINDOW_DAYS
 
 ALARM_PERIOD_SECONDS = 60
 ROUTE53_METRICS_REGION = "us-east-1"
@@ -147,38 +150,23 @@ class Monitoring(pulumi.ComponentResource):
         self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("payments-dr:infra:Monitoring", name, None, opts)
-        self._name = name
         self.args = args
         self._child = pulumi.ResourceOptions(parent=self)
         region = args.region
 
-        self.topic = aws.sns.Topic(
-            f"{name}-alarms",
+        self.topic = _alarm_topic(
+            name,
             region=region,
-            name=f"{contract.PROJECT}-{args.stack}-alarms",
-            kms_master_key_id=args.key_arn,
-            tags=dict(args.tags),
+            stack=args.stack,
+            account_id=args.account_id,
+            key_arn=args.key_arn,
+            alarm_email=args.alarm_email,
+            tags=args.tags,
             opts=self._child,
         )
-        aws.sns.TopicPolicy(
-            f"{name}-alarms-policy",
-            region=region,
-            arn=self.topic.arn,
-            policy=self.topic.arn.apply(
-                lambda arn: json.dumps(iam.alarm_topic_policy(arn, args.account_id))
-            ),
-            opts=self._child,
+        self._factory = _AlarmFactory(
+            name, region, args.stack, self.topic.arn, dict(args.tags), self._child
         )
-        if args.alarm_email:
-            aws.sns.TopicSubscription(
-                f"{name}-alarms-email",
-                region=region,
-                topic=self.topic.arn,
-                protocol="email",
-                endpoint=args.alarm_email,
-                opts=self._child,
-            )
-
         self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
         self._alarm(
             AlarmPurpose.REPLICATION_LATENCY,
@@ -250,15 +238,7 @@ class Monitoring(pulumi.ComponentResource):
                     threshold=0,
                 )
         if region == ROUTE53_METRICS_REGION:
-            for checked_region, health_check_id in args.health_check_ids.items():
-                self._alarm(
-                    f"{AlarmPurpose.HEALTH_CHECK.value}-{checked_region}",
-                    f"Route 53 reports {checked_region} unhealthy: traffic fails over",
-                    health_check_status(health_check_id),
-                    statistic="Minimum",
-                    threshold=1,
-                    comparison="LessThanThreshold",
-                )
+            self.alarms.update(_health_check_alarms(self._factory, args.health_check_ids))
 
         self.alarm_arns = {key: alarm.arn for key, alarm in self.alarms.items()}
         self.register_outputs({"topic_arn": self.topic.arn, "alarm_arns": self.alarm_arns})
@@ -272,13 +252,150 @@ class Monitoring(pulumi.ComponentResource):
         statistic: str,
         threshold: float,
         evaluation_periods: int = 1,
-        comparison: str = "GreaterThanThreshold",
     ) -> None:
-        args = self.args
-        self.alarms[key] = aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{key}",
-            region=args.region,
-            name=alarm_name(args.stack, args.region, key),
+        self.alarms[key] = self._factory.alarm(
+            key,
+            description,
+            metric,
+            statistic=statistic,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
+        )
+
+
+@dataclass(frozen=True)
+class HealthCheckAlarmsArgs:
+    stack: str
+    account_id: str
+    health_check_ids: Mapping[str, pulumi.Input[str]]  # by checked region
+    alarm_email: str | None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class HealthCheckAlarms(pulumi.ComponentResource):
+    """The Route 53 health-check alarms of a stack that has no region in us-east-1.
+
+    Route 53 publishes health-check metrics only in us-east-1, so their alarms must live there
+    even when the stack deploys nothing else there. They get a key and a topic of their own:
+    the stack's multi-Region key has no replica in us-east-1, and a topic must be in the
+    alarms' region.
+    """
+
+    def __init__(
+        self, name: str, args: HealthCheckAlarmsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("payments-dr:infra:HealthCheckAlarms", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        region = ROUTE53_METRICS_REGION
+        topic_arn = f"arn:aws:sns:{region}:{args.account_id}:{alarm_topic_name(args.stack)}"
+        alarm_arns = (
+            f"arn:aws:cloudwatch:{region}:{args.account_id}:alarm:"
+            f"{alarm_name(args.stack, region, AlarmPurpose.HEALTH_CHECK.value)}-*"
+        )
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            region=region,
+            description=f"{contract.PROJECT} {args.stack}: health-check alarm topic",
+            enable_key_rotation=True,
+            deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
+            policy=json.dumps(iam.alarm_topic_key_policy(args.account_id, alarm_arns, topic_arn)),
+            tags=dict(args.tags),
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias",
+            region=region,
+            name=f"alias/{contract.PROJECT}-{args.stack}-health-check-alarms",
+            target_key_id=self.key.key_id,
+            opts=child,
+        )
+        self.topic = _alarm_topic(
+            name,
+            region=region,
+            stack=args.stack,
+            account_id=args.account_id,
+            key_arn=self.key.arn,
+            alarm_email=args.alarm_email,
+            tags=args.tags,
+            opts=child,
+        )
+        factory = _AlarmFactory(name, region, args.stack, self.topic.arn, dict(args.tags), child)
+        self.alarms = _health_check_alarms(factory, args.health_check_ids)
+        self.alarm_arns = {key: alarm.arn for key, alarm in self.alarms.items()}
+        self.register_outputs(
+            {"key_arn": self.key.arn, "topic_arn": self.topic.arn, "alarm_arns": self.alarm_arns}
+        )
+
+
+def alarm_topic_name(stack: str) -> str:
+    return f"{contract.PROJECT}-{stack}-alarms"
+
+
+def _alarm_topic(
+    name: str,
+    *,
+    region: str,
+    stack: str,
+    account_id: str,
+    key_arn: pulumi.Input[str],
+    alarm_email: str | None,
+    tags: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> aws.sns.Topic:
+    """An encrypted topic only this account's alarms may publish to, and its e-mail subscriber."""
+    topic = aws.sns.Topic(
+        f"{name}-alarms",
+        region=region,
+        name=alarm_topic_name(stack),
+        kms_master_key_id=key_arn,
+        tags=dict(tags),
+        opts=opts,
+    )
+    aws.sns.TopicPolicy(
+        f"{name}-alarms-policy",
+        region=region,
+        arn=topic.arn,
+        policy=topic.arn.apply(lambda arn: json.dumps(iam.alarm_topic_policy(arn, account_id))),
+        opts=opts,
+    )
+    if alarm_email:
+        aws.sns.TopicSubscription(
+            f"{name}-alarms-email",
+            region=region,
+            topic=topic.arn,
+            protocol="email",
+            endpoint=alarm_email,
+            opts=opts,
+        )
+    return topic
+
+
+@dataclass(frozen=True)
+class _AlarmFactory:
+    """Creates a component's alarms: one name scheme, one topic, one set of defaults."""
+
+    resource_prefix: str
+    region: str
+    stack: str
+    topic_arn: pulumi.Output[str]
+    tags: dict[str, str]
+    opts: pulumi.ResourceOptions
+
+    def alarm(
+        self,
+        key: str,
+        description: str,
+        metric: Metric[pulumi.Input[str]],
+        *,
+        statistic: str,
+        threshold: float,
+        evaluation_periods: int = 1,
+        comparison: str = "GreaterThanThreshold",
+    ) -> aws.cloudwatch.MetricAlarm:
+        return aws.cloudwatch.MetricAlarm(
+            f"{self.resource_prefix}-{key}",
+            region=self.region,
+            name=alarm_name(self.stack, self.region, key),
             alarm_description=description,
             namespace=metric.namespace,
             metric_name=metric.name,
@@ -291,8 +408,30 @@ class Monitoring(pulumi.ComponentResource):
             comparison_operator=comparison,
             # No data means no traffic (or no writes to replicate), not a fault.
             treat_missing_data="notBreaching",
-            alarm_actions=[self.topic.arn],
-            ok_actions=[self.topic.arn],
-            tags=dict(args.tags),
-            opts=self._child,
+            alarm_actions=[self.topic_arn],
+            ok_actions=[self.topic_arn],
+            tags=self.tags,
+            opts=self.opts,
         )
+
+
+def _health_check_alarms(
+    factory: _AlarmFactory, health_check_ids: Mapping[str, pulumi.Input[str]]
+) -> dict[str, aws.cloudwatch.MetricAlarm]:
+    """One alarm per checked region, firing when Route 53 sees that region unhealthy."""
+    alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
+    for checked_region, health_check_id in health_check_ids.items():
+        key = health_check_alarm_key(checked_region)
+        alarms[key] = factory.alarm(
+            key,
+            f"Route 53 reports {checked_region} unhealthy: traffic fails over",
+            health_check_status(health_check_id),
+            statistic="Minimum",
+            threshold=1,
+            comparison="LessThanThreshold",
+        )
+    return alarms
+
+
+def health_check_alarm_key(checked_region: str) -> str:
+    return f"{AlarmPurpose.HEALTH_CHECK.value}-{checked_region}"

@@ -24,6 +24,8 @@ from payments_dr.infra.firewall import Firewall, FirewallArgs
 from payments_dr.infra.monitoring import (
     ROUTE53_METRICS_REGION,
     AlarmPurpose,
+    HealthCheckAlarms,
+    HealthCheckAlarmsArgs,
     Monitoring,
     MonitoringArgs,
 )
@@ -160,6 +162,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         ),
     )
 
+    health_check_ids = {r: hc.id for r, hc in dns.health_checks.items()}
     monitors: dict[str, Monitoring] = {}
     for region, service in services.items():
         peer = config.peer_region(region)
@@ -183,18 +186,26 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 destination_bucket=storage.bucket_names[peer],
                 replication_rule_id=replication_rule_id(peer),
                 alarm_email=config.alarm_email,
-                health_check_ids={r: hc.id for r, hc in dns.health_checks.items()},
+                health_check_ids=health_check_ids,
                 tags=tags,
             ),
         )
 
+    # With us-east-1 among the regions its Monitoring alarms on the health checks; otherwise
+    # they get their own small set there, listed with the primary's alarms.
+    health_check_alarm_arns: dict[str, pulumi.Output[str]] = {}
     if ROUTE53_METRICS_REGION not in config.regions:
-        # The health checks still drive failover, but nothing would page anyone about it.
-        pulumi.log.warn(
-            "no alarms on the Route 53 health checks: Route 53 publishes their metrics only in "
-            f"{ROUTE53_METRICS_REGION}, which is neither region of this stack. Watch them "
-            f"another way, or make {ROUTE53_METRICS_REGION} one of the two regions."
+        health_check_alarms = HealthCheckAlarms(
+            "health-check-alarms",
+            HealthCheckAlarmsArgs(
+                stack=config.stack,
+                account_id=account_id,
+                health_check_ids=health_check_ids,
+                alarm_email=config.alarm_email,
+                tags=tags,
+            ),
         )
+        health_check_alarm_arns = health_check_alarms.alarm_arns
 
     firewalls = {
         region: Firewall(
@@ -217,6 +228,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         region: {
             **monitors[region].alarm_arns,
             AlarmPurpose.WAF_BLOCKED.value: firewalls[region].blocked_alarm.arn,
+            **(health_check_alarm_arns if region == primary else {}),
         }
         for region in config.regions
     }
@@ -226,7 +238,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             stack=config.stack,
             region=primary,
             monitored=[monitors[region].args for region in config.regions],
-            health_check_ids={r: hc.id for r, hc in dns.health_checks.items()},
+            health_check_ids=health_check_ids,
             alarm_arns=[arn for arns in alarm_arns.values() for arn in arns.values()],
         ),
     )
