@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payments_dr import contract
-from payments_dr.lab.apigw import AuthorizerCache, allows, match_resource, proxy_event
+from payments_dr.lab.apigw import (
+    AUTHORIZER_FAILURE,
+    MISSING_AUTHENTICATION_TOKEN,
+    AuthorizerCache,
+    allows,
+    match_resource,
+    proxy_event,
+)
 
 
 def event_for(target: str, body: bytes = b"", headers: list[tuple[str, str]] | None = None):
@@ -97,3 +104,18 @@ def test_authorizer_verdicts_expire_after_the_cache_time() -> None:
     assert cache.get("Bearer other") is None
     now[0] = 60.0
     assert cache.get("Bearer k") is None
+
+
+def test_gateway_answers_follow_the_stacks_gateway_responses() -> None:
+    # The stack overrides the authorizer failure's status and adds Retry-After.
+    assert AUTHORIZER_FAILURE.render() == (
+        503,
+        {"Retry-After": str(contract.RETRY_AFTER_SECONDS)},
+        {"code": "unavailable", "message": "Authorizer error"},
+    )
+    # A response type the stack does not customise falls back to its DEFAULT_4XX.
+    assert MISSING_AUTHENTICATION_TOKEN.render() == (
+        403,
+        {},
+        {"code": "bad_request", "message": "Missing Authentication Token"},
+    )

@@ -11,6 +11,11 @@ Authorization header answers 401, a Deny 403, a failing authorizer 503 with Retr
 deployed gateway's AUTHORIZER_FAILURE response), all before the API
 handler runs; an Allow passes its context to the handler in `requestContext.authorizer`.
 Verdicts are cached per header value for the authorizer cache time (simulated seconds).
+
+After an Allow, the stack's throttling applies as API Gateway's does: the merchant's usage
+plan (a token bucket per `usageIdentifierKey`), then the stage's limits (one token bucket for
+every request of the region's stage, the health check's too). Over either limit: 429 with the
+deployed THROTTLED body, and the handler does not run. Buckets run on the lab's clock.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from payments_dr import contract
 from payments_dr.contract import Function
+from payments_dr.infra.service import GATEWAY_RESPONSES
 from payments_dr.lab.aws import RegionFaults
 from payments_dr.lab.httpserver import LoopbackServer
 from payments_dr.lab.settings import LAB_ACCOUNT_ID
@@ -44,13 +51,41 @@ _ROUTES = {
     ("GET", contract.PAYMENT_PATH),
     ("GET", contract.HEALTH_PATH),
 }
-# What the deployed gateway answers itself (its gateway responses use the service's shape).
-GATEWAY_ERRORS: dict[int, dict[str, str]] = {
-    401: {"code": "unauthorized", "message": "Unauthorized"},
-    403: {"code": "forbidden", "message": "User is not authorized to access this resource"},
-    502: {"code": "unavailable", "message": "Internal server error"},
-    503: {"code": "unavailable", "message": "Authorizer error"},
-}
+
+
+@dataclass(frozen=True)
+class GatewayError:
+    """An answer API Gateway gives itself: its response type, default status and message."""
+
+    response_type: str
+    default_status: int
+    message: str  # what API Gateway puts in $context.error.messageString
+
+    def render(self) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """Status, headers and body as the stack's gateway responses shape them."""
+        family = f"DEFAULT_{self.default_status // 100}XX"
+        response = GATEWAY_RESPONSES.get(self.response_type, GATEWAY_RESPONSES[family])
+        template = response["responseTemplates"]["application/json"]
+        body = json.loads(
+            template.replace("$context.error.messageString", json.dumps(self.message))
+        )
+        headers = {
+            name.removeprefix("gatewayresponse.header."): value.strip("'")
+            for name, value in response.get("responseParameters", {}).items()
+        }
+        return int(response.get("statusCode", self.default_status)), headers, body
+
+
+MISSING_AUTHENTICATION_TOKEN = GatewayError(
+    "MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token"
+)
+UNAUTHORIZED = GatewayError("UNAUTHORIZED", 401, "Unauthorized")
+ACCESS_DENIED = GatewayError("ACCESS_DENIED", 403, "User is not authorized to access this resource")
+# The methods require an API key; an Allow without a usage key does not name one.
+INVALID_API_KEY = GatewayError("INVALID_API_KEY", 403, "Forbidden")
+THROTTLED = GatewayError("THROTTLED", 429, "Too Many Requests")
+AUTHORIZER_FAILURE = GatewayError("AUTHORIZER_FAILURE", 500, "Authorizer error")
+INTEGRATION_FAILURE = GatewayError("DEFAULT_5XX", 502, "Internal server error")
 _PAYMENT_ID_SEGMENT = re.compile(r"^/v1/payments/(?P<id>[^/]+)$")
 
 
@@ -172,6 +207,41 @@ class AuthorizerCache:
             self._verdicts[identity] = (self._now(), verdict)
 
 
+@dataclass(frozen=True)
+class ThrottleLimits:
+    """API Gateway's throttle settings: steady requests per second and the burst on top."""
+
+    rate: float
+    burst: int
+
+
+class TokenBucket:
+    """API Gateway's throttling algorithm: `burst` requests at once, then `rate` per second.
+
+    The bucket holds at most `burst` tokens, refills at `rate` tokens per second of `now`
+    and each admitted request takes one.
+    """
+
+    def __init__(self, now: Callable[[], float], limits: ThrottleLimits) -> None:
+        self._now = now
+        self._limits = limits
+        self._tokens = float(limits.burst)
+        self._updated = now()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Admit one request (True) or refuse it, taking nothing (False)."""
+        with self._lock:
+            now = self._now()
+            refilled = self._tokens + (now - self._updated) * self._limits.rate
+            self._tokens = min(float(self._limits.burst), refilled)
+            self._updated = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
 class RegionApi(LoopbackServer):
     """One region's API endpoint on 127.0.0.1, port chosen by the OS."""
 
@@ -180,6 +250,9 @@ class RegionApi(LoopbackServer):
         region: str,
         stack: str,
         faults: RegionFaults,
+        *,
+        stage_limits: ThrottleLimits,
+        merchant_limits: ThrottleLimits,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.region = region
@@ -187,7 +260,12 @@ class RegionApi(LoopbackServer):
         self.faults = faults
         self.handler: Handler | None = None  # set once the region's configuration is seeded
         self.authorizer: Handler | None = None
+        self._now = now
         self._authorizer_cache = AuthorizerCache(now, contract.AUTHORIZER_CACHE_TTL_SECONDS)
+        self._stage_bucket = TokenBucket(now, stage_limits)
+        self._merchant_limits = merchant_limits
+        self._merchant_buckets: dict[str, TokenBucket] = {}
+        self._merchant_buckets_lock = threading.Lock()
         super().__init__(self._request_handler_class(), f"lab-api-{region}")
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -196,9 +274,23 @@ class RegionApi(LoopbackServer):
         context = LambdaContext.for_function(self._stack, Function.API, self.region)
         return self.handler(event, context)
 
-    def authorize(self, method: str, resource: str, event: dict[str, Any]) -> int | None:
-        """Run the authorizer as API Gateway would. None: admitted, and `event` now carries
-        the authorizer's context; otherwise the status API Gateway answers with."""
+    def admit_to_stage(self) -> bool:
+        """The stage's throttle, shared by every request the region's API serves."""
+        return self._stage_bucket.take()
+
+    def _admit_merchant(self, usage_key: str) -> bool:
+        """The usage plan's throttle: one bucket per API key, created at first use."""
+        with self._merchant_buckets_lock:
+            bucket = self._merchant_buckets.get(usage_key)
+            if bucket is None:
+                bucket = TokenBucket(self._now, self._merchant_limits)
+                self._merchant_buckets[usage_key] = bucket
+        return bucket.take()
+
+    def authorize(self, method: str, resource: str, event: dict[str, Any]) -> GatewayError | None:
+        """Run the authorizer, then the usage plan's and the stage's throttles, as API Gateway
+        would. None: admitted, and `event` now carries the authorizer's context; otherwise
+        the answer API Gateway gives itself."""
         identity = next(
             (
                 value
@@ -208,7 +300,7 @@ class RegionApi(LoopbackServer):
             "",
         )
         if not identity:
-            return 401  # the identity source is missing: the authorizer is not called
+            return UNAUTHORIZED  # the identity source is missing: the authorizer is not called
         if self.authorizer is None:
             raise RuntimeError(f"the {self.region} API has no authorizer yet")
         request = authorizer_event(self.region, method, resource, event)
@@ -218,7 +310,12 @@ class RegionApi(LoopbackServer):
             verdict = self.authorizer(request, context)
             self._authorizer_cache.put(identity, verdict)
         if not allows(verdict, request["methodArn"]):
-            return 403
+            return ACCESS_DENIED
+        usage_key = verdict.get("usageIdentifierKey")
+        if not usage_key:
+            return INVALID_API_KEY
+        if not self._admit_merchant(str(usage_key)) or not self.admit_to_stage():
+            return THROTTLED
         event["requestContext"]["authorizer"] = {
             **verdict.get("context", {}),
             "principalId": verdict.get("principalId"),
@@ -251,7 +348,7 @@ class RegionApi(LoopbackServer):
                 matched = match_resource(path)
                 if matched is None or (method, matched[0]) not in _ROUTES:
                     # What API Gateway answers for a resource or method it does not define.
-                    self._send(403, {"message": "Missing Authentication Token"}, {})
+                    self._send_gateway_error(MISSING_AUTHENTICATION_TOKEN)
                     return
                 resource, path_parameters = matched
                 event = proxy_event(
@@ -264,24 +361,24 @@ class RegionApi(LoopbackServer):
                     source_ip=self.client_address[0],
                     api_host=self.headers.get("Host", ""),
                 )
-                if (method, resource) != ("GET", contract.HEALTH_PATH):
+                if (method, resource) == ("GET", contract.HEALTH_PATH):
+                    # Unauthenticated, so no usage plan; the stage's limits still apply.
+                    refused = None if api.admit_to_stage() else THROTTLED
+                else:
                     try:
                         refused = api.authorize(method, resource, event)
                     except Exception:
                         log.exception("authorizer failed in %s", api.region)
                         # The stack's answer when the authorizer fails: nothing is admitted.
-                        retry_after = {"Retry-After": str(contract.RETRY_AFTER_SECONDS)}
-                        self._send(503, GATEWAY_ERRORS[503], retry_after)
-                        return
-                    if refused is not None:
-                        self._send(refused, GATEWAY_ERRORS[refused], {})
-                        return
+                        refused = AUTHORIZER_FAILURE
+                if refused is not None:
+                    self._send_gateway_error(refused)
+                    return
                 try:
                     response = api.invoke(event)
                 except Exception:
                     log.exception("API handler failed in %s", api.region)
-                    # API Gateway's answer when the integration fails.
-                    self._send(502, GATEWAY_ERRORS[502], {})
+                    self._send_gateway_error(INTEGRATION_FAILURE)
                     return
                 if api.faults.outage or api.faults.answers_lost:
                     # Processed, perhaps written, but the client never hears back.
@@ -291,6 +388,10 @@ class RegionApi(LoopbackServer):
 
             def _drop(self) -> None:
                 self.close_connection = True
+
+            def _send_gateway_error(self, error: GatewayError) -> None:
+                status, headers, body = error.render()
+                self._send(status, body, headers)
 
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
                 payload = json.dumps(body).encode()

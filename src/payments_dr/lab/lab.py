@@ -17,7 +17,7 @@ from moto import mock_aws
 from payments_dr import contract
 from payments_dr.contract import Mode, Param
 from payments_dr.drill_report import TimelineEvent
-from payments_dr.lab.apigw import RegionApi
+from payments_dr.lab.apigw import RegionApi, ThrottleLimits
 from payments_dr.lab.aws import RegionAws, RegionResources, seed_region, set_parameter
 from payments_dr.lab.clock import SimClock
 from payments_dr.lab.replication import Replicator
@@ -139,10 +139,23 @@ class Lab:
         apis: dict[str, RegionApi] = {}
         aws_by_region: dict[str, RegionAws] = {}
         resources: dict[str, RegionResources] = {}
-        for region in settings.config.regions:
+        config = settings.config
+        # The stage's method settings and the merchants' usage plan, as the stack sets them.
+        stage_limits = ThrottleLimits(
+            config.api_throttle_rate_limit, config.api_throttle_burst_limit
+        )
+        merchant_limits = ThrottleLimits(
+            config.merchant_throttle_rate_limit, config.merchant_throttle_burst_limit
+        )
+        for region in config.regions:
             aws_by_region[region] = RegionAws(region, self._aws_lock)
             apis[region] = RegionApi(
-                region, settings.stack, aws_by_region[region].faults, now=self.clock.now
+                region,
+                settings.stack,
+                aws_by_region[region].faults,
+                stage_limits=stage_limits,
+                merchant_limits=merchant_limits,
+                now=self.clock.now,
             )
             self._stops.append(apis[region].stop)
             resources[region] = seed_region(aws_by_region[region], settings, apis[region].url)
