@@ -473,6 +473,23 @@ def _api(region: str) -> list[dict[str, Any]]:
                 "failureThreshold": 3.0,
             },
         ),
+        # Route 53 publishes health-check metrics only in us-east-1, so the alarm lives there.
+        _resource(
+            tokens.CLOUDWATCH_METRIC_ALARM,
+            f"health-alarm-{region}",
+            "us-east-1",
+            {
+                "namespace": "AWS/Route53",
+                "metricName": "HealthCheckStatus",
+                "dimensions": {"HealthCheckId": f"health-{region}_id"},
+                "statistic": "Minimum",
+                "period": 60.0,
+                "evaluationPeriods": 1.0,
+                "threshold": 1.0,
+                "comparisonOperator": "LessThanThreshold",
+                "alarmActions": [f"arn:aws:sns:us-east-1:{ACCOUNT}:alarms"],
+            },
+        ),
         _resource(
             tokens.ROUTE53_RECORD,
             f"failover-{region}",

@@ -120,6 +120,12 @@ def _drop_lag_alarm(resources: Resources) -> str:
     return _one(resources, tokens.DYNAMODB_TABLE, "us-east-1", "table")["name"]
 
 
+def _drop_health_check_alarm(resources: Resources) -> str:
+    alarm = _one(resources, tokens.CLOUDWATCH_METRIC_ALARM, "us-east-1", "health-check-us-east-2")
+    resources.remove(alarm)
+    return _one(resources, tokens.ROUTE53_HEALTH_CHECK, "us-east-2", "health")["name"]
+
+
 def _drift_function(resources: Resources) -> str:
     function = _one(resources, tokens.LAMBDA_FUNCTION, "us-east-2", contract.Function.API.value)
     function["inputs"]["timeout"] = 29.0
@@ -139,6 +145,10 @@ BREAKAGES: dict[str, tuple[Callable[[Resources], str], str]] = {
     "stage loses its rate limit": (_unthrottle, "apigateway-stage-throttling"),
     "no lag alarm in the secondary": (_drop_lag_alarm, "dr-replication-lag-alarm"),
     "secondary function drifts": (_drift_function, "dr-identical-functions"),
+    "no alarm on the secondary's health check": (
+        _drop_health_check_alarm,
+        "dr-health-check-alarm",
+    ),
 }
 
 

@@ -61,6 +61,13 @@ def _drop(name: str) -> Callable[[Stack], None]:
     return mutate
 
 
+def _move(name: str, region: str) -> Callable[[Stack], None]:
+    def mutate(stack: Stack) -> None:
+        find(stack, name)["region"] = region
+
+    return mutate
+
+
 def _consume_retry_queue_without_redrive(stack: Stack) -> None:
     """A work queue polled by a mapping (as its source, not its failure destination)."""
     retry = find(stack, f"retry-{EAST}")["inputs"]
@@ -591,6 +598,41 @@ CASES = [
         "dr-replication-lag-alarm",
         "fires on GreaterThanThreshold 60000.0 ms",
         f"replication-latency-{EAST}",
+    ),
+    Case(
+        "health-check-alarm-missing",
+        _drop(f"health-alarm-{WEST}"),
+        "dr-health-check-alarm",
+        f"No HealthCheckStatus alarm in us-east-1 on HealthCheck 'health-{WEST}'",
+        f"health-{WEST}",
+    ),
+    Case(
+        "health-check-alarm-outside-us-east-1",
+        _move(f"health-alarm-{WEST}", WEST),
+        "dr-health-check-alarm",
+        f"(the alarms in {WEST} never see data)",
+        f"health-{WEST}",
+    ),
+    Case(
+        "health-check-alarm-on-another-check",
+        _set(f"health-alarm-{WEST}", f"health-{EAST}_id", "dimensions", "HealthCheckId"),
+        "dr-health-check-alarm",
+        f"No HealthCheckStatus alarm in us-east-1 on HealthCheck 'health-{WEST}'",
+        f"health-{WEST}",
+    ),
+    Case(
+        "health-check-alarm-fires-on-healthy",
+        _set(f"health-alarm-{EAST}", "GreaterThanThreshold", "comparisonOperator"),
+        "dr-health-check-alarm",
+        "would not notify anyone when it fails",
+        f"health-alarm-{EAST}",
+    ),
+    Case(
+        "health-check-alarm-without-actions",
+        _set(f"health-alarm-{EAST}", [], "alarmActions"),
+        "dr-health-check-alarm",
+        "would not notify anyone when it fails",
+        f"health-alarm-{EAST}",
     ),
 ]
 

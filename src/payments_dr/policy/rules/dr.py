@@ -25,6 +25,11 @@ DYNAMODB_NAMESPACE = "AWS/DynamoDB"
 RECEIVING_REGION = "ReceivingRegion"
 TABLE_NAME = "TableName"
 RISING_COMPARISONS = frozenset({"GreaterThanThreshold", "GreaterThanOrEqualToThreshold"})
+# Route 53 health-check status is 1 (healthy) or 0, published only in us-east-1.
+ROUTE53_NAMESPACE = "AWS/Route53"
+HEALTH_CHECK_METRIC = "HealthCheckStatus"
+HEALTH_CHECK_ID = "HealthCheckId"
+ROUTE53_METRICS_REGION = "us-east-1"
 
 # What must match between the regions' copies of a function, and where it is in the props.
 FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -256,6 +261,66 @@ def _check_replication_alarms(stack: StackView) -> Iterator[Finding]:
                 )
 
 
+def _watched_health_checks(alarm: ResourceView, checks: list[ResourceView]) -> set[str]:
+    """URNs of the health checks whose status `alarm` watches, directly or in a query."""
+    metrics = [("dimensions", alarm.props)]
+    metrics += [
+        ("metricQueries", get(q, "metric")) for q in blocks(alarm.props.get("metricQueries"))
+    ]
+    watched: set[str] = set()
+    for prop, metric in metrics:
+        if (
+            isinstance(metric, Mapping)
+            and text(metric.get("namespace")) == ROUTE53_NAMESPACE
+            and text(metric.get("metricName")) == HEALTH_CHECK_METRIC
+        ):
+            check_id = get(metric.get("dimensions"), HEALTH_CHECK_ID)
+            watched |= {check.urn for check in resolve(alarm, prop, checks, value=check_id)}
+    return watched
+
+
+def _fires_when_unhealthy(alarm: ResourceView) -> bool:
+    """Status is 0 or 1: the alarm must fire on 0 and not on 1."""
+    threshold = number(alarm.props.get("threshold"))
+    comparison = text(alarm.props.get("comparisonOperator"))
+    if threshold is None:
+        return False
+    if comparison == "LessThanThreshold":
+        return 0 < threshold <= 1
+    if comparison == "LessThanOrEqualToThreshold":
+        return 0 <= threshold < 1
+    return False
+
+
+def _check_health_check_alarms(stack: StackView) -> Iterator[Finding]:
+    checks = stack.of_type(tokens.ROUTE53_HEALTH_CHECK)
+    alarms = stack.of_type(tokens.CLOUDWATCH_METRIC_ALARM)
+    watching = {alarm.urn: _watched_health_checks(alarm, checks) for alarm in alarms}
+    for check in checks:
+        on_check = [alarm for alarm in alarms if check.urn in watching[alarm.urn]]
+        usable = [alarm for alarm in on_check if alarm.region == ROUTE53_METRICS_REGION]
+        if not usable:
+            elsewhere = sorted({alarm.region for alarm in on_check})
+            where = f" (the alarms in {', '.join(elsewhere)} never see data)" if elsewhere else ""
+            yield Finding(
+                f"No {HEALTH_CHECK_METRIC} alarm in {ROUTE53_METRICS_REGION} on "
+                f"{describe(check)}{where}: Route 53 would fail over with nobody notified, and "
+                f"it publishes health-check metrics only in {ROUTE53_METRICS_REGION}. Fix: add a "
+                f"MetricAlarm in {ROUTE53_METRICS_REGION} on {ROUTE53_NAMESPACE} "
+                f"{HEALTH_CHECK_METRIC} with {HEALTH_CHECK_ID}=<this check>, "
+                "comparison_operator='LessThanThreshold', threshold=1, and alarm actions.",
+                check.urn,
+            )
+        for alarm in usable:
+            if not _fires_when_unhealthy(alarm) or not blocks(alarm.props.get("alarmActions")):
+                yield Finding(
+                    f"{describe(alarm)} watches {describe(check)} but would not notify anyone "
+                    "when it fails (status 0). Fix: comparison_operator='LessThanThreshold', "
+                    "threshold=1, and alarm_actions naming the alarm topic.",
+                    alarm.urn,
+                )
+
+
 RULES = (
     StackRule(
         name="dr-identical-functions",
@@ -286,5 +351,13 @@ RULES = (
         ),
         check=_check_replication_alarms,
         uses_targets=True,
+    ),
+    StackRule(
+        name="dr-health-check-alarm",
+        description=(
+            "Every Route 53 health check has an alarm in us-east-1 (where its metric is) that "
+            "fires and notifies when the check fails."
+        ),
+        check=_check_health_check_alarms,
     ),
 )
