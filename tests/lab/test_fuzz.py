@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,7 @@ from payments_dr.service.openapi import load_openapi
 from .helpers import bearer, enrol, lab_settings
 
 schema = schemathesis.openapi.from_dict(load_openapi())
+UNREACHABLE_RATE = 100_000  # requests per second
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -34,7 +36,17 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     # Real time: nothing time-dependent is under test, and health checks stay rare.
-    with Lab(lab_settings(ConsistencyMode.EVENTUAL, time_scale=1.0)) as running:
+    settings = lab_settings(ConsistencyMode.EVENTUAL, time_scale=1.0)
+    # Fuzzing is not load: limits no single client reaches, so every answer comes from past
+    # the gateway's throttle (tested on its own in test_throttling.py).
+    unthrottled = dataclasses.replace(
+        settings.config,
+        api_throttle_rate_limit=UNREACHABLE_RATE,
+        api_throttle_burst_limit=UNREACHABLE_RATE,
+        merchant_throttle_rate_limit=UNREACHABLE_RATE,
+        merchant_throttle_burst_limit=UNREACHABLE_RATE,
+    )
+    with Lab(dataclasses.replace(settings, config=unthrottled)) as running:
         yield running
 
 
