@@ -13,9 +13,10 @@ handler runs; an Allow passes its context to the handler in `requestContext.auth
 Verdicts are cached per header value for the authorizer cache time (simulated seconds).
 
 After an Allow, the stack's throttling applies as API Gateway's does: the merchant's usage
-plan (a token bucket per `usageIdentifierKey`), then the stage's limits (one token bucket for
-every request of the region's stage, the health check's too). Over either limit: 429 with the
-deployed THROTTLED body, and the handler does not run. Buckets run on the lab's clock.
+plan (a token bucket per `usageIdentifierKey`), then the stage's limits, which API Gateway
+applies to each method on its own (a bucket per method and resource: a flood of payments
+never throttles the health check Route 53 probes). Over either limit: 429 with the deployed
+THROTTLED body, and the handler does not run. Buckets run on the lab's clock.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -242,6 +243,23 @@ class TokenBucket:
             return True
 
 
+class Throttle:
+    """Token buckets with the same limits, one per key, each created at first use."""
+
+    def __init__(self, now: Callable[[], float], limits: ThrottleLimits) -> None:
+        self._now = now
+        self._limits = limits
+        self._buckets: dict[Hashable, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: Hashable) -> bool:
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self._now, self._limits)
+        return bucket.take()
+
+
 class RegionApi(LoopbackServer):
     """One region's API endpoint on 127.0.0.1, port chosen by the OS."""
 
@@ -262,10 +280,8 @@ class RegionApi(LoopbackServer):
         self.authorizer: Handler | None = None
         self._now = now
         self._authorizer_cache = AuthorizerCache(now, contract.AUTHORIZER_CACHE_TTL_SECONDS)
-        self._stage_bucket = TokenBucket(now, stage_limits)
-        self._merchant_limits = merchant_limits
-        self._merchant_buckets: dict[str, TokenBucket] = {}
-        self._merchant_buckets_lock = threading.Lock()
+        self._stage_throttle = Throttle(now, stage_limits)  # by (method, resource)
+        self._usage_plan_throttle = Throttle(now, merchant_limits)  # by usage key
         super().__init__(self._request_handler_class(), f"lab-api-{region}")
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -274,18 +290,9 @@ class RegionApi(LoopbackServer):
         context = LambdaContext.for_function(self._stack, Function.API, self.region)
         return self.handler(event, context)
 
-    def admit_to_stage(self) -> bool:
-        """The stage's throttle, shared by every request the region's API serves."""
-        return self._stage_bucket.take()
-
-    def _admit_merchant(self, usage_key: str) -> bool:
-        """The usage plan's throttle: one bucket per API key, created at first use."""
-        with self._merchant_buckets_lock:
-            bucket = self._merchant_buckets.get(usage_key)
-            if bucket is None:
-                bucket = TokenBucket(self._now, self._merchant_limits)
-                self._merchant_buckets[usage_key] = bucket
-        return bucket.take()
+    def admit_to_stage(self, method: str, resource: str) -> bool:
+        """The stage's limits, which API Gateway applies to each method separately."""
+        return self._stage_throttle.take((method, resource))
 
     def authorize(self, method: str, resource: str, event: dict[str, Any]) -> GatewayError | None:
         """Run the authorizer, then the usage plan's and the stage's throttles, as API Gateway
@@ -314,7 +321,9 @@ class RegionApi(LoopbackServer):
         usage_key = verdict.get("usageIdentifierKey")
         if not usage_key:
             return INVALID_API_KEY
-        if not self._admit_merchant(str(usage_key)) or not self.admit_to_stage():
+        if not self._usage_plan_throttle.take(str(usage_key)) or not self.admit_to_stage(
+            method, resource
+        ):
             return THROTTLED
         event["requestContext"]["authorizer"] = {
             **verdict.get("context", {}),
@@ -363,7 +372,7 @@ class RegionApi(LoopbackServer):
                 )
                 if (method, resource) == ("GET", contract.HEALTH_PATH):
                     # Unauthenticated, so no usage plan; the stage's limits still apply.
-                    refused = None if api.admit_to_stage() else THROTTLED
+                    refused = None if api.admit_to_stage(method, resource) else THROTTLED
                 else:
                     try:
                         refused = api.authorize(method, resource, event)

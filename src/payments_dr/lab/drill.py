@@ -39,7 +39,7 @@ from payments_dr.contract import (
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.replication import Duplicate
-from payments_dr.lab.routing import ROUTED_TO_HEADER
+from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
 from payments_dr.lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Phase, ScenarioName, Step
 from payments_dr.lab.settings import LabSettings
 from payments_dr.service.model import parse_payment_request, payment_id
@@ -209,9 +209,12 @@ class _Traffic:
         finally:
             connection.close()
         routed_to = response.getheader(ROUTED_TO_HEADER) or ""
-        answered_by = response.getheader(REGION_HEADER) or ""
-        # The router answers 502 itself when the region did not answer: no answer for us.
-        status = response.status if answered_by else 0
+        if response.getheader(NO_ANSWER_HEADER):
+            return Attempt(at, routed_to, "", 0), None  # the region never answered
+        # The service names its region; the gateway's own answers (401, 403, 429, 503 from a
+        # failing authorizer) come from the region the request was routed to.
+        answered_by = response.getheader(REGION_HEADER) or routed_to
+        status = response.status
         retry_after = response.getheader("Retry-After")
         return (
             Attempt(at, routed_to, answered_by, status),

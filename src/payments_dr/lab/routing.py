@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MIN_PROBE_TIMEOUT_WALL_SECONDS = 1.0
 FORWARD_TIMEOUT_WALL_SECONDS = 10.0
 ROUTED_TO_HEADER = "X-Lab-Routed-To"
+# Marks the router's own 502: the region did not answer at all (a network error to a client).
+NO_ANSWER_HEADER = "X-Lab-No-Answer"
 # Headers that describe one connection, or that the relaying server writes itself.
 _NOT_RELAYED = {
     "connection",
@@ -246,7 +248,7 @@ class FailoverRouter(LoopbackServer):
                     message = f"simulated network: {region} did not answer"
                     self._write(
                         502,
-                        [("Content-Type", "application/json")],
+                        [("Content-Type", "application/json"), (NO_ANSWER_HEADER, "1")],
                         region,
                         json.dumps({"message": message}).encode(),
                     )

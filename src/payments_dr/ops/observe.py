@@ -102,17 +102,27 @@ def write_mode(aws: Aws, outputs: StackOutputs, region: str, mode: Mode) -> None
 
 
 def alarm_states(aws: Aws, outputs: StackOutputs, region: str) -> dict[str, str]:
-    """Alarm purpose -> state (OK, ALARM, INSUFFICIENT_DATA, or MISSING if not found)."""
+    """Alarm purpose -> state (OK, ALARM, INSUFFICIENT_DATA, or MISSING if not found).
+
+    Each alarm is read in the region its ARN names: a stack outside us-east-1 lists its
+    Route 53 health-check alarms with the primary's, but they live in us-east-1.
+    """
     arns = outputs.region(region).alarm_arns
-    names = {purpose: arn.split(":alarm:", 1)[-1] for purpose, arn in arns.items()}
+    names: dict[str, dict[str, str]] = {}  # alarm region -> purpose -> alarm name
+    for purpose, arn in arns.items():
+        alarm_region = arn.split(":")[3] or region
+        names.setdefault(alarm_region, {})[purpose] = arn.split(":alarm:", 1)[-1]
     states: dict[str, str] = {}
-    paginator = aws.client("cloudwatch", region).get_paginator("describe_alarms")
-    for batch in _chunks(sorted(names.values()), 100):  # the API takes at most 100 names
-        for page in paginator.paginate(AlarmNames=batch, AlarmTypes=["MetricAlarm"]):
-            states.update(
-                {alarm["AlarmName"]: alarm["StateValue"] for alarm in page["MetricAlarms"]}
-            )
-    return {purpose: states.get(name, "MISSING") for purpose, name in names.items()}
+    for alarm_region, by_purpose in sorted(names.items()):
+        found: dict[str, str] = {}
+        paginator = aws.client("cloudwatch", alarm_region).get_paginator("describe_alarms")
+        for batch in _chunks(sorted(by_purpose.values()), 100):  # at most 100 names a call
+            for page in paginator.paginate(AlarmNames=batch, AlarmTypes=["MetricAlarm"]):
+                found.update(
+                    {alarm["AlarmName"]: alarm["StateValue"] for alarm in page["MetricAlarms"]}
+                )
+        states.update({purpose: found.get(name, "MISSING") for purpose, name in by_purpose.items()})
+    return states
 
 
 def replication_latency_ms(
