@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,6 +135,33 @@ def test_alarm_states_by_purpose(deployed: Deployed) -> None:
         "dlq-not-empty": "ALARM",
         "api-5xx": "MISSING",
     }
+
+
+def test_each_alarm_is_read_in_the_region_its_arn_names(deployed: Deployed) -> None:
+    # A stack outside us-east-1 lists its Route 53 health-check alarms with the primary's,
+    # but they live in us-east-1.
+    elsewhere = "us-east-1" if "us-east-1" not in (PRIMARY, SECONDARY) else "eu-west-1"
+    name = alarm_name(elsewhere, "health-check-x")
+    cloudwatch = deployed.aws.client("cloudwatch", elsewhere)
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/Route53",
+        MetricName="HealthCheckStatus",
+        Statistic="Minimum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="LessThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+    raw = copy.deepcopy(deployed.outputs)
+    arns = raw[contract.StackOutput.REGIONS][PRIMARY][contract.RegionOutput.ALARM_ARNS]
+    arns["health-check-x"] = f"arn:aws:cloudwatch:{elsewhere}:123456789012:alarm:{name}"
+
+    states = alarm_states(deployed.aws, parse_outputs(STACK, raw), PRIMARY)
+
+    assert states["health-check-x"] == "ALARM"
+    assert states["replication-latency"] == "OK"  # the primary's own, read in the primary
 
 
 def test_dlq_depth_counts_waiting_messages(deployed: Deployed) -> None:
