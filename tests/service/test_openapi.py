@@ -64,7 +64,7 @@ def test_post_requires_the_idempotency_header_and_a_json_body() -> None:
     assert header["required"] is True
     assert post["requestBody"]["required"] is True
     assert set(post["requestBody"]["content"]) == {"application/json"}
-    assert set(post["responses"]) == {"200", "201", "202", "400", "401", "403", "422", "503"}
+    assert set(post["responses"]) == {"200", "201", "202", "400", "401", "403", "422", "429", "503"}
 
 
 def test_payment_operations_need_a_merchant_key_and_health_stays_open() -> None:
