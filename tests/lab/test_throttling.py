@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payments_dr import contract
-from payments_dr.infra.service import GATEWAY_RESPONSES
+from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES
 from payments_dr.lab.apigw import THROTTLED, RegionApi, ThrottleLimits, TokenBucket
 from payments_dr.lab.aws import RegionFaults
 from payments_dr.lab.drill import ACKNOWLEDGED, REJECTED, DrillOptions

@@ -21,6 +21,7 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import Function, Param
 from payments_dr.infra import iam
+from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES
 from payments_dr.service.openapi import load_openapi
 
 LAMBDA_ARCHITECTURE = "arm64"  # the artifact is pure Python; Graviton is cheaper per ms
@@ -92,43 +93,6 @@ def dlq_arn(region: str, account_id: str, stack: str) -> str:
 
 def archive_failures_queue_arn(region: str, account_id: str, stack: str) -> str:
     return f"arn:aws:sqs:{region}:{account_id}:{contract.archive_failures_queue_name(stack)}"
-
-
-def _gateway_response(code: str) -> dict[str, Any]:
-    # messageString arrives already quoted; the body then matches the service's Error schema.
-    return {
-        "responseTemplates": {
-            "application/json": f'{{"code": "{code}", "message": $context.error.messageString}}'
-        }
-    }
-
-
-# The authorizer fails only when its region's table or configuration does not answer: the
-# same condition in which the service answers 503 with Retry-After, so clients retry
-# (by then, perhaps, through the other region) instead of taking API Gateway's default 500.
-AUTHORIZER_UNAVAILABLE: dict[str, Any] = {
-    **_gateway_response("unavailable"),
-    "statusCode": "503",
-    "responseParameters": {
-        "gatewayresponse.header.Retry-After": f"'{contract.RETRY_AFTER_SECONDS}'"
-    },
-}
-
-
-# Requests API Gateway answers itself (rejected by validation, or failing before the function)
-# get the same error shape as the service's own answers, so clients parse one format.
-GATEWAY_RESPONSES: dict[str, Any] = {
-    "UNAUTHORIZED": _gateway_response("unauthorized"),  # no Authorization header
-    "ACCESS_DENIED": _gateway_response("forbidden"),  # the authorizer's Deny
-    "WAF_FILTERED": _gateway_response("forbidden"),
-    "THROTTLED": _gateway_response("throttled"),  # stage or merchant usage plan limits
-    "AUTHORIZER_FAILURE": AUTHORIZER_UNAVAILABLE,
-    "AUTHORIZER_CONFIGURATION_ERROR": AUTHORIZER_UNAVAILABLE,
-    "BAD_REQUEST_BODY": _gateway_response("bad_request"),
-    "BAD_REQUEST_PARAMETERS": _gateway_response("bad_request"),
-    "DEFAULT_4XX": _gateway_response("bad_request"),
-    "DEFAULT_5XX": _gateway_response("unavailable"),
-}
 
 
 MERCHANT_KEY_SCHEME = "MerchantKey"  # the service document's security scheme

@@ -37,7 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra.service import GATEWAY_RESPONSES
+from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES
 from payments_dr.lab.aws import RegionFaults
 from payments_dr.lab.httpserver import LoopbackServer
 from payments_dr.lab.settings import LAB_ACCOUNT_ID

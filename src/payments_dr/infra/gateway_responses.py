@@ -1,0 +1,48 @@
+"""The answers API Gateway gives itself, as its gateway-response definitions.
+
+Kept apart from the Pulumi program (no Pulumi import) because the lab renders its simulated
+gateway's answers from the same definitions the stack deploys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from payments_dr import contract
+
+
+def _gateway_response(code: str) -> dict[str, Any]:
+    # messageString arrives already quoted; the body then matches the service's Error schema.
+    return {
+        "responseTemplates": {
+            "application/json": f'{{"code": "{code}", "message": $context.error.messageString}}'
+        }
+    }
+
+
+# The authorizer fails only when its region's table or configuration does not answer: the
+# same condition in which the service answers 503 with Retry-After, so clients retry
+# (by then, perhaps, through the other region) instead of taking API Gateway's default 500.
+AUTHORIZER_UNAVAILABLE: dict[str, Any] = {
+    **_gateway_response("unavailable"),
+    "statusCode": "503",
+    "responseParameters": {
+        "gatewayresponse.header.Retry-After": f"'{contract.RETRY_AFTER_SECONDS}'"
+    },
+}
+
+
+# Requests API Gateway answers itself (rejected by validation, or failing before the function)
+# get the same error shape as the service's own answers, so clients parse one format.
+GATEWAY_RESPONSES: dict[str, Any] = {
+    "UNAUTHORIZED": _gateway_response("unauthorized"),  # no Authorization header
+    "ACCESS_DENIED": _gateway_response("forbidden"),  # the authorizer's Deny
+    "WAF_FILTERED": _gateway_response("forbidden"),
+    "THROTTLED": _gateway_response("throttled"),  # stage or merchant usage plan limits
+    "AUTHORIZER_FAILURE": AUTHORIZER_UNAVAILABLE,
+    "AUTHORIZER_CONFIGURATION_ERROR": AUTHORIZER_UNAVAILABLE,
+    "BAD_REQUEST_BODY": _gateway_response("bad_request"),
+    "BAD_REQUEST_PARAMETERS": _gateway_response("bad_request"),
+    "DEFAULT_4XX": _gateway_response("bad_request"),
+    "DEFAULT_5XX": _gateway_response("unavailable"),
+}
