@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -151,16 +152,21 @@ def test_usage_plan_then_stage_limit_per_method(
         headers = {contract.AUTH_HEADER: merchant} if merchant else {}
         return request(api.url, "GET", path, headers=headers)[0]
 
-    payment = contract.PAYMENT_PATH.replace("{id}", "pay_1")
-    assert [get(payment, "a") for _ in range(3)] == [200, 200, 429]  # a's usage plan
-    assert get(payment, "b") == 200  # b's own bucket; this method's third stage token
-    assert get(payment, "c") == 429  # c's bucket is full, this method's stage limit spent
+    ids = itertools.count()
+
+    def payment() -> str:
+        # Another id each time: the stage's bucket is the method's, whatever the id.
+        return contract.PAYMENT_PATH.replace("{id}", f"pay_{next(ids)}")
+
+    assert [get(payment(), "a") for _ in range(3)] == [200, 200, 429]  # a's usage plan
+    assert get(payment(), "b") == 200  # b's own bucket; this method's third stage token
+    assert get(payment(), "c") == 429  # c's bucket is full, this method's stage limit spent
     assert len(served) == 3  # nothing refused reached the handler
     # Another method has its own stage limit: spent payments never throttle the probes.
     assert [get(contract.HEALTH_PATH) for _ in range(4)] == [200, 200, 200, 429]
     assert len(served) == 6
     clock.seconds = 1.0
-    assert get(payment, "c") == 200
+    assert get(payment(), "c") == 200
     assert len(served) == 7
 
 
