@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
+from payments_dr.lab.drill import REJECTED, DrillOptions, _new_payment, _Traffic
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
 from payments_dr.service.credentials import CredentialStore
@@ -134,6 +136,21 @@ def test_the_router_tells_a_gateway_answer_from_no_answer(lab: Lab) -> None:
     finally:
         lab.set_region_outage(PRIMARY, False)
     assert status == 502 and headers[NO_ANSWER_HEADER] == "1"
+
+
+def test_the_drill_takes_a_gateway_refusal_as_the_routed_regions_final_answer(lab: Lab) -> None:
+    traffic = _Traffic(lab, DrillOptions(clients=1), lab.clock.now(), api_keys={})
+    payment = _new_payment(random.Random(0), 0, 1)
+    attempt, _ = traffic._send(payment, "pdr.not.a.key")
+    # The gateway's 403 carries no service region header, yet the primary answered it.
+    assert (attempt.routed_to, attempt.answered_by, attempt.status) == (PRIMARY, PRIMARY, 403)
+    assert attempt.status in REJECTED
+    lab.set_region_outage(PRIMARY, True)
+    try:
+        attempt, _ = traffic._send(payment, "pdr.not.a.key")
+    finally:
+        lab.set_region_outage(PRIMARY, False)
+    assert (attempt.routed_to, attempt.answered_by, attempt.status) == (PRIMARY, "", 0)
 
 
 def test_table_outage_queues_the_payment_and_the_retry_worker_applies_it(
