@@ -349,23 +349,13 @@ def key_policy(region: str, account_id: str) -> PolicyDocument:
     use the key for alarm notifications to the encrypted topic, and CloudWatch Logs for this
     region's log groups only.
     """
-    account_root = f"arn:aws:iam::{account_id}:root"
     return _document(
-        {
-            "Sid": "AccountAdministersKey",
-            "Effect": "Allow",
-            "Principal": {"AWS": account_root},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
-        {
-            "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-            "Resource": "*",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-        },
+        _account_administers_key(account_id),
+        _service_uses_topic_key(
+            "CloudWatchAlarmsPublishToEncryptedTopic",
+            "cloudwatch.amazonaws.com",
+            {"StringEquals": {"aws:SourceAccount": account_id}},
+        ),
         {
             "Sid": "CloudWatchLogsEncryptRegionLogGroups",
             "Effect": "Allow",
@@ -397,39 +387,43 @@ def alarm_topic_key_policy(
     The account keeps administration; CloudWatch may use the key only on behalf of the alarms
     matching `alarm_arn_pattern`, and SNS only for the topic at `topic_arn`.
     """
-    account_root = f"arn:aws:iam::{account_id}:root"
-    data_key_actions = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    same_account = {"aws:SourceAccount": account_id}
     return _document(
-        {
-            "Sid": "AccountAdministersKey",
-            "Effect": "Allow",
-            "Principal": {"AWS": account_root},
-            "Action": "kms:*",
-            "Resource": "*",
-        },
-        {
-            "Sid": "CloudWatchAlarmsPublishToEncryptedTopic",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-            "Action": data_key_actions,
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account_id},
-                "ArnLike": {"aws:SourceArn": alarm_arn_pattern},
-            },
-        },
-        {
-            "Sid": "SnsUsesKeyForTheAlarmTopic",
-            "Effect": "Allow",
-            "Principal": {"Service": "sns.amazonaws.com"},
-            "Action": data_key_actions,
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account_id},
-                "ArnEquals": {"aws:SourceArn": topic_arn},
-            },
-        },
+        _account_administers_key(account_id),
+        _service_uses_topic_key(
+            "CloudWatchAlarmsPublishToEncryptedTopic",
+            "cloudwatch.amazonaws.com",
+            {"StringEquals": same_account, "ArnLike": {"aws:SourceArn": alarm_arn_pattern}},
+        ),
+        _service_uses_topic_key(
+            "SnsUsesKeyForTheAlarmTopic",
+            "sns.amazonaws.com",
+            {"StringEquals": same_account, "ArnEquals": {"aws:SourceArn": topic_arn}},
+        ),
     )
+
+
+def _account_administers_key(account_id: str) -> Statement:
+    # Without it the key becomes unmanageable.
+    return {
+        "Sid": "AccountAdministersKey",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
+def _service_uses_topic_key(sid: str, service: str, condition: dict[str, Any]) -> Statement:
+    """Lets `service` use the key for the messages of a topic it encrypts."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": condition,
+    }
 
 
 def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
