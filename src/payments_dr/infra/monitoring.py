@@ -167,8 +167,8 @@ class Monitoring(pulumi.ComponentResource):
         self._factory = _AlarmFactory(
             name, region, args.stack, self.topic.arn, dict(args.tags), self._child
         )
-        self.alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
-        self._alarm(
+        self.alarms = self._factory.alarms
+        self._factory.alarm(
             AlarmPurpose.REPLICATION_LATENCY,
             f"Table replication from {region} to {args.peer_region} lags more than "
             f"{args.replication_lag_alarm_seconds} s: the RPO budget is at risk",
@@ -177,21 +177,21 @@ class Monitoring(pulumi.ComponentResource):
             threshold=args.replication_lag_alarm_seconds * 1000,  # the metric is in ms
             evaluation_periods=2,
         )
-        self._alarm(
+        self._factory.alarm(
             AlarmPurpose.DLQ_NOT_EMPTY,
             "Payments gave up retrying: inspect and replay the dead-letter queue",
             queue_metric(MESSAGES_VISIBLE, args.dlq_name),
             statistic="Maximum",
             threshold=0,
         )
-        self._alarm(
+        self._factory.alarm(
             AlarmPurpose.RETRY_QUEUE_AGE,
             "Queued payments are not being applied: check the retry worker",
             queue_metric(OLDEST_MESSAGE_AGE, args.retry_queue_name),
             statistic="Maximum",
             threshold=RETRY_QUEUE_MAX_AGE_SECONDS,
         )
-        self._alarm(
+        self._factory.alarm(
             AlarmPurpose.API_5XX,
             "The payment API answers with server errors",
             api_metric(API_5XX, args.api_name, args.api_stage),
@@ -199,7 +199,7 @@ class Monitoring(pulumi.ComponentResource):
             threshold=API_5XX_PER_MINUTE,
             evaluation_periods=2,
         )
-        self._alarm(
+        self._factory.alarm(
             AlarmPurpose.S3_REPLICATION_FAILED,
             f"Transaction-log objects failed to replicate to {args.peer_region}",
             log_replication_metric(
@@ -211,7 +211,7 @@ class Monitoring(pulumi.ComponentResource):
             statistic="Sum",
             threshold=0,
         )
-        self._alarm(
+        self._factory.alarm(
             AlarmPurpose.ARCHIVE_LAG,
             f"The transaction log in {region} is more than {ARCHIVE_MAX_LAG_SECONDS // 60} min"
             " behind the table stream: check the log archiver",
@@ -220,7 +220,7 @@ class Monitoring(pulumi.ComponentResource):
             threshold=ARCHIVE_MAX_LAG_SECONDS * 1000,  # the metric is in ms
             evaluation_periods=2,
         )
-        self._alarm(
+        self._factory.alarm(
             AlarmPurpose.ARCHIVE_FAILURES_NOT_EMPTY,
             f"The log archiver in {region} dropped stream records: the transaction log has a"
             " hole; rebuild the recorded range (runbook: transaction-log restore)",
@@ -230,7 +230,7 @@ class Monitoring(pulumi.ComponentResource):
         )
         for function, function_name in args.function_names.items():
             for metric in FUNCTION_ALARM_METRICS:
-                self._alarm(
+                self._factory.alarm(
                     function_alarm_key(function, metric),
                     f"{function_name} reports {metric.lower()}",
                     function_metric(metric, function_name),
@@ -238,29 +238,10 @@ class Monitoring(pulumi.ComponentResource):
                     threshold=0,
                 )
         if region == ROUTE53_METRICS_REGION:
-            self.alarms.update(_health_check_alarms(self._factory, args.health_check_ids))
+            _health_check_alarms(self._factory, args.health_check_ids)
 
         self.alarm_arns = {key: alarm.arn for key, alarm in self.alarms.items()}
         self.register_outputs({"topic_arn": self.topic.arn, "alarm_arns": self.alarm_arns})
-
-    def _alarm(
-        self,
-        key: str,
-        description: str,
-        metric: Metric[pulumi.Input[str]],
-        *,
-        statistic: str,
-        threshold: float,
-        evaluation_periods: int = 1,
-    ) -> None:
-        self.alarms[key] = self._factory.alarm(
-            key,
-            description,
-            metric,
-            statistic=statistic,
-            threshold=threshold,
-            evaluation_periods=evaluation_periods,
-        )
 
 
 @dataclass(frozen=True)
@@ -320,7 +301,8 @@ class HealthCheckAlarms(pulumi.ComponentResource):
             opts=child,
         )
         factory = _AlarmFactory(name, region, args.stack, self.topic.arn, dict(args.tags), child)
-        self.alarms = _health_check_alarms(factory, args.health_check_ids)
+        _health_check_alarms(factory, args.health_check_ids)
+        self.alarms = factory.alarms
         self.alarm_arns = {key: alarm.arn for key, alarm in self.alarms.items()}
         self.register_outputs(
             {"key_arn": self.key.arn, "topic_arn": self.topic.arn, "alarm_arns": self.alarm_arns}
@@ -372,7 +354,7 @@ def _alarm_topic(
 
 @dataclass(frozen=True)
 class _AlarmFactory:
-    """Creates a component's alarms: one name scheme, one topic, one set of defaults."""
+    """Creates and keeps a component's alarms: one name scheme, one topic, one set of defaults."""
 
     resource_prefix: str
     region: str
@@ -380,6 +362,7 @@ class _AlarmFactory:
     topic_arn: pulumi.Output[str]
     tags: dict[str, str]
     opts: pulumi.ResourceOptions
+    alarms: dict[str, aws.cloudwatch.MetricAlarm] = field(default_factory=dict)
 
     def alarm(
         self,
@@ -391,8 +374,8 @@ class _AlarmFactory:
         threshold: float,
         evaluation_periods: int = 1,
         comparison: str = "GreaterThanThreshold",
-    ) -> aws.cloudwatch.MetricAlarm:
-        return aws.cloudwatch.MetricAlarm(
+    ) -> None:
+        self.alarms[key] = aws.cloudwatch.MetricAlarm(
             f"{self.resource_prefix}-{key}",
             region=self.region,
             name=alarm_name(self.stack, self.region, key),
@@ -417,20 +400,17 @@ class _AlarmFactory:
 
 def _health_check_alarms(
     factory: _AlarmFactory, health_check_ids: Mapping[str, pulumi.Input[str]]
-) -> dict[str, aws.cloudwatch.MetricAlarm]:
+) -> None:
     """One alarm per checked region, firing when Route 53 sees that region unhealthy."""
-    alarms: dict[str, aws.cloudwatch.MetricAlarm] = {}
     for checked_region, health_check_id in health_check_ids.items():
-        key = health_check_alarm_key(checked_region)
-        alarms[key] = factory.alarm(
-            key,
+        factory.alarm(
+            health_check_alarm_key(checked_region),
             f"Route 53 reports {checked_region} unhealthy: traffic fails over",
             health_check_status(health_check_id),
             statistic="Minimum",
             threshold=1,
             comparison="LessThanThreshold",
         )
-    return alarms
 
 
 def health_check_alarm_key(checked_region: str) -> str:
