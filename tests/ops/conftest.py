@@ -55,6 +55,25 @@ def alarm_name(region: str, purpose: str) -> str:
     return f"{contract.PROJECT}-{STACK}-{region}-{purpose}"
 
 
+def put_alarm(aws: Aws, region: str, purpose: str, state: str) -> str:
+    """An alarm named as the stack names it, in `state`; its ARN. Its metric is irrelevant:
+    the operations commands read only alarm states."""
+    name = alarm_name(region, purpose)
+    cloudwatch = aws.client("cloudwatch", region)
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/DynamoDB",
+        MetricName="ReplicationLatency",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=30000,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+    return f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{name}"
+
+
 class FakeClock:
     """Monotonic clock whose sleep only advances time."""
 
@@ -167,7 +186,6 @@ class Deployed:
 def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
     ssm = aws.client("ssm", region)
     sqs = aws.client("sqs", region)
-    cloudwatch = aws.client("cloudwatch", region)
     dynamodb = aws.client("dynamodb", region)
     dlq_url = sqs.create_queue(QueueName=contract.dlq_name(STACK))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -192,21 +210,7 @@ def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
     usage_plan_id = aws.client("apigateway", region).create_usage_plan(
         name=contract.usage_plan_name(STACK), throttle={"rateLimit": 20.0, "burstLimit": 40}
     )["id"]
-    alarm_arns = {}
-    for purpose in ALARM_PURPOSES:
-        name = alarm_name(region, purpose)
-        cloudwatch.put_metric_alarm(
-            AlarmName=name,
-            Namespace="AWS/DynamoDB",
-            MetricName="ReplicationLatency",
-            Statistic="Maximum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=30000,
-            ComparisonOperator="GreaterThanThreshold",
-        )
-        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="deployed")
-        alarm_arns[purpose] = f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:{name}"
+    alarm_arns = {purpose: put_alarm(aws, region, purpose, "OK") for purpose in ALARM_PURPOSES}
     execute_api = f"https://abc{role.value[:3]}.execute-api.{region}.amazonaws.com/live"
     return {
         RegionOutput.ROLE: role.value,

@@ -27,6 +27,7 @@ from .conftest import (
     Deployed,
     alarm_name,
     health_check_id,
+    put_alarm,
     resolve,
 )
 
@@ -141,22 +142,9 @@ def test_each_alarm_is_read_in_the_region_its_arn_names(deployed: Deployed) -> N
     # A stack outside us-east-1 lists its Route 53 health-check alarms with the primary's,
     # but they live in us-east-1.
     elsewhere = "us-east-1" if "us-east-1" not in (PRIMARY, SECONDARY) else "eu-west-1"
-    name = alarm_name(elsewhere, "health-check-x")
-    cloudwatch = deployed.aws.client("cloudwatch", elsewhere)
-    cloudwatch.put_metric_alarm(
-        AlarmName=name,
-        Namespace="AWS/Route53",
-        MetricName="HealthCheckStatus",
-        Statistic="Minimum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="LessThanThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
     raw = copy.deepcopy(deployed.outputs)
     arns = raw[contract.StackOutput.REGIONS][PRIMARY][contract.RegionOutput.ALARM_ARNS]
-    arns["health-check-x"] = f"arn:aws:cloudwatch:{elsewhere}:123456789012:alarm:{name}"
+    arns["health-check-x"] = put_alarm(deployed.aws, elsewhere, "health-check-x", "ALARM")
 
     states = alarm_states(deployed.aws, parse_outputs(STACK, raw), PRIMARY)
 
