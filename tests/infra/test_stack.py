@@ -329,6 +329,9 @@ def test_7_a_failing_authorizer_answers_503_with_retry_after(stack: SynthResult)
             assert response["statusCode"] == "503"
             retry_after = response["responseParameters"]["gatewayresponse.header.Retry-After"]
             assert retry_after == f"'{contract.RETRY_AFTER_SECONDS}'"
+        # A throttled client is told when a token is back rather than left to guess.
+        throttled = responses["THROTTLED"]["responseParameters"]
+        assert throttled["gatewayresponse.header.Retry-After"] == "'1'"
 
 
 def test_3_stage_with_access_logs_metrics_and_throttling(stack: SynthResult) -> None:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payments_dr import contract
-from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES
+from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES, THROTTLED_RETRY_AFTER_SECONDS
 from payments_dr.lab.apigw import THROTTLED, RegionApi, ThrottleLimits, TokenBucket
 from payments_dr.lab.aws import RegionFaults
 from payments_dr.lab.drill import ACKNOWLEDGED, REJECTED, DrillOptions
@@ -89,7 +89,7 @@ def test_no_window_admits_more_than_the_burst_plus_the_rate_times_its_length(
 def test_the_throttled_answer_is_the_deployed_gateway_response() -> None:
     status, headers, body = THROTTLED.render()
     template = GATEWAY_RESPONSES["THROTTLED"]["responseTemplates"]["application/json"]
-    assert status == 429 and headers == {}
+    assert status == 429 and headers == {"Retry-After": str(THROTTLED_RETRY_AFTER_SECONDS)}
     assert set(body) == {"code", "message"} and f'"{body["code"]}"' in template
     assert body["code"] == "throttled" and body["message"] == "Too Many Requests"
 
@@ -197,6 +197,7 @@ def assert_throttled_and_not_written(
     status, headers, body = answer
     assert status == 429
     assert headers["Content-Type"] == "application/json"
+    assert headers["Retry-After"] == str(THROTTLED_RETRY_AFTER_SECONDS)
     assert body == {"code": "throttled", "message": "Too Many Requests"}
     assert contract.REGION_HEADER not in headers  # the handler did not run
     assert payment_id(merchant, idempotency_key) not in lab.table_items(region)

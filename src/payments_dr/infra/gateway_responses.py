@@ -10,25 +10,31 @@ from typing import Any
 
 from payments_dr import contract
 
+# A throttled client waits this long before its next try: by then a bucket refilled at
+# the lowest allowed rate (1 request/s) holds a token again.
+THROTTLED_RETRY_AFTER_SECONDS = 1
 
-def _gateway_response(code: str) -> dict[str, Any]:
+
+def _gateway_response(code: str, retry_after_seconds: int | None = None) -> dict[str, Any]:
     # messageString arrives already quoted; the body then matches the service's Error schema.
-    return {
+    response: dict[str, Any] = {
         "responseTemplates": {
             "application/json": f'{{"code": "{code}", "message": $context.error.messageString}}'
         }
     }
+    if retry_after_seconds is not None:
+        response["responseParameters"] = {
+            "gatewayresponse.header.Retry-After": f"'{retry_after_seconds}'"
+        }
+    return response
 
 
 # The authorizer fails only when its region's table or configuration does not answer: the
 # same condition in which the service answers 503 with Retry-After, so clients retry
 # (by then, perhaps, through the other region) instead of taking API Gateway's default 500.
 AUTHORIZER_UNAVAILABLE: dict[str, Any] = {
-    **_gateway_response("unavailable"),
+    **_gateway_response("unavailable", contract.RETRY_AFTER_SECONDS),
     "statusCode": "503",
-    "responseParameters": {
-        "gatewayresponse.header.Retry-After": f"'{contract.RETRY_AFTER_SECONDS}'"
-    },
 }
 
 
@@ -38,7 +44,8 @@ GATEWAY_RESPONSES: dict[str, Any] = {
     "UNAUTHORIZED": _gateway_response("unauthorized"),  # no Authorization header
     "ACCESS_DENIED": _gateway_response("forbidden"),  # the authorizer's Deny
     "WAF_FILTERED": _gateway_response("forbidden"),
-    "THROTTLED": _gateway_response("throttled"),  # stage or merchant usage plan limits
+    # Stage or merchant usage plan limits.
+    "THROTTLED": _gateway_response("throttled", THROTTLED_RETRY_AFTER_SECONDS),
     "AUTHORIZER_FAILURE": AUTHORIZER_UNAVAILABLE,
     "AUTHORIZER_CONFIGURATION_ERROR": AUTHORIZER_UNAVAILABLE,
     "BAD_REQUEST_BODY": _gateway_response("bad_request"),
