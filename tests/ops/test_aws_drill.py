@@ -185,15 +185,20 @@ def test_drill_fails_over_and_back_without_losing_payments(
     assert record.merchant_id.startswith("drill-") and record.status is KeyStatus.REVOKED
 
 
+def drill_with_fault(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, **fault: str
+) -> tuple[int, dict[str, Any]]:
+    """Runs the drill against a FakeApi with `fault`; its exit code and JSON report."""
+    args = drill_args(deployed, tmp_path)
+    exit_code = run_drill(deployed, clock, args, FakeApi(FakeRoute53(clock, deployed.aws), **fault))
+    return exit_code, json.loads(args.json.read_text())
+
+
 def test_a_lost_payment_fails_the_drill(
     deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    api = FakeApi(FakeRoute53(clock, deployed.aws), drop_writes_in=SECONDARY)
-    args = drill_args(deployed, tmp_path)
+    exit_code, report = drill_with_fault(deployed, clock, tmp_path, drop_writes_in=SECONDARY)
 
-    exit_code = run_drill(deployed, clock, args, api)
-
-    report = json.loads(args.json.read_text())
     assert exit_code == EXIT_FAILED
     assert report["payments_lost"] == report["requests_by_region"][SECONDARY] > 0
     assert report["regions_consistent_after_failback"] is False
@@ -203,12 +208,8 @@ def test_a_lost_payment_fails_the_drill(
 def test_well_formed_payments_refused_in_one_region_fail_the_drill(
     deployed: Deployed, clock: FakeClock, tmp_path: Path
 ) -> None:
-    api = FakeApi(FakeRoute53(clock, deployed.aws), refuse_keys_in=SECONDARY)
-    args = drill_args(deployed, tmp_path)
+    exit_code, report = drill_with_fault(deployed, clock, tmp_path, refuse_keys_in=SECONDARY)
 
-    exit_code = run_drill(deployed, clock, args, api)
-
-    report = json.loads(args.json.read_text())
     assert exit_code == EXIT_FAILED
     # Nothing acknowledged was lost: the refusals are what fails the drill.
     assert report["payments_lost"] == 0
@@ -222,12 +223,8 @@ def test_well_formed_payments_refused_in_one_region_fail_the_drill(
 def test_payments_answered_under_an_unexpected_id_fail_the_drill(
     deployed: Deployed, clock: FakeClock, tmp_path: Path
 ) -> None:
-    api = FakeApi(FakeRoute53(clock, deployed.aws), misname_payments_in=SECONDARY)
-    args = drill_args(deployed, tmp_path)
+    exit_code, report = drill_with_fault(deployed, clock, tmp_path, misname_payments_in=SECONDARY)
 
-    exit_code = run_drill(deployed, clock, args, api)
-
-    report = json.loads(args.json.read_text())
     assert exit_code == EXIT_FAILED
     # Every payment is stored under its own id: the unexpected answers alone fail the drill.
     assert report["payments_lost"] == 0 and report["regions_consistent_after_failback"] is True
