@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from payments_dr.contract import ConsistencyMode
 from payments_dr.infra.config import ConfigError
 from payments_dr.lab.scenarios import SCENARIOS, ScenarioName
 from payments_dr.lab.settings import LabSettings, load_config
+from payments_dr.lab.signals import main_thread_signals
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -128,9 +130,12 @@ def run_lab_up(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    # `kill` stops the lab as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     with Lab(settings, service_log_level="WARNING") as lab:
         control = ControlServer(lab)
-        control.start()
+        with main_thread_signals():
+            control.start()
         print(
             f"payments-dr lab is up - a SIMULATION on this machine"
             f" ({settings.config.consistency_mode.value} consistency,"
@@ -160,6 +165,7 @@ def run_lab_up(args: argparse.Namespace) -> int:
             "Ctrl-C stops the lab."
         )
         try:
+            # Only this thread receives Ctrl-C and SIGTERM (see lab.signals).
             threading.Event().wait()
         except KeyboardInterrupt:
             print("\nstopping the lab", file=sys.stderr)

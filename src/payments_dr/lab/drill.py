@@ -42,6 +42,7 @@ from payments_dr.lab.replication import Duplicate
 from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
 from payments_dr.lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Phase, ScenarioName, Step
 from payments_dr.lab.settings import LabSettings
+from payments_dr.lab.signals import main_thread_signals
 from payments_dr.service.model import parse_payment_request, payment_id
 from payments_dr.service.store import Attr
 
@@ -137,8 +138,9 @@ class _Traffic:
         ]
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        with main_thread_signals():
+            for thread in self._threads:
+                thread.start()
 
     def sleep_until(self, at: float) -> None:
         self._lab.clock.sleep(at - self.now())

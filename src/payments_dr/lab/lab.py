@@ -23,6 +23,7 @@ from payments_dr.lab.clock import SimClock
 from payments_dr.lab.replication import Replicator
 from payments_dr.lab.routing import FailoverDns, FailoverRouter, RegionHealthCheck
 from payments_dr.lab.settings import LabSettings
+from payments_dr.lab.signals import main_thread_signals
 from payments_dr.lab.workers import Handler, LogArchiverFeed, RetryQueuePoller
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.authorizer import build_authorizer
@@ -120,7 +121,8 @@ class Lab:
         if not Lab._running.acquire(blocking=False):
             raise RuntimeError("a lab is already running in this process; stop it first")
         try:
-            self._start()
+            with main_thread_signals():
+                self._start()
         except BaseException:
             self.stop()
             raise
