@@ -30,12 +30,8 @@ from payments_dr.infra.monitoring import (
     MonitoringArgs,
 )
 from payments_dr.infra.network import Network, NetworkArgs
-from payments_dr.infra.service import (
-    RegionalService,
-    RegionalServiceArgs,
-    dlq_arn,
-    retry_queue_arn,
-)
+from payments_dr.infra.queues import dlq_arn, retry_queue_arn
+from payments_dr.infra.service import RegionalService, RegionalServiceArgs
 from payments_dr.infra.storage import Storage, StorageArgs, replication_rule_id
 
 # Non-overlapping address space per region role, so the VPCs can be peered if ever needed.
