@@ -8,7 +8,7 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam
+from payments_dr.infra import iam, resource_policies
 
 ACCOUNT = "111122223333"
 REGION = "us-east-2"
@@ -156,7 +156,7 @@ def test_trust_policy_guards_against_confused_deputy() -> None:
 
 
 def test_bucket_policy_denies_plain_http_and_old_tls() -> None:
-    statements = iam.tls_only_bucket_policy("arn:aws:s3:::b")["Statement"]
+    statements = resource_policies.tls_only_bucket_policy("arn:aws:s3:::b")["Statement"]
     assert {s["Effect"] for s in statements} == {"Deny"}
     conditions = [s["Condition"] for s in statements]
     assert {"Bool": {"aws:SecureTransport": "false"}} in conditions
@@ -164,7 +164,7 @@ def test_bucket_policy_denies_plain_http_and_old_tls() -> None:
 
 
 def test_key_policy_limits_logs_service_to_its_region() -> None:
-    statements = iam.key_policy("us-east-2", ACCOUNT)["Statement"]
+    statements = resource_policies.key_policy("us-east-2", ACCOUNT)["Statement"]
     logs = next(s for s in statements if "logs" in str(s["Principal"]))
     assert logs["Principal"] == {"Service": "logs.us-east-2.amazonaws.com"}
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith(

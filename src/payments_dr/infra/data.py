@@ -16,7 +16,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
-from payments_dr.infra import iam
+from payments_dr.infra import resource_policies
 
 KEY_DELETION_WINDOW_DAYS = 30  # the longest window: time to notice a mistaken deletion
 
@@ -55,7 +55,7 @@ class Data(pulumi.ComponentResource):
             multi_region=True,
             enable_key_rotation=True,
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-            policy=json.dumps(iam.key_policy(primary, args.account_id)),
+            policy=json.dumps(resource_policies.key_policy(primary, args.account_id)),
             tags=dict(args.tags),
             opts=child,
         )
@@ -65,7 +65,7 @@ class Data(pulumi.ComponentResource):
             description=f"{contract.PROJECT} {args.stack}: replica of the {primary} key",
             primary_key_arn=primary_key.arn,
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-            policy=json.dumps(iam.key_policy(secondary, args.account_id)),
+            policy=json.dumps(resource_policies.key_policy(secondary, args.account_id)),
             tags=dict(args.tags),
             opts=child,
         )

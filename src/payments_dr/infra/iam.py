@@ -1,8 +1,9 @@
-"""Every IAM, key, bucket and topic policy document of the stack, as plain JSON-able dicts.
+"""Every identity policy of the stack (function roles, endpoints, replication, service roles),
+as plain JSON-able dicts; key, bucket and topic policies are in `resource_policies`.
 
 Pure functions of ARNs and names, so each policy can be unit-tested without Pulumi. Actions are
 always named; a `"*"` resource appears only for actions that have no resource-level permissions
-(listed in `ACTIONS_WITHOUT_RESOURCE_SCOPE`) and in key policies, where `"*"` means "this key".
+(listed in `ACTIONS_WITHOUT_RESOURCE_SCOPE`).
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ class FunctionScope:
     ssm_path: str
 
 
-def _document(*statements: Statement) -> PolicyDocument:
+def document(*statements: Statement) -> PolicyDocument:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def _allow(sid: str, actions: Sequence[str], resources: Sequence[str], **extra: Any) -> Statement:
+def allow(sid: str, actions: Sequence[str], resources: Sequence[str], **extra: Any) -> Statement:
     return {
         "Sid": sid,
         "Effect": "Allow",
@@ -66,7 +67,7 @@ def _allow(sid: str, actions: Sequence[str], resources: Sequence[str], **extra: 
 
 def service_assume_role_policy(service: str, account_id: str) -> PolicyDocument:
     """Trust policy for an AWS service; SourceAccount blocks the confused-deputy problem."""
-    return _document(
+    return document(
         {
             "Effect": "Allow",
             "Principal": {"Service": service},
@@ -90,17 +91,17 @@ def function_policy(scope: FunctionScope) -> PolicyDocument:
     region, account = scope.region, scope.account_id
     ec2 = f"arn:aws:ec2:{region}:{account}"
     statements: list[Statement] = [
-        _allow(
+        allow(
             "WriteOwnLogs",
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             [scope.log_group_arn, f"{scope.log_group_arn}:log-stream:*"],
         ),
-        _allow(
+        allow(
             "ReadOwnConfiguration",
             ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
             ssm_parameter_arns(region, account, scope.ssm_path),
         ),
-        _allow(
+        allow(
             "ManageVpcNetworkInterfaces",
             [
                 "ec2:CreateNetworkInterface",
@@ -114,28 +115,28 @@ def function_policy(scope: FunctionScope) -> PolicyDocument:
                 *(f"{ec2}:subnet/{subnet_id}" for subnet_id in scope.subnet_ids),
             ],
         ),
-        _allow(
+        allow(
             "DescribeVpcNetworking",
             ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
             ["*"],
         ),
-        _allow("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
+        allow("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
     ]
     statements.extend(_function_data_statements(scope))
-    return _document(*statements)
+    return document(*statements)
 
 
 def _function_data_statements(scope: FunctionScope) -> list[Statement]:
     region = scope.region
     if scope.function is Function.API:
         return [
-            _allow(
+            allow(
                 "WritePayments",
                 ["dynamodb:PutItem", "dynamodb:GetItem"],
                 [scope.table_arn],
             ),
-            _allow("QueueRetries", ["sqs:SendMessage"], [scope.queue_arn]),
-            _allow(
+            allow("QueueRetries", ["sqs:SendMessage"], [scope.queue_arn]),
+            allow(
                 "EncryptQueuedRetries",
                 ["kms:GenerateDataKey", "kms:Decrypt"],
                 [scope.key_arn],
@@ -145,7 +146,7 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
     if scope.function is Function.AUTHORIZER:
         return [
             # Only credential records: the authorizer has no business reading payments.
-            _allow(
+            allow(
                 "ReadMerchantKeys",
                 ["dynamodb:GetItem"],
                 [scope.table_arn],
@@ -158,8 +159,8 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
         ]
     if scope.function is Function.RETRY_WORKER:
         return [
-            _allow("ApplyRetries", ["dynamodb:PutItem", "dynamodb:GetItem"], [scope.table_arn]),
-            _allow(
+            allow("ApplyRetries", ["dynamodb:PutItem", "dynamodb:GetItem"], [scope.table_arn]),
+            allow(
                 "ConsumeRetryQueue",
                 [
                     "sqs:ReceiveMessage",
@@ -169,8 +170,8 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
                 ],
                 [scope.queue_arn],
             ),
-            _allow("ParkConflicts", ["sqs:SendMessage"], [scope.dlq_arn]),
-            _allow(
+            allow("ParkConflicts", ["sqs:SendMessage"], [scope.dlq_arn]),
+            allow(
                 "EncryptRetries",
                 ["kms:GenerateDataKey", "kms:Decrypt"],
                 [scope.key_arn],
@@ -178,25 +179,25 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
             ),
         ]
     return [
-        _allow(
+        allow(
             "ReadTableStream",
             ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
             [f"{scope.table_arn}/stream/*"],
         ),
-        _allow("FindTableStream", ["dynamodb:ListStreams"], ["*"]),
-        _allow(
+        allow("FindTableStream", ["dynamodb:ListStreams"], ["*"]),
+        allow(
             "ArchiveTransactions",
             ["s3:PutObject"],
             [f"{scope.bucket_arn}/{contract.log_region_prefix(region)}*"],
         ),
-        _allow(
+        allow(
             "EncryptArchive",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             [scope.key_arn],
             **_via("s3", region),
         ),
-        _allow("RecordDroppedRanges", ["sqs:SendMessage"], [scope.archive_failures_queue_arn]),
-        _allow(
+        allow("RecordDroppedRanges", ["sqs:SendMessage"], [scope.archive_failures_queue_arn]),
+        allow(
             "EncryptDroppedRanges",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             [scope.key_arn],
@@ -221,9 +222,11 @@ def endpoint_policies(
     table, bucket, queue or account through the VPC.
     """
 
-    def document(sid: str, actions: Sequence[str], resources: Sequence[str]) -> PolicyDocument:
-        return _document(
-            _allow(
+    def endpoint_document(
+        sid: str, actions: Sequence[str], resources: Sequence[str]
+    ) -> PolicyDocument:
+        return document(
+            allow(
                 sid,
                 actions,
                 resources,
@@ -233,16 +236,16 @@ def endpoint_policies(
         )
 
     return {
-        "dynamodb": document(
+        "dynamodb": endpoint_document(
             "PaymentsTable", ["dynamodb:GetItem", "dynamodb:PutItem"], [table_arn]
         ),
-        "s3": document(
+        "s3": endpoint_document(
             "TransactionLog",
             ["s3:PutObject"],
             [f"{bucket_arn}/{contract.log_region_prefix(region)}*"],
         ),
-        "sqs": document("RetryQueues", ["sqs:SendMessage"], [queue_arn, dlq_arn]),
-        "ssm": document(
+        "sqs": endpoint_document("RetryQueues", ["sqs:SendMessage"], [queue_arn, dlq_arn]),
+        "ssm": endpoint_document(
             "RegionConfiguration",
             ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
             ssm_parameter_arns(region, account_id, ssm_path),
@@ -265,13 +268,13 @@ def replication_policy(
     destination_region: str,
 ) -> PolicyDocument:
     """S3 cross-region replication in one direction: read the source, write the replica."""
-    return _document(
-        _allow(
+    return document(
+        allow(
             "ReadReplicationConfiguration",
             ["s3:GetReplicationConfiguration", "s3:ListBucket"],
             [source_bucket_arn],
         ),
-        _allow(
+        allow(
             "ReadSourceVersions",
             [
                 "s3:GetObjectVersionForReplication",
@@ -280,12 +283,12 @@ def replication_policy(
             ],
             [f"{source_bucket_arn}/*"],
         ),
-        _allow(
+        allow(
             "WriteReplicas",
             ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
             [f"{destination_bucket_arn}/*"],
         ),
-        _allow(
+        allow(
             "DecryptSource",
             ["kms:Decrypt"],
             [source_key_arn],
@@ -294,7 +297,7 @@ def replication_policy(
                 "StringLike": {"kms:EncryptionContext:aws:s3:arn": _s3_contexts(source_bucket_arn)},
             },
         ),
-        _allow(
+        allow(
             "EncryptReplica",
             ["kms:Encrypt", "kms:GenerateDataKey"],
             [destination_key_arn],
@@ -311,8 +314,8 @@ def replication_policy(
 def api_gateway_logging_policy(region: str, account_id: str) -> PolicyDocument:
     """API Gateway's account-level role for access and execution logs in one region."""
     groups = f"arn:aws:logs:{region}:{account_id}:log-group:*"
-    return _document(
-        _allow(
+    return document(
+        allow(
             "WriteApiLogs",
             [
                 "logs:CreateLogGroup",
@@ -328,8 +331,8 @@ def api_gateway_logging_policy(region: str, account_id: str) -> PolicyDocument:
 
 def flow_log_policy(log_group_arn: str) -> PolicyDocument:
     """VPC Flow Logs delivery into one log group."""
-    return _document(
-        _allow(
+    return document(
+        allow(
             "DeliverFlowLogs",
             [
                 "logs:CreateLogStream",
@@ -339,133 +342,4 @@ def flow_log_policy(log_group_arn: str) -> PolicyDocument:
             ],
             [log_group_arn, f"{log_group_arn}:log-stream:*"],
         )
-    )
-
-
-def key_policy(region: str, account_id: str) -> PolicyDocument:
-    """Policy of the stack's customer-managed key (and its replica) in one region.
-
-    The account keeps administration (without it the key becomes unmanageable); CloudWatch may
-    use the key for alarm notifications to the encrypted topic, and CloudWatch Logs for this
-    region's log groups only.
-    """
-    return _document(
-        _account_administers_key(account_id),
-        _service_uses_topic_key(
-            "CloudWatchAlarmsPublishToEncryptedTopic",
-            "cloudwatch.amazonaws.com",
-            {"StringEquals": {"aws:SourceAccount": account_id}},
-        ),
-        {
-            "Sid": "CloudWatchLogsEncryptRegionLogGroups",
-            "Effect": "Allow",
-            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-            "Action": [
-                "kms:Decrypt",
-                "kms:DescribeKey",
-                "kms:Encrypt",
-                "kms:GenerateDataKey*",
-                "kms:ReEncrypt*",
-            ],
-            "Resource": "*",
-            "Condition": {
-                "ArnLike": {
-                    "kms:EncryptionContext:aws:logs:arn": (
-                        f"arn:aws:logs:{region}:{account_id}:log-group:*"
-                    )
-                }
-            },
-        },
-    )
-
-
-def alarm_topic_key_policy(
-    account_id: str, alarm_arn_pattern: str, topic_arn: str
-) -> PolicyDocument:
-    """Policy of a key that only encrypts an alarm topic (the health-check alarms' in us-east-1).
-
-    The account keeps administration; CloudWatch may use the key only on behalf of the alarms
-    matching `alarm_arn_pattern`, and SNS only for the topic at `topic_arn`.
-    """
-    same_account = {"aws:SourceAccount": account_id}
-    return _document(
-        _account_administers_key(account_id),
-        _service_uses_topic_key(
-            "CloudWatchAlarmsPublishToEncryptedTopic",
-            "cloudwatch.amazonaws.com",
-            {"StringEquals": same_account, "ArnLike": {"aws:SourceArn": alarm_arn_pattern}},
-        ),
-        _service_uses_topic_key(
-            "SnsUsesKeyForTheAlarmTopic",
-            "sns.amazonaws.com",
-            {"StringEquals": same_account, "ArnEquals": {"aws:SourceArn": topic_arn}},
-        ),
-    )
-
-
-def _account_administers_key(account_id: str) -> Statement:
-    # Without it the key becomes unmanageable.
-    return {
-        "Sid": "AccountAdministersKey",
-        "Effect": "Allow",
-        "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-        "Action": "kms:*",
-        "Resource": "*",
-    }
-
-
-def _service_uses_topic_key(sid: str, service: str, condition: dict[str, Any]) -> Statement:
-    """Lets `service` use the key for the messages of a topic it encrypts."""
-    return {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Principal": {"Service": service},
-        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-        "Resource": "*",
-        "Condition": condition,
-    }
-
-
-def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
-    """Refuse every request to the bucket that does not arrive over TLS 1.2 or later."""
-    resources = [bucket_arn, f"{bucket_arn}/*"]
-    return _document(
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": resources,
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
-        {
-            "Sid": "DenyOutdatedTls",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": resources,
-            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-        },
-    )
-
-
-def alarm_topic_policy(topic_arn: str, account_id: str) -> PolicyDocument:
-    """Only this account's CloudWatch alarms may publish to the topic, and only over TLS."""
-    return _document(
-        {
-            "Sid": "CloudWatchAlarmsPublish",
-            "Effect": "Allow",
-            "Principal": {"Service": "cloudwatch.amazonaws.com"},
-            "Action": "sns:Publish",
-            "Resource": topic_arn,
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
-        },
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "sns:Publish",
-            "Resource": topic_arn,
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
     )

@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam
+from payments_dr.infra import resource_policies
 from payments_dr.infra.data import KEY_DELETION_WINDOW_DAYS
 
 ALARM_PERIOD_SECONDS = 60
@@ -279,7 +279,9 @@ class HealthCheckAlarms(pulumi.ComponentResource):
             description=f"{contract.PROJECT} {args.stack}: health-check alarm topic",
             enable_key_rotation=True,
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-            policy=json.dumps(iam.alarm_topic_key_policy(args.account_id, alarm_arns, topic_arn)),
+            policy=json.dumps(
+                resource_policies.alarm_topic_key_policy(args.account_id, alarm_arns, topic_arn)
+            ),
             tags=dict(args.tags),
             opts=child,
         )
@@ -337,7 +339,9 @@ def _alarm_topic(
         f"{name}-alarms-policy",
         region=region,
         arn=topic.arn,
-        policy=topic.arn.apply(lambda arn: json.dumps(iam.alarm_topic_policy(arn, account_id))),
+        policy=topic.arn.apply(
+            lambda arn: json.dumps(resource_policies.alarm_topic_policy(arn, account_id))
+        ),
         opts=opts,
     )
     if alarm_email:

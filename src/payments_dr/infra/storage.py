@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
-from payments_dr.infra import iam
+from payments_dr.infra import iam, resource_policies
 
 RTC_MINUTES = 15  # the only value S3 Replication Time Control accepts
 INFREQUENT_ACCESS_AFTER_DAYS = 30
@@ -193,7 +193,9 @@ class Storage(pulumi.ComponentResource):
             f"{prefix}-tls-only",
             region=region,
             bucket=bucket.id,
-            policy=json.dumps(iam.tls_only_bucket_policy(f"arn:aws:s3:::{bucket_name}")),
+            policy=json.dumps(
+                resource_policies.tls_only_bucket_policy(f"arn:aws:s3:::{bucket_name}")
+            ),
             opts=child,
         )
         aws.s3.BucketLifecycleConfiguration(
