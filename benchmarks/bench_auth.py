@@ -46,12 +46,7 @@ AUTH_TYPES = {
 def provision(session: boto3.session.Session) -> ServiceDeps:
     clients = {name: session.client(name, region_name=REGION) for name in ("dynamodb", "ssm")}
     table = contract.table_name(STACK)
-    clients["dynamodb"].create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": contract.TABLE_HASH_KEY, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    clients["dynamodb"].create_table(**contract.table_definition(table))
     values = {
         contract.Param.TABLE_NAME: table,
         contract.Param.RETRY_QUEUE_URL: "unused",

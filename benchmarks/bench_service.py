@@ -89,12 +89,7 @@ def provision(session: boto3.session.Session) -> ServiceDeps:
     sqs = session.client("sqs", region_name=REGION)
     ssm = session.client("ssm", region_name=REGION)
     table = contract.table_name(STACK)
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": contract.TABLE_HASH_KEY, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(**contract.table_definition(table))
     queue_url = sqs.create_queue(QueueName=contract.retry_queue_name(STACK))["QueueUrl"]
     values = {
         contract.Param.TABLE_NAME: table,

@@ -82,6 +82,51 @@ def table_name(stack: str) -> str:
     return f"{PROJECT}-{stack}-payments"
 
 
+# Conflict records (eventual mode): when replication overwrites a payment version a region had
+# acknowledged, the region that sees the overwrite keeps that version in the table under its
+# own key, so it replicates to every region like a payment. Open conflicts are listed through
+# a sparse index: only conflict records carry its key attributes.
+CONFLICT_ITEM_PREFIX: Final = "conflict#"
+CONFLICTS_INDEX: Final = "conflicts-by-status"
+CONFLICT_STATUS_ATTRIBUTE: Final = "conflict_status"  # the index's hash key
+CONFLICT_DETECTED_AT_ATTRIBUTE: Final = "detected_at"  # its range key, ISO-8601 UTC
+
+
+class ConflictStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+def table_definition(name: str) -> dict[str, object]:
+    """CreateTable arguments of the payments table as the stack declares it (for moto)."""
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": TABLE_HASH_KEY, "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": TABLE_HASH_KEY, "AttributeType": TABLE_HASH_KEY_TYPE},
+            {"AttributeName": CONFLICT_STATUS_ATTRIBUTE, "AttributeType": "S"},
+            {"AttributeName": CONFLICT_DETECTED_AT_ATTRIBUTE, "AttributeType": "S"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": CONFLICTS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": CONFLICT_STATUS_ATTRIBUTE, "KeyType": "HASH"},
+                    {"AttributeName": CONFLICT_DETECTED_AT_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": TABLE_STREAM_VIEW_TYPE},
+    }
+
+
+def conflict_item_key(payment_id: str, overwritten_fingerprint: str) -> str:
+    """One record per overwritten version: a redelivered stream batch finds it already there."""
+    return f"{CONFLICT_ITEM_PREFIX}{payment_id}#{overwritten_fingerprint}"
+
+
 # --- Queues --------------------------------------------------------------------------------
 RETRY_MAX_RECEIVE_COUNT: Final = 5  # receives before a message moves to the DLQ
 RETRY_QUEUE_RETENTION_SECONDS: Final = 4 * 24 * 3600

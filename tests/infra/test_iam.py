@@ -85,7 +85,16 @@ def test_log_archiver_reads_the_stream_and_writes_only_its_regions_log_prefix() 
     assert allowed["s3:PutObject"] == [
         f"arn:aws:s3:::txlog-bucket/{contract.log_region_prefix(REGION)}*"
     ]
-    assert "dynamodb:PutItem" not in allowed
+    assert "dynamodb:UpdateItem" not in allowed and "dynamodb:DeleteItem" not in allowed
+
+
+def test_log_archiver_writes_conflict_records_and_no_payment() -> None:
+    document = iam.function_policy(scope(Function.LOG_ARCHIVER))
+    (statement,) = [s for s in document["Statement"] if "dynamodb:PutItem" in s["Action"]]
+    assert statement["Action"] == ["dynamodb:PutItem"]
+    assert statement["Resource"] == [scope(Function.LOG_ARCHIVER).table_arn]
+    leading_keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert leading_keys == [f"{contract.CONFLICT_ITEM_PREFIX}*"]
 
 
 def test_log_archiver_may_only_record_dropped_ranges_on_its_failures_queue() -> None:

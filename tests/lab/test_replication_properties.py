@@ -55,16 +55,9 @@ def fresh_tables(aws: dict[str, RegionAws]) -> dict[str, RegionResources]:
     name = f"payments-{next(_tables)}"
     resources = {}
     for region, region_aws in aws.items():
-        description = region_aws.lab_dynamodb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": contract.TABLE_HASH_KEY, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={
-                "StreamEnabled": True,
-                "StreamViewType": contract.TABLE_STREAM_VIEW_TYPE,
-            },
-        )["TableDescription"]
+        description = region_aws.lab_dynamodb.create_table(**contract.table_definition(name))[
+            "TableDescription"
+        ]
         resources[region] = RegionResources(
             region=region,
             ssm_path="",

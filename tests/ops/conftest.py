@@ -196,12 +196,7 @@ def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
         QueueName=contract.retry_queue_name(STACK),
         Attributes={"RedrivePolicy": json.dumps(redrive)},
     )["QueueUrl"]
-    dynamodb.create_table(
-        TableName=contract.table_name(STACK),
-        KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": contract.TABLE_HASH_KEY, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(**contract.table_definition(contract.table_name(STACK)))
     ssm.put_parameter(
         Name=contract.ssm_parameter_name(STACK, region, Param.MODE),
         Value=Mode.ACTIVE.value,

@@ -85,21 +85,7 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         name: SESSION.client(name, region_name=region) for name in ("dynamodb", "sqs", "ssm", "s3")
     }
     table_name = contract.table_name(STACK)
-    clients["dynamodb"].create_table(
-        TableName=table_name,
-        KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {
-                "AttributeName": contract.TABLE_HASH_KEY,
-                "AttributeType": contract.TABLE_HASH_KEY_TYPE,
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={
-            "StreamEnabled": True,
-            "StreamViewType": contract.TABLE_STREAM_VIEW_TYPE,
-        },
-    )
+    clients["dynamodb"].create_table(**contract.table_definition(table_name))
     sqs = clients["sqs"]
     dlq_url = sqs.create_queue(QueueName=contract.dlq_name(STACK))["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][

@@ -104,7 +104,26 @@ class Data(pulumi.ComponentResource):
             name=contract.table_name(args.stack),
             billing_mode="PAY_PER_REQUEST",
             hash_key=contract.TABLE_HASH_KEY,
-            attributes=[{"name": contract.TABLE_HASH_KEY, "type": contract.TABLE_HASH_KEY_TYPE}],
+            attributes=[
+                {"name": contract.TABLE_HASH_KEY, "type": contract.TABLE_HASH_KEY_TYPE},
+                {"name": contract.CONFLICT_STATUS_ATTRIBUTE, "type": "S"},
+                {"name": contract.CONFLICT_DETECTED_AT_ATTRIBUTE, "type": "S"},
+            ],
+            # Sparse: only conflict records carry its keys, so listing open conflicts reads
+            # them alone (see service.conflicts).
+            global_secondary_indexes=[
+                {
+                    "name": contract.CONFLICTS_INDEX,
+                    "key_schemas": [
+                        {"attribute_name": contract.CONFLICT_STATUS_ATTRIBUTE, "key_type": "HASH"},
+                        {
+                            "attribute_name": contract.CONFLICT_DETECTED_AT_ATTRIBUTE,
+                            "key_type": "RANGE",
+                        },
+                    ],
+                    "projection_type": "ALL",
+                }
+            ],
             stream_enabled=True,
             stream_view_type=contract.TABLE_STREAM_VIEW_TYPE,
             point_in_time_recovery={"enabled": True},

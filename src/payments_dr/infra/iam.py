@@ -185,6 +185,17 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
             [f"{scope.table_arn}/stream/*"],
         ),
         allow("FindTableStream", ["dynamodb:ListStreams"], ["*"]),
+        # Versions that replication overwrote are kept as conflict records, nothing else.
+        allow(
+            "RecordConflicts",
+            ["dynamodb:PutItem"],
+            [scope.table_arn],
+            Condition={
+                "ForAllValues:StringLike": {
+                    "dynamodb:LeadingKeys": [f"{contract.CONFLICT_ITEM_PREFIX}*"]
+                }
+            },
+        ),
         allow(
             "ArchiveTransactions",
             ["s3:PutObject"],

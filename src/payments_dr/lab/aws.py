@@ -150,21 +150,9 @@ def seed_region(aws: RegionAws, settings: LabSettings, api_endpoint: str) -> Reg
     """Create the table, queues, bucket and SSM parameters the stack creates in a region."""
     stack, region = settings.stack, aws.region
     table = contract.table_name(stack)
-    description = aws.lab_dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": contract.TABLE_HASH_KEY, "KeyType": "HASH"}],
-        AttributeDefinitions=[
-            {
-                "AttributeName": contract.TABLE_HASH_KEY,
-                "AttributeType": contract.TABLE_HASH_KEY_TYPE,
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={
-            "StreamEnabled": True,
-            "StreamViewType": contract.TABLE_STREAM_VIEW_TYPE,
-        },
-    )["TableDescription"]
+    description = aws.lab_dynamodb.create_table(**contract.table_definition(table))[
+        "TableDescription"
+    ]
 
     dlq_url = aws.lab_sqs.create_queue(
         QueueName=contract.dlq_name(stack),

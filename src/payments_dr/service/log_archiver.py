@@ -16,7 +16,10 @@ from functools import cache
 from typing import Any
 
 from payments_dr.contract import MERCHANT_ITEM_PREFIX, TABLE_HASH_KEY, log_region_prefix
+from payments_dr.service.config import ServiceConfig
+from payments_dr.service.conflicts import ConflictStore, accepted_twice, overwritten_version
 from payments_dr.service.deps import Handler, ServiceDeps
+from payments_dr.service.model import iso_timestamp
 from payments_dr.service.observability import count, logger, metrics, tracer
 from payments_dr.service.store import CorruptItem, integer_from_number
 
@@ -83,12 +86,33 @@ def archive_key(region: str, records: list[dict[str, Any]]) -> str:
 def build_log_archiver(deps: ServiceDeps) -> Handler:
     """The DynamoDB stream handler for one region's table."""
 
+    def record_conflicts(records: list[dict[str, Any]], config: ServiceConfig) -> None:
+        """Keep every acknowledged version replication overwrote (see service.conflicts)."""
+        store = ConflictStore(deps.dynamodb, config.table_name)
+        detected_at = iso_timestamp(deps.clock())
+        for record in records:
+            conflict = overwritten_version(record, detected_at)
+            if conflict is not None:
+                if store.record(conflict):
+                    logger.error(
+                        "replication overwrote an acknowledged payment; conflict recorded",
+                        region=deps.region,
+                        payment_id=conflict.payment_id,
+                        acknowledged_by=conflict.acknowledged_by,
+                    )
+                    count("ReplicationConflicts")
+            elif accepted_twice(record):
+                count("PaymentsAcceptedTwice")
+
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # The transaction log holds payments; merchant credential records stay out of it.
         records = [r for r in event.get("Records") or [] if is_payment_change(r)]
         if not records:
             return {"batchItemFailures": [], "archived": 0}
         config = deps.config.get()
+        # First, so that a failing bucket cannot delay it; a redelivered batch finds the
+        # conflicts recorded and the object written under the same key.
+        record_conflicts(records, config)
         key = archive_key(deps.region, records)
         body = "".join(
             json.dumps(log_line(record), sort_keys=True, separators=(",", ":")) + "\n"
@@ -110,7 +134,7 @@ def build_log_archiver(deps: ServiceDeps) -> Handler:
 @cache
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
-    return build_log_archiver(ServiceDeps.from_environment(services=("s3",)))
+    return build_log_archiver(ServiceDeps.from_environment(services=("s3", "dynamodb")))
 
 
 @logger.inject_lambda_context(clear_state=True)
