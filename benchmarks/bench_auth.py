@@ -54,6 +54,7 @@ def provision(session: boto3.session.Session) -> ServiceDeps:
         contract.Param.LOG_BUCKET: "unused",
         contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
         contract.Param.PEER_REGION: contract.DEFAULT_SECONDARY_REGION,
+        contract.Param.PEER_RETRY_QUEUE_URL: "https://sqs.peer.amazonaws.com/000000000000/unused",
         contract.Param.MODE: contract.Mode.ACTIVE.value,
     }
     for param, value in values.items():

@@ -58,6 +58,12 @@ class Param(StrEnum):
     LOG_BUCKET = "log-bucket"
     REGION_ROLE = "region-role"
     PEER_REGION = "peer-region"
+    # The peer region's retry queue: a payment the local table did not confirm is queued
+    # there, outside this region's failure domain, before it is acknowledged (202).
+    PEER_RETRY_QUEUE_URL = "peer-retry-queue-url"
+    # How this region's functions reach SQS in the peer region without internet: the peer's
+    # SQS interface endpoint, through VPC peering (its endpoint-specific DNS name).
+    PEER_SQS_ENDPOINT = "peer-sqs-endpoint"
     API_ENDPOINT = "api-endpoint"
     MODE = "mode"
 
@@ -135,6 +141,11 @@ DLQ_RETENTION_SECONDS: Final = 14 * 24 * 3600  # the SQS maximum: time to invest
 
 def retry_queue_name(stack: str) -> str:
     return f"{PROJECT}-{stack}-retry"
+
+
+def queue_url(region: str, account_id: str, name: str) -> str:
+    """SQS queue URLs follow from region, account and name; known before the queue exists."""
+    return f"https://sqs.{region}.amazonaws.com/{account_id}/{name}"
 
 
 def dlq_name(stack: str) -> str:

@@ -38,8 +38,10 @@ class DrillReport:
     requests_by_region: dict[str, int] = field(default_factory=dict)
     requests_failed: int = 0  # no 2xx/4xx answer after the client's retries
     payments_acknowledged: int = 0
-    payments_lost: int = 0  # acknowledged, but in no region's table at the end
-    payments_duplicated: int = 0  # one client payment applied under two ids, or twice
+    # Acknowledged, then in no surviving table and in no conflict record: lost silently.
+    payments_lost: int = 0
+    # One client payment stored under two ids, or (strong mode) created in two regions.
+    payments_duplicated: int = 0
     duplicate_details: list[str] = field(default_factory=list)
     replication_lag_max_ms: float = 0.0
     replication_lag_p50_ms: float = 0.0
@@ -55,15 +57,40 @@ class DrillReport:
     replication_backlog_at_fault: int | None = None
     dlq_payment_ids: dict[str, list[str]] = field(default_factory=dict)
     failed_checks: list[str] = field(default_factory=list)  # further reasons the drill failed
+    workload: str = "steady"
+    # When the main fault was planned and when it took effect (simulated seconds); every
+    # duration above is measured from the latter.
+    fault_planned_at_seconds: float | None = None
+    fault_at_seconds: float | None = None
+    # Counted from what the service wrote (each conditional write's outcome per region):
+    payments_accepted_twice: int = 0  # the same request created in two regions: stored once
+    payments_two_versions: int = 0  # different requests under one id created in two regions
+    # Acknowledged, replaced by another region's version, kept in a conflict record.
+    payments_overwritten_recorded: int = 0
+    conflicts_recorded: int = 0
+    conflict_detection_max_seconds: float | None = None  # overwrite -> conflict record
+    # A region lost for good: what it acknowledged that no survivor holds, and the age at
+    # the loss of the oldest such payment (the measured RPO) against the budget.
+    payments_lost_with_region: int = 0
+    rpo_seconds: float | None = None
+    rpo_budget_seconds: float | None = None
+    # Per client category: sent, acknowledged, rejected, stored, overwritten-recorded, ...
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         within_budget = self.failover_seconds is None or (
             self.failover_seconds <= self.rto_budget_seconds
         )
+        within_rpo = (
+            self.rpo_seconds is None
+            or self.rpo_budget_seconds is None
+            or self.rpo_seconds <= self.rpo_budget_seconds
+        )
         return (
             self.payments_lost == 0
             and within_budget
+            and within_rpo
             and self.regions_consistent_after_failback is not False
             and not self.failed_checks
         )
@@ -89,7 +116,7 @@ class DrillReport:
         label = "SIMULATION - " if self.simulated else ""
         lines = [
             f"{label}DR drill: {self.scenario}, {self.consistency_mode} consistency,"
-            f" on {self.environment}",
+            f" {self.workload} workload, on {self.environment}",
             f"  real-AWS counterpart: {self.real_counterpart}",
             f"  detection:  {seconds(self.detection_seconds)}",
             f"  failover:   {seconds(self.failover_seconds)}"
@@ -99,11 +126,35 @@ class DrillReport:
             + (", ".join(f"{r} {n}" for r, n in sorted(self.requests_by_region.items())) or "none")
             + f"; unanswered after retries: {self.requests_failed}",
             f"  payments acknowledged {self.payments_acknowledged}, lost {self.payments_lost},"
-            f" applied twice {self.payments_duplicated}, rejected {self.payments_rejected}",
+            f" stored twice {self.payments_duplicated}, rejected {self.payments_rejected}",
             *(f"    duplicate: {detail}" for detail in self.duplicate_details),
+            f"  created in both regions: same request {self.payments_accepted_twice}"
+            f" (stored once), different requests {self.payments_two_versions};"
+            f" overwritten versions kept as conflicts {self.conflicts_recorded}"
+            + (
+                ""
+                if self.conflict_detection_max_seconds is None
+                else f" (detected within {seconds(self.conflict_detection_max_seconds)})"
+            ),
             f"  replication lag p50 {self.replication_lag_p50_ms:.0f} ms,"
             f" max {self.replication_lag_max_ms:.0f} ms (RPO target {self.rpo_target_seconds:g} s)",
         ]
+        if self.rpo_seconds is not None:
+            lines.append(
+                f"  region lost for good: {self.payments_lost_with_region} acknowledged payments"
+                f" lost with it, measured RPO {seconds(self.rpo_seconds)}"
+                f" (budget {self.rpo_budget_seconds:g} s)"
+            )
+        lines.extend(
+            f"  {name}: " + ", ".join(f"{key} {value}" for key, value in sorted(tally.items()))
+            for name, tally in self.categories.items()
+            if self.workload != "steady"
+        )
+        if self.fault_at_seconds is not None and self.fault_planned_at_seconds is not None:
+            lines.append(
+                f"  fault planned at {self.fault_planned_at_seconds:.1f} s, took effect at"
+                f" {self.fault_at_seconds:.1f} s (times above count from then)"
+            )
         if self.replication_backlog_at_fault is not None:
             lines.append(
                 "  writes not yet replicated when the fault hit:"

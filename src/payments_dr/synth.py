@@ -199,6 +199,19 @@ class SimulatedAws(pulumi.runtime.Mocks):
             put(name=resource_id, arn=f"arn:aws:iam::{account}:role/{resource_id}")
         elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint":
             put(prefixListId=f"pl-{token[:8]}")
+            if inputs.get("vpcEndpointType") == "Interface":
+                # As AWS lists them: the regional endpoint-specific name, then one per zone.
+                service = str(inputs["serviceName"]).rsplit(".", 1)[-1]
+                endpoint = f"vpce-{token[:17]}"
+                names = [f"{endpoint}.{service}.{region}.vpce.amazonaws.com"] + [
+                    f"{endpoint}-{region}{zone}.{service}.{region}.vpce.amazonaws.com"
+                    for zone in "ab"
+                ]
+                put(
+                    dnsEntries=[
+                        {"dnsName": name, "hostedZoneId": "Z7HUB22UULQXV"} for name in names
+                    ]
+                )
         elif kind == "aws:sns/topic:Topic":
             put(arn=f"arn:aws:sns:{region}:{account}:{inputs['name']}")
         elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":

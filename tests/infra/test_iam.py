@@ -12,6 +12,7 @@ from payments_dr.infra import iam, resource_policies
 
 ACCOUNT = "111122223333"
 REGION = "us-east-2"
+PEER = "us-east-1"
 
 
 def scope(function: Function) -> iam.FunctionScope:
@@ -22,6 +23,9 @@ def scope(function: Function) -> iam.FunctionScope:
         table_arn=f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/payments",
         queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:retry",
         dlq_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:retry-dlq",
+        peer_region=PEER,
+        peer_queue_arn=f"arn:aws:sqs:{PEER}:{ACCOUNT}:retry",
+        peer_key_arn=f"arn:aws:kms:{PEER}:{ACCOUNT}:key/mrk-1",
         archive_failures_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:archive-failures",
         bucket_arn="arn:aws:s3:::txlog-bucket",
         key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/mrk-1",
@@ -50,18 +54,27 @@ def test_function_policy_names_every_action_and_scopes_resources(function: Funct
         if "*" in resources:
             assert action in iam.ACTIONS_WITHOUT_RESOURCE_SCOPE, action
             assert resources == ["*"]
+    peer_resources = {scope(function).peer_queue_arn, scope(function).peer_key_arn}
     for resource in (r for resources in allowed.values() for r in resources if r != "*"):
         parts = resource.split(":")
-        if parts[3]:  # regional ARN: must be this region's
-            assert parts[3] == REGION, resource
+        if parts[3]:  # regional ARN: this region's, but for the API's retry queue in the peer
+            expected = PEER if function is Function.API and resource in peer_resources else REGION
+            assert parts[3] == expected, resource
             assert parts[4] == ACCOUNT, resource
+    if function is not Function.API:
+        assert not peer_resources & {r for resources in allowed.values() for r in resources}
 
 
-def test_api_writes_payments_and_queues_retries_only() -> None:
-    allowed = actions_of(iam.function_policy(scope(Function.API)))
-    table = scope(Function.API).table_arn
-    assert allowed["dynamodb:PutItem"] == [table]
-    assert allowed["sqs:SendMessage"] == [scope(Function.API).queue_arn]
+def test_api_writes_payments_and_queues_retries_only_in_the_peer_region() -> None:
+    api = scope(Function.API)
+    document = iam.function_policy(api)
+    allowed = actions_of(document)
+    assert allowed["dynamodb:PutItem"] == [api.table_arn]
+    # A 202 must outlive this region: the retry goes to the peer's queue, with the peer's key.
+    assert allowed["sqs:SendMessage"] == [api.peer_queue_arn]
+    (encrypt,) = [s for s in document["Statement"] if "kms:GenerateDataKey" in s["Action"]]
+    assert encrypt["Resource"] == [api.peer_key_arn]
+    assert encrypt["Condition"] == {"StringEquals": {"kms:ViaService": f"sqs.{PEER}.amazonaws.com"}}
     assert "sqs:ReceiveMessage" not in allowed
     assert "s3:PutObject" not in allowed
     assert not any(action.startswith("dynamodb:Delete") for action in allowed)
@@ -188,12 +201,14 @@ def test_flow_log_delivery_is_limited_to_its_log_group() -> None:
     assert "logs:CreateLogGroup" not in allowed
 
 
-def endpoint_policies(base: iam.FunctionScope) -> dict[str, Any]:
+def endpoint_policies(base: iam.FunctionScope, region: str = REGION) -> dict[str, Any]:
+    """The endpoint policies of `region` (the peer's: of the queues named in `base`)."""
+    local = region == REGION
     return iam.endpoint_policies(
-        region=REGION,
+        region=region,
         account_id=ACCOUNT,
         table_arn=base.table_arn,
-        queue_arn=base.queue_arn,
+        queue_arn=base.queue_arn if local else base.peer_queue_arn,
         dlq_arn=base.dlq_arn,
         bucket_arn=base.bucket_arn,
         ssm_path=base.ssm_path,
@@ -221,12 +236,11 @@ def test_endpoint_policies_admit_only_the_functions_calls_from_this_account() ->
 def test_every_function_call_passes_its_regions_endpoints() -> None:
     """Endpoint policies must not block what the roles allow through the VPC."""
     base = scope(Function.API)
-    policies = endpoint_policies(base)
-    through_endpoints = {
-        action: resources
-        for document in policies.values()
-        for action, resources in actions_of(document).items()
-    }
+    through_endpoints: dict[str, list[str]] = {}
+    for region in (REGION, PEER):  # the peer's endpoints are reached through the peering
+        for document in endpoint_policies(base, region).values():
+            for action, resources in actions_of(document).items():
+                through_endpoints.setdefault(action, []).extend(resources)
     # Called by the functions' own code (the event source mappings poll from outside the VPC).
     calls = {
         Function.API: ["dynamodb:PutItem", "dynamodb:GetItem", "sqs:SendMessage"],

@@ -72,6 +72,7 @@ def test_one_component_per_layer_and_every_resource_inside_one(stack: SynthResul
             "payments-dr:infra:FailoverDns",
             "payments-dr:infra:Dashboard",
             *["payments-dr:infra:Network"] * 2,
+            "payments-dr:infra:RegionPeering",
             *["payments-dr:infra:RegionalService"] * 2,
             *["payments-dr:infra:Monitoring"] * 2,
             *["payments-dr:infra:Firewall"] * 2,
@@ -94,8 +95,15 @@ def test_private_network_in_two_zones_without_internet_access(stack: SynthResult
         "aws:ec2/internetGateway:InternetGateway",
         "aws:ec2/natGateway:NatGateway",
         "aws:ec2/eip:Eip",
-        "aws:ec2/route:Route",
     }
+    # The only routes lead to the other region's VPC, through the peering connection.
+    for route in stack.of_type("aws:ec2/route:Route"):
+        assert set(route["inputs"]) == {
+            "region",
+            "routeTableId",
+            "destinationCidrBlock",
+            "vpcPeeringConnectionId",
+        }
     cidrs = []
     for region in regions(stack):
         vpc = one(stack.of_type("aws:ec2/vpc:Vpc", region))
@@ -123,11 +131,46 @@ def test_private_network_in_two_zones_without_internet_access(stack: SynthResult
             "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", region
         ) + stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", region)
         assert {(r["inputs"]["fromPort"], r["inputs"]["toPort"]) for r in rules} == {(443, 443)}
-        assert not any("cidrIpv4" in r["inputs"] for r in rules)
+        # Address ranges only for the other region's VPC, across the peering.
+        peer_vpc = one(stack.of_type("aws:ec2/vpc:Vpc", stack.config.peer_region(region)))
+        ranges = {r["inputs"]["cidrIpv4"] for r in rules if "cidrIpv4" in r["inputs"]}
+        assert ranges == {peer_vpc["inputs"]["cidrBlock"]}
         flow_log = one(stack.of_type("aws:ec2/flowLog:FlowLog", region))["inputs"]
         assert flow_log["trafficType"] == "ALL"
         assert flow_log["logDestination"].startswith(f"arn:aws:logs:{region}:{ACCOUNT}:")
     assert not cidrs[0].overlaps(cidrs[1])
+
+
+def test_the_regions_reach_each_others_sqs_privately_through_peering(stack: SynthResult) -> None:
+    primary, secondary = regions(stack)
+    (connection,) = stack.of_type("aws:ec2/vpcPeeringConnection:VpcPeeringConnection", primary)
+    assert connection["inputs"]["peerRegion"] == secondary
+    (accepter,) = stack.of_type(
+        "aws:ec2/vpcPeeringConnectionAccepter:VpcPeeringConnectionAccepter", secondary
+    )
+    assert accepter["inputs"]["autoAccept"] is True
+    for region in (primary, secondary):
+        peer = stack.config.peer_region(region)
+        (route,) = stack.of_type("aws:ec2/route:Route", region)
+        peer_vpc = one(stack.of_type("aws:ec2/vpc:Vpc", peer))
+        assert route["inputs"]["destinationCidrBlock"] == peer_vpc["inputs"]["cidrBlock"]
+        parameters = {
+            p["inputs"]["name"]: p["inputs"]["value"]
+            for p in stack.of_type("aws:ssm/parameter:Parameter", region)
+        }
+        endpoint = parameters[ssm(stack, region, Param.PEER_SQS_ENDPOINT)]
+        # The peer's own SQS endpoint, by its endpoint-specific regional name.
+        assert endpoint.startswith("https://vpce-")
+        assert endpoint.endswith(f".sqs.{peer}.vpce.amazonaws.com")
+        assert f"-{peer}" not in endpoint.split(".")[0]  # not one of the zonal names
+        assert parameters[ssm(stack, region, Param.PEER_RETRY_QUEUE_URL)] == (
+            f"https://sqs.{peer}.amazonaws.com/{ACCOUNT}/"
+            f"{contract.retry_queue_name(stack.config.stack)}"
+        )
+
+
+def ssm(stack: SynthResult, region: str, param: Param) -> str:
+    return contract.ssm_parameter_name(stack.config.stack, region, param)
 
 
 # --- 1. data ---------------------------------------------------------------------------------
@@ -735,6 +778,13 @@ def test_9_one_role_per_function_per_region_scoped_to_its_region(stack: SynthRes
                         assert set(statement["Action"]) <= iam.ACTIONS_WITHOUT_RESOURCE_SCOPE
                         continue
                     arn_region = resource.split(":")[3]
+                    if function is Function.API and arn_region == stack.config.peer_region(region):
+                        # Its retries queue in the peer region, to outlive this one.
+                        assert statement["Sid"] in (
+                            "QueueRetriesInPeerRegion",
+                            "EncryptQueuedRetries",
+                        )
+                        continue
                     assert arn_region in ("", region), (function, resource)
             resources = {r for s in document["Statement"] for r in s["Resource"]}
             table = contract.table_name(stack.config.stack)

@@ -60,7 +60,9 @@ def test_a_drill_that_lost_payments_exits_non_zero(
 ) -> None:
     lossy = report(payments_acknowledged=10, payments_lost=1)
     monkeypatch.setattr(
-        lab_drill, "run_drill", lambda *_, **__: DrillResult(lossy, payments=[], duplicates=[])
+        lab_drill,
+        "run_drill",
+        lambda *_, **__: DrillResult(lossy, payments=[], writes=[], conflicts=[]),
     )
     assert cli.main(["drill"]) == 1
     assert "result: FAILED" in capsys.readouterr().out

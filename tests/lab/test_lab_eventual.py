@@ -1,4 +1,4 @@
-"""The running lab in eventual mode: replication, duplicates, faults, the retry queue."""
+"""The running lab in eventual mode: replication, conflicts, faults, the retry queue."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
-from payments_dr.lab.drill import REJECTED, DrillOptions, _new_payment, _Traffic
+from payments_dr.lab.control import ControlServer
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
+from payments_dr.lab.traffic import REJECTED, Traffic, TrafficOptions, Workload, new_payment
 from payments_dr.service.credentials import CredentialStore
 
 from .helpers import PRIMARY, SECONDARY, bearer, enrol, lab_settings, post_payment, request
@@ -60,30 +61,62 @@ def test_a_payment_written_in_one_region_reaches_the_other_once(lab: Lab, api_ke
     assert stream_records_for(lab, SECONDARY, body["id"]) == 1
 
 
-def test_a_retry_in_the_other_region_inside_the_window_is_reported_as_a_duplicate(
+def created_in(lab: Lab, payment_id: str) -> list[str]:
+    """The regions where the service's own conditional write created the payment."""
+    return sorted(write.region for write in lab.ledger.created().get(payment_id, []))
+
+
+def test_a_retry_in_the_other_region_inside_the_window_is_created_twice_and_stored_once(
     lab: Lab, api_key: str
 ) -> None:
     key = new_key()
-    lab.replicator.stall()
+    lab.stall_replication(PRIMARY, True)
     try:
         first = post_payment(lab.region_url(PRIMARY), key, api_key)
         second = post_payment(lab.region_url(SECONDARY), key, api_key)
     finally:
-        lab.replicator.resume()
-    assert first[0] == 201 and second[0] == 201  # both regions created it: applied twice
+        lab.stall_replication(PRIMARY, False)
+    assert first[0] == 201 and second[0] == 201  # both regions accepted it
     assert lab.settle(20)
-    duplicates = [d for d in lab.replicator.duplicates if d.payment_id == first[2]["id"]]
-    assert len(duplicates) == 1
-    duplicate = duplicates[0]
-    assert (duplicate.first_region, duplicate.second_region) == (PRIMARY, SECONDARY)
-    assert duplicate.first_written_at <= duplicate.second_written_at < duplicate.replicated_at
-    # Last writer wins everywhere: both regions keep the secondary's later write.
+    assert created_in(lab, first[2]["id"]) == [PRIMARY, SECONDARY]
+    # Last writer wins everywhere: both regions keep the secondary's later write, which is
+    # the same request, so nothing acknowledged is lost and no conflict is recorded.
     primary_item = lab.table_items(PRIMARY)[first[2]["id"]]
     assert primary_item == lab.table_items(SECONDARY)[first[2]["id"]]
     assert primary_item["region"]["S"] == SECONDARY
+    assert first[2]["id"] not in {conflict.payment_id for conflict in lab.conflicts()}
 
 
-def test_a_replay_in_the_other_region_after_replication_is_not_a_duplicate(
+def test_a_key_reused_in_both_regions_keeps_the_overwritten_version_as_a_conflict(
+    lab: Lab, api_key: str
+) -> None:
+    key = new_key()
+    lab.stall_replication(PRIMARY, True)
+    try:
+        first = post_payment(lab.region_url(PRIMARY), key, api_key, amount=1250)
+        second = post_payment(lab.region_url(SECONDARY), key, api_key, amount=9900)
+    finally:
+        lab.stall_replication(PRIMARY, False)
+    assert first[0] == 201 and second[0] == 201  # two acknowledged versions of one id
+    assert lab.settle(20)
+    payment_id = first[2]["id"]
+    # The secondary's later write wins; the primary acknowledged the version it overwrote.
+    assert lab.table_items(PRIMARY)[payment_id]["amount"] == {"N": "9900"}
+    (conflict,) = [c for c in lab.conflicts() if c.payment_id == payment_id]
+    assert conflict.acknowledged_by == PRIMARY and conflict.detected_in == PRIMARY
+    summary = conflict.summary()
+    assert summary["overwritten"]["amount"] == "1250" and summary["stored"]["amount"] == "9900"
+    # Kept in both regions: the record replicates like a payment.
+    for region in (PRIMARY, SECONDARY):
+        assert conflict.key in lab.table_items(region)
+    # And the lab's control endpoint lists it.
+    status, body = ControlServer(lab).handle("GET", "/status", b"")
+    assert status == 200
+    listed = [c for c in body["conflicts"] if c["payment_id"] == payment_id]
+    assert listed == [summary]
+
+
+def test_a_replay_in_the_other_region_after_replication_is_created_once(
     lab: Lab, api_key: str
 ) -> None:
     key = new_key()
@@ -93,7 +126,7 @@ def test_a_replay_in_the_other_region_after_replication_is_not_a_duplicate(
     status, _, replay = post_payment(lab.region_url(SECONDARY), key, api_key)
     assert status == 200 and replay == body
     assert lab.settle(20)
-    assert body["id"] not in {d.payment_id for d in lab.replicator.duplicates}
+    assert created_in(lab, body["id"]) == [PRIMARY]
 
 
 def test_writes_during_a_peer_outage_replicate_once_it_is_back(lab: Lab, api_key: str) -> None:
@@ -139,15 +172,16 @@ def test_the_router_tells_a_gateway_answer_from_no_answer(lab: Lab) -> None:
 
 
 def test_the_drill_takes_a_gateway_refusal_as_the_routed_regions_final_answer(lab: Lab) -> None:
-    traffic = _Traffic(lab, DrillOptions(clients=1), lab.clock.now(), api_keys={})
-    payment = _new_payment(random.Random(0), 0, 1)
-    attempt, _ = traffic._send(payment, "pdr.not.a.key")
+    options = TrafficOptions(1, 0.5, Workload.STEADY, 60.0, 1.0, 8.0)
+    traffic = Traffic(lab, options, lab.clock.now(), api_keys={})
+    payment = new_payment(random.Random(0), 0, 1)
+    attempt, _ = traffic._send(payment, "pdr.not.a.key", None)
     # The gateway's 403 carries no service region header, yet the primary answered it.
     assert (attempt.routed_to, attempt.answered_by, attempt.status) == (PRIMARY, PRIMARY, 403)
     assert attempt.status in REJECTED
     lab.set_region_outage(PRIMARY, True)
     try:
-        attempt, _ = traffic._send(payment, "pdr.not.a.key")
+        attempt, _ = traffic._send(payment, "pdr.not.a.key", None)
     finally:
         lab.set_region_outage(PRIMARY, False)
     assert (attempt.routed_to, attempt.answered_by, attempt.status) == (PRIMARY, "", 0)

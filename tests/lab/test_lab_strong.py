@@ -45,7 +45,8 @@ def test_a_retry_in_the_other_region_replays_instead_of_creating(lab: Lab, api_k
     assert (first[0], second[0]) == (201, 200)
     assert second[2] == first[2]
     assert lab.settle(20)
-    assert first[2]["id"] not in {d.payment_id for d in lab.replicator.duplicates}
+    created = lab.ledger.created()[first[2]["id"]]
+    assert [write.region for write in created] == [PRIMARY]
 
 
 def test_a_replica_that_was_down_catches_up_before_it_serves_again(lab: Lab, api_key: str) -> None:
@@ -62,3 +63,26 @@ def test_a_replica_that_was_down_catches_up_before_it_serves_again(lab: Lab, api
         lab.region_url(PRIMARY), "GET", f"/v1/payments/{body['id']}", headers=bearer(api_key)
     )
     assert status == 200 and read == body
+
+
+def test_an_isolated_replica_acknowledges_only_through_the_peer_queue(
+    lab: Lab, api_key: str
+) -> None:
+    # MRSC: a replica cut off from the region set serves neither writes nor strongly
+    # consistent reads. The API's write fails; the payment is queued in the peer region and
+    # applied there (202), and the isolated region reports itself unhealthy.
+    lab.stall_replication(PRIMARY, True)
+    try:
+        status, _, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
+        assert status == 202 and body["status"] == "pending"
+        health, _, report = request(lab.region_url(PRIMARY), "GET", "/v1/health")
+        assert health == 503 and "table unreachable" in report["reasons"]
+        assert lab.settle(20)
+        assert body["id"] in lab.table_items(SECONDARY)
+        assert body["id"] not in lab.table_items(PRIMARY)
+        assert [w.region for w in lab.ledger.created()[body["id"]]] == [SECONDARY]
+    finally:
+        lab.stall_replication(PRIMARY, False)
+    # Back in the region set: caught up before it serves again.
+    assert body["id"] in lab.table_items(PRIMARY)
+    assert request(lab.region_url(PRIMARY), "GET", "/v1/health")[0] == 200

@@ -2,7 +2,9 @@
 
 The replicator runs on moto tables with a hand-moved clock and no thread: every step is a
 deterministic `tick`. Payments are written the service's way, at most once per region
-(`attribute_not_exists`), so a payment is applied twice exactly when both regions created it.
+(`attribute_not_exists`). When both regions created a key, the region whose version loses
+(last writer wins) must see the winner arrive as a MODIFY whose old image is its own version:
+that record is all the service's conflict detection has, as on AWS.
 """
 
 from __future__ import annotations
@@ -112,12 +114,13 @@ operations = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(steps=operations)
-def test_regions_converge_and_every_double_creation_is_reported(
+def test_regions_converge_and_every_overwritten_version_reaches_its_regions_stream(
     aws: dict[str, RegionAws], steps: list[tuple[Any, ...]]
 ) -> None:
     resources = fresh_tables(aws)
     table = resources[PRIMARY].table_name
     clock = ManualClock()
+    streamed: list[tuple[str, dict[str, Any]]] = []
     replicator = Replicator(
         clock,
         aws,
@@ -125,7 +128,7 @@ def test_regions_converge_and_every_double_creation_is_reported(
         lock=threading.RLock(),
         lag_seconds=LAG_SECONDS,
         strong=False,
-        stream_listener=lambda _region, _records: None,
+        stream_listener=lambda region, records: streamed.extend((region, r) for r in records),
     )
     replicator.open_streams()
     created_in: dict[str, set[str]] = {}
@@ -141,7 +144,7 @@ def test_regions_converge_and_every_double_creation_is_reported(
         elif step[0] == "advance":
             clock.current += step[1]
         elif step[0] == "stall":
-            replicator.stall()
+            replicator.stall(PRIMARY)
         else:
             replicator.resume()
         replicator.tick()
@@ -156,7 +159,15 @@ def test_regions_converge_and_every_double_creation_is_reported(
     assert primary == secondary
     assert set(primary) == set(created_in)
     twice = {key for key, regions in created_in.items() if len(regions) == 2}
-    assert {duplicate.payment_id for duplicate in replicator.duplicates} == twice
+    overwritten = {
+        (region, record["dynamodb"]["Keys"][contract.TABLE_HASH_KEY]["S"])
+        for region, record in streamed
+        if record["eventName"] == "MODIFY"
+        and record["dynamodb"]["OldImage"]["region"]["S"] == region
+        and record["dynamodb"]["NewImage"]["region"]["S"] != region
+    }
+    losers = {(next(iter(set(REGIONS) - {last_creation[key][1]})), key) for key in twice}
+    assert overwritten == losers
     for key, item in primary.items():
         # Last writer wins; on a tie, the region that sorts last (as `max` picks it here).
         assert item["region"]["S"] == last_creation[key][1]

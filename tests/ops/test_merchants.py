@@ -112,6 +112,7 @@ def primary_authorizer(deployed: Deployed, clock: Callable[[], float] = time.tim
         contract.Param.LOG_BUCKET: "b",
         contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
         contract.Param.PEER_REGION: SECONDARY,
+        contract.Param.PEER_RETRY_QUEUE_URL: "https://sqs.peer.amazonaws.com/000000000000/unused",
     }.items():
         ssm.put_parameter(
             Name=contract.ssm_parameter_name(STACK, PRIMARY, param),

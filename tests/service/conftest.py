@@ -53,11 +53,13 @@ class Region:
     table_name: str
     queue_url: str
     dlq_url: str
+    peer_queue_url: str  # the peer region's retry queue, where a 202 is queued
     bucket: str
     dynamodb: Any
     sqs: Any
     ssm: Any
     s3: Any
+    peer_sqs: Any
     clock: FakeClock
     deps: ServiceDeps
 
@@ -92,10 +94,11 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         "QueueArn"
     ]
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": contract.RETRY_MAX_RECEIVE_COUNT}
-    queue_url = sqs.create_queue(
-        QueueName=contract.retry_queue_name(STACK),
-        Attributes={"RedrivePolicy": json.dumps(redrive)},
-    )["QueueUrl"]
+    # The queue may exist already, created as the peer of a region provisioned earlier.
+    queue_url = sqs.create_queue(QueueName=contract.retry_queue_name(STACK))["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"RedrivePolicy": json.dumps(redrive)})
+    peer_sqs = SESSION.client("sqs", region_name=peer)
+    peer_queue_url = peer_sqs.create_queue(QueueName=contract.retry_queue_name(STACK))["QueueUrl"]
     bucket = contract.log_bucket_name(STACK, region, ACCOUNT_ID)
     if region == "us-east-1":
         clients["s3"].create_bucket(Bucket=bucket)
@@ -110,6 +113,7 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         contract.Param.LOG_BUCKET: bucket,
         contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
         contract.Param.PEER_REGION: peer,
+        contract.Param.PEER_RETRY_QUEUE_URL: peer_queue_url,
         contract.Param.API_ENDPOINT: f"https://example.execute-api.{region}.amazonaws.com/live",
         contract.Param.MODE: contract.Mode.ACTIVE.value,
     }
@@ -122,6 +126,7 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         region=region,
         ssm_path=contract.ssm_path(STACK, region),
         clock=clock,
+        peer_sqs=peer_sqs,
         **clients,
     )
     return Region(
@@ -129,7 +134,9 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         table_name=table_name,
         queue_url=queue_url,
         dlq_url=dlq_url,
+        peer_queue_url=peer_queue_url,
         bucket=bucket,
+        peer_sqs=peer_sqs,
         clock=clock,
         deps=deps,
         **clients,
@@ -145,6 +152,12 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def region(aws: None) -> Region:
     return provision(contract.DEFAULT_PRIMARY_REGION)
+
+
+@pytest.fixture
+def peer(region: Region) -> Region:
+    """The other region: its retry queue is where `region` queues what its table refused."""
+    return provision(contract.DEFAULT_SECONDARY_REGION, peer=region.name)
 
 
 MERCHANT = "merchant-42"

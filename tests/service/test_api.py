@@ -10,14 +10,11 @@ import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 
 from payments_dr import contract
-from payments_dr.service import retry_message
 from payments_dr.service.api import HealthReason, build_api_handler
 from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS
 from payments_dr.service.model import payment_id
-from payments_dr.service.retry_worker import build_retry_worker
 from payments_dr.service.store import Attr
 
 from .conftest import (
@@ -28,7 +25,6 @@ from .conftest import (
     api_event,
     client_error,
     post_event,
-    run_retry_worker_once,
 )
 
 
@@ -186,91 +182,6 @@ def test_a_header_repeated_with_one_value_is_accepted(region: Region) -> None:
     event["headers"][contract.IDEMPOTENCY_HEADER.upper()] = "key-0001-aaaa"
     response = build_api_handler(region.deps)(event, None)
     assert response["statusCode"] == 201
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        client_error("ProvisionedThroughputExceededException", "PutItem"),
-        client_error("InternalServerError", "PutItem", status=500),
-        client_error("ResourceNotFoundException", "PutItem"),
-        ConnectTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
-    ],
-    ids=["throttled", "server-error", "table-missing", "timeout"],
-)
-def test_table_down_queues_the_payment_and_the_worker_applies_it_once(
-    region: Region, fault: Exception
-) -> None:
-    region.deps.dynamodb = FaultyClient(region.dynamodb, {"put_item": fault})
-    api = build_api_handler(region.deps)
-    response = api(post_event(VALID_REQUEST), None)
-    assert response["statusCode"] == 202
-    pending = body(response)
-    assert pending["status"] == "pending"
-    assert region.items() == []
-    assert region.queue_depth(region.queue_url) == 1
-
-    region.deps.dynamodb = region.dynamodb  # the table recovers
-    worker = build_retry_worker(region.deps)
-    assert run_retry_worker_once(region, worker) == {"batchItemFailures": []}
-    (item,) = region.items()
-    assert item[Attr.PK.value] == {"S": pending["id"]}
-    assert item[Attr.CREATED_AT.value] == {"S": pending["created_at"]}
-    assert region.queue_depth(region.queue_url) == 0
-
-    # The client's retry after recovery is a replay of the same payment, not a new one.
-    replay = build_api_handler(region.deps)(post_event(VALID_REQUEST), None)
-    assert replay["statusCode"] == 200
-    assert len(region.items()) == 1
-
-
-class LostResponseClient(FaultyClient):
-    """The write lands, then the response is lost: the caller sees a timeout."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "put_item":
-
-            def put_then_time_out(**kwargs: Any) -> Any:
-                self._client.put_item(**kwargs)
-                raise ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
-
-            return put_then_time_out
-        return getattr(self._client, name)
-
-
-def test_write_that_landed_but_timed_out_is_applied_exactly_once(region: Region) -> None:
-    region.deps.dynamodb = LostResponseClient(region.dynamodb, {})
-    api = build_api_handler(region.deps)
-    assert api(post_event(VALID_REQUEST), None)["statusCode"] == 202
-    region.deps.dynamodb = region.dynamodb
-    run_retry_worker_once(region, build_retry_worker(region.deps))
-    assert len(region.items()) == 1
-    assert region.queue_depth(region.queue_url) == 0
-
-
-def test_table_and_queue_down_is_503_with_retry_after(region: Region) -> None:
-    region.deps.dynamodb = FaultyClient(
-        region.dynamodb, {"put_item": client_error("InternalServerError", "PutItem", 500)}
-    )
-    region.deps.sqs = FaultyClient(
-        region.sqs, {"send_message": client_error("ServiceUnavailable", "SendMessage", 503)}
-    )
-    response = build_api_handler(region.deps)(post_event(VALID_REQUEST), None)
-    assert response["statusCode"] == 503
-    assert header(response, "Retry-After") == str(contract.RETRY_AFTER_SECONDS)
-    assert region.items() == []
-
-
-def test_queued_message_carries_the_full_validated_request(region: Region) -> None:
-    region.deps.dynamodb = FaultyClient(
-        region.dynamodb, {"put_item": client_error("InternalServerError", "PutItem", 500)}
-    )
-    build_api_handler(region.deps)(post_event(VALID_REQUEST), None)
-    (message,) = region.sqs.receive_message(QueueUrl=region.queue_url)["Messages"]
-    payment = retry_message.decode(message["Body"])
-    assert payment.request.amount == VALID_REQUEST["amount"]
-    assert payment.request.reference == VALID_REQUEST["reference"]
-    assert payment.fingerprint == payment.request.fingerprint()
 
 
 def test_get_returns_the_stored_payment_or_404(region: Region) -> None:

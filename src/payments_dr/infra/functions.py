@@ -12,7 +12,12 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import iam
-from payments_dr.infra.queues import RegionQueues, archive_failures_queue_arn, dlq_arn
+from payments_dr.infra.queues import (
+    RegionQueues,
+    archive_failures_queue_arn,
+    dlq_arn,
+    retry_queue_arn,
+)
 
 if TYPE_CHECKING:
     from payments_dr.infra.service import RegionalServiceArgs
@@ -71,7 +76,11 @@ def create_function(
         f"{prefix}-policy",
         role=role.id,
         policy=pulumi.Output.all(
-            args.key_arn, retry_queue.arn, args.security_group_id, *args.subnet_ids
+            args.key_arn,
+            args.peer_key_arn,
+            retry_queue.arn,
+            args.security_group_id,
+            *args.subnet_ids,
         ).apply(
             functools.partial(
                 _function_policy_json,
@@ -80,6 +89,8 @@ def create_function(
                 account_id=account,
                 table_arn=args.table_arn,
                 dlq_arn=dlq_arn(region, account, args.stack),
+                peer_region=args.peer_region,
+                peer_queue_arn=retry_queue_arn(args.peer_region, account, args.stack),
                 archive_failures_queue_arn=archive_failures_queue_arn(region, account, args.stack),
                 bucket_arn=args.bucket_arn,
                 log_group_arn=(
@@ -174,12 +185,14 @@ def _function_policy_json(
     account_id: str,
     table_arn: str,
     dlq_arn: str,
+    peer_region: str,
+    peer_queue_arn: str,
     archive_failures_queue_arn: str,
     bucket_arn: str,
     log_group_arn: str,
     ssm_path: str,
 ) -> str:
-    key_arn, queue_arn, security_group_id, *subnet_ids = resolved
+    key_arn, peer_key_arn, queue_arn, security_group_id, *subnet_ids = resolved
     scope = iam.FunctionScope(
         function=function,
         region=region,
@@ -187,6 +200,9 @@ def _function_policy_json(
         table_arn=table_arn,
         queue_arn=queue_arn,
         dlq_arn=dlq_arn,
+        peer_region=peer_region,
+        peer_queue_arn=peer_queue_arn,
+        peer_key_arn=peer_key_arn,
         archive_failures_queue_arn=archive_failures_queue_arn,
         bucket_arn=bucket_arn,
         key_arn=key_arn,

@@ -40,6 +40,10 @@ class FunctionScope:
     table_arn: str  # this region's replica
     queue_arn: str  # the retry queue
     dlq_arn: str  # its dead-letter queue: the worker parks conflicting payments there
+    # The peer region's retry queue and key: the API queues there what its table refused.
+    peer_region: str
+    peer_queue_arn: str
+    peer_key_arn: str
     # Where the archiver's stream mapping records dropped ranges; Lambda sends with the
     # function's role.
     archive_failures_queue_arn: str
@@ -135,12 +139,13 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
                 ["dynamodb:PutItem", "dynamodb:GetItem"],
                 [scope.table_arn],
             ),
-            allow("QueueRetries", ["sqs:SendMessage"], [scope.queue_arn]),
+            # Outside this region's failure domain, so a 202 survives the loss of the region.
+            allow("QueueRetriesInPeerRegion", ["sqs:SendMessage"], [scope.peer_queue_arn]),
             allow(
                 "EncryptQueuedRetries",
                 ["kms:GenerateDataKey", "kms:Decrypt"],
-                [scope.key_arn],
-                **_via("sqs", region),
+                [scope.peer_key_arn],
+                **_via("sqs", scope.peer_region),
             ),
         ]
     if scope.function is Function.AUTHORIZER:

@@ -67,7 +67,8 @@ class Network(pulumi.ComponentResource):
             tags={**args.tags, "Name": f"{name}-default-unused"},
             opts=child,
         )
-        route_table = aws.ec2.RouteTable(
+        self.region, self.cidr_block = region, args.cidr_block
+        self.route_table = route_table = aws.ec2.RouteTable(
             f"{name}-private-rt",
             region=region,
             vpc_id=self.vpc.id,
@@ -108,7 +109,7 @@ class Network(pulumi.ComponentResource):
             tags={**args.tags, "Name": f"{name}-functions"},
             opts=child,
         )
-        endpoint_security_group = aws.ec2.SecurityGroup(
+        self.endpoint_security_group = endpoint_security_group = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg",
             region=region,
             vpc_id=self.vpc.id,

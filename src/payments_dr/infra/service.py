@@ -28,6 +28,9 @@ class RegionalServiceArgs:
     region: str
     role: contract.RegionRole
     peer_region: str
+    # The peer's SQS as this region's functions reach it (see infra.peering), and its key.
+    peer_sqs_endpoint: pulumi.Input[str]
+    peer_key_arn: pulumi.Input[str]
     account_id: str
     artifact_path: Path
     api_domain: str
@@ -120,6 +123,10 @@ class RegionalService(pulumi.ComponentResource):
             Param.LOG_BUCKET: args.bucket_name,
             Param.REGION_ROLE: args.role.value,
             Param.PEER_REGION: args.peer_region,
+            Param.PEER_RETRY_QUEUE_URL: contract.queue_url(
+                args.peer_region, args.account_id, contract.retry_queue_name(args.stack)
+            ),
+            Param.PEER_SQS_ENDPOINT: args.peer_sqs_endpoint,
             Param.API_ENDPOINT: self.api_endpoint,
             Param.MODE: contract.Mode.ACTIVE.value,
         }

@@ -30,6 +30,7 @@ from payments_dr.infra.monitoring import (
     MonitoringArgs,
 )
 from payments_dr.infra.network import Network, NetworkArgs
+from payments_dr.infra.peering import RegionPeering, RegionPeeringArgs
 from payments_dr.infra.queues import dlq_arn, retry_queue_arn
 from payments_dr.infra.service import RegionalService, RegionalServiceArgs
 from payments_dr.infra.storage import Storage, StorageArgs, replication_rule_id
@@ -81,14 +82,13 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
     )
     zone = HostedZone("zone", config.domain_name, config.hosted_zone_id, tags)
 
-    services: dict[str, RegionalService] = {}
+    networks: dict[str, Network] = {}
     for region in config.regions:
-        role = config.role_of(region)
-        network = Network(
+        networks[region] = Network(
             f"network-{region}",
             NetworkArgs(
                 region=region,
-                cidr_block=VPC_CIDRS[role],
+                cidr_block=VPC_CIDRS[config.role_of(region)],
                 availability_zones=availability_zones(region),
                 stack=config.stack,
                 account_id=account_id,
@@ -106,6 +106,15 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 tags=tags,
             ),
         )
+    peering = RegionPeering(
+        "peering",
+        RegionPeeringArgs(requester=networks[primary], accepter=networks[secondary], tags=tags),
+    )
+
+    services: dict[str, RegionalService] = {}
+    for region in config.regions:
+        role = config.role_of(region)
+        network = networks[region]
         services[region] = RegionalService(
             f"service-{region}",
             RegionalServiceArgs(
@@ -113,6 +122,8 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 region=region,
                 role=role,
                 peer_region=config.peer_region(region),
+                peer_sqs_endpoint=peering.sqs_endpoints[config.peer_region(region)],
+                peer_key_arn=data.key_arns[config.peer_region(region)],
                 account_id=account_id,
                 artifact_path=artifact_path,
                 api_domain=config.api_domain,

@@ -195,6 +195,9 @@ def seed_region(aws: RegionAws, settings: LabSettings, api_endpoint: str) -> Reg
         Param.LOG_BUCKET: bucket,
         Param.REGION_ROLE: config.role_of(region).value,
         Param.PEER_REGION: config.peer_region(region),
+        Param.PEER_RETRY_QUEUE_URL: contract.queue_url(
+            config.peer_region(region), LAB_ACCOUNT_ID, contract.retry_queue_name(stack)
+        ),
         Param.API_ENDPOINT: api_endpoint,
         Param.MODE: Mode.ACTIVE.value,
     }

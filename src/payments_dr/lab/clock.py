@@ -35,6 +35,15 @@ class SimClock:
         """The simulated time of a wall-clock Unix timestamp, e.g. a stream record's."""
         return (unix_seconds - self._epoch_start) / self.time_scale
 
+    def epoch_at_wall_time(self, unix_seconds: float) -> float:
+        """The simulated Unix time of a wall-clock Unix timestamp: what the service would
+        read in a stream record if the world ran at the lab's speed."""
+        return self._epoch_start + self.at_wall_time(unix_seconds)
+
+    def since_start(self, simulated_epoch: float) -> float:
+        """Simulated seconds since the clock started, from a simulated Unix time."""
+        return simulated_epoch - self._epoch_start
+
     def sleep(self, simulated_seconds: float) -> None:
         time.sleep(max(0.0, self.to_wall(simulated_seconds)))
 

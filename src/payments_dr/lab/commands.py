@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
@@ -16,6 +16,10 @@ from payments_dr.infra.config import ConfigError
 from payments_dr.lab.scenarios import SCENARIOS, ScenarioName
 from payments_dr.lab.settings import LabSettings, load_config
 from payments_dr.lab.signals import main_thread_signals
+from payments_dr.lab.traffic import Workload
+
+if TYPE_CHECKING:  # the lab is heavy to import; commands load it only when they run
+    from payments_dr.lab.lab import Lab
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -23,6 +27,10 @@ EXIT_USAGE = 2
 DEMO_MERCHANT = "merchant-01"  # enrolled by `lab up` so the printed example works
 LAB_UP_TIME_SCALE = 1.0  # real time: someone is watching and using curl
 DRILL_TIME_SCALE = 0.02  # a simulated hour plays in 72 s
+# The adversarial workload races requests against the replication lag (1 simulated s): a lab
+# request takes tens of wall milliseconds, so simulated time must run slower for the race to
+# be the one a real client would run.
+ADVERSARIAL_TIME_SCALE = 0.1
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +64,15 @@ def register(subparsers: Any) -> None:
         help="; ".join(f"{s.name.value}: {s.summary}" for s in SCENARIOS.values())
         + " (default: region-outage)",
     )
-    _add_lab_options(drill, default_time_scale=DRILL_TIME_SCALE)
+    _add_lab_options(drill, default_time_scale=None)
+    drill.add_argument(
+        "--workload",
+        choices=[workload.value for workload in Workload],
+        default=Workload.STEADY.value,
+        help="steady: clients through the failover name; adversarial: also clients that retry"
+        " through the other region after a lost answer, reuse a key with another body in both"
+        " regions at once, and send bursts (default steady)",
+    )
     drill.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     drill.add_argument(
         "--rate",
@@ -84,7 +100,13 @@ def register(subparsers: Any) -> None:
     drill.set_defaults(run=run_drill_command)
 
 
-def _add_lab_options(parser: argparse.ArgumentParser, default_time_scale: float) -> None:
+def _add_lab_options(parser: argparse.ArgumentParser, default_time_scale: float | None) -> None:
+    """`default_time_scale` None: the drill's, which depends on the workload."""
+    shown = (
+        f"{default_time_scale:g}"
+        if default_time_scale is not None
+        else f"{DRILL_TIME_SCALE:g}, {ADVERSARIAL_TIME_SCALE:g} with --workload adversarial"
+    )
     parser.add_argument(
         "--config",
         type=Path,
@@ -101,7 +123,7 @@ def _add_lab_options(parser: argparse.ArgumentParser, default_time_scale: float)
         "--time-scale",
         type=float,
         default=default_time_scale,
-        help=f"wall seconds per simulated second (default {default_time_scale:g})",
+        help=f"wall seconds per simulated second (default {shown})",
     )
     parser.add_argument(
         "--replication-lag",
@@ -123,55 +145,67 @@ def _settings(args: argparse.Namespace) -> LabSettings:
 
 def run_lab_up(args: argparse.Namespace) -> int:
     from payments_dr.lab.control import ControlServer
-    from payments_dr.lab.lab import Fault, Lab
+    from payments_dr.lab.lab import Lab
 
     try:
         settings = _settings(args)
     except (ConfigError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    # `kill` stops the lab as cleanly as Ctrl-C does.
+    # `kill` stops the lab as cleanly as Ctrl-C does. The interrupt can land anywhere, while
+    # the lab starts or prints as well as while it waits, so it is caught around all of it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with Lab(settings, service_log_level="WARNING") as lab:
-        control = ControlServer(lab)
-        with main_thread_signals():
-            control.start()
-        print(
-            f"payments-dr lab is up - a SIMULATION on this machine"
-            f" ({settings.config.consistency_mode.value} consistency,"
-            f" 1 simulated s = {settings.time_scale:g} s wall)"
-        )
-        print(f"  failover endpoint (Route 53 failover name): {lab.failover_url}")
-        print(f"  lab control (status, faults): {control.url}")
-        for name in settings.config.regions:
-            role = settings.config.role_of(name).value
-            print(f"  {name} ({role}) API: {lab.region_url(name)}")
-        # A throwaway key of the simulation, printed so the example below works as typed.
-        demo_key = lab.enrol_merchant(DEMO_MERCHANT)
-        print(f"  merchant {DEMO_MERCHANT} (lab only) API key: {demo_key}")
-        print(
-            "try:\n"
-            f"  curl -s {lab.failover_url}{contract.HEALTH_PATH}\n"
-            f"  curl -s -X POST {lab.failover_url}{contract.PAYMENTS_PATH}"
-            f" -H '{contract.AUTH_HEADER}: {contract.AUTH_SCHEME} {demo_key}'"
-            f" -H 'Content-Type: application/json' -H '{contract.IDEMPOTENCY_HEADER}: demo-0001'"
-            ' -d \'{"amount": 1250, "currency": "EUR",'
-            ' "payment_token": "tok_demo12345678"}\'\n'
-            f"  curl -s {control.url}/status\n"
-            f"  curl -s -X POST {control.url}/faults -d"
-            f' \'{{"region": "{settings.primary}", "fault": "{Fault.OUTAGE.value}",'
-            ' "active": true}\'\n'
-            f"faults: {', '.join(fault.value for fault in Fault)}\n"
-            "Ctrl-C stops the lab."
-        )
-        try:
-            # Only this thread receives Ctrl-C and SIGTERM (see lab.signals).
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("\nstopping the lab", file=sys.stderr)
-        finally:
-            control.stop()
+    try:
+        with Lab(settings, service_log_level="WARNING") as lab:
+            control = ControlServer(lab)
+            with main_thread_signals():
+                control.start()
+            try:
+                _announce(lab, control.url)
+                # Only this thread receives Ctrl-C and SIGTERM (see lab.signals).
+                threading.Event().wait()
+            finally:
+                print("\nstopping the lab", file=sys.stderr)
+                control.stop()
+    except KeyboardInterrupt:
+        pass
+    print("lab stopped", file=sys.stderr)
     return EXIT_PASSED
+
+
+def _announce(lab: Lab, control_url: str) -> None:
+    """How to reach the running lab, with a merchant key that works as typed."""
+    from payments_dr.lab.lab import Fault
+
+    settings = lab.settings
+    print(
+        f"payments-dr lab is up - a SIMULATION on this machine"
+        f" ({settings.config.consistency_mode.value} consistency,"
+        f" 1 simulated s = {settings.time_scale:g} s wall)"
+    )
+    print(f"  failover endpoint (Route 53 failover name): {lab.failover_url}")
+    print(f"  lab control (status, faults): {control_url}")
+    for name in settings.config.regions:
+        role = settings.config.role_of(name).value
+        print(f"  {name} ({role}) API: {lab.region_url(name)}")
+    # A throwaway key of the simulation, printed so the example below works as typed.
+    demo_key = lab.enrol_merchant(DEMO_MERCHANT)
+    print(f"  merchant {DEMO_MERCHANT} (lab only) API key: {demo_key}")
+    print(
+        "try:\n"
+        f"  curl -s {lab.failover_url}{contract.HEALTH_PATH}\n"
+        f"  curl -s -X POST {lab.failover_url}{contract.PAYMENTS_PATH}"
+        f" -H '{contract.AUTH_HEADER}: {contract.AUTH_SCHEME} {demo_key}'"
+        f" -H 'Content-Type: application/json' -H '{contract.IDEMPOTENCY_HEADER}: demo-0001'"
+        ' -d \'{"amount": 1250, "currency": "EUR",'
+        ' "payment_token": "tok_demo12345678"}\'\n'
+        f"  curl -s {control_url}/status\n"
+        f"  curl -s -X POST {control_url}/faults -d"
+        f' \'{{"region": "{settings.primary}", "fault": "{Fault.OUTAGE.value}",'
+        ' "active": true}\'\n'
+        f"faults: {', '.join(fault.value for fault in Fault)}\n"
+        "Ctrl-C stops the lab."
+    )
 
 
 def run_drill_command(args: argparse.Namespace) -> int:
@@ -187,10 +221,14 @@ def run_drill_command(args: argparse.Namespace) -> int:
     from payments_dr.lab.scenarios import DEFAULT_SCENARIO
     from payments_dr.lab.timeline import draw_timeline
 
+    if args.time_scale is None:
+        adversarial = args.workload == Workload.ADVERSARIAL.value
+        args.time_scale = ADVERSARIAL_TIME_SCALE if adversarial else DRILL_TIME_SCALE
     try:
         settings = _settings(args)
         options = DrillOptions(
             scenario=ScenarioName(args.scenario) if args.scenario else DEFAULT_SCENARIO,
+            workload=Workload(args.workload),
             clients=args.clients,
             payments_per_second=args.rate or DrillOptions.payments_per_second,
         )

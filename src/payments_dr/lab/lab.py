@@ -15,11 +15,12 @@ from typing import Any
 from moto import mock_aws
 
 from payments_dr import contract
-from payments_dr.contract import Mode, Param
+from payments_dr.contract import ConflictStatus, Mode, Param
 from payments_dr.drill_report import TimelineEvent
 from payments_dr.lab.apigw import RegionApi, ThrottleLimits
 from payments_dr.lab.aws import RegionAws, RegionResources, seed_region, set_parameter
 from payments_dr.lab.clock import SimClock
+from payments_dr.lab.ledger import WriteLedger
 from payments_dr.lab.replication import Replicator
 from payments_dr.lab.routing import FailoverDns, FailoverRouter, RegionHealthCheck
 from payments_dr.lab.settings import LabSettings
@@ -27,6 +28,7 @@ from payments_dr.lab.signals import main_thread_signals
 from payments_dr.lab.workers import Handler, LogArchiverFeed, RetryQueuePoller
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.authorizer import build_authorizer
+from payments_dr.service.conflicts import Conflict, ConflictStore
 from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import ServiceDeps
 from payments_dr.service.log_archiver import build_log_archiver
@@ -73,7 +75,9 @@ class Fault(StrEnum):
     TABLE_OUTAGE = "table-outage"
     ANSWERS_LOST = "answers-lost"
     FENCED = "fenced"
-    REPLICATION_STALL = "replication-stall"  # affects both directions; the region is ignored
+    # Eventual mode: both directions stall. Strong mode: the region's replica is cut off from
+    # the region set (no writes, no strongly consistent reads there).
+    REPLICATION_STALL = "replication-stall"
 
 
 @dataclass
@@ -102,8 +106,13 @@ class Lab:
         self._mock = mock_aws()
         self._events_lock = threading.Lock()
         self.events: list[TimelineEvent] = []
+        self.ledger = WriteLedger(self.clock.now)
         self.health_changes: list[tuple[float, str, bool]] = []  # (at, region, healthy)
+        # When a fault last began in each region (simulated seconds): health probes that
+        # started earlier cannot report it.
+        self._fault_began_at: dict[str, float] = {}
         self.regions: dict[str, Region] = {}
+        self._aws_by_region: dict[str, RegionAws] = {}
         self._stops: list[Callable[[], None]] = []
         self.replicator: Replicator
         self.dns: FailoverDns
@@ -139,7 +148,6 @@ class Lab:
         self._stops.append(self._mock.stop)
         settings = self.settings
         apis: dict[str, RegionApi] = {}
-        aws_by_region: dict[str, RegionAws] = {}
         resources: dict[str, RegionResources] = {}
         config = settings.config
         # The stage's method settings and the merchants' usage plan, as the stack sets them.
@@ -149,6 +157,7 @@ class Lab:
         merchant_limits = ThrottleLimits(
             config.merchant_throttle_rate_limit, config.merchant_throttle_burst_limit
         )
+        aws_by_region = self._aws_by_region
         for region in config.regions:
             aws_by_region[region] = RegionAws(region, self._aws_lock)
             apis[region] = RegionApi(
@@ -204,14 +213,15 @@ class Lab:
     def _wire_region(self, aws: RegionAws, api: RegionApi, resources: RegionResources) -> Region:
         """The real handlers of one region, with their event sources and health check."""
         settings, region = self.settings, aws.region
-        api_deps = self._deps(aws, resources)
-        retry_deps = self._deps(aws, resources)
+        api_deps, retry_deps, archiver_deps = (self._deps(aws, resources) for _ in range(3))
         if settings.strong:
-            self.replicator.wrap_for_strong_consistency(api_deps.dynamodb, region)
-            self.replicator.wrap_for_strong_consistency(retry_deps.dynamodb, region)
+            for writer in (api_deps, retry_deps, archiver_deps):
+                self.replicator.wrap_for_strong_consistency(writer.dynamodb, region)
+        for payment_writer in (api_deps, retry_deps):
+            self.ledger.watch(payment_writer.dynamodb, region)
         api.handler = _as_lambda(build_api_handler(api_deps))
         api.authorizer = _as_lambda(build_authorizer(self._deps(aws, resources)))
-        archiver = _as_lambda(build_log_archiver(self._deps(aws, resources)))
+        archiver = _as_lambda(build_log_archiver(archiver_deps))
         return Region(
             name=region,
             aws=aws,
@@ -234,6 +244,7 @@ class Lab:
                 checkers=settings.health_checkers,
                 healthy_fraction=settings.healthy_checker_fraction,
                 on_change=self._health_changed,
+                fault_began_at=lambda: self._fault_began_at.get(region, float("-inf")),
             ),
         )
 
@@ -246,6 +257,8 @@ class Lab:
             dynamodb=aws.service_client("dynamodb"),
             sqs=aws.service_client("sqs"),
             s3=aws.service_client("s3"),
+            # The peer's SQS fails with the peer's faults, as the call crosses regions.
+            peer_sqs=self._aws_by_region[self.peer_of(aws.region)].service_client("sqs"),
             # Simulated time, so the configuration cache's max age scales with everything else.
             clock=self.clock.epoch,
         )
@@ -287,6 +300,9 @@ class Lab:
     def secondary(self) -> str:
         return self.settings.secondary
 
+    def peer_of(self, region: str) -> str:
+        return self.secondary if region == self.primary else self.primary
+
     @property
     def failover_url(self) -> str:
         return self.router.url
@@ -307,14 +323,29 @@ class Lab:
             if not down and self.settings.strong:
                 # A strongly consistent replica catches up before it serves again.
                 self.replicator.catch_up(region)
+            self._began(region, down)
             setattr(faults, fault, down)
 
     def set_answers_lost(self, region: str, lost: bool) -> None:
+        self._began(region, lost)
         self.regions[region].aws.faults.answers_lost = lost
 
     def set_mode(self, region: str, mode: Mode) -> None:
         """The operator's switch: `fenced` fails the region's health check."""
+        self._began(region, mode is Mode.FENCED)
         set_parameter(self.regions[region].aws, self.settings.stack, Param.MODE, mode.value)
+
+    def stall_replication(self, region: str, stalled: bool) -> None:
+        """Eventual: replication stops both ways. Strong: `region`'s replica is cut off."""
+        self._began(region, stalled and self.settings.strong)
+        if stalled:
+            self.replicator.stall(region)
+        else:
+            self.replicator.resume()
+
+    def _began(self, region: str, fault_on: bool) -> None:
+        if fault_on:
+            self._fault_began_at[region] = self.clock.now()
 
     def set_fault(self, region: str, fault: Fault, active: bool) -> None:
         if region not in self.regions:
@@ -327,10 +358,8 @@ class Lab:
             self.set_answers_lost(region, active)
         elif fault is Fault.FENCED:
             self.set_mode(region, Mode.FENCED if active else Mode.ACTIVE)
-        elif active:
-            self.replicator.stall()
         else:
-            self.replicator.resume()
+            self.stall_replication(region, active)
         self.note(
             "fault" if active else "restore",
             f"{fault.value} {'on' if active else 'off'} in {region} (control endpoint)",
@@ -355,7 +384,22 @@ class Lab:
                 }
                 for name, region in self.regions.items()
             },
+            "conflicts": [conflict.summary() for conflict in self.conflicts()],
         }
+
+    def conflicts(self, status: ConflictStatus | None = None) -> list[Conflict]:
+        """Conflict records in any region whose table answers (by default open and resolved),
+        each once: they replicate like payments, so a record may be in both regions."""
+        statuses = list(ConflictStatus) if status is None else [status]
+        found: dict[str, Conflict] = {}
+        for region in self.regions.values():
+            if not region.aws.faults.table_reachable:
+                continue
+            store = ConflictStore(region.aws.lab_dynamodb, region.resources.table_name)
+            for wanted in statuses:
+                for conflict in store.list(wanted):
+                    found.setdefault(conflict.key, conflict)
+        return sorted(found.values(), key=lambda conflict: conflict.detected_at)
 
     def settle(self, timeout_wall_seconds: float = 30.0) -> bool:
         """Wait until queues, streams and replication are drained; False on timeout."""
@@ -375,6 +419,8 @@ class Lab:
 
     def _drained(self) -> bool:
         for region in self.regions.values():
+            if region.aws.faults.outage:
+                continue  # nothing runs there; what it holds waits until it is back
             if region.archiver_feed.pending() or self.queue_depth(
                 region.resources.retry_queue_url, region.aws
             ):

@@ -9,9 +9,18 @@ behaves: each table's stream is read and every local write is applied to the oth
   before the call returns; a peer that is down catches up before it serves again (a
   multi-Region strong table keeps accepting writes with a witness while one replica is down).
 
-While a region is down its stream is not read and nothing is applied to it, as on AWS. A
-conflict between two INSERTs of the same payment id means the payment was applied in both
-regions independently: a duplicate, which the replicator reports.
+While a region is down its stream is not read, nothing is applied to it, and nothing it
+wrote leaves it: writes read from its stream before the fault but not yet applied wait with
+it, and are lost for good if it never comes back (the drill's `region-loss`).
+
+A replication stall holds back every replicated write in eventual mode. In strong mode it
+isolates one replica from the rest of the region set: AWS documents that an isolated MRSC
+replica can serve neither writes nor strongly consistent reads, while the others keep both
+(the witness makes their quorum). The isolated replica's calls fail with a server error here;
+AWS does not document the exact error.
+
+What the service wrote is recorded apart from replication (lab.ledger), so a payment created
+in both regions is counted whatever replication does with it.
 """
 
 from __future__ import annotations
@@ -27,31 +36,13 @@ from datetime import datetime
 from typing import Any
 
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from payments_dr import contract
 from payments_dr.lab.aws import RegionAws, RegionResources
 from payments_dr.lab.clock import SimClock
 
 StreamListener = Callable[[str, list[dict[str, Any]]], None]
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """One payment id created independently in both regions before replication converged."""
-
-    payment_id: str
-    first_region: str
-    first_written_at: float  # simulated seconds
-    second_region: str
-    second_written_at: float
-    replicated_at: float  # when the first write reached the second region
-
-    def describe(self) -> str:
-        return (
-            f"{self.payment_id}: created in {self.first_region} at {self.first_written_at:.1f} s"
-            f" and again in {self.second_region} at {self.second_written_at:.1f} s; the first"
-            f" write only reached {self.second_region} at {self.replicated_at:.1f} s"
-        )
 
 
 @dataclass(frozen=True)
@@ -73,7 +64,6 @@ class _Version:
 
     written_at: float
     origin: str  # the region where this version was first written
-    inserted: bool  # it created the item
 
 
 def _digest(image: Mapping[str, Any] | None) -> str:
@@ -113,8 +103,8 @@ class Replicator:
         self._echoes: dict[tuple[str, str], list[str]] = {}
         self._versions: dict[tuple[str, str], _Version] = {}
         self._lags: list[float] = []
-        self._duplicates: dict[str, Duplicate] = {}
         self._stalled = False
+        self._isolated: str | None = None  # strong mode: the replica cut off by a stall
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lab-replicator", daemon=True)
         # Wall seconds between polls: a fraction of the lag, within sensible bounds.
@@ -141,19 +131,26 @@ class Replicator:
         if self._thread.is_alive():
             self._thread.join()
 
-    def stall(self) -> None:
-        """Hold back every replicated write (a replication stall); streams are still read."""
-        self._stalled = True
+    def stall(self, region: str) -> None:
+        """Eventual: hold back every replicated write (streams are still read). Strong: cut
+        `region`'s replica off from the region set."""
+        with self._lock:
+            if self.strong:
+                self._isolated = region
+            else:
+                self._stalled = True
 
     def resume(self) -> None:
-        self._stalled = False
+        with self._lock:
+            isolated, self._isolated, self._stalled = self._isolated, None, False
+            if isolated is not None:
+                self.catch_up(isolated)
+
+    def reachable(self, region: str) -> bool:
+        """Can `region`'s replica take part in replication?"""
+        return self._regions[region].faults.table_reachable and region != self._isolated
 
     # --- observations --------------------------------------------------------------------
-    @property
-    def duplicates(self) -> list[Duplicate]:
-        with self._lock:
-            return sorted(self._duplicates.values(), key=lambda dup: dup.second_written_at)
-
     def lag_stats_ms(self) -> tuple[float, float]:
         """(p50, max) of the simulated time between a write and its arrival in the peer."""
         with self._lock:
@@ -161,11 +158,21 @@ class Replicator:
                 return (0.0, 0.0)
             return (statistics.median(self._lags) * 1000, max(self._lags) * 1000)
 
-    def backlog(self) -> int:
-        """Writes read from a stream and not yet applied to the peer."""
+    def backlog(self, deliverable_only: bool = False) -> int:
+        """Writes read from a stream and not yet applied to the peer; `deliverable_only`:
+        leave out those stuck with a region that is down (lost for good, if it never returns)."""
         with self._lock:
-            pending = sum(len(queue) for queue in self._pending.values())
-            return pending + sum(len(keys) for keys in self._catch_up.values())
+            pending = sum(
+                len(queue)
+                for (source, target), queue in self._pending.items()
+                if not deliverable_only or (self.reachable(source) and self.reachable(target))
+            )
+            catch_up = sum(
+                len(keys)
+                for region, keys in self._catch_up.items()
+                if not deliverable_only or self.reachable(region)
+            )
+            return pending + catch_up
 
     def idle(self) -> bool:
         """Nothing left to replicate: every stream read and every read write applied."""
@@ -174,7 +181,11 @@ class Replicator:
                 aws.faults.table_reachable and aws.table_writes != self._writes_seen[region]
                 for region, aws in self._regions.items()
             )
-            return not unread and self._records_last_read == 0 and self.backlog() == 0
+            return (
+                not unread
+                and self._records_last_read == 0
+                and self.backlog(deliverable_only=True) == 0
+            )
 
     # --- strong mode ---------------------------------------------------------------------
     def wrap_for_strong_consistency(self, client: BaseClient, region: str) -> None:
@@ -183,6 +194,17 @@ class Replicator:
 
         def replicated(operation_name: str, params: dict[str, Any]) -> Any:
             with self._lock:
+                if region == self._isolated and _needs_quorum(operation_name, params):
+                    raise ClientError(
+                        {
+                            "Error": {
+                                "Code": "InternalServerError",
+                                "Message": f"{region} cannot reach the other replicas (lab)",
+                            },
+                            "ResponseMetadata": {"HTTPStatusCode": 500},
+                        },
+                        operation_name,
+                    )
                 result = make_api_call(operation_name, params)
                 keys = _written_keys(operation_name, params)
                 if keys:
@@ -194,10 +216,10 @@ class Replicator:
         setattr(client, "_make_api_call", replicated)  # noqa: B010 - instance override on purpose
 
     def _copy_to_peers(self, source: str, key: dict[str, Any], written_at: float) -> None:
-        for target, aws in self._regions.items():
+        for target in self._regions:
             if target == source:
                 continue
-            if aws.faults.table_reachable:
+            if self.reachable(target):
                 self._copy_item(source, target, key)
                 self._lags.append(0.0)
             else:
@@ -257,7 +279,7 @@ class Replicator:
         self._iterators[region] = response["NextShardIterator"]
         records: list[dict[str, Any]] = response["Records"]
         for record in records:
-            _label_region(record, region, self._resources[region].stream_arn)
+            _label_region(record, region, self._resources[region].stream_arn, self._clock)
             if not self.strong:
                 self._note_local_write(region, record)
         return records
@@ -271,14 +293,14 @@ class Replicator:
             key=key,
             event=record["eventName"],
             new_image=image,
-            written_at=self._clock.at_wall_time(float(data["ApproximateCreationDateTime"])),
+            written_at=self._clock.since_start(float(data["ApproximateCreationDateTime"])),
         )
         echoes = self._echoes.get((region, change.payment_id))
         if echoes and _digest(image) in echoes:
             echoes.remove(_digest(image))  # our own replicated write coming back: not a change
             return
         self._versions[(region, change.payment_id)] = _Version(
-            written_at=change.written_at, origin=region, inserted=change.event == "INSERT"
+            written_at=change.written_at, origin=region
         )
         for (source, _target), queue in self._pending.items():
             if source == region:
@@ -288,20 +310,22 @@ class Replicator:
         if self._stalled:
             return
         now = self._clock.now()
-        for (_source, target), queue in self._pending.items():
-            if not self._regions[target].faults.table_reachable:
+        for (source, target), queue in self._pending.items():
+            # Nothing reaches a region that is down, and nothing leaves one.
+            if not (self.reachable(source) and self.reachable(target)):
                 continue
             while queue and queue[0].written_at + self._lag <= now:
                 self._apply(queue.popleft(), target, now)
 
     def _apply(self, change: _Change, target: str, now: float) -> None:
         current = self._versions.get((target, change.payment_id))
-        if current is not None and current.origin == target:
-            if change.event == "INSERT" and current.inserted:
-                self._record_duplicate(change, target, current, now)
-            # Last writer wins; a tie goes to the region that sorts last, in both directions.
-            if (current.written_at, target) > (change.written_at, change.source):
-                return
+        # Last writer wins; a tie goes to the region that sorts last, in both directions.
+        if (
+            current is not None
+            and current.origin == target
+            and (current.written_at, target) > (change.written_at, change.source)
+        ):
+            return
         table = self._resources[target].table_name
         dynamodb = self._regions[target].lab_dynamodb
         if change.new_image is None:
@@ -310,31 +334,27 @@ class Replicator:
             dynamodb.put_item(TableName=table, Item=change.new_image)
         self._echoes.setdefault((target, change.payment_id), []).append(_digest(change.new_image))
         self._versions[(target, change.payment_id)] = _Version(
-            written_at=change.written_at, origin=change.source, inserted=False
+            written_at=change.written_at, origin=change.source
         )
         self._lags.append(max(0.0, now - change.written_at))
 
-    def _record_duplicate(self, change: _Change, target: str, local: _Version, now: float) -> None:
-        if change.payment_id in self._duplicates:
-            return  # the same conflict seen from the other side
-        first_is_source = change.written_at <= local.written_at
-        self._duplicates[change.payment_id] = Duplicate(
-            payment_id=change.payment_id,
-            first_region=change.source if first_is_source else target,
-            first_written_at=min(change.written_at, local.written_at),
-            second_region=target if first_is_source else change.source,
-            second_written_at=max(change.written_at, local.written_at),
-            replicated_at=now,
-        )
 
-
-def _label_region(record: dict[str, Any], region: str, stream_arn: str) -> None:
-    """Give a stream record the shape Lambda delivers: its region, source ARN, epoch time."""
+def _label_region(record: dict[str, Any], region: str, stream_arn: str, clock: SimClock) -> None:
+    """Give a stream record the shape Lambda delivers: its region, source ARN, epoch time
+    (simulated, like every time the service reads)."""
     record["awsRegion"] = region
     record["eventSourceARN"] = stream_arn
     created = record["dynamodb"].get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
-        record["dynamodb"]["ApproximateCreationDateTime"] = created.timestamp()
+        created = created.timestamp()
+    record["dynamodb"]["ApproximateCreationDateTime"] = clock.epoch_at_wall_time(float(created))
+
+
+def _needs_quorum(operation_name: str, params: Mapping[str, Any]) -> bool:
+    """Writes and strongly consistent reads: what an isolated MRSC replica cannot serve."""
+    if operation_name in ("GetItem", "Query", "Scan", "BatchGetItem"):
+        return bool(params.get("ConsistentRead"))
+    return bool(_written_keys(operation_name, params))
 
 
 def _written_keys(operation_name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -84,6 +84,7 @@ class RegionHealthCheck:
         checkers: int,
         healthy_fraction: float,
         on_change: Callable[[str, bool], None],
+        fault_began_at: Callable[[], float] = lambda: float("-inf"),
     ) -> None:
         self.region = region
         self.health_url = health_url
@@ -93,6 +94,7 @@ class RegionHealthCheck:
         self._checkers = [_Checker() for _ in range(checkers)]
         self._healthy_fraction = healthy_fraction
         self._on_change = on_change
+        self._fault_began_at = fault_began_at
         self._timeout_wall = max(
             clock.to_wall(contract.HEALTH_CHECK_TIMEOUT_SECONDS), MIN_PROBE_TIMEOUT_WALL_SECONDS
         )
@@ -125,7 +127,13 @@ class RegionHealthCheck:
         # Checkers are staggered evenly, so the region is probed every interval / checkers.
         next_probe = self._clock.now() + self._interval * index / len(self._checkers)
         while not self._clock.wait(self._stop, next_probe - self._clock.now()):
-            self.record(index, probe(self.health_url, self._timeout_wall))
+            started = self._clock.now()
+            healthy = probe(self.health_url, self._timeout_wall)
+            # A probe's verdict belongs to the time it started. On a loaded machine a probe can
+            # take seconds of simulated time; one that started before the latest fault began
+            # cannot tell that fault, so its failure is not counted.
+            if healthy or started >= self._fault_began_at():
+                self.record(index, healthy)
             next_probe = max(next_probe + self._interval, self._clock.now())
 
     def record(self, checker_index: int, probe_ok: bool) -> None:

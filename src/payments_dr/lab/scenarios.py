@@ -20,6 +20,7 @@ class ScenarioName(StrEnum):
     TABLE_OUTAGE = "table-outage"
     FENCED = "fenced"  # the name the drill on AWS uses for the same fault
     REPLICATION_STALL = "replication-stall"
+    REGION_LOSS = "region-loss"
 
 
 DEFAULT_SCENARIO: Final = ScenarioName.REGION_OUTAGE
@@ -47,6 +48,9 @@ class Scenario:
     summary: str
     real_counterpart: str
     steps: tuple[Step, ...]
+    # The primary never comes back: no failback, and what it acknowledged without
+    # replicating is lost for good (the drill measures that RPO).
+    permanent: bool = False
 
 
 def _outage(down: bool) -> Callable[[Lab], None]:
@@ -71,12 +75,18 @@ def _answers_lost_then_outage(lab: Lab) -> None:
 
 
 def _stall(lab: Lab) -> None:
-    lab.replicator.stall()
+    lab.stall_replication(lab.primary, True)
 
 
 def _resume(lab: Lab) -> None:
-    lab.replicator.resume()
+    lab.stall_replication(lab.primary, False)
 
+
+# Region loss: the primary's table fails first, so payments are answered 202 (queued), and is
+# back shortly before the whole region goes for good, so the last payments it acknowledged
+# (201) are still replicating when it is lost. Too short for a failover in between.
+TABLE_LEAD_SECONDS: Final = 12.0
+TABLE_BACK_BEFORE_LOSS_SECONDS: Final = 2.0
 
 # The stall starts before the outage, so the primary's last acknowledged writes are missing
 # in the secondary during failover, and lasts past the restore, so failback finds the primary
@@ -151,5 +161,34 @@ SCENARIOS: Final = {
             Step(Phase.RESTORE, 0.0, "restore", "primary region is back", _outage(False)),
             Step(Phase.RESTORE, STALL_TAIL_SECONDS, "note", "replication resumes", _resume),
         ),
+    ),
+    ScenarioName.REGION_LOSS: Scenario(
+        name=ScenarioName.REGION_LOSS,
+        summary=(
+            "the primary's table fails for a while (payments answered 202), recovers, then the"
+            " whole region is lost and never comes back: the drill measures what was lost (RPO)"
+        ),
+        real_counterpart=(
+            "the loss of a region cannot be rehearsed on AWS; the failover it forces is, with"
+            f" {ON_AWS}, and the RPO it costs is bounded by the replication-lag alarm"
+        ),
+        steps=(
+            Step(
+                Phase.FAULT,
+                -TABLE_LEAD_SECONDS,
+                "note",
+                "primary table fails (payments queued)",
+                _table_outage(True),
+            ),
+            Step(
+                Phase.FAULT,
+                -TABLE_BACK_BEFORE_LOSS_SECONDS,
+                "note",
+                "primary table is back",
+                _table_outage(False),
+            ),
+            Step(Phase.FAULT, 0.0, "fault", "primary region lost for good", _outage(True)),
+        ),
+        permanent=True,
     ),
 }

@@ -91,7 +91,7 @@ def draw_timeline(report: DrillReport, path: Path | str, bucket_seconds: float =
         f"{kind}: drill '{report.scenario}', {report.consistency_mode} consistency\n"
         f"failover {_seconds(report.failover_seconds)}, failback"
         f" {_seconds(report.failback_seconds)}, payments lost {report.payments_lost},"
-        f" applied twice {report.payments_duplicated}",
+        f" stored twice {report.payments_duplicated}",
         fontsize=11,
     )
     clock = "simulated seconds" if report.simulated else "seconds"

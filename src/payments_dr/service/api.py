@@ -1,8 +1,9 @@
 """The payment API: POST /v1/payments, GET /v1/payments/{id}, GET /v1/health.
 
-Every 2xx answer means the payment is durable: in the table (201, 200) or on the retry
-queue (202). When neither confirms, the answer is 503 with Retry-After and the client
-retries with the same Idempotency-Key, which can never create a second payment.
+Every 2xx answer means the payment is durable: in the table (201, 200) or on the peer
+region's retry queue (202), outside this region's failure domain. When neither confirms, the
+answer is 503 with Retry-After and the client retries with the same Idempotency-Key, which
+can never create a second payment.
 
 Routing is a few lines here rather than Powertools' APIGatewayRestResolver: the resolver
 keeps the current event in class-level state shared by every resolver in the process, so
@@ -196,11 +197,21 @@ def build_api_handler(
         try:
             outcome, stored = PaymentStore(deps.dynamodb, config.table_name).put_once(payment)
         except TableUnavailable:
-            logger.warning("table write failed, queueing payment", extra=log_context, exc_info=True)
+            # Queued in the peer region, so the 202 survives the loss of this one: the peer's
+            # retry worker applies it to its own replica, which is healthy when this one is not.
+            logger.warning(
+                "table write failed, queueing payment in the peer region",
+                extra=log_context,
+                exc_info=True,
+            )
             try:
-                retry_message.send(deps.sqs, config.retry_queue_url, retry_message.encode(payment))
+                retry_message.send(
+                    deps.peer_queue_client(config),
+                    config.peer_retry_queue_url,
+                    retry_message.encode(payment),
+                )
             except retry_message.QueueUnavailable:
-                logger.error("retry queue unavailable", extra=log_context, exc_info=True)
+                logger.error("peer retry queue unavailable", extra=log_context, exc_info=True)
                 return unavailable("payment not stored; retry with the same Idempotency-Key")
             count("PaymentsQueued")
             return respond(202, payment.with_status(PaymentStatus.PENDING).to_api())

@@ -28,6 +28,7 @@ REQUIRED_PARAMS = (
     Param.LOG_BUCKET,
     Param.REGION_ROLE,
     Param.PEER_REGION,
+    Param.PEER_RETRY_QUEUE_URL,
     Param.MODE,
 )
 
@@ -44,7 +45,9 @@ class ServiceConfig:
     log_bucket: str
     region_role: RegionRole
     peer_region: str
+    peer_retry_queue_url: str
     mode: Mode
+    peer_sqs_endpoint: str | None = None  # None: the peer region's public SQS endpoint
 
     @classmethod
     def from_parameters(cls, values: dict[str, str]) -> ServiceConfig:
@@ -59,7 +62,9 @@ class ServiceConfig:
                 log_bucket=values[Param.LOG_BUCKET],
                 region_role=RegionRole(values[Param.REGION_ROLE]),
                 peer_region=values[Param.PEER_REGION],
+                peer_retry_queue_url=values[Param.PEER_RETRY_QUEUE_URL],
                 mode=Mode(values[Param.MODE]),
+                peer_sqs_endpoint=values.get(Param.PEER_SQS_ENDPOINT) or None,
             )
         except ValueError as error:
             raise ConfigUnavailable(f"invalid SSM parameter value: {error}") from error

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.session import Session, get_session
 
 from payments_dr.contract import ENV_SSM_PATH
-from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS, ConfigCache
+from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS, ConfigCache, ServiceConfig
 
 # Short timeouts and few attempts: an API answer must come well inside API Gateway's and
 # Route 53's limits, and a failed table write has the retry queue as its fallback.
@@ -42,6 +42,8 @@ class ServiceDeps:
     dynamodb: Any = None
     sqs: Any = None
     s3: Any = None
+    # SQS in the peer region; created on first use from the configuration when not given.
+    peer_sqs: Any = None
     clock: Callable[[], float] = time.time
     config_max_age_seconds: float = CONFIG_MAX_AGE_SECONDS
     config: ConfigCache = field(init=False)
@@ -50,6 +52,14 @@ class ServiceDeps:
         self.config = ConfigCache(
             self.ssm, self.ssm_path, self.clock, max_age_seconds=self.config_max_age_seconds
         )
+
+    def peer_queue_client(self, config: ServiceConfig) -> Any:
+        """The peer region's SQS, through the peer's interface endpoint when one is set."""
+        if self.peer_sqs is None:
+            self.peer_sqs = create_client(
+                get_session(), "sqs", config.peer_region, endpoint_url=config.peer_sqs_endpoint
+            )
+        return self.peer_sqs
 
     @classmethod
     def from_environment(cls, services: tuple[str, ...]) -> ServiceDeps:
@@ -60,11 +70,15 @@ class ServiceDeps:
         return cls(region=region, ssm_path=os.environ[ENV_SSM_PATH], **clients)
 
 
-def create_client(session: Session, service: str, region: str) -> Any:
+def create_client(
+    session: Session, service: str, region: str, endpoint_url: str | None = None
+) -> Any:
     config = Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         tcp_keepalive=True,
     )
-    return session.create_client(service, region_name=region, config=config)
+    return session.create_client(
+        service, region_name=region, config=config, endpoint_url=endpoint_url
+    )

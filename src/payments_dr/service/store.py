@@ -164,13 +164,19 @@ class PaymentStore:
         return None if item is None else from_item(item)
 
     def probe(self) -> None:
-        """Raise TableUnavailable unless the table answers a read."""
+        """Raise TableUnavailable unless the table answers a strongly consistent read.
+
+        Consistent, because that is what a multi-Region strong replica cut off from the other
+        regions can no longer serve (nor writes), while its eventually consistent reads still
+        work: such a region must report itself unhealthy.
+        """
         try:
             self._dynamodb.get_item(
                 TableName=self._table,
                 Key={Attr.PK.value: {"S": HEALTH_PROBE_KEY}},
                 ProjectionExpression="#pk",
                 ExpressionAttributeNames={"#pk": Attr.PK.value},
+                ConsistentRead=True,
             )
         except (ClientError, BotoCoreError) as error:
             raise TableUnavailable(str(error)) from error
