@@ -19,7 +19,7 @@ from payments_dr.infra.config import (
     StackConfig,
     load_stack_file,
 )
-from payments_dr.synth import SimulatedAws
+from payments_dr.simulated_aws import SimulatedAws
 
 from .conftest import STACK_FILES
 

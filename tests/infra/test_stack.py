@@ -15,7 +15,7 @@ from payments_dr import contract
 from payments_dr.contract import Function, Param, RegionOutput, StackOutput
 from payments_dr.infra import iam
 from payments_dr.service.openapi import load_openapi
-from payments_dr.synth import SIMULATED_ACCOUNT_ID as ACCOUNT
+from payments_dr.simulated_aws import SIMULATED_ACCOUNT_ID as ACCOUNT
 from payments_dr.synth import SynthResult
 
 from .support import one, policy

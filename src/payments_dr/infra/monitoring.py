@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
 
 import pulumi
 import pulumi_aws as aws
@@ -22,6 +21,21 @@ from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import resource_policies
 from payments_dr.infra.data import KEY_DELETION_WINDOW_DAYS
+from payments_dr.infra.metrics import (
+    API_5XX,
+    FUNCTION_ALARM_METRICS,
+    ITERATOR_AGE,
+    MESSAGES_VISIBLE,
+    OLDEST_MESSAGE_AGE,
+    S3_OPERATIONS_FAILED,
+    Metric,
+    api_metric,
+    function_metric,
+    health_check_status,
+    log_replication_metric,
+    queue_metric,
+    table_replication_latency,
+)
 
 ALARM_PERIOD_SECONDS = 60
 ROUTE53_METRICS_REGION = "us-east-1"
@@ -30,71 +44,6 @@ API_5XX_PER_MINUTE = 5
 # The archiver retries a failing batch until its records leave the stream (24 h); long before
 # that, a growing backlog means the transaction log is falling behind the table.
 ARCHIVE_MAX_LAG_SECONDS = 15 * 60
-
-# The metrics the alarms watch, named once: the DR dashboard graphs the same ones.
-DYNAMODB_NAMESPACE = "AWS/DynamoDB"
-SQS_NAMESPACE = "AWS/SQS"
-API_GATEWAY_NAMESPACE = "AWS/ApiGateway"
-S3_NAMESPACE = "AWS/S3"
-LAMBDA_NAMESPACE = "AWS/Lambda"
-ROUTE53_NAMESPACE = "AWS/Route53"
-REPLICATION_LATENCY = "ReplicationLatency"  # milliseconds in DynamoDB, seconds in S3
-MESSAGES_VISIBLE = "ApproximateNumberOfMessagesVisible"
-OLDEST_MESSAGE_AGE = "ApproximateAgeOfOldestMessage"
-API_5XX = "5XXError"
-S3_OPERATIONS_FAILED = "OperationsFailedReplication"
-ITERATOR_AGE = "IteratorAge"  # milliseconds
-FUNCTION_ALARM_METRICS = ("Errors", "Throttles")
-HEALTH_CHECK_STATUS = "HealthCheckStatus"
-
-# A dimension value: a plain string for the dashboard, any Pulumi input for an alarm.
-V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class Metric(Generic[V]):
-    """One CloudWatch metric: where it is published and the dimensions that select it."""
-
-    namespace: str
-    name: str
-    dimensions: Mapping[str, V]
-
-
-def table_replication_latency(table_name: V, receiving_region: V) -> Metric[V]:
-    """Emitted in the region the writes come from, per receiving region."""
-    return Metric(
-        DYNAMODB_NAMESPACE,
-        REPLICATION_LATENCY,
-        {"TableName": table_name, "ReceivingRegion": receiving_region},
-    )
-
-
-def queue_metric(name: str, queue_name: V) -> Metric[V]:
-    return Metric(SQS_NAMESPACE, name, {"QueueName": queue_name})
-
-
-def api_metric(name: str, api_name: V, stage: V) -> Metric[V]:
-    return Metric(API_GATEWAY_NAMESPACE, name, {"ApiName": api_name, "Stage": stage})
-
-
-def function_metric(name: str, function_name: V) -> Metric[V]:
-    return Metric(LAMBDA_NAMESPACE, name, {"FunctionName": function_name})
-
-
-def log_replication_metric(
-    name: str, source_bucket: V, destination_bucket: V, rule_id: V
-) -> Metric[V]:
-    """S3 replication metrics of one rule, emitted in the source bucket's region."""
-    return Metric(
-        S3_NAMESPACE,
-        name,
-        {"SourceBucket": source_bucket, "DestinationBucket": destination_bucket, "RuleId": rule_id},
-    )
-
-
-def health_check_status(health_check_id: V) -> Metric[V]:
-    """Published only in ROUTE53_METRICS_REGION."""
-    return Metric(ROUTE53_NAMESPACE, HEALTH_CHECK_STATUS, {"HealthCheckId": health_check_id})
 
 
 class AlarmPurpose(StrEnum):
