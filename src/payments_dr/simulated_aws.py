@@ -9,19 +9,55 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Any
+from typing import Any, Final
 
 import pulumi
+from pulumi.dynamic.dynamic import PROVIDER_KEY
 from pulumi.runtime import mocks
 
 from payments_dr import contract
 
 SIMULATED_ACCOUNT_ID = "123456789012"
 GLOBAL_REGION = "global"  # resources of global services (IAM, Route 53) and components
+STREAM_LABEL = "2026-01-01T00:00:00.000"
+REPLICA_STREAM_TYPE = "pulumi-python:dynamic/dynamodb:ReplicaStream"
 
 
 def _digest(*parts: str, length: int = 12) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+# Zone names map to zone IDs differently in every account. This account's us-east-1 mapping,
+# with use1-az3, the constrained zone where the interface endpoints are not offered.
+US_EAST_1_ZONES: Final = {
+    "us-east-1a": "use1-az4",
+    "us-east-1b": "use1-az6",
+    "us-east-1c": "use1-az1",
+    "us-east-1d": "use1-az2",
+    "us-east-1e": "use1-az3",
+    "us-east-1f": "use1-az5",
+}
+NO_ENDPOINT_ZONES: Final = frozenset({"use1-az3"})
+_DIRECTIONS: Final = {
+    "east": "e",
+    "west": "w",
+    "central": "c",
+    "north": "n",
+    "south": "s",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+}
+
+
+def simulated_zones(region: str) -> dict[str, str]:
+    """Zone name -> zone ID of the simulated account in `region`."""
+    if region == "us-east-1":
+        return dict(US_EAST_1_ZONES)
+    area, direction, number = region.split("-")
+    prefix = f"{area}{_DIRECTIONS[direction]}{number}"
+    return {f"{region}{letter}": f"{prefix}-az{index}" for index, letter in enumerate("abc", 1)}
 
 
 class SimulatedAws(pulumi.runtime.Mocks):
@@ -38,8 +74,26 @@ class SimulatedAws(pulumi.runtime.Mocks):
             }, []
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             region = args.args["region"]
-            names = [f"{region}{suffix}" for suffix in "abc"]
-            return {"id": region, "names": names, "zoneIds": names, "groupNames": names}, []
+            zones = simulated_zones(region)
+            names = list(zones)
+            return {
+                "id": region,
+                "names": names,
+                "zoneIds": [zones[name] for name in names],
+                "groupNames": [region] * len(names),
+            }, []
+        if args.token == "aws:ec2/getVpcEndpointService:getVpcEndpointService":
+            service_name = args.args["serviceName"]  # com.amazonaws.<region>.<service>
+            region = service_name.split(".")[2]
+            zones = simulated_zones(region)
+            offered = [name for name, zone_id in zones.items() if zone_id not in NO_ENDPOINT_ZONES]
+            return {
+                "id": service_name,
+                "serviceName": service_name,
+                "serviceType": args.args.get("serviceType", "Interface"),
+                "availabilityZones": offered,
+                "region": region,
+            }, []
         raise ValueError(f"the simulation has no answer for invoke {args.token}")
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -144,6 +198,16 @@ class SimulatedAws(pulumi.runtime.Mocks):
         elif kind == "aws:cloudwatch/logGroup:LogGroup":
             resource_id = inputs["name"]
             put(arn=f"arn:aws:logs:{region}:{account}:log-group:{resource_id}")
+        elif kind == REPLICA_STREAM_TYPE:
+            # What the program's provider reports once it has enabled the replica's stream.
+            name, stream_region = inputs["table_name"], inputs["region"]
+            resource_id = f"{name}@{stream_region}"
+            put(
+                stream_arn=(
+                    f"arn:aws:dynamodb:{stream_region}:{account}:table/{name}/stream/{STREAM_LABEL}"
+                )
+            )
+            return resource_id, state
         elif kind == "aws:acm/certificateValidation:CertificateValidation":
             put(certificateArn=inputs["certificateArn"])
         if "arn" not in state:
@@ -154,20 +218,25 @@ class SimulatedAws(pulumi.runtime.Mocks):
 
 def _table_state(region: str, account: str, inputs: dict[str, Any]) -> dict[str, Any]:
     name = inputs["name"]
-    label = "2026-01-01T00:00:00.000"
+    label = STREAM_LABEL
 
     def arn(in_region: str) -> str:
         return f"arn:aws:dynamodb:{in_region}:{account}:table/{name}"
 
-    replicas = [
-        {
+    def replica_state(replica: dict[str, Any]) -> dict[str, Any]:
+        replica_arn = arn(replica["regionName"])
+        # As the provider: under strong consistency it enables the stream on the primary
+        # table only, so a replica reports none (terraform-provider-aws#48213).
+        if replica.get("consistencyMode") == "STRONG":
+            return {**replica, "arn": replica_arn, "streamArn": "", "streamLabel": ""}
+        return {
             **replica,
-            "arn": arn(replica["regionName"]),
-            "streamArn": f"{arn(replica['regionName'])}/stream/{label}",
+            "arn": replica_arn,
+            "streamArn": f"{replica_arn}/stream/{label}",
             "streamLabel": label,
         }
-        for replica in inputs.get("replicas", [])
-    ]
+
+    replicas = [replica_state(replica) for replica in inputs.get("replicas", [])]
     return {
         "arn": arn(region),
         "streamArn": f"{arn(region)}/stream/{label}",
@@ -189,6 +258,7 @@ class RecordingMonitor(mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+        inputs.pop(PROVIDER_KEY, None)  # a dynamic resource's serialized code
         record = {
             "type": request.type,
             "name": request.name,
@@ -199,6 +269,7 @@ class RecordingMonitor(mocks.MockMonitor):
             "inputs": inputs,
             "dependencies": sorted(request.dependencies),
             "ignore_changes": sorted(request.ignoreChanges),
+            "retain_on_delete": bool(request.retainOnDelete),
         }
         with self._lock:
             self.registrations.append(record)

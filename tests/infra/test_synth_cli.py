@@ -12,6 +12,7 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.cli import EXIT_BROKEN_PIPE
+from payments_dr.infra.config import load_stack_file
 from payments_dr.policy import RULES, Violation
 from payments_dr.synth import SIMULATION_NOTE, register, short_type
 
@@ -36,7 +37,7 @@ def test_synth_prints_resources_budget_and_outputs_and_writes_json(
     printed = capsys.readouterr().out
     assert SIMULATION_NOTE in printed
     assert "RTO budget 150 <= target 900" in printed
-    reserved = sum(settings.reserved_concurrency for settings in contract.FUNCTIONS.values())
+    reserved = sum(load_stack_file(STACK_FILES[mode]).reserved_concurrency.values())
     assert (
         f"Lambda concurrent executions quota >= {reserved + 100} in us-east-1 and us-east-2"
         in printed

@@ -17,7 +17,7 @@ import yaml
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
-from payments_dr.infra.config_rules import KEYS, ConfigError, coerce, validate
+from payments_dr.infra.config_rules import KEYS, ConfigError, coerce, strong_region_set, validate
 
 # Time for Route 53 to publish a changed health status to its DNS servers and for clients to
 # reconnect; a conservative allowance added to detection and the record TTL.
@@ -60,13 +60,20 @@ class StackConfig:
     primary_region: str = contract.DEFAULT_PRIMARY_REGION
     secondary_region: str = contract.DEFAULT_SECONDARY_REGION
     consistency_mode: ConsistencyMode = ConsistencyMode.EVENTUAL
+    # Strong mode only; needed when the region set offers more than one witness region.
+    witness_region_setting: str | None = None
     health_check_interval_seconds: int = 10
     health_check_failure_threshold: int = 3
     rto_target_seconds: int = 900
     rpo_target_seconds: int = 300
     replication_lag_alarm_seconds: int = 30
     alarm_email: str | None = None
-    log_retention_days: int = 90
+    log_retention_days: int = 90  # function logs: operational, not the audit trail
+    # Access, WAF, flow and execution logs: the audit trail (PCI DSS 10.5.1: 12 months).
+    audit_log_retention_days: int = 365
+    # An existing role for API Gateway's region-wide logging setting; unset: the stack's own.
+    api_gateway_logging_role_arn: str | None = None
+    archiver_stream_shards: int = 8  # expected peak shards of each region's table stream
     api_throttle_rate_limit: int = 100  # steady-state requests per second per region
     api_throttle_burst_limit: int = 200
     # Per merchant, through the usage plan: one merchant cannot use up the stage's limits.
@@ -132,11 +139,29 @@ class StackConfig:
 
     @property
     def witness_region(self) -> str | None:
-        """The strong-consistency witness: the one region of the set holding no replica."""
+        """The strong-consistency witness: a region of the set holding no replica."""
         if self.consistency_mode is not ConsistencyMode.STRONG:
             return None
-        (witness,) = set(contract.STRONG_CONSISTENCY_REGIONS) - set(self.regions)
-        return witness
+        if self.witness_region_setting is not None:
+            return self.witness_region_setting
+        members = strong_region_set(self.regions) or ()
+        return next(region for region in members if region not in self.regions)
+
+    @property
+    def reserved_concurrency(self) -> dict[contract.Function, int]:
+        """Executions each function reserves in each region.
+
+        The log archiver gets one per stream shard: Lambda reads each shard with one
+        invocation at a time (parallelization factor 1), so fewer would leave shards unread.
+        """
+        reserved = {
+            function: settings.reserved_concurrency
+            for function, settings in contract.FUNCTIONS.items()
+        }
+        reserved[contract.Function.LOG_ARCHIVER] = (
+            self.archiver_stream_shards * contract.STREAM_PARALLELIZATION_FACTOR
+        )
+        return reserved
 
     @property
     def api_domain(self) -> str:

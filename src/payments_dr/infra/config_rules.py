@@ -70,6 +70,31 @@ _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # What AWS WAF accepts as a rate-based rule's limit.
 WAF_RATE_LIMIT_RANGE: Final = (10, 2_000_000_000)
+# Multi-Region strong consistency: all replicas and the witness come from one of these sets
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/multi-region-strong-consistency-gt.html).
+STRONG_CONSISTENCY_REGION_SETS: Final = {
+    "US": ("us-east-1", "us-east-2", "us-west-2"),
+    "EU": ("eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"),
+    "AP": ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
+}
+# PCI DSS 10.5.1: audit logs are kept at least 12 months.
+AUDIT_LOG_MIN_RETENTION_DAYS: Final = 365
+# Expected peak shards of one region's table stream (one per table partition; an on-demand
+# table starts with about four). The log archiver reserves one execution per shard.
+ARCHIVER_STREAM_SHARDS_RANGE: Final = (1, 100)
+_ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def strong_region_set(regions: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The MRSC region set holding every one of `regions`, if any."""
+    return next(
+        (
+            members
+            for members in STRONG_CONSISTENCY_REGION_SETS.values()
+            if set(regions) <= set(members)
+        ),
+        None,
+    )
 
 
 class ConfigError(ValueError):
@@ -87,6 +112,7 @@ KEYS: Final = {
     "primaryRegion": "primary_region",
     "secondaryRegion": "secondary_region",
     "consistencyMode": "consistency_mode",
+    "witnessRegion": "witness_region_setting",
     "healthCheckIntervalSeconds": "health_check_interval_seconds",
     "healthCheckFailureThreshold": "health_check_failure_threshold",
     "rtoTargetSeconds": "rto_target_seconds",
@@ -94,6 +120,9 @@ KEYS: Final = {
     "replicationLagAlarmSeconds": "replication_lag_alarm_seconds",
     "alarmEmail": "alarm_email",
     "logRetentionDays": "log_retention_days",
+    "auditLogRetentionDays": "audit_log_retention_days",
+    "apiGatewayLoggingRoleArn": "api_gateway_logging_role_arn",
+    "archiverStreamShards": "archiver_stream_shards",
     "apiThrottleRateLimit": "api_throttle_rate_limit",
     "apiThrottleBurstLimit": "api_throttle_burst_limit",
     "merchantThrottleRateLimit": "merchant_throttle_rate_limit",
@@ -109,6 +138,8 @@ INT_KEYS: Final = frozenset(
         "rpoTargetSeconds",
         "replicationLagAlarmSeconds",
         "logRetentionDays",
+        "auditLogRetentionDays",
+        "archiverStreamShards",
         "apiThrottleRateLimit",
         "apiThrottleBurstLimit",
         "merchantThrottleRateLimit",
@@ -173,15 +204,7 @@ def validate(config: StackConfig) -> None:
             f"same as primaryRegion ({config.primary_region})",
             "choose a different region for disaster recovery",
         )
-    if config.consistency_mode is ConsistencyMode.STRONG:
-        outside = [r for r in config.regions if r not in contract.STRONG_CONSISTENCY_REGIONS]
-        if outside:
-            raise ConfigError(
-                "consistencyMode",
-                f"strong consistency is not offered for {', '.join(outside)}",
-                f"use two of {', '.join(contract.STRONG_CONSISTENCY_REGIONS)}"
-                " or consistencyMode: eventual",
-            )
+    _validate_strong_consistency(config)
     if config.health_check_interval_seconds not in HEALTH_CHECK_INTERVALS:
         raise ConfigError(
             "healthCheckIntervalSeconds",
@@ -239,11 +262,36 @@ def validate(config: StackConfig) -> None:
             f"{config.waf_requests_per_ip_per_5_minutes} is out of range",
             f"use a value from {low} to {high}",
         )
-    if config.log_retention_days not in LOG_RETENTION_DAYS:
+    for key, days in (
+        ("logRetentionDays", config.log_retention_days),
+        ("auditLogRetentionDays", config.audit_log_retention_days),
+    ):
+        if days not in LOG_RETENTION_DAYS:
+            raise ConfigError(
+                key,
+                f"{days} is not a CloudWatch Logs retention period",
+                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+            )
+    if config.audit_log_retention_days < AUDIT_LOG_MIN_RETENTION_DAYS:
         raise ConfigError(
-            "logRetentionDays",
-            f"{config.log_retention_days} is not a CloudWatch Logs retention period",
-            f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+            "auditLogRetentionDays",
+            f"{config.audit_log_retention_days} days is less than 12 months",
+            f"keep access, WAF and flow logs at least {AUDIT_LOG_MIN_RETENTION_DAYS} days"
+            " (PCI DSS 10.5.1)",
+        )
+    low, high = ARCHIVER_STREAM_SHARDS_RANGE
+    if not low <= config.archiver_stream_shards <= high:
+        raise ConfigError(
+            "archiverStreamShards",
+            f"{config.archiver_stream_shards} is out of range",
+            f"use a value from {low} to {high}",
+        )
+    role_arn = config.api_gateway_logging_role_arn
+    if role_arn is not None and not _ROLE_ARN_RE.match(role_arn):
+        raise ConfigError(
+            "apiGatewayLoggingRoleArn",
+            f"{role_arn!r} is not an IAM role ARN",
+            "use arn:aws:iam::<account>:role/<name> or leave it unset to create the role",
         )
     if config.alarm_email is not None and not _EMAIL_RE.match(config.alarm_email):
         raise ConfigError(
@@ -279,4 +327,41 @@ def validate(config: StackConfig) -> None:
             f" target of {config.rpo_target_seconds} s",
             "lower replicationLagAlarmSeconds to at most rpoTargetSeconds"
             " or use consistencyMode: strong",
+        )
+
+
+def _validate_strong_consistency(config: StackConfig) -> None:
+    witness = config.witness_region_setting
+    if config.consistency_mode is not ConsistencyMode.STRONG:
+        if witness is not None:
+            raise ConfigError(
+                "witnessRegion",
+                "only strong consistency has a witness",
+                "remove witnessRegion or use consistencyMode: strong",
+            )
+        return
+    members = strong_region_set(config.regions)
+    if members is None:
+        sets = "; ".join(
+            f"{name}: {', '.join(regions)}"
+            for name, regions in STRONG_CONSISTENCY_REGION_SETS.items()
+        )
+        raise ConfigError(
+            "consistencyMode",
+            f"strong consistency needs both regions in one region set, not"
+            f" {', '.join(config.regions)}",
+            f"pick two regions of one set ({sets}) or use consistencyMode: eventual",
+        )
+    candidates = [region for region in members if region not in config.regions]
+    if witness is None and len(candidates) > 1:
+        raise ConfigError(
+            "witnessRegion",
+            "missing: the region set offers several witness regions",
+            f"set witnessRegion to one of {', '.join(candidates)}",
+        )
+    if witness is not None and witness not in candidates:
+        raise ConfigError(
+            "witnessRegion",
+            f"{witness!r} cannot be the witness of {', '.join(config.regions)}",
+            f"use one of {', '.join(candidates)}",
         )

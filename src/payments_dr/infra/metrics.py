@@ -21,6 +21,10 @@ S3_OPERATIONS_FAILED = "OperationsFailedReplication"
 ITERATOR_AGE = "IteratorAge"  # milliseconds
 FUNCTION_ALARM_METRICS = ("Errors", "Throttles")
 HEALTH_CHECK_STATUS = "HealthCheckStatus"
+# Published for every table, whatever its consistency mode, per operation.
+SYSTEM_ERRORS = "SystemErrors"
+REQUEST_LATENCY = "SuccessfulRequestLatency"  # milliseconds
+WRITE_OPERATION = "PutItem"  # the service's one write
 
 # A dimension value: a plain string for the dashboard, any Pulumi input for an alarm.
 V = TypeVar("V")
@@ -42,6 +46,15 @@ def table_replication_latency(table_name: V, receiving_region: V) -> Metric[V]:
         REPLICATION_LATENCY,
         {"TableName": table_name, "ReceivingRegion": receiving_region},
     )
+
+
+def table_operation_metric(name: str, table_name: V, operation: V) -> Metric[V]:
+    """A table metric of one operation (the service writes with PutItem), where it is called.
+
+    Under multi-Region strong consistency a write returns once another region of the set
+    has it, so replication trouble shows here, as failed or slow writes.
+    """
+    return Metric(DYNAMODB_NAMESPACE, name, {"TableName": table_name, "Operation": operation})
 
 
 def queue_metric(name: str, queue_name: V) -> Metric[V]:
