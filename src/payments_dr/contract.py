@@ -194,6 +194,9 @@ class StackOutput(StrEnum):
     # Console link to the CloudWatch dashboard of both regions; stacks deployed before the
     # dashboard existed lack it, so readers must tolerate its absence.
     DASHBOARD_URL = "dashboard_url"
+    # The table's consistency mode, fixed when it was created: `synth --outputs` and
+    # `stack up` refuse a stack file that asks for the other one.
+    CONSISTENCY_MODE = "consistency_mode"
 
 
 class RegionOutput(StrEnum):

@@ -23,7 +23,13 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from payments_dr import contract
-from payments_dr.infra.config import ConfigError, DrBudget, StackConfig, load_stack_file
+from payments_dr.infra.config import (
+    ConfigError,
+    DrBudget,
+    StackConfig,
+    load_stack_file,
+    refuse_consistency_change,
+)
 from payments_dr.infra.stack import build_stack
 from payments_dr.policy import evaluate, format_verdicts
 from payments_dr.service.artifact import build_artifact
@@ -109,7 +115,11 @@ def synthesize_config(config: StackConfig, artifact_path: Path) -> SynthResult:
 
 def synthesize(config_path: Path | str, artifact_path: Path | None = None) -> SynthResult:
     """Synthesize the stack described by a `Pulumi.<stack>.yaml` file."""
-    config = load_stack_file(config_path)
+    return _synthesize_with_artifact(load_stack_file(config_path), artifact_path)
+
+
+def _synthesize_with_artifact(config: StackConfig, artifact_path: Path | None) -> SynthResult:
+    """With the given artifact, or one built for this run only."""
     if artifact_path is not None:
         return synthesize_config(config, artifact_path)
     with tempfile.TemporaryDirectory(prefix="payments-dr-synth-") as build_dir:
@@ -180,10 +190,30 @@ def render(result: SynthResult) -> str:
     return "\n".join(lines)
 
 
+class UnreadableOutputsError(ValueError):
+    """The --outputs file cannot be read as the outputs of a stack."""
+
+
+def deployed_consistency(outputs_file: Path) -> str | None:
+    """The consistency mode a deployed stack's outputs record (stacks before it: None)."""
+    try:
+        outputs = json.loads(outputs_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise UnreadableOutputsError(
+            f"--outputs {outputs_file} is not readable JSON ({error}): pass the file"
+            " `pulumi stack output --json` wrote"
+        ) from None
+    mode = outputs.get(contract.StackOutput.CONSISTENCY_MODE) if isinstance(outputs, dict) else None
+    return str(mode) if mode else None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        result = synthesize(args.stack_config)
-    except ConfigError as error:
+        config = load_stack_file(args.stack_config)
+        if args.outputs:
+            refuse_consistency_change(config, deployed_consistency(Path(args.outputs)))
+        result = _synthesize_with_artifact(config, None)
+    except (ConfigError, UnreadableOutputsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(render(result))
@@ -213,4 +243,10 @@ def register(subparsers: Any) -> None:
         help=f"a Pulumi.<stack>.yaml file (default: {DEFAULT_STACK_FILE})",
     )
     parser.add_argument("--json", metavar="FILE", help="write every resource and output as JSON")
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="the deployed stack's `pulumi stack output --json`: refuse a consistencyMode its"
+        " table cannot change to",
+    )
     parser.set_defaults(run=run)

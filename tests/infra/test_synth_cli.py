@@ -97,6 +97,34 @@ def test_bad_stack_file_is_refused_with_key_and_fix(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("deployed", ["eventual", "strong"])
+def test_a_consistency_change_on_a_deployed_stack_is_refused_with_the_migration_path(
+    deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"consistency_mode": deployed}), encoding="utf-8")
+    other = "strong" if deployed == "eventual" else "eventual"
+    out = tmp_path / "out.json"
+    assert run_synth(str(STACK_FILES[other]), "--outputs", str(outputs), "--json", str(out)) == 2
+    error = capsys.readouterr().err
+    assert f"payments-dr:consistencyMode: stack {other if other == 'strong' else 'dev'}" in error
+    assert f"created with {deployed} consistency" in error
+    assert f"Fix: set consistencyMode: {deployed} again" in error
+    assert "deploy a new stack" in error and "consistency-mode-migration.md" in error
+    assert not out.exists()
+
+
+def test_the_same_consistency_or_an_older_stack_synthesizes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"failover_url": "https://api.pay.example.com"}))
+    assert run_synth(str(STACK_FILES["eventual"]), "--outputs", str(outputs)) == 0
+    outputs.write_text("not json")
+    assert run_synth(str(STACK_FILES["eventual"]), "--outputs", str(outputs)) == 2
+    assert "error: --outputs " in capsys.readouterr().err
+
+
 def test_short_type_keeps_package_module_and_class() -> None:
     assert short_type("aws:s3/bucketPolicy:BucketPolicy") == "aws:s3.BucketPolicy"
     assert short_type("payments-dr:infra:Data") == "payments-dr:infra.Data"

@@ -195,6 +195,29 @@ class StackConfig:
         return {"project": contract.PROJECT, "stack": self.stack, **self.tags}
 
 
+MIGRATION_RUNBOOK = "docs/runbooks/consistency-mode-migration.md"
+
+
+def refuse_consistency_change(config: StackConfig, deployed_mode: str | None) -> None:
+    """Refuses a stack file whose consistency mode differs from the deployed table's.
+
+    DynamoDB fixes a global table's consistency mode when it is created, and strong
+    consistency can only be set up on an empty table: the change is a migration to a new
+    stack, never an update of this one.
+    """
+    if deployed_mode is None or deployed_mode == config.consistency_mode.value:
+        return
+    raise ConfigError(
+        "consistencyMode",
+        f"stack {config.stack} runs a table created with {deployed_mode} consistency; a"
+        f" global table keeps its mode for life and {ConsistencyMode.STRONG.value}"
+        " consistency starts from an empty table",
+        f"set consistencyMode: {deployed_mode} again. To change it, deploy a new stack with"
+        f" {config.consistency_mode.value} consistency, copy the payments over, move the API"
+        f" name to it and destroy this one ({MIGRATION_RUNBOOK})",
+    )
+
+
 def stack_name_from_path(path: Path) -> str:
     match = _STACK_FILE_RE.match(path.name)
     if match is None:

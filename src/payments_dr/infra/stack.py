@@ -263,6 +263,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         StackOutput.DR_BUDGET: config.budget.to_dict(),
         StackOutput.REGIONS: regions_output,
         StackOutput.DASHBOARD_URL: dashboard.url,
+        StackOutput.CONSISTENCY_MODE: config.consistency_mode.value,
     }
 
 
