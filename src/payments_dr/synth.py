@@ -24,6 +24,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from payments_dr import contract
 from payments_dr.infra.config import (
+    LAMBDA_UNRESERVED_MINIMUM,
     ConfigError,
     DrBudget,
     StackConfig,
@@ -40,8 +41,6 @@ SIMULATION_NOTE = (
     " not by AWS. Names, settings, policies and wiring are the program's own."
 )
 DEFAULT_STACK_FILE = "Pulumi.dev.yaml"
-# Lambda refuses a reservation that leaves an account fewer unreserved executions than this.
-LAMBDA_UNRESERVED_MINIMUM = 100
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,8 @@ class StackConfig:
         return {"project": contract.PROJECT, "stack": self.stack, **self.tags}
 
 
+# Lambda refuses a reservation that leaves an account fewer unreserved executions than this.
+LAMBDA_UNRESERVED_MINIMUM: Final = 100
 MIGRATION_RUNBOOK = "docs/runbooks/consistency-mode-migration.md"
 
 
