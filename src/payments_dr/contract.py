@@ -17,8 +17,6 @@ CONFIG_NAMESPACE: Final = PROJECT  # Pulumi config keys are "payments-dr:<key>"
 # --- Regions -------------------------------------------------------------------------------
 DEFAULT_PRIMARY_REGION: Final = "us-east-1"
 DEFAULT_SECONDARY_REGION: Final = "us-east-2"
-# Multi-Region strong consistency is offered for exactly one US region set.
-STRONG_CONSISTENCY_REGIONS: Final = ("us-east-1", "us-east-2", "us-west-2")
 
 
 class RegionRole(StrEnum):
@@ -206,6 +204,8 @@ FUNCTIONS: Final[dict[Function, FunctionSettings]] = {
 RETRY_QUEUE_VISIBILITY_SECONDS: Final = 6 * FUNCTIONS[Function.RETRY_WORKER].timeout_seconds
 RETRY_BATCH_SIZE: Final = 10
 STREAM_BATCH_SIZE: Final = 100
+# Concurrent batches per stream shard; 1 keeps a shard's batches strictly in order.
+STREAM_PARALLELIZATION_FACTOR: Final = 1
 
 
 def function_name(stack: str, function: Function) -> str:
@@ -250,6 +250,9 @@ class StackOutput(StrEnum):
     # Console link to the CloudWatch dashboard of both regions; stacks deployed before the
     # dashboard existed lack it, so readers must tolerate its absence.
     DASHBOARD_URL = "dashboard_url"
+    # The table's consistency mode, fixed when it was created: `synth --outputs` and
+    # `stack up` refuse a stack file that asks for the other one.
+    CONSISTENCY_MODE = "consistency_mode"
 
 
 class RegionOutput(StrEnum):

@@ -10,36 +10,37 @@ from __future__ import annotations
 
 import argparse
 import contextvars
-import hashlib
 import json
 import sys
 import tempfile
-import threading
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from payments_dr import contract
-from payments_dr.infra.config import ConfigError, DrBudget, StackConfig, load_stack_file
+from payments_dr.infra.config import (
+    LAMBDA_UNRESERVED_MINIMUM,
+    ConfigError,
+    DrBudget,
+    StackConfig,
+    load_stack_file,
+    refuse_consistency_change,
+)
 from payments_dr.infra.stack import build_stack
 from payments_dr.policy import evaluate, format_verdicts
 from payments_dr.service.artifact import build_artifact
+from payments_dr.simulated_aws import GLOBAL_REGION, RecordingMonitor, SimulatedAws
 
-SIMULATED_ACCOUNT_ID = "123456789012"
 SIMULATION_NOTE = (
     "Simulated: ids, ARNs, URLs, name servers and the account id are produced by Pulumi mocks,"
     " not by AWS. Names, settings, policies and wiring are the program's own."
 )
-GLOBAL_REGION = "global"  # resources of global services (IAM, Route 53) and components
 DEFAULT_STACK_FILE = "Pulumi.dev.yaml"
-# Lambda refuses a reservation that leaves an account fewer unreserved executions than this.
-LAMBDA_UNRESERVED_MINIMUM = 100
 
 
 @dataclass(frozen=True)
@@ -81,205 +82,6 @@ class SynthResult:
         }
 
 
-# --- simulated provider ----------------------------------------------------------------------
-def _digest(*parts: str, length: int = 12) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
-
-
-class SimulatedAws(pulumi.runtime.Mocks):
-    """Answers the program's invokes and computes plausible provider values per resource."""
-
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            account = SIMULATED_ACCOUNT_ID
-            return {
-                "accountId": account,
-                "arn": f"arn:aws:iam::{account}:user/simulated",
-                "userId": "SIMULATED",
-                "id": account,
-            }, []
-        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            region = args.args["region"]
-            names = [f"{region}{suffix}" for suffix in "abc"]
-            return {"id": region, "names": names, "zoneIds": names, "groupNames": names}, []
-        raise ValueError(f"the simulation has no answer for invoke {args.token}")
-
-    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        inputs = dict(args.inputs)
-        region = inputs.get("region", contract.DEFAULT_PRIMARY_REGION)
-        account = SIMULATED_ACCOUNT_ID
-        token = _digest(args.typ, args.name)
-        resource_id = f"sim-{token}"
-        state: dict[str, Any] = dict(inputs)
-        kind = args.typ
-
-        def put(**values: Any) -> None:
-            state.update(values)
-
-        if kind == "aws:kms/key:Key":
-            resource_id = f"mrk-{_digest(args.name, length=32)}"
-            put(keyId=resource_id, arn=f"arn:aws:kms:{region}:{account}:key/{resource_id}")
-        elif kind == "aws:kms/replicaKey:ReplicaKey":
-            key_id = inputs["primaryKeyArn"].rsplit("/", 1)[1]  # replicas share the key id
-            resource_id = key_id
-            put(keyId=key_id, arn=f"arn:aws:kms:{region}:{account}:key/{key_id}")
-        elif kind == "aws:dynamodb/table:Table":
-            resource_id = inputs["name"]
-            put(**_table_state(region, account, inputs))
-        elif kind == "aws:sqs/queue:Queue":
-            name = inputs["name"]
-            resource_id = f"https://sqs.{region}.amazonaws.com/{account}/{name}"
-            put(arn=f"arn:aws:sqs:{region}:{account}:{name}", url=resource_id)
-        elif kind == "aws:s3/bucket:Bucket":
-            resource_id = inputs["bucket"]
-            put(
-                arn=f"arn:aws:s3:::{resource_id}",
-                bucketRegionalDomainName=f"{resource_id}.s3.{region}.amazonaws.com",
-            )
-        elif kind == "aws:lambda/function:Function":
-            resource_id = inputs["name"]
-            arn = f"arn:aws:lambda:{region}:{account}:function:{resource_id}"
-            put(
-                arn=arn,
-                invokeArn=(
-                    f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
-                ),
-            )
-        elif kind == "aws:apigateway/restApi:RestApi":
-            resource_id = _digest(args.name, length=10)
-            put(
-                rootResourceId=_digest(resource_id, length=10),
-                executionArn=f"arn:aws:execute-api:{region}:{account}:{resource_id}",
-                arn=f"arn:aws:apigateway:{region}::/restapis/{resource_id}",
-            )
-        elif kind == "aws:apigateway/stage:Stage":
-            host = f"{inputs['restApi']}.execute-api.{region}.amazonaws.com"
-            put(
-                invokeUrl=f"https://{host}/{inputs['stageName']}",
-                arn=(
-                    f"arn:aws:apigateway:{region}::/restapis/{inputs['restApi']}"
-                    f"/stages/{inputs['stageName']}"
-                ),
-            )
-        elif kind == "aws:wafv2/webAcl:WebAcl":
-            put(arn=f"arn:aws:wafv2:{region}:{account}:regional/webacl/{inputs['name']}/{token}")
-        elif kind == "aws:apigateway/domainName:DomainName":
-            put(
-                regionalDomainName=(
-                    f"d-{_digest(args.name, length=10)}.execute-api.{region}.amazonaws.com"
-                ),
-                regionalZoneId=f"ZSIM{_digest(region, length=10).upper()}",
-                arn=f"arn:aws:apigateway:{region}::/domainnames/{inputs['domainName']}",
-            )
-        elif kind == "aws:acm/certificate:Certificate":
-            domain = inputs["domainName"]
-            label = _digest(account, domain, length=32)  # ACM reuses it across regions
-            put(
-                arn=f"arn:aws:acm:{region}:{account}:certificate/{token}",
-                domainValidationOptions=[
-                    {
-                        "domainName": domain,
-                        "resourceRecordName": f"_{label}.{domain}.",
-                        "resourceRecordType": "CNAME",
-                        "resourceRecordValue": f"_{label[::-1]}.acm-validations.aws.",
-                    }
-                ],
-            )
-        elif kind == "aws:route53/zone:Zone":
-            resource_id = f"ZSIM{token.upper()}"
-            put(
-                zoneId=resource_id,
-                nameServers=[f"ns-{n}.awsdns-sim.example" for n in range(1, 5)],
-                arn=f"arn:aws:route53:::hostedzone/{resource_id}",
-            )
-        elif kind == "aws:route53/record:Record":
-            put(fqdn=str(inputs.get("name", "")).rstrip("."))
-        elif kind == "aws:iam/role:Role":
-            resource_id = inputs.get("name") or f"{args.name}-{token[:7]}"
-            put(name=resource_id, arn=f"arn:aws:iam::{account}:role/{resource_id}")
-        elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint":
-            put(prefixListId=f"pl-{token[:8]}")
-            if inputs.get("vpcEndpointType") == "Interface":
-                # As AWS lists them: the regional endpoint-specific name, then one per zone.
-                service = str(inputs["serviceName"]).rsplit(".", 1)[-1]
-                endpoint = f"vpce-{token[:17]}"
-                names = [f"{endpoint}.{service}.{region}.vpce.amazonaws.com"] + [
-                    f"{endpoint}-{region}{zone}.{service}.{region}.vpce.amazonaws.com"
-                    for zone in "ab"
-                ]
-                put(
-                    dnsEntries=[
-                        {"dnsName": name, "hostedZoneId": "Z7HUB22UULQXV"} for name in names
-                    ]
-                )
-        elif kind == "aws:sns/topic:Topic":
-            put(arn=f"arn:aws:sns:{region}:{account}:{inputs['name']}")
-        elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
-            put(arn=f"arn:aws:cloudwatch:{region}:{account}:alarm:{inputs['name']}")
-        elif kind == "aws:cloudwatch/logGroup:LogGroup":
-            resource_id = inputs["name"]
-            put(arn=f"arn:aws:logs:{region}:{account}:log-group:{resource_id}")
-        elif kind == "aws:acm/certificateValidation:CertificateValidation":
-            put(certificateArn=inputs["certificateArn"])
-        if "arn" not in state:
-            service = kind.split(":")[1].split("/")[0]
-            state["arn"] = f"arn:aws:{service}:{region}:{account}:{args.name}/{resource_id}"
-        return resource_id, state
-
-
-def _table_state(region: str, account: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    name = inputs["name"]
-    label = "2026-01-01T00:00:00.000"
-
-    def arn(in_region: str) -> str:
-        return f"arn:aws:dynamodb:{in_region}:{account}:table/{name}"
-
-    replicas = [
-        {
-            **replica,
-            "arn": arn(replica["regionName"]),
-            "streamArn": f"{arn(replica['regionName'])}/stream/{label}",
-            "streamLabel": label,
-        }
-        for replica in inputs.get("replicas", [])
-    ]
-    return {
-        "arn": arn(region),
-        "streamArn": f"{arn(region)}/stream/{label}",
-        "streamLabel": label,
-        "replicas": replicas,
-    }
-
-
-class RecordingMonitor(mocks.MockMonitor):
-    """The mock engine, recording each registration's inputs, parent and dependencies."""
-
-    def __init__(self, simulated: pulumi.runtime.Mocks) -> None:
-        super().__init__(simulated)
-        self.registrations: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def RegisterResource(self, request: Any) -> Any:  # the engine's RPC name
-        response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
-        record = {
-            "type": request.type,
-            "name": request.name,
-            "urn": response.urn,
-            "region": inputs.get("region", GLOBAL_REGION),
-            "parent": request.parent or None,
-            "custom": bool(request.custom),
-            "inputs": inputs,
-            "dependencies": sorted(request.dependencies),
-            "ignore_changes": sorted(request.ignoreChanges),
-        }
-        with self._lock:
-            self.registrations.append(record)
-        return response
-
-
 # --- running the program -------------------------------------------------------------------
 def synthesize_config(config: StackConfig, artifact_path: Path) -> SynthResult:
     """Run the program for `config` under fresh mocks and collect what it declared.
@@ -312,7 +114,11 @@ def synthesize_config(config: StackConfig, artifact_path: Path) -> SynthResult:
 
 def synthesize(config_path: Path | str, artifact_path: Path | None = None) -> SynthResult:
     """Synthesize the stack described by a `Pulumi.<stack>.yaml` file."""
-    config = load_stack_file(config_path)
+    return _synthesize_with_artifact(load_stack_file(config_path), artifact_path)
+
+
+def _synthesize_with_artifact(config: StackConfig, artifact_path: Path | None) -> SynthResult:
+    """With the given artifact, or one built for this run only."""
     if artifact_path is not None:
         return synthesize_config(config, artifact_path)
     with tempfile.TemporaryDirectory(prefix="payments-dr-synth-") as build_dir:
@@ -383,10 +189,30 @@ def render(result: SynthResult) -> str:
     return "\n".join(lines)
 
 
+class UnreadableOutputsError(ValueError):
+    """The --outputs file cannot be read as the outputs of a stack."""
+
+
+def deployed_consistency(outputs_file: Path) -> str | None:
+    """The consistency mode a deployed stack's outputs record (stacks before it: None)."""
+    try:
+        outputs = json.loads(outputs_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise UnreadableOutputsError(
+            f"--outputs {outputs_file} is not readable JSON ({error}): pass the file"
+            " `pulumi stack output --json` wrote"
+        ) from None
+    mode = outputs.get(contract.StackOutput.CONSISTENCY_MODE) if isinstance(outputs, dict) else None
+    return str(mode) if mode else None
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        result = synthesize(args.stack_config)
-    except ConfigError as error:
+        config = load_stack_file(args.stack_config)
+        if args.outputs:
+            refuse_consistency_change(config, deployed_consistency(Path(args.outputs)))
+        result = _synthesize_with_artifact(config, None)
+    except (ConfigError, UnreadableOutputsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(render(result))
@@ -416,4 +242,10 @@ def register(subparsers: Any) -> None:
         help=f"a Pulumi.<stack>.yaml file (default: {DEFAULT_STACK_FILE})",
     )
     parser.add_argument("--json", metavar="FILE", help="write every resource and output as JSON")
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="the deployed stack's `pulumi stack output --json`: refuse a consistencyMode its"
+        " table cannot change to",
+    )
     parser.set_defaults(run=run)

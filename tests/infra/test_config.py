@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payments_dr import contract
-from payments_dr.contract import ConsistencyMode, RegionRole
+from payments_dr.contract import ConsistencyMode, Function, RegionRole
 from payments_dr.infra.config import (
     FAILOVER_MARGIN_SECONDS,
     ConfigError,
     StackConfig,
     load_stack_file,
 )
-from payments_dr.synth import SimulatedAws
+from payments_dr.simulated_aws import SimulatedAws
 
 from .conftest import STACK_FILES
 
@@ -99,6 +99,38 @@ def test_example_stack_files_load(mode: str) -> None:
     assert config.budget.rto_budget_seconds <= config.rto_target_seconds
 
 
+@pytest.mark.parametrize(
+    ("primary", "secondary", "witness", "expected"),
+    [
+        ("us-east-1", "us-east-2", None, "us-west-2"),
+        ("ap-northeast-1", "ap-northeast-3", None, "ap-northeast-2"),
+        ("eu-west-1", "eu-central-1", "eu-west-3", "eu-west-3"),
+    ],
+)
+def test_strong_mode_in_each_region_set(
+    primary: str, secondary: str, witness: str | None, expected: str
+) -> None:
+    values = {"consistencyMode": "strong", "primaryRegion": primary, "secondaryRegion": secondary}
+    config = build(**values, **({"witnessRegion": witness} if witness else {}))
+    assert config.witness_region == expected
+
+
+def test_audit_and_function_logs_keep_their_own_retention() -> None:
+    config = build(logRetentionDays="14")
+    assert (config.log_retention_days, config.audit_log_retention_days) == (14, 365)
+    assert build(auditLogRetentionDays="3653").audit_log_retention_days == 3653
+
+
+def test_the_archiver_reserves_one_execution_per_expected_shard() -> None:
+    default = build().reserved_concurrency
+    assert default[Function.LOG_ARCHIVER] == 8
+    assert build(archiverStreamShards="20").reserved_concurrency[Function.LOG_ARCHIVER] == 20
+    others = {f: s.reserved_concurrency for f, s in contract.FUNCTIONS.items()}
+    assert {f: n for f, n in default.items() if f is not Function.LOG_ARCHIVER} == {
+        f: n for f, n in others.items() if f is not Function.LOG_ARCHIVER
+    }
+
+
 def test_stack_file_name_must_carry_the_stack(tmp_path: Path) -> None:
     path = tmp_path / "stack.yaml"
     path.write_text("config:\n  payments-dr:domainName: pay.example.com\n", encoding="utf-8")
@@ -135,7 +167,7 @@ REFUSALS = [
     pytest.param(
         {"consistencyMode": "strong", "secondaryRegion": "eu-west-1"},
         "consistencyMode",
-        "not offered for eu-west-1",
+        "both regions in one region set, not us-east-1, eu-west-1",
         id="strong-outside-region-set",
     ),
     pytest.param({"consistencyMode": "quorum"}, "consistencyMode", "unknown mode", id="mode"),
@@ -193,6 +225,42 @@ REFUSALS = [
         "wafRequestsPerIpPer5Minutes",
         "out of range",
         id="waf-rate",
+    ),
+    pytest.param(
+        {"consistencyMode": "strong", "primaryRegion": "eu-west-1", "secondaryRegion": "eu-west-3"},
+        "witnessRegion",
+        "missing: the region set offers several witness regions",
+        id="eu-set-needs-a-witness",
+    ),
+    pytest.param(
+        {"consistencyMode": "strong", "witnessRegion": "eu-west-2"},
+        "witnessRegion",
+        "cannot be the witness of us-east-1, us-east-2",
+        id="witness-outside-the-set",
+    ),
+    pytest.param(
+        {"witnessRegion": "us-west-2"}, "witnessRegion", "only strong", id="witness-eventual"
+    ),
+    pytest.param(
+        {"auditLogRetentionDays": "180"},
+        "auditLogRetentionDays",
+        "less than 12 months",
+        id="audit-retention-short",
+    ),
+    pytest.param(
+        {"auditLogRetentionDays": "500"},
+        "auditLogRetentionDays",
+        "not a CloudWatch Logs retention period",
+        id="audit-retention-odd",
+    ),
+    pytest.param(
+        {"apiGatewayLoggingRoleArn": "apigateway-cloudwatch"},
+        "apiGatewayLoggingRoleArn",
+        "not an IAM role ARN",
+        id="logging-role-not-an-arn",
+    ),
+    pytest.param(
+        {"archiverStreamShards": "0"}, "archiverStreamShards", "out of range", id="no-shards"
     ),
     pytest.param({"tags": {"aws:owner": "x"}}, "tags", "not accepted", id="aws-tag"),
     pytest.param({"tags": "team=payments"}, "tags", "mapping", id="tags-not-a-map"),

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from payments_dr import contract
-from payments_dr.contract import Function, RegionOutput, StackOutput
+from payments_dr.contract import ConsistencyMode, Function, RegionOutput, StackOutput
 from payments_dr.infra.config import StackConfig
 from payments_dr.infra.dashboard import GRID_WIDTH, RegionMetrics, dashboard_body
 from payments_dr.synth import SynthResult, synthesize_config
@@ -121,7 +121,11 @@ def test_api_replication_and_queues_shown_for_both_regions(stack: SynthResult) -
         ("AWS/ApiGateway", "5XXError"),
         ("AWS/ApiGateway", "4XXError"),
         ("AWS/ApiGateway", "Latency"),
-        ("AWS/DynamoDB", "ReplicationLatency"),
+        *(
+            [("AWS/DynamoDB", "SystemErrors"), ("AWS/DynamoDB", "SuccessfulRequestLatency")]
+            if stack.config.consistency_mode is ConsistencyMode.STRONG
+            else [("AWS/DynamoDB", "ReplicationLatency")]
+        ),
         ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
         ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("AWS/S3", "ReplicationLatency"),
@@ -148,7 +152,8 @@ def test_lambda_concurrency_for_every_function_in_each_region(stack: SynthResult
             assert (*key, region) in lines
 
 
-def test_replication_annotation_is_the_alarm_threshold_in_ms(stack: SynthResult) -> None:
+def test_replication_annotation_is_the_alarm_threshold_in_ms(eventual: SynthResult) -> None:
+    stack = eventual
     thresholds = {
         alarm["region"]: alarm["inputs"]["threshold"]
         for alarm in monitoring_alarms(stack)
@@ -246,6 +251,7 @@ def region_metrics(region: str, peer: str) -> RegionMetrics:
         dlq_name="dlq",
         archive_failures_queue_name="failures",
         function_names={f: f"fn-{f.value}" for f in Function},
+        consistency_mode=ConsistencyMode.EVENTUAL,
         source_bucket=f"b-{region}",
         destination_bucket=f"b-{peer}",
         replication_rule_id=f"to-{peer}",
@@ -276,3 +282,22 @@ def test_builder_always_graphs_the_health_checks_in_us_east_1(regions: tuple[str
         if widget["properties"]["title"].startswith("Table replication")
     ]
     assert annotations == [7000, 7000]
+
+
+def test_strong_mode_graphs_write_latency_against_its_alarm(strong: SynthResult) -> None:
+    widgets = [
+        widget
+        for widget in metric_widgets(strong)
+        if widget["title"].startswith("Strongly consistent writes")
+    ]
+    assert {widget["region"] for widget in widgets} == set(strong.config.regions)
+    latency = {
+        alarm["region"]: alarm["inputs"]["threshold"]
+        for alarm in monitoring_alarms(strong)
+        if alarm["inputs"]["metricName"] == "SuccessfulRequestLatency"
+    }
+    for widget in widgets:
+        (annotation,) = widget["annotations"]["horizontal"]
+        assert annotation["value"] == latency[widget["region"]]
+        stats = {line[1]: line[-1]["stat"] for line in widget["metrics"]}
+        assert stats == {"SuccessfulRequestLatency": "p99", "SystemErrors": "Sum"}

@@ -16,7 +16,7 @@ import pytest
 from payments_dr.contract import RegionOutput, StackOutput
 from payments_dr.infra.config import StackConfig
 from payments_dr.policy import evaluate, format_verdicts
-from payments_dr.synth import SIMULATED_ACCOUNT_ID as ACCOUNT
+from payments_dr.simulated_aws import SIMULATED_ACCOUNT_ID as ACCOUNT
 from payments_dr.synth import SynthResult, synthesize_config
 
 from .support import one, policy

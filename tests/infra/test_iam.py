@@ -196,9 +196,11 @@ def test_key_policy_limits_logs_service_to_its_region() -> None:
 
 def test_flow_log_delivery_is_limited_to_its_log_group() -> None:
     group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/flow"
-    allowed = actions_of(iam.flow_log_policy(group))
+    allowed = actions_of(iam.flow_log_policy(group, REGION, ACCOUNT))
     assert allowed["logs:PutLogEvents"] == [group, f"{group}:log-stream:*"]
     assert "logs:CreateLogGroup" not in allowed
+    # AWS authorizes DescribeLogGroups against the account's whole log-group space.
+    assert allowed["logs:DescribeLogGroups"] == [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"]
 
 
 def endpoint_policies(base: iam.FunctionScope, region: str = REGION) -> dict[str, Any]:
@@ -218,11 +220,16 @@ def endpoint_policies(base: iam.FunctionScope, region: str = REGION) -> dict[str
 def test_endpoint_policies_admit_only_the_functions_calls_from_this_account() -> None:
     base = scope(Function.API)
     policies = endpoint_policies(base)
-    assert set(policies) == {"dynamodb", "s3", "sqs", "ssm"}
+    assert set(policies) == {"dynamodb", "s3", "sqs", "ssm", "xray"}
     for document in policies.values():
         (statement,) = document["Statement"]
         assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}
         assert all("*" not in action for action in statement["Action"])
+    # X-Ray has no resource types: the trace calls themselves are what is fenced.
+    assert actions_of(policies["xray"]) == {
+        "xray:PutTelemetryRecords": ["*"],
+        "xray:PutTraceSegments": ["*"],
+    }
     assert actions_of(policies["dynamodb"]) == {
         "dynamodb:GetItem": [base.table_arn],
         "dynamodb:PutItem": [base.table_arn],
@@ -249,7 +256,7 @@ def test_every_function_call_passes_its_regions_endpoints() -> None:
     }
     for function, actions in calls.items():
         allowed = actions_of(iam.function_policy(scope(function)))
-        for action in [*actions, "ssm:GetParametersByPath"]:
+        for action in [*actions, "ssm:GetParametersByPath", "xray:PutTraceSegments"]:
             assert set(allowed[action]) <= set(through_endpoints[action]), (function, action)
 
 

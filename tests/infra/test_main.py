@@ -12,7 +12,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from payments_dr import contract
 from payments_dr.contract import RegionOutput, StackOutput
-from payments_dr.synth import RecordingMonitor, SimulatedAws
+from payments_dr.simulated_aws import RecordingMonitor, SimulatedAws
 
 from .conftest import REPO_ROOT
 

@@ -12,6 +12,7 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.cli import EXIT_BROKEN_PIPE
+from payments_dr.infra.config import load_stack_file
 from payments_dr.policy import RULES, Violation
 from payments_dr.synth import SIMULATION_NOTE, register, short_type
 
@@ -36,7 +37,7 @@ def test_synth_prints_resources_budget_and_outputs_and_writes_json(
     printed = capsys.readouterr().out
     assert SIMULATION_NOTE in printed
     assert "RTO budget 150 <= target 900" in printed
-    reserved = sum(settings.reserved_concurrency for settings in contract.FUNCTIONS.values())
+    reserved = sum(load_stack_file(STACK_FILES[mode]).reserved_concurrency.values())
     assert (
         f"Lambda concurrent executions quota >= {reserved + 100} in us-east-1 and us-east-2"
         in printed
@@ -94,6 +95,34 @@ def test_bad_stack_file_is_refused_with_key_and_fix(
     assert "payments-dr:secondaryRegion" in error
     assert "Fix: choose a different region" in error
     assert not out.exists()
+
+
+@pytest.mark.parametrize("deployed", ["eventual", "strong"])
+def test_a_consistency_change_on_a_deployed_stack_is_refused_with_the_migration_path(
+    deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"consistency_mode": deployed}), encoding="utf-8")
+    other = "strong" if deployed == "eventual" else "eventual"
+    out = tmp_path / "out.json"
+    assert run_synth(str(STACK_FILES[other]), "--outputs", str(outputs), "--json", str(out)) == 2
+    error = capsys.readouterr().err
+    assert f"payments-dr:consistencyMode: stack {other if other == 'strong' else 'dev'}" in error
+    assert f"created with {deployed} consistency" in error
+    assert f"Fix: set consistencyMode: {deployed} again" in error
+    assert "deploy a new stack" in error and "consistency-mode-migration.md" in error
+    assert not out.exists()
+
+
+def test_the_same_consistency_or_an_older_stack_synthesizes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"failover_url": "https://api.pay.example.com"}))
+    assert run_synth(str(STACK_FILES["eventual"]), "--outputs", str(outputs)) == 0
+    outputs.write_text("not json")
+    assert run_synth(str(STACK_FILES["eventual"]), "--outputs", str(outputs)) == 2
+    assert "error: --outputs " in capsys.readouterr().err
 
 
 def test_short_type_keeps_package_module_and_class() -> None:

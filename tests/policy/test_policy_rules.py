@@ -89,6 +89,23 @@ def _consume_failure_destination(stack: Stack) -> None:
     stack.append(mapping)
 
 
+def _grant(name: str, statement: dict[str, Any]) -> Callable[[Stack], None]:
+    """A mutation adding `statement` to the identity policy of resource `name`."""
+
+    def mutate(stack: Stack) -> None:
+        inputs = find(stack, name)["inputs"]
+        document = json.loads(inputs["policy"])
+        document["Statement"].append(statement)
+        inputs["policy"] = json.dumps(document)
+
+    return mutate
+
+
+def _strong_table(stack: Stack) -> None:
+    for replica in find(stack, TABLE)["inputs"]["replicas"]:
+        replica["consistencyMode"] = "STRONG"
+
+
 def _set_record_ttl(name: str, ttl: float) -> Callable[[Stack], None]:
     """Turns an alias record into a plain record with its own TTL."""
     unalias = _set(name, None, "aliases")
@@ -598,6 +615,36 @@ CASES = [
         "dr-replication-lag-alarm",
         "fires on GreaterThanThreshold 60000.0 ms",
         f"replication-latency-{EAST}",
+    ),
+    Case(
+        "strong-table-without-write-alarm",
+        _strong_table,
+        "dr-replication-lag-alarm",
+        f"No SystemErrors alarm in {WEST} for Table 'payments-table'",
+        TABLE,
+    ),
+    Case(
+        "describe-log-groups-on-one-group",
+        _grant(
+            API_POLICY,
+            _allow(
+                "logs:DescribeLogGroups",
+                [f"arn:aws:logs:{EAST}:{ACCOUNT}:log-group:/aws/vpc/flow-logs"],
+            ),
+        ),
+        "iam-list-actions-as-evaluated",
+        "authorizes it against 'arn:aws:logs:REGION:ACCOUNT:log-group::log-stream:'",
+        API_POLICY,
+    ),
+    Case(
+        "trace-upload-on-an-arn",
+        _grant(
+            API_POLICY,
+            _allow("xray:PutTraceSegments", [f"arn:aws:xray:{EAST}:{ACCOUNT}:group/default"]),
+        ),
+        "iam-list-actions-as-evaluated",
+        'Fix: grant xray:PutTraceSegments on "*"',
+        API_POLICY,
     ),
     Case(
         "health-check-alarm-missing",

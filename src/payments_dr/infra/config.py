@@ -17,69 +17,12 @@ import yaml
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
+from payments_dr.infra.config_rules import KEYS, ConfigError, coerce, strong_region_set, validate
 
-# Commercial-partition regions: ARNs in this program assume the `aws` partition.
-KNOWN_REGIONS: Final = frozenset(
-    {
-        "af-south-1",
-        "ap-east-1",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-south-1",
-        "ap-south-2",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "ap-southeast-5",
-        "ap-southeast-7",
-        "ca-central-1",
-        "ca-west-1",
-        "eu-central-1",
-        "eu-central-2",
-        "eu-north-1",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "il-central-1",
-        "me-central-1",
-        "me-south-1",
-        "mx-central-1",
-        "sa-east-1",
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-    }
-)
-
-# Route 53 fixes the request interval at creation: standard (30 s) or fast (10 s).
-HEALTH_CHECK_INTERVALS: Final = (10, 30)
-HEALTH_CHECK_THRESHOLD_RANGE: Final = (1, 10)
-# Retention periods CloudWatch Logs accepts.
-LOG_RETENTION_DAYS: Final = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-    2922, 3288, 3653,
-)  # fmt: skip
 # Time for Route 53 to publish a changed health status to its DNS servers and for clients to
 # reconnect; a conservative allowance added to detection and the record TTL.
 FAILOVER_MARGIN_SECONDS: Final = 60
-
-_DOMAIN_RE: Final = re.compile(r"^(?=.{4,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_ZONE_ID_RE: Final = re.compile(r"^Z[A-Z0-9]{5,31}$")
-_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STACK_FILE_RE: Final = re.compile(r"^Pulumi\.(?P<stack>[A-Za-z0-9_.-]+)\.ya?ml$")
-
-
-class ConfigError(ValueError):
-    """A stack configuration the program refuses; the message names the key and the fix."""
-
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        self.key = key
-        super().__init__(f"{contract.CONFIG_NAMESPACE}:{key}: {problem}. Fix: {fix}")
 
 
 @dataclass(frozen=True)
@@ -117,13 +60,20 @@ class StackConfig:
     primary_region: str = contract.DEFAULT_PRIMARY_REGION
     secondary_region: str = contract.DEFAULT_SECONDARY_REGION
     consistency_mode: ConsistencyMode = ConsistencyMode.EVENTUAL
+    # Strong mode only; needed when the region set offers more than one witness region.
+    witness_region_setting: str | None = None
     health_check_interval_seconds: int = 10
     health_check_failure_threshold: int = 3
     rto_target_seconds: int = 900
     rpo_target_seconds: int = 300
     replication_lag_alarm_seconds: int = 30
     alarm_email: str | None = None
-    log_retention_days: int = 90
+    log_retention_days: int = 90  # function logs: operational, not the audit trail
+    # Access, WAF, flow and execution logs: the audit trail (PCI DSS 10.5.1: 12 months).
+    audit_log_retention_days: int = 365
+    # An existing role for API Gateway's region-wide logging setting; unset: the stack's own.
+    api_gateway_logging_role_arn: str | None = None
+    archiver_stream_shards: int = 8  # expected peak shards of each region's table stream
     api_throttle_rate_limit: int = 100  # steady-state requests per second per region
     api_throttle_burst_limit: int = 200
     # Per merchant, through the usage plan: one merchant cannot use up the stage's limits.
@@ -134,7 +84,7 @@ class StackConfig:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _validate(self)
+        validate(self)
 
     # --- construction --------------------------------------------------------------------
     @classmethod
@@ -146,14 +96,14 @@ class StackConfig:
             if ":" in raw_key and not raw_key.startswith(prefix):
                 continue  # another namespace's setting, e.g. aws:region
             plain[raw_key.removeprefix(prefix)] = value
-        unknown = sorted(set(plain) - set(_KEYS))
+        unknown = sorted(set(plain) - set(KEYS))
         if unknown:
-            raise ConfigError(unknown[0], "unknown key", f"use one of: {', '.join(sorted(_KEYS))}")
+            raise ConfigError(unknown[0], "unknown key", f"use one of: {', '.join(sorted(KEYS))}")
         # An empty value (e.g. `alarmEmail: ""`) means "not set": the default applies.
         kwargs = {
-            _KEYS[key]: coerced
+            KEYS[key]: coerced
             for key, value in plain.items()
-            if (coerced := _coerce(key, value)) is not None
+            if (coerced := coerce(key, value)) is not None
         }
         if "domain_name" not in kwargs:
             raise ConfigError(
@@ -168,7 +118,7 @@ class StackConfig:
 
         config = pulumi.Config(contract.CONFIG_NAMESPACE)
         values: dict[str, Any] = {}
-        for key in _KEYS:
+        for key in KEYS:
             value = config.get_object(key) if key == "tags" else config.get(key)
             if value is not None:
                 values[key] = value
@@ -189,11 +139,29 @@ class StackConfig:
 
     @property
     def witness_region(self) -> str | None:
-        """The strong-consistency witness: the one region of the set holding no replica."""
+        """The strong-consistency witness: a region of the set holding no replica."""
         if self.consistency_mode is not ConsistencyMode.STRONG:
             return None
-        (witness,) = set(contract.STRONG_CONSISTENCY_REGIONS) - set(self.regions)
-        return witness
+        if self.witness_region_setting is not None:
+            return self.witness_region_setting
+        members = strong_region_set(self.regions) or ()
+        return next(region for region in members if region not in self.regions)
+
+    @property
+    def reserved_concurrency(self) -> dict[contract.Function, int]:
+        """Executions each function reserves in each region.
+
+        The log archiver gets one per stream shard: Lambda reads each shard with one
+        invocation at a time (parallelization factor 1), so fewer would leave shards unread.
+        """
+        reserved = {
+            function: settings.reserved_concurrency
+            for function, settings in contract.FUNCTIONS.items()
+        }
+        reserved[contract.Function.LOG_ARCHIVER] = (
+            self.archiver_stream_shards * contract.STREAM_PARALLELIZATION_FACTOR
+        )
+        return reserved
 
     @property
     def api_domain(self) -> str:
@@ -227,209 +195,29 @@ class StackConfig:
         return {"project": contract.PROJECT, "stack": self.stack, **self.tags}
 
 
-# What AWS WAF accepts as a rate-based rule's limit.
-WAF_RATE_LIMIT_RANGE: Final = (10, 2_000_000_000)
-
-# Stack-file key -> StackConfig field.
-_KEYS: Final = {
-    "domainName": "domain_name",
-    "hostedZoneId": "hosted_zone_id",
-    "primaryRegion": "primary_region",
-    "secondaryRegion": "secondary_region",
-    "consistencyMode": "consistency_mode",
-    "healthCheckIntervalSeconds": "health_check_interval_seconds",
-    "healthCheckFailureThreshold": "health_check_failure_threshold",
-    "rtoTargetSeconds": "rto_target_seconds",
-    "rpoTargetSeconds": "rpo_target_seconds",
-    "replicationLagAlarmSeconds": "replication_lag_alarm_seconds",
-    "alarmEmail": "alarm_email",
-    "logRetentionDays": "log_retention_days",
-    "apiThrottleRateLimit": "api_throttle_rate_limit",
-    "apiThrottleBurstLimit": "api_throttle_burst_limit",
-    "merchantThrottleRateLimit": "merchant_throttle_rate_limit",
-    "merchantThrottleBurstLimit": "merchant_throttle_burst_limit",
-    "wafRequestsPerIpPer5Minutes": "waf_requests_per_ip_per_5_minutes",
-    "tags": "tags",
-}
-_INT_KEYS: Final = frozenset(
-    {
-        "healthCheckIntervalSeconds",
-        "healthCheckFailureThreshold",
-        "rtoTargetSeconds",
-        "rpoTargetSeconds",
-        "replicationLagAlarmSeconds",
-        "logRetentionDays",
-        "apiThrottleRateLimit",
-        "apiThrottleBurstLimit",
-        "merchantThrottleRateLimit",
-        "merchantThrottleBurstLimit",
-        "wafRequestsPerIpPer5Minutes",
-    }
-)
+# Lambda refuses a reservation that leaves an account fewer unreserved executions than this.
+LAMBDA_UNRESERVED_MINIMUM: Final = 100
+MIGRATION_RUNBOOK = "docs/runbooks/consistency-mode-migration.md"
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Pulumi hands config values over as strings; accept those and native YAML types."""
-    if value is None or value == "":
-        return None
-    if key in _INT_KEYS:
-        if isinstance(value, bool):
-            raise ConfigError(key, f"expected a whole number, got {value!r}", "write an integer")
-        try:
-            return int(str(value))
-        except ValueError:
-            raise ConfigError(
-                key, f"expected a whole number, got {value!r}", "write an integer"
-            ) from None
-    if key == "consistencyMode":
-        try:
-            return ConsistencyMode(str(value))
-        except ValueError:
-            choices = ", ".join(mode.value for mode in ConsistencyMode)
-            raise ConfigError(key, f"unknown mode {value!r}", f"use one of: {choices}") from None
-    if key == "tags":
-        if not isinstance(value, Mapping):
-            raise ConfigError(
-                key, "expected a mapping of tag names to values", "write tags as a YAML map"
-            )
-        return {str(name): str(tag) for name, tag in value.items()}
-    return str(value)
+def refuse_consistency_change(config: StackConfig, deployed_mode: str | None) -> None:
+    """Refuses a stack file whose consistency mode differs from the deployed table's.
 
-
-def _validate(config: StackConfig) -> None:
-    if not _DOMAIN_RE.match(config.domain_name):
-        raise ConfigError(
-            "domainName",
-            f"{config.domain_name!r} is not a lower-case DNS name",
-            "use a name like pay.example.com",
-        )
-    if config.hosted_zone_id is not None and not _ZONE_ID_RE.match(config.hosted_zone_id):
-        raise ConfigError(
-            "hostedZoneId",
-            f"{config.hosted_zone_id!r} is not a Route 53 zone id",
-            "use the zone id (Z followed by letters and digits) or leave it unset to create one",
-        )
-    for key, region in (
-        ("primaryRegion", config.primary_region),
-        ("secondaryRegion", config.secondary_region),
-    ):
-        if region not in KNOWN_REGIONS:
-            raise ConfigError(
-                key, f"unknown region {region!r}", "use an AWS commercial region such as us-east-2"
-            )
-    if config.primary_region == config.secondary_region:
-        raise ConfigError(
-            "secondaryRegion",
-            f"same as primaryRegion ({config.primary_region})",
-            "choose a different region for disaster recovery",
-        )
-    if config.consistency_mode is ConsistencyMode.STRONG:
-        outside = [r for r in config.regions if r not in contract.STRONG_CONSISTENCY_REGIONS]
-        if outside:
-            raise ConfigError(
-                "consistencyMode",
-                f"strong consistency is not offered for {', '.join(outside)}",
-                f"use two of {', '.join(contract.STRONG_CONSISTENCY_REGIONS)}"
-                " or consistencyMode: eventual",
-            )
-    if config.health_check_interval_seconds not in HEALTH_CHECK_INTERVALS:
-        raise ConfigError(
-            "healthCheckIntervalSeconds",
-            f"{config.health_check_interval_seconds} is not a Route 53 request interval",
-            "use 10 (fast) or 30 (standard)",
-        )
-    low, high = HEALTH_CHECK_THRESHOLD_RANGE
-    if not low <= config.health_check_failure_threshold <= high:
-        raise ConfigError(
-            "healthCheckFailureThreshold",
-            f"{config.health_check_failure_threshold} is out of range",
-            f"use a value from {low} to {high}",
-        )
-    for key, value in (
-        ("rtoTargetSeconds", config.rto_target_seconds),
-        ("rpoTargetSeconds", config.rpo_target_seconds),
-        ("replicationLagAlarmSeconds", config.replication_lag_alarm_seconds),
-        ("apiThrottleRateLimit", config.api_throttle_rate_limit),
-        ("apiThrottleBurstLimit", config.api_throttle_burst_limit),
-        ("merchantThrottleRateLimit", config.merchant_throttle_rate_limit),
-        ("merchantThrottleBurstLimit", config.merchant_throttle_burst_limit),
-    ):
-        if value <= 0:
-            raise ConfigError(key, f"{value} is not positive", "use a value above 0")
-    for burst_key, burst, rate_key, rate in (
-        (
-            "apiThrottleBurstLimit",
-            config.api_throttle_burst_limit,
-            "apiThrottleRateLimit",
-            config.api_throttle_rate_limit,
-        ),
-        (
-            "merchantThrottleBurstLimit",
-            config.merchant_throttle_burst_limit,
-            "merchantThrottleRateLimit",
-            config.merchant_throttle_rate_limit,
-        ),
-    ):
-        if burst < rate:
-            raise ConfigError(
-                burst_key,
-                f"smaller than {rate_key}",
-                "allow a burst at least as large as the steady rate",
-            )
-    if config.merchant_throttle_rate_limit > config.api_throttle_rate_limit:
-        raise ConfigError(
-            "merchantThrottleRateLimit",
-            "above apiThrottleRateLimit",
-            "keep one merchant's share below the stage's limit",
-        )
-    low, high = WAF_RATE_LIMIT_RANGE
-    if not low <= config.waf_requests_per_ip_per_5_minutes <= high:
-        raise ConfigError(
-            "wafRequestsPerIpPer5Minutes",
-            f"{config.waf_requests_per_ip_per_5_minutes} is out of range",
-            f"use a value from {low} to {high}",
-        )
-    if config.log_retention_days not in LOG_RETENTION_DAYS:
-        raise ConfigError(
-            "logRetentionDays",
-            f"{config.log_retention_days} is not a CloudWatch Logs retention period",
-            f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
-        )
-    if config.alarm_email is not None and not _EMAIL_RE.match(config.alarm_email):
-        raise ConfigError(
-            "alarmEmail",
-            f"{config.alarm_email!r} is not an e-mail address",
-            "use name@example.com or leave it unset",
-        )
-    for tag_name, tag_value in config.tags.items():
-        if (
-            not 1 <= len(tag_name) <= 128
-            or tag_name.lower().startswith("aws:")
-            or len(tag_value) > 256
-        ):
-            raise ConfigError(
-                "tags",
-                f"tag {tag_name!r} is not accepted by AWS",
-                "use names of 1-128 characters not starting with aws: and values up to 256",
-            )
-    budget = config.budget
-    if budget.rto_budget_seconds > config.rto_target_seconds:
-        raise ConfigError(
-            "rtoTargetSeconds",
-            f"failover can take {budget.rto_budget_seconds} s"
-            f" (detection {budget.detection_seconds} s"
-            f" + DNS {budget.dns_seconds} s + margin {budget.margin_seconds} s), above the"
-            f" target of {config.rto_target_seconds} s",
-            "lower healthCheckIntervalSeconds or healthCheckFailureThreshold, or raise the target",
-        )
-    if budget.rpo_budget_seconds > config.rpo_target_seconds:
-        raise ConfigError(
-            "replicationLagAlarmSeconds",
-            f"replication lag alarms only after {budget.rpo_budget_seconds} s, above the RPO"
-            f" target of {config.rpo_target_seconds} s",
-            "lower replicationLagAlarmSeconds to at most rpoTargetSeconds"
-            " or use consistencyMode: strong",
-        )
+    DynamoDB fixes a global table's consistency mode when it is created, and strong
+    consistency can only be set up on an empty table: the change is a migration to a new
+    stack, never an update of this one.
+    """
+    if deployed_mode is None or deployed_mode == config.consistency_mode.value:
+        return
+    raise ConfigError(
+        "consistencyMode",
+        f"stack {config.stack} runs a table created with {deployed_mode} consistency; a"
+        f" global table keeps its mode for life and {ConsistencyMode.STRONG.value}"
+        " consistency starts from an empty table",
+        f"set consistencyMode: {deployed_mode} again. To change it, deploy a new stack with"
+        f" {config.consistency_mode.value} consistency, copy the payments over, move the API"
+        f" name to it and destroy this one ({MIGRATION_RUNBOOK})",
+    )
 
 
 def stack_name_from_path(path: Path) -> str:

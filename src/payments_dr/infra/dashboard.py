@@ -17,27 +17,35 @@ import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
-from payments_dr.contract import Function
-from payments_dr.infra.monitoring import (
-    ALARM_PERIOD_SECONDS,
+from payments_dr.contract import ConsistencyMode, Function
+from payments_dr.infra.metrics import (
     API_5XX,
-    ARCHIVE_MAX_LAG_SECONDS,
     FUNCTION_ALARM_METRICS,
     ITERATOR_AGE,
     MESSAGES_VISIBLE,
     OLDEST_MESSAGE_AGE,
     REPLICATION_LATENCY,
-    RETRY_QUEUE_MAX_AGE_SECONDS,
-    ROUTE53_METRICS_REGION,
+    REQUEST_LATENCY,
     S3_OPERATIONS_FAILED,
+    SYSTEM_ERRORS,
+    WRITE_OPERATION,
     Metric,
-    MonitoringArgs,
     api_metric,
     function_metric,
     health_check_status,
     log_replication_metric,
     queue_metric,
+    table_operation_metric,
     table_replication_latency,
+)
+from payments_dr.infra.monitoring import (
+    ALARM_PERIOD_SECONDS,
+    ARCHIVE_MAX_LAG_SECONDS,
+    RETRY_QUEUE_MAX_AGE_SECONDS,
+    ROUTE53_METRICS_REGION,
+    STRONG_WRITE_LATENCY_STATISTIC,
+    STRONG_WRITE_P99_MS,
+    MonitoringArgs,
 )
 
 GRID_WIDTH = 24  # CloudWatch dashboards are 24 units wide
@@ -51,6 +59,7 @@ class RegionMetrics:
     region: str
     peer_region: str
     table_name: str
+    consistency_mode: ConsistencyMode
     replication_lag_alarm_seconds: int
     api_name: str
     api_stage: str
@@ -185,6 +194,8 @@ def _health_checks(health_check_ids: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _table_replication(r: RegionMetrics) -> dict[str, Any]:
+    if r.consistency_mode is ConsistencyMode.STRONG:
+        return _strong_writes(r)
     metric = table_replication_latency(r.table_name, r.peer_region)
     threshold_ms = r.replication_lag_alarm_seconds * 1000  # the metric is in ms, as the alarm's
     return _graph(
@@ -193,6 +204,32 @@ def _table_replication(r: RegionMetrics) -> dict[str, Any]:
         [_line(metric, r.region, "Maximum", f"{r.region} -> {r.peer_region}")],
         left_label="ms",
         thresholds=[_threshold("alarm (RPO budget)", threshold_ms)],
+    )
+
+
+def _strong_writes(r: RegionMetrics) -> dict[str, Any]:
+    """Strong consistency: the writes that wait for the other regions, their p99 and errors."""
+    return _graph(
+        f"Strongly consistent writes, {r.region}",
+        r.region,
+        [
+            _line(
+                table_operation_metric(REQUEST_LATENCY, r.table_name, WRITE_OPERATION),
+                r.region,
+                STRONG_WRITE_LATENCY_STATISTIC,
+                "PutItem latency",
+            ),
+            _line(
+                table_operation_metric(SYSTEM_ERRORS, r.table_name, WRITE_OPERATION),
+                r.region,
+                "Sum",
+                "PutItem system errors",
+                right_axis=True,
+            ),
+        ],
+        left_label="ms",
+        right_label="errors",
+        thresholds=[_threshold("alarm (p99)", STRONG_WRITE_P99_MS)],
     )
 
 
@@ -331,6 +368,7 @@ def _resolved(args: MonitoringArgs) -> pulumi.Output[RegionMetrics]:
             region=args.region,
             peer_region=args.peer_region,
             table_name=table_name,
+            consistency_mode=args.consistency_mode,
             replication_lag_alarm_seconds=args.replication_lag_alarm_seconds,
             api_name=api_name,
             api_stage=args.api_stage,

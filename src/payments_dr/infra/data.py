@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
 from payments_dr.infra import resource_policies
+from payments_dr.infra.replica_stream import ReplicaStream
 
 KEY_DELETION_WINDOW_DAYS = 30  # the longest window: time to notice a mistaken deletion
 
@@ -139,11 +140,22 @@ class Data(pulumi.ComponentResource):
             region: table_arn(region, args.account_id, args.stack)
             for region in (primary, secondary)
         }
-        # The log archiver reads each region's own stream.
+        # The log archiver reads each region's own stream. Under strong consistency the
+        # provider enables none on the replica (see replica_stream), so the program does.
         self.stream_arns: dict[str, pulumi.Output[str]] = {
             primary: self.table.stream_arn,
-            secondary: self.table.replicas.apply(
-                lambda replicas: _replica_stream(replicas, secondary)
+            secondary: (
+                ReplicaStream(
+                    f"{name}-stream-{secondary}",
+                    table_name=self.table.name,
+                    region=secondary,
+                    stream_view_type=contract.TABLE_STREAM_VIEW_TYPE,
+                    opts=child,
+                ).stream_arn
+                if strong
+                else self.table.replicas.apply(
+                    lambda replicas: _replica_stream(replicas, secondary)
+                )
             ),
         }
         self.register_outputs(

@@ -49,6 +49,40 @@ class HostedZone(pulumi.ComponentResource):
         self.register_outputs({"zone_id": self.zone_id})
 
 
+CERTIFICATE_VALIDATION_TTL_SECONDS = 300
+
+
+class CertificateValidationRecord(pulumi.ComponentResource):
+    """The CNAME ACM validates, and later renews, the API name's certificates with.
+
+    ACM asks for the same record in every region for one name and account, so both regions'
+    certificates share it. It has a lifecycle of its own: no region's component owns it, so
+    replacing one cannot delete the record the other certificate renews with.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        zone_id: pulumi.Input[str],
+        certificate: aws.acm.Certificate,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("payments-dr:infra:CertificateValidationRecord", name, None, opts)
+        option = certificate.domain_validation_options.apply(lambda options: options[0])
+        record = aws.route53.Record(
+            f"{name}-record",
+            zone_id=zone_id,
+            name=option.apply(lambda o: o.resource_record_name or ""),
+            type=option.apply(lambda o: o.resource_record_type or "CNAME"),
+            records=[option.apply(lambda o: o.resource_record_value or "")],
+            ttl=CERTIFICATE_VALIDATION_TTL_SECONDS,
+            allow_overwrite=True,  # a record left by an earlier certificate is adopted
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.fqdn: pulumi.Output[str] = record.fqdn
+        self.register_outputs({"fqdn": self.fqdn})
+
+
 @dataclass(frozen=True)
 class RegionEndpoint:
     """What the failover layer needs from one region's service."""

@@ -112,7 +112,7 @@ def create_function(
         code=pulumi.FileArchive(str(args.artifact_path)),
         memory_size=settings.memory_mb,
         timeout=settings.timeout_seconds,
-        reserved_concurrent_executions=settings.reserved_concurrency,
+        reserved_concurrent_executions=args.reserved_concurrency[function],
         role=role.arn,
         vpc_config={
             "subnet_ids": list(args.subnet_ids),
@@ -120,6 +120,7 @@ def create_function(
         },
         tracing_config={"mode": "Active"},
         logging_config={"log_format": "JSON", "log_group": log_group.name},
+        kms_key_arn=args.key_arn,  # the environment, encrypted with the region's key
         environment={
             "variables": {
                 contract.ENV_SSM_PATH: ssm_path,
@@ -152,9 +153,7 @@ def create_event_sources(
         scaling_config={
             # As many pollers as the worker may run (SQS accepts no fewer than 2), so the
             # queue is never drained into throttled invocations.
-            "maximum_concurrency": max(
-                2, contract.FUNCTIONS[Function.RETRY_WORKER].reserved_concurrency
-            )
+            "maximum_concurrency": max(2, args.reserved_concurrency[Function.RETRY_WORKER])
         },
         opts=opts,
     )
@@ -165,6 +164,7 @@ def create_event_sources(
         function_name=functions[Function.LOG_ARCHIVER].arn,
         starting_position="TRIM_HORIZON",  # archive every change the stream still holds
         batch_size=contract.STREAM_BATCH_SIZE,
+        parallelization_factor=contract.STREAM_PARALLELIZATION_FACTOR,
         # The archiver reports the first failed record itself; bisecting on top of that
         # could archive overlapping halves of a batch under different keys.
         function_response_types=["ReportBatchItemFailures"],

@@ -81,6 +81,31 @@ def service_assume_role_policy(service: str, account_id: str) -> PolicyDocument:
     )
 
 
+def api_gateway_assume_role_policy() -> PolicyDocument:
+    """Trust policy of API Gateway's logging role: no aws:SourceAccount condition.
+
+    API Gateway is not documented to send aws:SourceAccount when it assumes a role, and it
+    does not send it for integration credentials, where such a condition makes every call
+    fail; the role can only write logs, so there is no deputy worth confusing.
+    """
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "apigateway.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+
+
+def log_groups_list_arn(region: str, account_id: str) -> str:
+    """What logs:DescribeLogGroups is authorized against: the account's log-group space.
+
+    AWS evaluates it against `arn:aws:logs:REGION:ACCOUNT:log-group::log-stream:`, which a
+    grant on one log group never matches.
+    """
+    return f"arn:aws:logs:{region}:{account_id}:log-group:*"
+
+
 def _via(service: str, region: str) -> dict[str, Any]:
     return {"Condition": {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"}}}
 
@@ -125,6 +150,8 @@ def function_policy(scope: FunctionScope) -> PolicyDocument:
             ["*"],
         ),
         allow("SendTraces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]),
+        # The environment is encrypted with the region's key; Lambda decrypts it at start.
+        allow("DecryptEnvironment", ["kms:Decrypt"], [scope.key_arn], **_via("lambda", region)),
     ]
     statements.extend(_function_data_statements(scope))
     return document(*statements)
@@ -266,6 +293,10 @@ def endpoint_policies(
             ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
             ssm_parameter_arns(region, account_id, ssm_path),
         ),
+        # X-Ray has no resource-level permissions: only the actions are fenced.
+        "xray": endpoint_document(
+            "Traces", ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"]
+        ),
     }
 
 
@@ -329,7 +360,7 @@ def replication_policy(
 
 def api_gateway_logging_policy(region: str, account_id: str) -> PolicyDocument:
     """API Gateway's account-level role for access and execution logs in one region."""
-    groups = f"arn:aws:logs:{region}:{account_id}:log-group:*"
+    groups = log_groups_list_arn(region, account_id)
     return document(
         allow(
             "WriteApiLogs",
@@ -345,17 +376,15 @@ def api_gateway_logging_policy(region: str, account_id: str) -> PolicyDocument:
     )
 
 
-def flow_log_policy(log_group_arn: str) -> PolicyDocument:
+def flow_log_policy(log_group_arn: str, region: str, account_id: str) -> PolicyDocument:
     """VPC Flow Logs delivery into one log group."""
     return document(
         allow(
             "DeliverFlowLogs",
-            [
-                "logs:CreateLogStream",
-                "logs:DescribeLogGroups",
-                "logs:DescribeLogStreams",
-                "logs:PutLogEvents",
-            ],
+            ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
             [log_group_arn, f"{log_group_arn}:log-stream:*"],
-        )
+        ),
+        allow(
+            "FindLogGroup", ["logs:DescribeLogGroups"], [log_groups_list_arn(region, account_id)]
+        ),
     )

@@ -13,15 +13,33 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
 
 import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
-from payments_dr.contract import Function
+from payments_dr.contract import ConsistencyMode, Function
 from payments_dr.infra import resource_policies
 from payments_dr.infra.data import KEY_DELETION_WINDOW_DAYS
+from payments_dr.infra.metrics import (
+    API_5XX,
+    FUNCTION_ALARM_METRICS,
+    ITERATOR_AGE,
+    MESSAGES_VISIBLE,
+    OLDEST_MESSAGE_AGE,
+    REQUEST_LATENCY,
+    S3_OPERATIONS_FAILED,
+    SYSTEM_ERRORS,
+    WRITE_OPERATION,
+    Metric,
+    api_metric,
+    function_metric,
+    health_check_status,
+    log_replication_metric,
+    queue_metric,
+    table_operation_metric,
+    table_replication_latency,
+)
 
 ALARM_PERIOD_SECONDS = 60
 ROUTE53_METRICS_REGION = "us-east-1"
@@ -30,77 +48,18 @@ API_5XX_PER_MINUTE = 5
 # The archiver retries a failing batch until its records leave the stream (24 h); long before
 # that, a growing backlog means the transaction log is falling behind the table.
 ARCHIVE_MAX_LAG_SECONDS = 15 * 60
-
-# The metrics the alarms watch, named once: the DR dashboard graphs the same ones.
-DYNAMODB_NAMESPACE = "AWS/DynamoDB"
-SQS_NAMESPACE = "AWS/SQS"
-API_GATEWAY_NAMESPACE = "AWS/ApiGateway"
-S3_NAMESPACE = "AWS/S3"
-LAMBDA_NAMESPACE = "AWS/Lambda"
-ROUTE53_NAMESPACE = "AWS/Route53"
-REPLICATION_LATENCY = "ReplicationLatency"  # milliseconds in DynamoDB, seconds in S3
-MESSAGES_VISIBLE = "ApproximateNumberOfMessagesVisible"
-OLDEST_MESSAGE_AGE = "ApproximateAgeOfOldestMessage"
-API_5XX = "5XXError"
-S3_OPERATIONS_FAILED = "OperationsFailedReplication"
-ITERATOR_AGE = "IteratorAge"  # milliseconds
-FUNCTION_ALARM_METRICS = ("Errors", "Throttles")
-HEALTH_CHECK_STATUS = "HealthCheckStatus"
-
-# A dimension value: a plain string for the dashboard, any Pulumi input for an alarm.
-V = TypeVar("V")
-
-
-@dataclass(frozen=True)
-class Metric(Generic[V]):
-    """One CloudWatch metric: where it is published and the dimensions that select it."""
-
-    namespace: str
-    name: str
-    dimensions: Mapping[str, V]
-
-
-def table_replication_latency(table_name: V, receiving_region: V) -> Metric[V]:
-    """Emitted in the region the writes come from, per receiving region."""
-    return Metric(
-        DYNAMODB_NAMESPACE,
-        REPLICATION_LATENCY,
-        {"TableName": table_name, "ReceivingRegion": receiving_region},
-    )
-
-
-def queue_metric(name: str, queue_name: V) -> Metric[V]:
-    return Metric(SQS_NAMESPACE, name, {"QueueName": queue_name})
-
-
-def api_metric(name: str, api_name: V, stage: V) -> Metric[V]:
-    return Metric(API_GATEWAY_NAMESPACE, name, {"ApiName": api_name, "Stage": stage})
-
-
-def function_metric(name: str, function_name: V) -> Metric[V]:
-    return Metric(LAMBDA_NAMESPACE, name, {"FunctionName": function_name})
-
-
-def log_replication_metric(
-    name: str, source_bucket: V, destination_bucket: V, rule_id: V
-) -> Metric[V]:
-    """S3 replication metrics of one rule, emitted in the source bucket's region."""
-    return Metric(
-        S3_NAMESPACE,
-        name,
-        {"SourceBucket": source_bucket, "DestinationBucket": destination_bucket, "RuleId": rule_id},
-    )
-
-
-def health_check_status(health_check_id: V) -> Metric[V]:
-    """Published only in ROUTE53_METRICS_REGION."""
-    return Metric(ROUTE53_NAMESPACE, HEALTH_CHECK_STATUS, {"HealthCheckId": health_check_id})
+# A strongly consistent write waits for one more region of the set: a round trip of tens of
+# ms in the US set. Half a second at p99 for three minutes means the quorum is in trouble.
+STRONG_WRITE_P99_MS = 500
+STRONG_WRITE_LATENCY_STATISTIC = "p99"
 
 
 class AlarmPurpose(StrEnum):
     """Keys of a region's `alarm_arns` output."""
 
-    REPLICATION_LATENCY = "replication-latency"
+    REPLICATION_LATENCY = "replication-latency"  # eventual consistency
+    REPLICATED_WRITE_ERRORS = "replicated-write-errors"  # strong consistency
+    REPLICATED_WRITE_LATENCY = "replicated-write-latency"  # strong consistency
     DLQ_NOT_EMPTY = "dlq-not-empty"
     RETRY_QUEUE_AGE = "retry-queue-age"
     API_5XX = "api-5xx"
@@ -127,6 +86,7 @@ class MonitoringArgs:
     account_id: str
     key_arn: pulumi.Input[str]
     table_name: pulumi.Input[str]
+    consistency_mode: ConsistencyMode
     replication_lag_alarm_seconds: int
     dlq_name: pulumi.Input[str]
     retry_queue_name: pulumi.Input[str]
@@ -168,15 +128,7 @@ class Monitoring(pulumi.ComponentResource):
             name, region, args.stack, self.topic.arn, dict(args.tags), self._child
         )
         self.alarms = self._factory.alarms
-        self._factory.alarm(
-            AlarmPurpose.REPLICATION_LATENCY,
-            f"Table replication from {region} to {args.peer_region} lags more than "
-            f"{args.replication_lag_alarm_seconds} s: the RPO budget is at risk",
-            table_replication_latency(args.table_name, args.peer_region),
-            statistic="Maximum",
-            threshold=args.replication_lag_alarm_seconds * 1000,  # the metric is in ms
-            evaluation_periods=2,
-        )
+        self._replication_alarms(args)
         self._factory.alarm(
             AlarmPurpose.DLQ_NOT_EMPTY,
             "Payments gave up retrying: inspect and replay the dead-letter queue",
@@ -242,6 +194,41 @@ class Monitoring(pulumi.ComponentResource):
 
         self.alarm_arns = {key: alarm.arn for key, alarm in self.alarms.items()}
         self.register_outputs({"topic_arn": self.topic.arn, "alarm_arns": self.alarm_arns})
+
+    def _replication_alarms(self, args: MonitoringArgs) -> None:
+        """Eventual: the lag towards the peer. Strong: a write returns only once another
+        region has it, so no lag builds up to alarm on (AWS documents `ReplicationLatency`
+        for asynchronous propagation only); trouble shows as failed or slow writes."""
+        region, peer = args.region, args.peer_region
+        if args.consistency_mode is ConsistencyMode.EVENTUAL:
+            self._factory.alarm(
+                AlarmPurpose.REPLICATION_LATENCY,
+                f"Table replication from {region} to {peer} lags more than "
+                f"{args.replication_lag_alarm_seconds} s: the RPO budget is at risk",
+                table_replication_latency(args.table_name, peer),
+                statistic="Maximum",
+                threshold=args.replication_lag_alarm_seconds * 1000,  # the metric is in ms
+                evaluation_periods=2,
+            )
+            return
+        self._factory.alarm(
+            AlarmPurpose.REPLICATED_WRITE_ERRORS,
+            f"Strongly consistent writes fail in {region}: the region cannot reach its"
+            " quorum; check the replica, the witness and the failover",
+            table_operation_metric(SYSTEM_ERRORS, args.table_name, WRITE_OPERATION),
+            statistic="Sum",
+            threshold=0,
+            evaluation_periods=2,
+        )
+        self._factory.alarm(
+            AlarmPurpose.REPLICATED_WRITE_LATENCY,
+            f"Strongly consistent writes in {region} take more than"
+            f" {STRONG_WRITE_P99_MS} ms (p99): the quorum across regions is struggling",
+            table_operation_metric(REQUEST_LATENCY, args.table_name, WRITE_OPERATION),
+            statistic=STRONG_WRITE_LATENCY_STATISTIC,
+            threshold=STRONG_WRITE_P99_MS,
+            evaluation_periods=3,
+        )
 
 
 @dataclass(frozen=True)
@@ -387,7 +374,9 @@ class _AlarmFactory:
             namespace=metric.namespace,
             metric_name=metric.name,
             dimensions=dict(metric.dimensions),
-            statistic=statistic,
+            # Percentiles ("p99") are extended statistics in CloudWatch's API.
+            statistic=None if statistic.startswith("p") else statistic,
+            extended_statistic=statistic if statistic.startswith("p") else None,
             period=ALARM_PERIOD_SECONDS,
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=evaluation_periods,

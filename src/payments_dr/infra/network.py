@@ -21,15 +21,73 @@ HTTPS_PORT = 443
 SUBNET_PREFIX_LENGTH = 20
 PRIVATE_SUBNET_COUNT = 2  # one per availability zone; Lambda wants at least two for resilience
 GATEWAY_ENDPOINT_SERVICES = ("dynamodb", "s3")
-# The AWS APIs the functions call besides DynamoDB and S3.
-INTERFACE_ENDPOINT_SERVICES = ("sqs", "ssm")
+# The AWS APIs the functions reach besides DynamoDB and S3. X-Ray: Lambda's X-Ray daemon runs
+# in the function's execution environment, whose traffic leaves through the function's VPC
+# interfaces, and nothing documents an exemption; without a route traces vanish silently.
+INTERFACE_ENDPOINT_SERVICES = ("sqs", "ssm", "xray")
+# Zone IDs to avoid: use1-az3 refuses Lambda VPC configurations and several interface
+# endpoints; usw1-az2 and apne1-az3 refuse new subnets in many accounts. Zone IDs, not names:
+# names map to different zones in every account.
+CONSTRAINED_ZONE_IDS = frozenset({"use1-az3", "usw1-az2", "apne1-az3"})
+
+
+@dataclass(frozen=True, order=True)
+class Zone:
+    zone_id: str  # first: zones are ordered by ID, the same physical zones in every account
+    name: str
+
+
+def choose_zones(
+    region: str,
+    zone_names: Sequence[str],
+    zone_ids: Sequence[str],
+    offered: Sequence[Sequence[str]],
+    count: int = PRIVATE_SUBNET_COUNT,
+) -> list[Zone]:
+    """The first `count` zones by ID that every endpoint service offers, constrained ones out.
+
+    `offered` holds, per interface endpoint service, the names of the zones it is offered in.
+    """
+    usable = [
+        Zone(zone_id, name)
+        for name, zone_id in zip(zone_names, zone_ids, strict=True)
+        if zone_id not in CONSTRAINED_ZONE_IDS and all(name in names for names in offered)
+    ]
+    if len(usable) < count:
+        raise ValueError(
+            f"{region} offers {len(usable)} zones where Lambda and the"
+            f" {', '.join(INTERFACE_ENDPOINT_SERVICES)} endpoints all run (need {count}):"
+            " choose another region"
+        )
+    return sorted(usable)[:count]
+
+
+def region_zones(region: str, name: str, parent: pulumi.Resource) -> list[Zone]:
+    """Looks up the region's standard zones and where its interface endpoints are offered."""
+    zones = aws.get_availability_zones(
+        region=region,
+        state="available",
+        filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+    )
+    # The endpoint-service lookup takes no region argument: it asks its provider's region.
+    provider = aws.Provider(
+        f"{name}-lookups", region=region, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    offered = [
+        aws.ec2.get_vpc_endpoint_service(
+            service_name=f"com.amazonaws.{region}.{service}",
+            service_type="Interface",
+            opts=pulumi.InvokeOptions(provider=provider),
+        ).availability_zones
+        for service in INTERFACE_ENDPOINT_SERVICES
+    ]
+    return choose_zones(region, zones.names, zones.zone_ids, offered)
 
 
 @dataclass(frozen=True)
 class NetworkArgs:
     region: str
     cidr_block: str  # distinct per region, so the VPCs could be peered later
-    availability_zones: Sequence[str]
     stack: str
     account_id: str
     key_arn: pulumi.Input[str]
@@ -47,8 +105,7 @@ class Network(pulumi.ComponentResource):
         super().__init__("payments-dr:infra:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         region = args.region
-        if len(args.availability_zones) < PRIVATE_SUBNET_COUNT:
-            raise ValueError(f"{region} offers fewer than {PRIVATE_SUBNET_COUNT} zones")
+        self.zones = region_zones(region, name, self)
 
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -79,21 +136,19 @@ class Network(pulumi.ComponentResource):
             new_prefix=SUBNET_PREFIX_LENGTH
         )
         self.private_subnets: list[aws.ec2.Subnet] = []
-        for zone, cidr in zip(
-            args.availability_zones[:PRIVATE_SUBNET_COUNT], subnet_cidrs, strict=False
-        ):
+        for zone, cidr in zip(self.zones, subnet_cidrs, strict=False):
             subnet = aws.ec2.Subnet(
-                f"{name}-private-{zone}",
+                f"{name}-private-{zone.zone_id}",
                 region=region,
                 vpc_id=self.vpc.id,
-                availability_zone=zone,
+                availability_zone_id=zone.zone_id,
                 cidr_block=str(cidr),
                 map_public_ip_on_launch=False,
-                tags={**args.tags, "Name": f"{name}-private-{zone}"},
+                tags={**args.tags, "Name": f"{name}-private-{zone.zone_id}"},
                 opts=child,
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-private-{zone}-rt",
+                f"{name}-private-{zone.zone_id}-rt",
                 region=region,
                 subnet_id=subnet.id,
                 route_table_id=route_table.id,
@@ -219,7 +274,7 @@ class Network(pulumi.ComponentResource):
         policy = aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
-            policy=json.dumps(iam.flow_log_policy(log_group_arn)),
+            policy=json.dumps(iam.flow_log_policy(log_group_arn, args.region, args.account_id)),
             opts=child,
         )
         aws.ec2.FlowLog(

@@ -15,13 +15,14 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import iam
+from payments_dr.infra.dns import CertificateValidationRecord
 from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES
 from payments_dr.service.openapi import load_openapi
 
 if TYPE_CHECKING:
     from payments_dr.infra.service import RegionalServiceArgs
 
-CERTIFICATE_VALIDATION_TTL_SECONDS = 300
+CERTIFICATE_VALIDATION_RECORD = "certificate-validation"
 REQUEST_VALIDATOR = "body-and-parameters"
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -39,6 +40,11 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 MERCHANT_KEY_SCHEME = "MerchantKey"  # the service document's security scheme
 USAGE_PLAN_KEY_SCHEME = "UsagePlanKey"  # makes API Gateway apply the usage plan
+
+
+def execution_log_group_name(api_id: str, stage: str) -> str:
+    """The group API Gateway writes a stage's execution logs to (its naming, not ours)."""
+    return f"API-Gateway-Execution-Logs_{api_id}/{stage}"
 
 
 def api_definition(invoke_arn: str, authorizer_invoke_arn: str) -> dict[str, Any]:
@@ -92,7 +98,7 @@ class RegionApi:
 @dataclass(frozen=True)
 class CustomDomain:
     domain: aws.apigateway.DomainName
-    certificate_validation_record: aws.route53.Record
+    certificate_validation_record: CertificateValidationRecord
     target: pulumi.Output[str]
     zone_id: pulumi.Output[str]
     url: str
@@ -155,7 +161,18 @@ def create_api(
         f"{name}-api-access-logs",
         region=region,
         name=f"/aws/apigateway/{contract.PROJECT}-{args.stack}/access",
-        retention_in_days=args.log_retention_days,
+        retention_in_days=args.audit_log_retention_days,
+        kms_key_id=args.key_arn,
+        tags=dict(args.tags),
+        opts=child,
+    )
+    # API Gateway would create the execution-log group itself, unencrypted and kept forever;
+    # created first, it has the stack's key and the audit retention.
+    execution_log_group = aws.cloudwatch.LogGroup(
+        f"{name}-api-execution-logs",
+        region=region,
+        name=rest_api.id.apply(lambda api_id: execution_log_group_name(api_id, contract.API_STAGE)),
+        retention_in_days=args.audit_log_retention_days,
         kms_key_id=args.key_arn,
         tags=dict(args.tags),
         opts=child,
@@ -169,7 +186,9 @@ def create_api(
         xray_tracing_enabled=True,
         access_log_settings={"destination_arn": access_log_group.arn, "format": ACCESS_LOG_FORMAT},
         tags=dict(args.tags),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logging_account]),
+        opts=pulumi.ResourceOptions(
+            parent=parent, depends_on=[logging_account, execution_log_group]
+        ),
     )
     aws.apigateway.MethodSettings(
         f"{name}-method-settings",
@@ -214,28 +233,39 @@ def create_api(
 def _api_logging_account(
     name: str, args: RegionalServiceArgs, parent: pulumi.Resource
 ) -> aws.apigateway.Account:
-    """API Gateway writes logs through one account-wide role per region."""
-    child = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
-        f"{name}-apigateway-logging",
-        assume_role_policy=json.dumps(
-            iam.service_assume_role_policy("apigateway.amazonaws.com", args.account_id)
-        ),
-        description=f"API Gateway CloudWatch logging in {args.region}",
-        tags=dict(args.tags),
-        opts=child,
-    )
-    policy = aws.iam.RolePolicy(
-        f"{name}-apigateway-logging",
-        role=role.id,
-        policy=json.dumps(iam.api_gateway_logging_policy(args.region, args.account_id)),
-        opts=child,
-    )
+    """API Gateway writes logs through one role per account and region, shared by every API.
+
+    So the setting and the stack's own role are retained when the stack is destroyed: deleting
+    them would reset logging for every other API in the region. With
+    `apiGatewayLoggingRoleArn` the stack adopts an account-wide role instead of creating one.
+    """
+    retained = pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
+    depends_on: list[pulumi.Resource] = []
+    role_arn: pulumi.Input[str]
+    if args.api_gateway_logging_role_arn is not None:
+        role_arn = args.api_gateway_logging_role_arn
+    else:
+        role = aws.iam.Role(
+            f"{name}-apigateway-logging",
+            assume_role_policy=json.dumps(iam.api_gateway_assume_role_policy()),
+            description=f"API Gateway CloudWatch logging in {args.region} (account-wide)",
+            tags=dict(args.tags),
+            opts=retained,
+        )
+        depends_on.append(
+            aws.iam.RolePolicy(
+                f"{name}-apigateway-logging",
+                role=role.id,
+                policy=json.dumps(iam.api_gateway_logging_policy(args.region, args.account_id)),
+                opts=retained,
+            )
+        )
+        role_arn = role.arn
     return aws.apigateway.Account(
         f"{name}-apigateway-account",
         region=args.region,
-        cloudwatch_role_arn=role.arn,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[policy]),
+        cloudwatch_role_arn=role_arn,
+        opts=pulumi.ResourceOptions.merge(retained, pulumi.ResourceOptions(depends_on=depends_on)),
     )
 
 
@@ -253,22 +283,11 @@ def create_custom_domain(
         opts=child,
     )
     # ACM asks for the same CNAME in every region for one name and account, so one record
-    # serves both certificates: two resources owning it would each delete it (and with it
-    # the other certificate's renewal) when replaced. Should ACM ever ask for another
-    # name, the validation below fails at once on the unknown record instead of waiting.
-    validation_record = args.certificate_validation_record
-    if validation_record is None:
-        option = certificate.domain_validation_options.apply(lambda options: options[0])
-        validation_record = aws.route53.Record(
-            f"{name}-certificate-validation",
-            zone_id=args.zone_id,
-            name=option.apply(lambda o: o.resource_record_name or ""),
-            type=option.apply(lambda o: o.resource_record_type or "CNAME"),
-            records=[option.apply(lambda o: o.resource_record_value or "")],
-            ttl=CERTIFICATE_VALIDATION_TTL_SECONDS,
-            allow_overwrite=True,  # a record left by an earlier certificate is adopted
-            opts=child,
-        )
+    # serves both certificates. It is a component of its own, not a child of this region's
+    # service: whichever region is primary, its URN (and so the record) stays put.
+    validation_record = args.certificate_validation_record or CertificateValidationRecord(
+        CERTIFICATE_VALIDATION_RECORD, args.zone_id, certificate
+    )
     validation = aws.acm.CertificateValidation(
         f"{name}-certificate-validation",
         region=region,

@@ -17,6 +17,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function, Param
+from payments_dr.infra.dns import CertificateValidationRecord
 from payments_dr.infra.functions import create_event_sources, create_function
 from payments_dr.infra.queues import create_queues
 from payments_dr.infra.regional_api import create_api, create_custom_domain
@@ -43,14 +44,19 @@ class RegionalServiceArgs:
     bucket_arn: str
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
-    log_retention_days: int
+    log_retention_days: int  # function logs
+    audit_log_retention_days: int  # API access and execution logs
+    # Reserved executions per function (the log archiver's sized from its stream's shards).
+    reserved_concurrency: Mapping[Function, int]
     throttle_rate_limit: int
     throttle_burst_limit: int
     merchant_throttle_rate_limit: int
     merchant_throttle_burst_limit: int
     tags: Mapping[str, str]
+    # An existing role for API Gateway's account-wide logging setting; None: the stack's own.
+    api_gateway_logging_role_arn: str | None = None
     # The first region's ACM validation record, reused by the next: see `create_custom_domain`.
-    certificate_validation_record: aws.route53.Record | None = None
+    certificate_validation_record: CertificateValidationRecord | None = None
 
 
 class RegionalService(pulumi.ComponentResource):

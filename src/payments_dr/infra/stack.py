@@ -42,16 +42,6 @@ VPC_CIDRS = {
 }
 
 
-def availability_zones(region: str) -> list[str]:
-    """The region's standard zones (no opt-in Local or Wavelength zones)."""
-    result = aws.get_availability_zones(
-        region=region,
-        state="available",
-        filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
-    )
-    return sorted(result.names)
-
-
 def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
     """Declare every resource of the stack; return the stack outputs by contract name."""
     account_id = aws.get_caller_identity().account_id
@@ -89,11 +79,10 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             NetworkArgs(
                 region=region,
                 cidr_block=VPC_CIDRS[config.role_of(region)],
-                availability_zones=availability_zones(region),
                 stack=config.stack,
                 account_id=account_id,
                 key_arn=data.key_arns[region],
-                log_retention_days=config.log_retention_days,
+                log_retention_days=config.audit_log_retention_days,
                 endpoint_policies=iam.endpoint_policies(
                     region=region,
                     account_id=account_id,
@@ -137,6 +126,9 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 subnet_ids=network.private_subnet_ids,
                 security_group_id=network.function_security_group.id,
                 log_retention_days=config.log_retention_days,
+                audit_log_retention_days=config.audit_log_retention_days,
+                reserved_concurrency=config.reserved_concurrency,
+                api_gateway_logging_role_arn=config.api_gateway_logging_role_arn,
                 throttle_rate_limit=config.api_throttle_rate_limit,
                 throttle_burst_limit=config.api_throttle_burst_limit,
                 merchant_throttle_rate_limit=config.merchant_throttle_rate_limit,
@@ -182,6 +174,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 account_id=account_id,
                 key_arn=data.key_arns[region],
                 table_name=data.table_name,
+                consistency_mode=config.consistency_mode,
                 replication_lag_alarm_seconds=config.replication_lag_alarm_seconds,
                 dlq_name=service.dlq.name,
                 retry_queue_name=service.retry_queue.name,
@@ -224,7 +217,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 key_arn=data.key_arns[region],
                 alarm_topic_arn=monitors[region].topic.arn,
                 requests_per_ip_per_5_minutes=config.waf_requests_per_ip_per_5_minutes,
-                log_retention_days=config.log_retention_days,
+                log_retention_days=config.audit_log_retention_days,
                 tags=tags,
             ),
         )
@@ -281,6 +274,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         StackOutput.DR_BUDGET: config.budget.to_dict(),
         StackOutput.REGIONS: regions_output,
         StackOutput.DASHBOARD_URL: dashboard.url,
+        StackOutput.CONSISTENCY_MODE: config.consistency_mode.value,
     }
 
 

@@ -113,6 +113,14 @@ def register(subparsers: Any) -> None:
     _add_wait_arguments(redrive_parser, "seconds to wait for the move (default 900)")
     redrive_parser.set_defaults(run=run_redrive)
 
+    preflight = subparsers.add_parser(
+        "preflight",
+        help="check quotas, SSM throughput, DNS delegation, certificates and Pulumi versions",
+    )
+    add_stack_arguments(preflight)
+    preflight.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    preflight.set_defaults(run=run_preflight)
+
     stack = subparsers.add_parser(
         "stack", help="preview, up, destroy or print outputs of a stack (Automation API)"
     )
@@ -240,6 +248,15 @@ def run_redrive(
         return EXIT_OK if result.succeeded else EXIT_FAILED
 
     return run_guarded(command)
+
+
+def run_preflight(args: argparse.Namespace, aws: Aws | None = None) -> int:
+    # Imported late: the checks load the service's configuration module, slow to import.
+    from payments_dr.ops.preflight import run_preflight_command
+
+    return run_guarded(
+        lambda: run_preflight_command(args, aws or Aws(), work_dir=args.work_dir or project_root())
+    )
 
 
 def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:

@@ -15,7 +15,7 @@ from payments_dr.ops.aws import OpsError
 # (stack name, project directory) -> the stack's outputs; raises OpsError when unreadable.
 OutputsReader = Callable[[str, Path], Mapping[str, Any]]
 # Outputs a stack deployed by an earlier version of the program may lack.
-OPTIONAL_OUTPUTS = frozenset({StackOutput.DASHBOARD_URL})
+OPTIONAL_OUTPUTS = frozenset({StackOutput.DASHBOARD_URL, StackOutput.CONSISTENCY_MODE})
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ DEFAULT_REQUEST_INTERVAL_SECONDS = 30.0
 DEFAULT_FAILURE_THRESHOLD = 3.0
 FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
 REPLICATION_METRIC = "ReplicationLatency"
+# Strong consistency: writes wait for the other regions, so failures show in the writer's
+# own table metrics instead of a replication lag.
+WRITE_ERRORS_METRIC = "SystemErrors"
 DYNAMODB_NAMESPACE = "AWS/DynamoDB"
 RECEIVING_REGION = "ReceivingRegion"
 TABLE_NAME = "TableName"
@@ -233,10 +236,47 @@ def _watches_replication_from(alarm: ResourceView, region: str, table: ResourceV
     return False
 
 
+def _is_strong(table: ResourceView) -> bool:
+    return any(
+        text(get(replica, "consistencyMode")).upper() == "STRONG"
+        for replica in blocks(table.props.get("replicas"))
+    )
+
+
+def _watches_writes_of(alarm: ResourceView, table: ResourceView) -> bool:
+    table_name = text(table.props.get("name"))
+    for metric in _alarm_metrics(alarm):
+        watched_table = text(get(metric.get("dimensions"), TABLE_NAME))
+        if (
+            text(metric.get("metricName")) == WRITE_ERRORS_METRIC
+            and text(metric.get("namespace")) == DYNAMODB_NAMESPACE
+            and not (table_name and watched_table and watched_table != table_name)
+        ):
+            return True
+    return False
+
+
+def _check_strong_write_alarms(
+    region: str, table: ResourceView, alarms: list[ResourceView]
+) -> Iterator[Finding]:
+    if not any(a.region == region and _watches_writes_of(a, table) for a in alarms):
+        yield Finding(
+            f"No {WRITE_ERRORS_METRIC} alarm in {region} for {describe(table)}: under strong "
+            "consistency a write returns only once another region has it, so there is no "
+            f"replication lag to alarm on and failures show as failed writes. Fix: add a "
+            f"MetricAlarm in {region} on {DYNAMODB_NAMESPACE} {WRITE_ERRORS_METRIC} with "
+            "TableName=<table>.",
+            table.urn,
+        )
+
+
 def _check_replication_alarms(stack: StackView) -> Iterator[Finding]:
     limit = stack.targets.max_replication_alarm_ms
     alarms = stack.of_type(tokens.CLOUDWATCH_METRIC_ALARM)
     for region, table in sorted(_source_regions(stack).items()):
+        if _is_strong(table):
+            yield from _check_strong_write_alarms(region, table, alarms)
+            continue
         watching = [
             a for a in alarms if a.region == region and _watches_replication_from(a, region, table)
         ]
@@ -347,7 +387,7 @@ RULES = (
         name="dr-replication-lag-alarm",
         description=(
             "Each source region of the global table has a ReplicationLatency alarm with a "
-            "threshold of at most 30 s."
+            "threshold of at most 30 s (strong consistency: a SystemErrors alarm on its writes)."
         ),
         check=_check_replication_alarms,
         uses_targets=True,

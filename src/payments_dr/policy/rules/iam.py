@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -56,6 +57,30 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
         "dynamodb:ListStreams",
     )
 )
+# Actions AWS authorizes against one fixed resource, whatever the call asks for: a grant on
+# any narrower ARN never matches and the call is denied. `{region}`/`{account}` come from
+# the granted ARN. Describe/List calls of services without resource types are checked
+# against "*"; CloudWatch Logs checks DescribeLogGroups against the account's log-group space.
+EVALUATED_AGAINST = {
+    **{
+        action.lower(): "*"
+        for action in (
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+            "ssm:DescribeParameters",
+            "dynamodb:ListStreams",
+            "sqs:ListQueues",
+        )
+    },
+    "logs:describeloggroups": "arn:aws:logs:{region}:{account}:log-group::log-stream:",
+}
+_ARN_FIELDS = re.compile(r"^arn:[^:]+:[^:]+:(?P<region>[^:]*):(?P<account>[^:]*):")
 # AWS managed policies that amount to administrator access.
 ADMIN_POLICY_NAMES = frozenset({"AdministratorAccess", "PowerUserAccess", "IAMFullAccess"})
 SERVICE_WILDCARD = re.compile(r"^[a-z0-9-]+:\*$", re.IGNORECASE)
@@ -147,6 +172,32 @@ def _check_wildcard_resource(view: ResourceView) -> Iterator[str]:
                 f"{describe(view)}: {label} grants {', '.join(scoped)} on every resource, though "
                 "they support resource-level permissions. Fix: name the ARNs they act on "
                 "(table, queue, parameter path, bucket prefix, key)."
+            )
+
+
+def _covers(granted: str, evaluated: str) -> bool:
+    """Whether a granted resource (IAM wildcards * and ?) matches what AWS evaluates."""
+    fields = _ARN_FIELDS.match(granted)
+    target = evaluated.format(
+        region=fields["region"] if fields else "", account=fields["account"] if fields else ""
+    )
+    return fnmatch.fnmatchcase(target, granted)
+
+
+def _check_list_actions(view: ResourceView) -> Iterator[str]:
+    for label, statement in _allow_statements(view):
+        granted = strings(statement.get("Resource"))
+        for action in strings(statement.get("Action")):
+            evaluated = EVALUATED_AGAINST.get(action.lower())
+            if evaluated is None or any(_covers(r, evaluated) for r in granted):
+                continue
+            shown = evaluated.format(region="REGION", account="ACCOUNT")
+            yield (
+                f"{describe(view)}: {label} grants {action} on {', '.join(granted)}, but AWS "
+                f"authorizes it against {shown!r}, which none of them matches: the call is "
+                f"denied. Fix: grant {action} on "
+                + ('"*"' if evaluated == "*" else "arn:aws:logs:REGION:ACCOUNT:log-group:*")
+                + " in a statement of its own."
             )
 
 
@@ -268,6 +319,15 @@ RULES = (
         ),
         resource_types=_IDENTITY_POLICY_TYPES,
         check=_check_wildcard_resource,
+    ),
+    ResourceRule(
+        name="iam-list-actions-as-evaluated",
+        description=(
+            "List and describe actions are granted on the resource AWS authorizes them against "
+            '("*", or the account\'s log-group space for logs:DescribeLogGroups).'
+        ),
+        resource_types=_IDENTITY_POLICY_TYPES,
+        check=_check_list_actions,
     ),
     ResourceRule(
         name="iam-no-admin",

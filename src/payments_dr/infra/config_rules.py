@@ -1,0 +1,367 @@
+"""The rules a stack configuration must satisfy: accepted keys, value coercion, validation.
+
+Kept apart from `StackConfig` so the data class stays readable; every refusal is one
+`ConfigError` naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from payments_dr import contract
+from payments_dr.contract import ConsistencyMode
+
+if TYPE_CHECKING:
+    from payments_dr.infra.config import StackConfig
+
+# Commercial-partition regions: ARNs in this program assume the `aws` partition.
+KNOWN_REGIONS: Final = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ca-central-1",
+        "ca-west-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+    }
+)
+
+# Route 53 fixes the request interval at creation: standard (30 s) or fast (10 s).
+HEALTH_CHECK_INTERVALS: Final = (10, 30)
+HEALTH_CHECK_THRESHOLD_RANGE: Final = (1, 10)
+# Retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+
+_DOMAIN_RE: Final = re.compile(r"^(?=.{4,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ZONE_ID_RE: Final = re.compile(r"^Z[A-Z0-9]{5,31}$")
+_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+# What AWS WAF accepts as a rate-based rule's limit.
+WAF_RATE_LIMIT_RANGE: Final = (10, 2_000_000_000)
+# Multi-Region strong consistency: all replicas and the witness come from one of these sets
+# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/multi-region-strong-consistency-gt.html).
+STRONG_CONSISTENCY_REGION_SETS: Final = {
+    "US": ("us-east-1", "us-east-2", "us-west-2"),
+    "EU": ("eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"),
+    "AP": ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
+}
+# PCI DSS 10.5.1: audit logs are kept at least 12 months.
+AUDIT_LOG_MIN_RETENTION_DAYS: Final = 365
+# Expected peak shards of one region's table stream (one per table partition; an on-demand
+# table starts with about four). The log archiver reserves one execution per shard.
+ARCHIVER_STREAM_SHARDS_RANGE: Final = (1, 100)
+_ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def strong_region_set(regions: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The MRSC region set holding every one of `regions`, if any."""
+    return next(
+        (
+            members
+            for members in STRONG_CONSISTENCY_REGION_SETS.values()
+            if set(regions) <= set(members)
+        ),
+        None,
+    )
+
+
+class ConfigError(ValueError):
+    """A stack configuration the program refuses; the message names the key and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key = key
+        super().__init__(f"{contract.CONFIG_NAMESPACE}:{key}: {problem}. Fix: {fix}")
+
+
+# Stack-file key -> StackConfig field.
+KEYS: Final = {
+    "domainName": "domain_name",
+    "hostedZoneId": "hosted_zone_id",
+    "primaryRegion": "primary_region",
+    "secondaryRegion": "secondary_region",
+    "consistencyMode": "consistency_mode",
+    "witnessRegion": "witness_region_setting",
+    "healthCheckIntervalSeconds": "health_check_interval_seconds",
+    "healthCheckFailureThreshold": "health_check_failure_threshold",
+    "rtoTargetSeconds": "rto_target_seconds",
+    "rpoTargetSeconds": "rpo_target_seconds",
+    "replicationLagAlarmSeconds": "replication_lag_alarm_seconds",
+    "alarmEmail": "alarm_email",
+    "logRetentionDays": "log_retention_days",
+    "auditLogRetentionDays": "audit_log_retention_days",
+    "apiGatewayLoggingRoleArn": "api_gateway_logging_role_arn",
+    "archiverStreamShards": "archiver_stream_shards",
+    "apiThrottleRateLimit": "api_throttle_rate_limit",
+    "apiThrottleBurstLimit": "api_throttle_burst_limit",
+    "merchantThrottleRateLimit": "merchant_throttle_rate_limit",
+    "merchantThrottleBurstLimit": "merchant_throttle_burst_limit",
+    "wafRequestsPerIpPer5Minutes": "waf_requests_per_ip_per_5_minutes",
+    "tags": "tags",
+}
+INT_KEYS: Final = frozenset(
+    {
+        "healthCheckIntervalSeconds",
+        "healthCheckFailureThreshold",
+        "rtoTargetSeconds",
+        "rpoTargetSeconds",
+        "replicationLagAlarmSeconds",
+        "logRetentionDays",
+        "auditLogRetentionDays",
+        "archiverStreamShards",
+        "apiThrottleRateLimit",
+        "apiThrottleBurstLimit",
+        "merchantThrottleRateLimit",
+        "merchantThrottleBurstLimit",
+        "wafRequestsPerIpPer5Minutes",
+    }
+)
+
+
+def coerce(key: str, value: Any) -> Any:
+    """Pulumi hands config values over as strings; accept those and native YAML types."""
+    if value is None or value == "":
+        return None
+    if key in INT_KEYS:
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected a whole number, got {value!r}", "write an integer")
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(
+                key, f"expected a whole number, got {value!r}", "write an integer"
+            ) from None
+    if key == "consistencyMode":
+        try:
+            return ConsistencyMode(str(value))
+        except ValueError:
+            choices = ", ".join(mode.value for mode in ConsistencyMode)
+            raise ConfigError(key, f"unknown mode {value!r}", f"use one of: {choices}") from None
+    if key == "tags":
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                key, "expected a mapping of tag names to values", "write tags as a YAML map"
+            )
+        return {str(name): str(tag) for name, tag in value.items()}
+    return str(value)
+
+
+def validate(config: StackConfig) -> None:
+    if not _DOMAIN_RE.match(config.domain_name):
+        raise ConfigError(
+            "domainName",
+            f"{config.domain_name!r} is not a lower-case DNS name",
+            "use a name like pay.example.com",
+        )
+    if config.hosted_zone_id is not None and not _ZONE_ID_RE.match(config.hosted_zone_id):
+        raise ConfigError(
+            "hostedZoneId",
+            f"{config.hosted_zone_id!r} is not a Route 53 zone id",
+            "use the zone id (Z followed by letters and digits) or leave it unset to create one",
+        )
+    for key, region in (
+        ("primaryRegion", config.primary_region),
+        ("secondaryRegion", config.secondary_region),
+    ):
+        if region not in KNOWN_REGIONS:
+            raise ConfigError(
+                key, f"unknown region {region!r}", "use an AWS commercial region such as us-east-2"
+            )
+    if config.primary_region == config.secondary_region:
+        raise ConfigError(
+            "secondaryRegion",
+            f"same as primaryRegion ({config.primary_region})",
+            "choose a different region for disaster recovery",
+        )
+    _validate_strong_consistency(config)
+    if config.health_check_interval_seconds not in HEALTH_CHECK_INTERVALS:
+        raise ConfigError(
+            "healthCheckIntervalSeconds",
+            f"{config.health_check_interval_seconds} is not a Route 53 request interval",
+            "use 10 (fast) or 30 (standard)",
+        )
+    low, high = HEALTH_CHECK_THRESHOLD_RANGE
+    if not low <= config.health_check_failure_threshold <= high:
+        raise ConfigError(
+            "healthCheckFailureThreshold",
+            f"{config.health_check_failure_threshold} is out of range",
+            f"use a value from {low} to {high}",
+        )
+    for key, value in (
+        ("rtoTargetSeconds", config.rto_target_seconds),
+        ("rpoTargetSeconds", config.rpo_target_seconds),
+        ("replicationLagAlarmSeconds", config.replication_lag_alarm_seconds),
+        ("apiThrottleRateLimit", config.api_throttle_rate_limit),
+        ("apiThrottleBurstLimit", config.api_throttle_burst_limit),
+        ("merchantThrottleRateLimit", config.merchant_throttle_rate_limit),
+        ("merchantThrottleBurstLimit", config.merchant_throttle_burst_limit),
+    ):
+        if value <= 0:
+            raise ConfigError(key, f"{value} is not positive", "use a value above 0")
+    for burst_key, burst, rate_key, rate in (
+        (
+            "apiThrottleBurstLimit",
+            config.api_throttle_burst_limit,
+            "apiThrottleRateLimit",
+            config.api_throttle_rate_limit,
+        ),
+        (
+            "merchantThrottleBurstLimit",
+            config.merchant_throttle_burst_limit,
+            "merchantThrottleRateLimit",
+            config.merchant_throttle_rate_limit,
+        ),
+    ):
+        if burst < rate:
+            raise ConfigError(
+                burst_key,
+                f"smaller than {rate_key}",
+                "allow a burst at least as large as the steady rate",
+            )
+    if config.merchant_throttle_rate_limit > config.api_throttle_rate_limit:
+        raise ConfigError(
+            "merchantThrottleRateLimit",
+            "above apiThrottleRateLimit",
+            "keep one merchant's share below the stage's limit",
+        )
+    low, high = WAF_RATE_LIMIT_RANGE
+    if not low <= config.waf_requests_per_ip_per_5_minutes <= high:
+        raise ConfigError(
+            "wafRequestsPerIpPer5Minutes",
+            f"{config.waf_requests_per_ip_per_5_minutes} is out of range",
+            f"use a value from {low} to {high}",
+        )
+    for key, days in (
+        ("logRetentionDays", config.log_retention_days),
+        ("auditLogRetentionDays", config.audit_log_retention_days),
+    ):
+        if days not in LOG_RETENTION_DAYS:
+            raise ConfigError(
+                key,
+                f"{days} is not a CloudWatch Logs retention period",
+                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+            )
+    if config.audit_log_retention_days < AUDIT_LOG_MIN_RETENTION_DAYS:
+        raise ConfigError(
+            "auditLogRetentionDays",
+            f"{config.audit_log_retention_days} days is less than 12 months",
+            f"keep access, WAF and flow logs at least {AUDIT_LOG_MIN_RETENTION_DAYS} days"
+            " (PCI DSS 10.5.1)",
+        )
+    low, high = ARCHIVER_STREAM_SHARDS_RANGE
+    if not low <= config.archiver_stream_shards <= high:
+        raise ConfigError(
+            "archiverStreamShards",
+            f"{config.archiver_stream_shards} is out of range",
+            f"use a value from {low} to {high}",
+        )
+    role_arn = config.api_gateway_logging_role_arn
+    if role_arn is not None and not _ROLE_ARN_RE.match(role_arn):
+        raise ConfigError(
+            "apiGatewayLoggingRoleArn",
+            f"{role_arn!r} is not an IAM role ARN",
+            "use arn:aws:iam::<account>:role/<name> or leave it unset to create the role",
+        )
+    if config.alarm_email is not None and not _EMAIL_RE.match(config.alarm_email):
+        raise ConfigError(
+            "alarmEmail",
+            f"{config.alarm_email!r} is not an e-mail address",
+            "use name@example.com or leave it unset",
+        )
+    for tag_name, tag_value in config.tags.items():
+        if (
+            not 1 <= len(tag_name) <= 128
+            or tag_name.lower().startswith("aws:")
+            or len(tag_value) > 256
+        ):
+            raise ConfigError(
+                "tags",
+                f"tag {tag_name!r} is not accepted by AWS",
+                "use names of 1-128 characters not starting with aws: and values up to 256",
+            )
+    budget = config.budget
+    if budget.rto_budget_seconds > config.rto_target_seconds:
+        raise ConfigError(
+            "rtoTargetSeconds",
+            f"failover can take {budget.rto_budget_seconds} s"
+            f" (detection {budget.detection_seconds} s"
+            f" + DNS {budget.dns_seconds} s + margin {budget.margin_seconds} s), above the"
+            f" target of {config.rto_target_seconds} s",
+            "lower healthCheckIntervalSeconds or healthCheckFailureThreshold, or raise the target",
+        )
+    if budget.rpo_budget_seconds > config.rpo_target_seconds:
+        raise ConfigError(
+            "replicationLagAlarmSeconds",
+            f"replication lag alarms only after {budget.rpo_budget_seconds} s, above the RPO"
+            f" target of {config.rpo_target_seconds} s",
+            "lower replicationLagAlarmSeconds to at most rpoTargetSeconds"
+            " or use consistencyMode: strong",
+        )
+
+
+def _validate_strong_consistency(config: StackConfig) -> None:
+    witness = config.witness_region_setting
+    if config.consistency_mode is not ConsistencyMode.STRONG:
+        if witness is not None:
+            raise ConfigError(
+                "witnessRegion",
+                "only strong consistency has a witness",
+                "remove witnessRegion or use consistencyMode: strong",
+            )
+        return
+    members = strong_region_set(config.regions)
+    if members is None:
+        sets = "; ".join(
+            f"{name}: {', '.join(regions)}"
+            for name, regions in STRONG_CONSISTENCY_REGION_SETS.items()
+        )
+        raise ConfigError(
+            "consistencyMode",
+            f"strong consistency needs both regions in one region set, not"
+            f" {', '.join(config.regions)}",
+            f"pick two regions of one set ({sets}) or use consistencyMode: eventual",
+        )
+    candidates = [region for region in members if region not in config.regions]
+    if witness is None and len(candidates) > 1:
+        raise ConfigError(
+            "witnessRegion",
+            "missing: the region set offers several witness regions",
+            f"set witnessRegion to one of {', '.join(candidates)}",
+        )
+    if witness is not None and witness not in candidates:
+        raise ConfigError(
+            "witnessRegion",
+            f"{witness!r} cannot be the witness of {', '.join(config.regions)}",
+            f"use one of {', '.join(candidates)}",
+        )
