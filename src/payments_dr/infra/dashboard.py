@@ -18,26 +18,28 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra.monitoring import (
-    ALARM_PERIOD_SECONDS,
+from payments_dr.infra.alarms import ALARM_PERIOD_SECONDS
+from payments_dr.infra.metrics import (
     API_5XX,
-    ARCHIVE_MAX_LAG_SECONDS,
     FUNCTION_ALARM_METRICS,
     ITERATOR_AGE,
     MESSAGES_VISIBLE,
     OLDEST_MESSAGE_AGE,
     REPLICATION_LATENCY,
-    RETRY_QUEUE_MAX_AGE_SECONDS,
     ROUTE53_METRICS_REGION,
     S3_OPERATIONS_FAILED,
     Metric,
-    MonitoringArgs,
     api_metric,
     function_metric,
     health_check_status,
     log_replication_metric,
     queue_metric,
     table_replication_latency,
+)
+from payments_dr.infra.monitoring import (
+    ARCHIVE_MAX_LAG_SECONDS,
+    RETRY_QUEUE_MAX_AGE_SECONDS,
+    MonitoringArgs,
 )
 
 GRID_WIDTH = 24  # CloudWatch dashboards are 24 units wide
