@@ -24,7 +24,7 @@ from payments_dr.ops.aws import (
     EXIT_REFUSED,
     Aws,
 )
-from payments_dr.ops.aws_drill import HttpAnswer
+from payments_dr.ops.synthetic import HttpAnswer, SyntheticTraffic
 from payments_dr.service.authorizer import bearer_token
 from payments_dr.service.credentials import CredentialStore, KeyStatus, issue_key, parse_key
 from payments_dr.service.model import payment_id
@@ -298,7 +298,7 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
         return next(answers, fallback)
 
     issued = issue_key("drill-merchant", 0.0)
-    traffic = aws_drill.SyntheticTraffic(
+    traffic = SyntheticTraffic(
         "https://api/v1/payments",
         "drill-merchant",
         issued.api_key,

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
-from payments_dr.infra.monitoring import AlarmPurpose, alarm_name
+from payments_dr.infra.alarms import AlarmPurpose, alarm_name
 from payments_dr.service.model import MAX_BODY_BYTES
 
 # AWS managed rule groups, by priority: broad common exploits, then known-bad inputs.

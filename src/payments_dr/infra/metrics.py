@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+# Route 53 publishes health-check metrics only here, whatever the stack's regions.
+ROUTE53_METRICS_REGION = "us-east-1"
+
 DYNAMODB_NAMESPACE = "AWS/DynamoDB"
 SQS_NAMESPACE = "AWS/SQS"
 API_GATEWAY_NAMESPACE = "AWS/ApiGateway"

@@ -16,19 +16,14 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import Function, RegionOutput, StackOutput
 from payments_dr.infra import iam
+from payments_dr.infra.alarms import AlarmPurpose, HealthCheckAlarms, HealthCheckAlarmsArgs
 from payments_dr.infra.config import StackConfig
 from payments_dr.infra.dashboard import Dashboard, DashboardArgs
 from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
 from payments_dr.infra.firewall import Firewall, FirewallArgs
-from payments_dr.infra.monitoring import (
-    ROUTE53_METRICS_REGION,
-    AlarmPurpose,
-    HealthCheckAlarms,
-    HealthCheckAlarmsArgs,
-    Monitoring,
-    MonitoringArgs,
-)
+from payments_dr.infra.metrics import ROUTE53_METRICS_REGION
+from payments_dr.infra.monitoring import Monitoring, MonitoringArgs
 from payments_dr.infra.network import Network, NetworkArgs
 from payments_dr.infra.peering import RegionPeering, RegionPeeringArgs
 from payments_dr.infra.queues import dlq_arn, retry_queue_arn
