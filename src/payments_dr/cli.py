@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "payments_dr.synth",
     "payments_dr.lab.commands",
     "payments_dr.ops.commands",
+    "payments_dr.ops.conflicts",
     "payments_dr.merchants",
 )
 
