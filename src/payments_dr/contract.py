@@ -212,6 +212,16 @@ def function_name(stack: str, function: Function) -> str:
     return f"{PROJECT}-{stack}-{function.value}"
 
 
+# The functions' own metrics (Powertools, embedded metric format): one namespace, and the
+# `service` dimension Powertools adds to each, naming the function.
+SERVICE_METRICS_NAMESPACE: Final = "PaymentsDr"
+REPLICATION_CONFLICTS_METRIC: Final = "ReplicationConflicts"  # counted by the log archiver
+
+
+def service_name(function: Function) -> str:
+    return f"{PROJECT}-{function.value}"
+
+
 # --- API -----------------------------------------------------------------------------------
 API_SUBDOMAIN: Final = "api"  # the failover name is api.<domain> in both regions
 API_STAGE: Final = "live"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from payments_dr import contract
-from payments_dr.contract import Function, Param, RegionOutput, StackOutput
+from payments_dr.contract import ConsistencyMode, Function, Param, RegionOutput, StackOutput
 from payments_dr.infra import iam
 from payments_dr.infra.config_rules import STRONG_CONSISTENCY_REGION_SETS
 from payments_dr.service.openapi import load_openapi
@@ -624,6 +624,33 @@ def test_6_replication_latency_alarm_towards_the_other_region(eventual: SynthRes
         }
         assert alarm["threshold"] == 30000
         assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_6_an_overwritten_payment_version_pages_in_the_region_that_kept_it(
+    stack: SynthResult,
+) -> None:
+    strong = stack.config.consistency_mode is ConsistencyMode.STRONG
+    for region in regions(stack):
+        found = alarms(stack, region)
+        if strong:  # one outcome per key: nothing to overwrite
+            assert "replication-conflicts" not in found
+            continue
+        alarm = found["replication-conflicts"]
+        # What the log archiver counts (Powertools: the function's own namespace and service).
+        assert alarm["namespace"] == contract.SERVICE_METRICS_NAMESPACE
+        assert alarm["metricName"] == contract.REPLICATION_CONFLICTS_METRIC
+        assert alarm["dimensions"] == {"service": contract.service_name(Function.LOG_ARCHIVER)}
+        assert (alarm["statistic"], alarm["threshold"]) == ("Sum", 0)
+        assert alarm["comparisonOperator"] == "GreaterThanThreshold"
+        archiver = by_name(
+            stack,
+            FUNCTION,
+            region,
+            contract.function_name(stack.config.stack, Function.LOG_ARCHIVER),
+        )
+        variables = archiver["inputs"]["environment"]["variables"]
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == alarm["namespace"]
+        assert variables["POWERTOOLS_SERVICE_NAME"] == alarm["dimensions"]["service"]
 
 
 def test_6_operational_alarms_notify_the_regions_encrypted_topic(stack: SynthResult) -> None:

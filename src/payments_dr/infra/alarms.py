@@ -29,6 +29,7 @@ class AlarmPurpose(StrEnum):
     """Keys of a region's `alarm_arns` output."""
 
     REPLICATION_LATENCY = "replication-latency"  # eventual consistency
+    REPLICATION_CONFLICTS = "replication-conflicts"  # eventual consistency
     REPLICATED_WRITE_ERRORS = "replicated-write-errors"  # strong consistency
     REPLICATED_WRITE_LATENCY = "replicated-write-latency"  # strong consistency
     DLQ_NOT_EMPTY = "dlq-not-empty"

@@ -37,6 +37,7 @@ from payments_dr.infra.metrics import (
     health_check_status,
     log_replication_metric,
     queue_metric,
+    service_metric,
     table_operation_metric,
     table_replication_latency,
 )
@@ -198,11 +199,19 @@ def _table_replication(r: RegionMetrics) -> dict[str, Any]:
         return _strong_writes(r)
     metric = table_replication_latency(r.table_name, r.peer_region)
     threshold_ms = r.replication_lag_alarm_seconds * 1000  # the metric is in ms, as the alarm's
+    conflicts = service_metric(
+        contract.REPLICATION_CONFLICTS_METRIC,
+        contract.service_name(Function.LOG_ARCHIVER),
+    )
     return _graph(
         f"Table replication {r.region} -> {r.peer_region}",
         r.region,
-        [_line(metric, r.region, "Maximum", f"{r.region} -> {r.peer_region}")],
+        [
+            _line(metric, r.region, "Maximum", f"{r.region} -> {r.peer_region}"),
+            _line(conflicts, r.region, "Sum", "versions overwritten here", right_axis=True),
+        ],
         left_label="ms",
+        right_label="conflicts",
         thresholds=[_threshold("alarm (RPO budget)", threshold_ms)],
     )
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from payments_dr.infra.service import RegionalServiceArgs
 
 LAMBDA_ARCHITECTURE = "arm64"  # the artifact is pure Python; Graviton is cheaper per ms
-POWERTOOLS_METRICS_NAMESPACE = "PaymentsDr"
 # A failing stream batch is retried for 23 h, not dropped after a few attempts: a short S3
 # outage must not punch holes in the transaction log. The archiver's errors alarm pages while
 # the shard waits. A batch still failing then is discarded *by this limit*, an hour before the
@@ -124,8 +123,8 @@ def create_function(
         environment={
             "variables": {
                 contract.ENV_SSM_PATH: ssm_path,
-                "POWERTOOLS_SERVICE_NAME": f"{contract.PROJECT}-{function.value}",
-                "POWERTOOLS_METRICS_NAMESPACE": POWERTOOLS_METRICS_NAMESPACE,
+                "POWERTOOLS_SERVICE_NAME": contract.service_name(function),
+                "POWERTOOLS_METRICS_NAMESPACE": contract.SERVICE_METRICS_NAMESPACE,
             }
         },
         tags=dict(args.tags),

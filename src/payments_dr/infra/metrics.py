@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from payments_dr import contract
+
 # Route 53 publishes health-check metrics only here, whatever the stack's regions.
 ROUTE53_METRICS_REGION = "us-east-1"
 
@@ -86,3 +88,9 @@ def log_replication_metric(
 def health_check_status(health_check_id: V) -> Metric[V]:
     """Published only in ROUTE53_METRICS_REGION."""
     return Metric(ROUTE53_NAMESPACE, HEALTH_CHECK_STATUS, {"HealthCheckId": health_check_id})
+
+
+def service_metric(name: str, service: V) -> Metric[V]:
+    """A metric a function publishes itself (Powertools, in its region); `service` is its
+    `contract.service_name`."""
+    return Metric(contract.SERVICE_METRICS_NAMESPACE, name, {"service": service})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, Function
 from payments_dr.infra.alarms import (
     AlarmFactory,
@@ -35,6 +36,7 @@ from payments_dr.infra.metrics import (
     function_metric,
     log_replication_metric,
     queue_metric,
+    service_metric,
     table_operation_metric,
     table_replication_latency,
 )
@@ -181,6 +183,19 @@ class Monitoring(pulumi.ComponentResource):
                 statistic="Maximum",
                 threshold=args.replication_lag_alarm_seconds * 1000,  # the metric is in ms
                 evaluation_periods=2,
+            )
+            self._factory.alarm(
+                AlarmPurpose.REPLICATION_CONFLICTS,
+                f"Replication in {region} overwrote a payment version this region had"
+                " acknowledged; it is kept as a conflict record: reconcile it with the merchant"
+                " (`payments-dr conflicts list`)",
+                service_metric(
+                    contract.REPLICATION_CONFLICTS_METRIC,
+                    contract.service_name(Function.LOG_ARCHIVER),
+                ),
+                statistic="Sum",
+                threshold=0,
+                evaluation_periods=1,
             )
             return
         self._factory.alarm(
