@@ -5,7 +5,14 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
-from typing import Any
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from payments_dr.contract import (
@@ -96,3 +103,50 @@ def report(**changes: object) -> DrillReport:
     for name, value in changes.items():
         setattr(base, name, value)
     return base
+
+
+class Process:
+    """A command whose output pipes are read to the end by threads: a full pipe can't block it."""
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr: list[str] = []
+        assert self.process.stdout is not None and self.process.stderr is not None
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self.lines.put)),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr.append)),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: IO[str], sink: Callable[[str], None]) -> None:
+        for line in stream:
+            sink(line)
+
+    def read_until(self, marker: str, timeout: float) -> list[str]:
+        """Standard output up to the line holding `marker`."""
+        deadline, seen = time.monotonic() + timeout, []
+        while not seen or marker not in seen[-1]:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {marker!r} within {timeout} s; got {seen}, {self.stderr}"
+            try:
+                seen.append(self.lines.get(timeout=remaining))
+            except queue.Empty:
+                continue
+        return seen
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for reader in self._readers:
+            reader.join()

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
 import signal
-import subprocess
 import sys
-import threading
 import time
 from argparse import Namespace
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -23,7 +17,7 @@ from payments_dr.contract import ConsistencyMode
 from payments_dr.lab import drill as lab_drill
 from payments_dr.lab.drill import DrillResult
 
-from .helpers import PRIMARY, SECONDARY, lab_settings, post_payment, report, request
+from .helpers import PRIMARY, SECONDARY, Process, lab_settings, post_payment, report, request
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,56 +76,9 @@ def test_the_readme_offline_drill_writes_its_report_and_picture(
     assert picture_path.read_bytes()[:4] == b"\x89PNG"
 
 
-class _Process:
-    """A command whose output pipes are read to the end by threads: a full pipe can't block it."""
-
-    def __init__(self, argv: list[str], cwd: Path) -> None:
-        self.process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stderr: list[str] = []
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.process.stdout, self.lines.put)),
-            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr.append)),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream: IO[str], sink: Callable[[str], None]) -> None:
-        for line in stream:
-            sink(line)
-
-    def read_until(self, marker: str, timeout: float) -> list[str]:
-        """Standard output up to the line holding `marker`."""
-        deadline, seen = time.monotonic() + timeout, []
-        while not seen or marker not in seen[-1]:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {marker!r} within {timeout} s; got {seen}, {self.stderr}"
-            try:
-                seen.append(self.lines.get(timeout=remaining))
-            except queue.Empty:
-                continue
-        return seen
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for reader in self._readers:
-            reader.join()
-
-
 @pytest.mark.slow
 def test_lab_up_fails_over_when_told_to_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    lab_up = _Process(
+    lab_up = Process(
         [sys.executable, "-m", "payments_dr.cli", "lab", "up", "--time-scale", "0.02"],
         cwd=tmp_path,  # no stack file here: built-in defaults
     )
@@ -173,7 +120,7 @@ def test_lab_up_fails_over_when_told_to_and_stops_on_ctrl_c(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_lab_up_stops_on_sigterm_as_on_ctrl_c(tmp_path: Path) -> None:
-    lab_up = _Process([sys.executable, "-m", "payments_dr.cli", "lab", "up"], cwd=tmp_path)
+    lab_up = Process([sys.executable, "-m", "payments_dr.cli", "lab", "up"], cwd=tmp_path)
     try:
         lab_up.read_until("Ctrl-C", timeout=120)
         lab_up.process.send_signal(signal.SIGTERM)

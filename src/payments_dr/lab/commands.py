@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
 from payments_dr.infra.config import ConfigError
+from payments_dr.lab.drill_options import DrillOptions
 from payments_dr.lab.scenarios import SCENARIOS, ScenarioName
 from payments_dr.lab.settings import LabSettings, load_config
 from payments_dr.lab.signals import main_thread_signals
@@ -31,6 +33,11 @@ DRILL_TIME_SCALE = 0.02  # a simulated hour plays in 72 s
 # request takes tens of wall milliseconds, so simulated time must run slower for the race to
 # be the one a real client would run.
 ADVERSARIAL_TIME_SCALE = 0.1
+REPLICATION_LAG_SECONDS = 1.0
+# Flags of the lab drill that a drill on AWS cannot honour, and the reverse.
+LAB_ONLY_FLAGS = ("config", "mode", "time_scale", "replication_lag", "workload", "clients")
+AWS_ONLY_FLAGS = ("stack", "outputs", "force")
+EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: Any) -> None:
@@ -68,12 +75,13 @@ def register(subparsers: Any) -> None:
     drill.add_argument(
         "--workload",
         choices=[workload.value for workload in Workload],
-        default=Workload.STEADY.value,
         help="steady: clients through the failover name; adversarial: also clients that retry"
         " through the other region after a lost answer, reuse a key with another body in both"
         " regions at once, and send bursts (default steady)",
     )
-    drill.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
+    drill.add_argument(
+        "--clients", type=int, help=f"concurrent clients (default {DrillOptions.clients})"
+    )
     drill.add_argument(
         "--rate",
         type=float,
@@ -128,18 +136,18 @@ def _add_lab_options(parser: argparse.ArgumentParser, default_time_scale: float 
     parser.add_argument(
         "--replication-lag",
         type=float,
-        default=1.0,
         metavar="SECONDS",
-        help="simulated replication lag in eventual mode (default 1)",
+        help=f"simulated replication lag in eventual mode (default {REPLICATION_LAG_SECONDS:g})",
     )
 
 
 def _settings(args: argparse.Namespace) -> LabSettings:
     mode = ConsistencyMode(args.mode) if args.mode else None
+    lag = REPLICATION_LAG_SECONDS if args.replication_lag is None else args.replication_lag
+    if lag < 0:
+        raise ValueError("--replication-lag must be 0 or more simulated seconds")
     return LabSettings(
-        load_config(args.config, mode),
-        time_scale=args.time_scale,
-        replication_lag_seconds=args.replication_lag,
+        load_config(args.config, mode), time_scale=args.time_scale, replication_lag_seconds=lag
     )
 
 
@@ -208,34 +216,85 @@ def _announce(lab: Lab, control_url: str) -> None:
     )
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def drill_usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the drill's arguments, before anything runs; None if nothing."""
+    given = [name for name in LAB_ONLY_FLAGS if getattr(args, name) is not None]
+    if args.on_aws and given:
+        return f"{_flag(given[0])} applies to the lab drill only; drop it with --on-aws"
+    aws_given = [name for name in AWS_ONLY_FLAGS if getattr(args, name)]
+    if not args.on_aws and aws_given:
+        return f"{_flag(aws_given[0])} applies to --on-aws drills only"
+    if args.clients is not None and args.clients < 1:
+        return "--clients must be at least 1"
+    if args.rate is not None and not args.rate > 0:
+        return "--rate must be a positive number of payments per second"
+    if args.time_scale is not None and not args.time_scale > 0:
+        return "--time-scale must be a positive number of wall seconds per simulated second"
+    for path, suffix in ((args.json, None), (args.timeline, ".png")):
+        problem = None if path is None else output_path_problem(path, suffix)
+        if problem:
+            return problem
+    return None
+
+
+def output_path_problem(path: Path, suffix: str | None) -> str | None:
+    """Why a report cannot be written at `path` (checked before the drill spends minutes)."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        return f"{path}: the timeline is a {suffix} picture; name the file *{suffix}"
+    if path.is_dir():
+        return f"{path} is a directory; name a file"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{path}: {parent} is a file, not a directory"
+            if not os.access(parent, os.W_OK):
+                return f"{path}: {parent} is not writable"
+            return None
+    return None
+
+
 def run_drill_command(args: argparse.Namespace) -> int:
+    problem = drill_usage_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.on_aws:
         # Loaded only here: the AWS drill pulls in the operations tooling.
         aws_drill = importlib.import_module("payments_dr.ops.aws_drill")
         return int(aws_drill.run(args))
-    if args.stack:
-        print("error: --stack applies to --on-aws drills only", file=sys.stderr)
-        return EXIT_USAGE
 
-    from payments_dr.lab.drill import DrillOptions, run_drill
+    from payments_dr.lab.drill import run_drill
     from payments_dr.lab.scenarios import DEFAULT_SCENARIO
     from payments_dr.lab.timeline import draw_timeline
 
+    workload = Workload(args.workload or Workload.STEADY.value)
     if args.time_scale is None:
-        adversarial = args.workload == Workload.ADVERSARIAL.value
+        adversarial = workload is Workload.ADVERSARIAL
         args.time_scale = ADVERSARIAL_TIME_SCALE if adversarial else DRILL_TIME_SCALE
     try:
         settings = _settings(args)
         options = DrillOptions(
             scenario=ScenarioName(args.scenario) if args.scenario else DEFAULT_SCENARIO,
-            workload=Workload(args.workload),
-            clients=args.clients,
+            workload=workload,
+            clients=args.clients or DrillOptions.clients,
             payments_per_second=args.rate or DrillOptions.payments_per_second,
         )
     except (ConfigError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    result = run_drill(settings, options, progress=lambda line: print(line, file=sys.stderr))
+    try:
+        result = run_drill(settings, options, progress=lambda line: print(line, file=sys.stderr))
+    except KeyboardInterrupt:
+        print(
+            "\ndrill interrupted: its clients and the lab were stopped; it ran in this process"
+            " only (a simulation), so nothing is left to undo; no report was written",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     report = result.report
     print(report.to_text())
     if args.json:

@@ -19,47 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from payments_dr.drill_report import DrillReport, TimelineEvent
+from payments_dr.lab.drill_options import DrillOptions
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.ledger import Write
-from payments_dr.lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Phase, ScenarioName, Step
+from payments_dr.lab.scenarios import SCENARIOS, Phase, Step
 from payments_dr.lab.settings import LabSettings
-from payments_dr.lab.traffic import ClientPayment, Traffic, TrafficOptions, Workload, merchant_of
+from payments_dr.lab.traffic import ClientPayment, Traffic, merchant_of
 from payments_dr.lab.verdict import verify
 from payments_dr.service.conflicts import Conflict
 
 ENVIRONMENT = "local lab (simulation)"
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class DrillOptions:
-    scenario: ScenarioName = DEFAULT_SCENARIO
-    workload: Workload = Workload.STEADY
-    clients: int = 4
-    payments_per_second: float = 0.5  # steady clients together, simulated time
-    warmup_seconds: float = 20.0
-    # The fault lasts at least this long (default: detection plus DNS TTL), and until traffic
-    # has run in the secondary for `hold_seconds`; likewise after the fault is cleared, until
-    # the primary has served again for `hold_seconds`. Neither phase runs past `phase_limit`.
-    min_fault_seconds: float | None = None
-    hold_seconds: float = 20.0
-    phase_limit_seconds: float | None = None  # default: three times the RTO budget
-    # Clients keep retrying an unacknowledged payment this long after the traffic stops.
-    retry_grace_seconds: float = 60.0
-    initial_backoff_seconds: float = 1.0
-    max_backoff_seconds: float = 8.0
-    settle_timeout_wall_seconds: float = 60.0
-
-    def traffic(self) -> TrafficOptions:
-        return TrafficOptions(
-            clients=self.clients,
-            payments_per_second=self.payments_per_second,
-            workload=self.workload,
-            retry_grace_seconds=self.retry_grace_seconds,
-            initial_backoff_seconds=self.initial_backoff_seconds,
-            max_backoff_seconds=self.max_backoff_seconds,
-        )
 
 
 @dataclass
@@ -104,7 +75,11 @@ def run_drill(
         started_at = lab.clock.now()
         traffic = Traffic(lab, options.traffic(), started_at, api_keys)
         traffic.start()
-        phases, backlog_at_fault = _play(lab, traffic, options, scenario.steps, say)
+        try:
+            phases, backlog_at_fault = _play(lab, traffic, options, scenario.steps, say)
+        except BaseException:  # Ctrl-C: the clients must not outlive the lab they call
+            traffic.abort()
+            raise
         if scenario.permanent:
             phases.restore_at = None
         traffic.stop()

@@ -21,6 +21,7 @@ import json
 import random
 import string
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -174,6 +175,7 @@ class Traffic:
         self._options = options
         self._started_at = started_at
         self._stop_at = float("inf")
+        self._aborted = threading.Event()
         self._lock = threading.Lock()
         self.payments: list[ClientPayment] = []
         clients: list[Callable[[], None]] = [
@@ -186,8 +188,9 @@ class Traffic:
                 functools.partial(self._key_reuse, first + 1),
                 functools.partial(self._bursts, first + 2),
             ]
+        # Daemons, so an interrupted drill never waits on a client stuck in a request.
         self._threads = [
-            threading.Thread(target=client, name=f"lab-client-{index}")
+            threading.Thread(target=client, name=f"lab-client-{index}", daemon=True)
             for index, client in enumerate(clients)
         ]
 
@@ -210,8 +213,20 @@ class Traffic:
         for thread in self._threads:
             thread.join()
 
+    def abort(self, wait_wall_seconds: float = 1.0) -> None:
+        """Stop at once: no new payment, no retry; give the clients a moment to notice."""
+        self._aborted.set()
+        self._stop_at = float("-inf")
+        deadline = time.monotonic() + wait_wall_seconds
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def now(self) -> float:
         return self._lab.clock.now() - self._started_at
+
+    def _pause(self, simulated_seconds: float) -> None:
+        """Sleep on the lab clock unless the traffic is aborted first."""
+        self._lab.clock.wait(self._aborted, simulated_seconds)
 
     def first_served(self, region: str, after: float) -> float | None:
         """When `region` first acknowledged a payment sent through the failover name at or
@@ -230,7 +245,7 @@ class Traffic:
         """Call `strike(sequence)` every `interval` simulated seconds until the traffic stops."""
         next_at, sequence = offset, 0
         while self.now() < self._stop_at:
-            self._lab.clock.sleep(next_at - self.now())
+            self._pause(next_at - self.now())
             if self.now() >= self._stop_at:
                 return
             sequence += 1
@@ -257,7 +272,7 @@ class Traffic:
             attempt, _ = self._send(payment, self._api_keys[index], home)
             with self._lock:
                 payment.attempts.append(Attempt(attempt.at, home, "", 0))
-            self._lab.clock.sleep(CROSS_REGION_RETRY_DELAY_SECONDS)
+            self._pause(CROSS_REGION_RETRY_DELAY_SECONDS)
             self._submit(payment, self._api_keys[index], away)
 
         self._every(CROSS_REGION_RETRY_EVERY_SECONDS, 1.0, strike)
@@ -310,7 +325,10 @@ class Traffic:
         """Send until answered for good. `region` None: through the failover endpoint;
         otherwise to that region, moving to the other one whenever it does not answer."""
         backoff = self._options.initial_backoff_seconds
-        while self.now() < self._stop_at + self._options.retry_grace_seconds:
+        while (
+            not self._aborted.is_set()
+            and self.now() < self._stop_at + self._options.retry_grace_seconds
+        ):
             attempt, retry_after = self._send(payment, api_key, region)
             with self._lock:
                 payment.attempts.append(attempt)
@@ -319,7 +337,7 @@ class Traffic:
                 return
             if region is not None and (attempt.status == 0 or attempt.status >= 500):
                 region = self._lab.peer_of(region)
-            self._lab.clock.sleep(retry_after if retry_after is not None else backoff)
+            self._pause(retry_after if retry_after is not None else backoff)
             backoff = min(backoff * 2, self._options.max_backoff_seconds)
 
     def _send(
