@@ -113,9 +113,9 @@ def test_gateway_answers_follow_the_stacks_gateway_responses() -> None:
         {"Retry-After": str(contract.RETRY_AFTER_SECONDS)},
         {"code": "unavailable", "message": "Authorizer error"},
     )
-    # A response type the stack does not customise falls back to its DEFAULT_4XX.
+    # An unknown resource or method keeps API Gateway's 403, labelled as what it is.
     assert MISSING_AUTHENTICATION_TOKEN.render() == (
         403,
         {},
-        {"code": "bad_request", "message": "Missing Authentication Token"},
+        {"code": "not_found", "message": "Missing Authentication Token"},
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
+import socket
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -298,3 +301,55 @@ def test_the_secondary_authorizes_while_the_primary_is_down(lab: Lab) -> None:
         lab.set_table_outage(PRIMARY, False)
         lab.set_region_outage(PRIMARY, False)
     assert status == 201 and headers[contract.REGION_HEADER] == SECONDARY
+
+
+def test_a_repeated_idempotency_key_is_refused_through_the_failover_endpoint_too(
+    lab: Lab, api_key: str
+) -> None:
+    for base in (lab.failover_url, lab.region_url(PRIMARY)):
+        parts = urlsplit(base)
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=15)
+        body = json.dumps({"amount": 100, "currency": "EUR", "payment_token": "tok_abcdefgh1"})
+        try:
+            connection.putrequest("POST", contract.PAYMENTS_PATH)
+            for name, value in [
+                ("Content-Type", "application/json"),
+                (contract.IDEMPOTENCY_HEADER, new_key()),
+                (contract.IDEMPOTENCY_HEADER, new_key()),
+                *bearer(api_key).items(),
+                ("Content-Length", str(len(body))),
+            ]:
+                connection.putheader(name, value)
+            connection.endheaders(body.encode())
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+        finally:
+            connection.close()
+        assert response.status == 400, base
+        assert answer["code"] == "bad_request" and "sent once" in answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"POST /v1/payments HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400),
+        (b"POST /v1/payments HTTP/1.1\r\nContent-Length: -5\r\n\r\n", 400),
+        (b"POST /v1/payments HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
+        (b"GET /v1/health HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+    ],
+    ids=["content-length-not-a-number", "negative-content-length", "chunked", "long-header"],
+)
+def test_malformed_http_gets_a_json_refusal_from_the_gateway_and_the_router(
+    lab: Lab, request_head: bytes, status: int
+) -> None:
+    for base in (lab.failover_url, lab.region_url(PRIMARY)):
+        parts = urlsplit(base)
+        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=15) as raw:
+            raw.sendall(request_head)
+            answer = b""
+            while chunk := raw.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1] == str(status).encode(), (base, head)
+        assert b"Content-Type: application/json" in head
+        assert json.loads(body)["code"] in ("bad_request", "not_found")

@@ -48,6 +48,10 @@ GATEWAY_RESPONSES: dict[str, Any] = {
     "THROTTLED": _gateway_response("throttled", THROTTLED_RETRY_AFTER_SECONDS),
     "AUTHORIZER_FAILURE": AUTHORIZER_UNAVAILABLE,
     "AUTHORIZER_CONFIGURATION_ERROR": AUTHORIZER_UNAVAILABLE,
+    # No such resource or method: API Gateway answers 403 (it cannot tell an unknown path
+    # from a missing signature); the body says what it is, not a malformed request.
+    "MISSING_AUTHENTICATION_TOKEN": _gateway_response("not_found"),
+    "RESOURCE_NOT_FOUND": _gateway_response("not_found"),
     "BAD_REQUEST_BODY": _gateway_response("bad_request"),
     "BAD_REQUEST_PARAMETERS": _gateway_response("bad_request"),
     "DEFAULT_4XX": _gateway_response("bad_request"),

@@ -39,7 +39,7 @@ from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES
 from payments_dr.lab.aws import RegionFaults
-from payments_dr.lab.httpserver import LoopbackServer
+from payments_dr.lab.httpserver import JsonRequestHandler, LoopbackServer
 from payments_dr.lab.settings import LAB_ACCOUNT_ID
 from payments_dr.lab.workers import Handler, LambdaContext
 
@@ -334,7 +334,7 @@ class RegionApi(LoopbackServer):
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
 
-        class RequestHandler(BaseHTTPRequestHandler):
+        class RequestHandler(JsonRequestHandler):
             server_version = "lab-apigateway"
             # Headers and body go out in separate writes; without this, Nagle's algorithm and
             # delayed ACKs add ~40 ms to every answer.
@@ -348,8 +348,9 @@ class RegionApi(LoopbackServer):
                 raise AttributeError(name)
 
             def _serve(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
+                if body is None:
+                    return
                 if api.faults.outage:
                     self._drop()
                     return

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from payments_dr import contract
 from payments_dr.lab.clock import SimClock
-from payments_dr.lab.httpserver import LoopbackServer
+from payments_dr.lab.httpserver import JsonRequestHandler, LoopbackServer
 
 log = logging.getLogger(__name__)
 
@@ -215,12 +215,15 @@ class FailoverRouter(LoopbackServer):
             parts.hostname or "127.0.0.1", parts.port, timeout=FORWARD_TIMEOUT_WALL_SECONDS
         )
         try:
-            connection.request(
-                method,
-                target,
-                body=body or None,
-                headers={k: v for k, v in headers if k.lower() not in _NOT_RELAYED},
-            )
+            # Header by header: a header the client repeated reaches the region repeated, as
+            # through DNS, so the region refuses what it would refuse from the client.
+            connection.putrequest(method, target, skip_accept_encoding=True)
+            for name, value in headers:
+                if name.lower() not in _NOT_RELAYED:
+                    connection.putheader(name, value)
+            if body:
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body or None)
             response = connection.getresponse()
             return region, response.status, response.getheaders(), response.read()
         except (OSError, http.client.HTTPException):
@@ -231,7 +234,7 @@ class FailoverRouter(LoopbackServer):
     def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
         router = self
 
-        class RequestHandler(BaseHTTPRequestHandler):
+        class RequestHandler(JsonRequestHandler):
             server_version = "lab-failover-router"
             # Headers and body go out in separate writes; without this, Nagle's algorithm and
             # delayed ACKs add ~40 ms to every answer.
@@ -245,8 +248,9 @@ class FailoverRouter(LoopbackServer):
                 raise AttributeError(name)
 
             def _relay(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
+                if body is None:
+                    return
                 region, status, headers, payload = router.forward(
                     method, self.path, list(self.headers.items()), body
                 )
