@@ -166,6 +166,12 @@ IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 RETRY_AFTER_SECONDS: Final = 2
 
 
+def regional_api_domain(domain_name: str, region: str) -> str:
+    """The name only `region` answers (api.<region>.<domain>): its health check probes it and
+    the client SDK calls it directly; the failover name api.<domain> answers from either."""
+    return f"{API_SUBDOMAIN}.{region}.{domain_name}"
+
+
 # --- Failover timing -----------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS: Final = 2  # Route 53 wants an answer within about 2 s
 ALIAS_RECORD_TTL_SECONDS: Final = 60  # alias records to API Gateway take its TTL
