@@ -58,7 +58,7 @@ class Param(StrEnum):
     LOG_BUCKET = "log-bucket"
     REGION_ROLE = "region-role"
     PEER_REGION = "peer-region"
-    API_ENDPOINT = "api-endpoint"
+    API_ENDPOINT = "api-endpoint"  # https://api.<region>.<domain>, this region's own name
     MODE = "mode"
 
 
@@ -187,7 +187,8 @@ def dashboard_name(stack: str) -> str:
 class StackOutput(StrEnum):
     """Top-level stack output names."""
 
-    PRIMARY_API_ENDPOINT = "primary_api_endpoint"  # execute-api URL of the primary stage
+    # https://api.<region>.<domain> of the primary; the default execute-api endpoint is disabled
+    PRIMARY_API_ENDPOINT = "primary_api_endpoint"
     SECONDARY_API_ENDPOINT = "secondary_api_endpoint"
     FAILOVER_URL = "failover_url"  # https://api.<domain>, answered by the healthy region
     API_DOMAIN = "api_domain"
@@ -206,7 +207,7 @@ class RegionOutput(StrEnum):
     """Keys of each region's entry under the `regions` output."""
 
     ROLE = "role"
-    API_ENDPOINT = "api_endpoint"
+    API_ENDPOINT = "api_endpoint"  # https://api.<region>.<domain>: this region alone answers
     CUSTOM_DOMAIN_URL = "custom_domain_url"
     CUSTOM_DOMAIN_TARGET = "custom_domain_target"  # the regional d-xxxx.execute-api host
     HEALTH_CHECK_ID = "health_check_id"
