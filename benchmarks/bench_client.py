@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import http.client
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -293,6 +294,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="per client kind (default 4)")
     parser.add_argument("--time-scale", type=float, default=0.02, help="drill's default 0.02")
     options = parser.parse_args()
+    # A region outage makes the lab's gateway log every failed authorizer call; not news here.
+    logging.getLogger("payments_dr.lab").setLevel(logging.CRITICAL)
     print(f"load average at start: {os.getloadavg()[0]:.1f} (2 shared cores)")
 
     print(

@@ -106,6 +106,14 @@ def test_for_domain_uses_each_regions_own_name() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "domain_name", ["https://pay.example.com", "pay.example.com/", "", "PAY.example.com", "pay"]
+)
+def test_for_domain_wants_a_bare_domain(domain_name: str) -> None:
+    with pytest.raises(InvalidArgument, match="domain_name"):
+        PaymentsClient.for_domain(domain_name, API_KEY)
+
+
 def test_the_patterns_are_the_api_documents() -> None:
     document = load_openapi()
     key = document["components"]["parameters"]["IdempotencyKey"]["schema"]["pattern"]

@@ -155,13 +155,32 @@ def test_with_every_region_open_the_longest_open_one_is_tried() -> None:
     assert transport.regions() == [PRIMARY, SECONDARY, PRIMARY, SECONDARY, PRIMARY, SECONDARY]
 
 
+def test_with_every_region_open_one_that_answers_beats_one_that_is_silent() -> None:
+    clock = FakeClock()
+    transport = (
+        ScriptedTransport()
+        .script(PRIMARY, Failure.CONNECT_TIMEOUT)
+        .script(SECONDARY, reply(503), reply(503), created(SECONDARY))
+    )
+    client = make_client(
+        transport,
+        clock,
+        retry=RetryPolicy(max_attempts=6, deadline_seconds=1000),
+        breaker=BreakerPolicy(failure_threshold=2, open_seconds=600),
+    )
+    result = client.create_payment(**PAYMENT)
+    # Both open after four attempts; the silent primary is not tried again.
+    assert transport.regions() == [PRIMARY, PRIMARY, SECONDARY, SECONDARY, SECONDARY]
+    assert (result.region, result.attempts) == (SECONDARY, 5)
+
+
 def test_one_caller_probes_while_the_others_use_the_other_region() -> None:
     clock = FakeClock()
     policy = BreakerPolicy(open_seconds=10)
     changes: list[BreakerState] = []
     breaker = CircuitBreaker(PRIMARY, policy, clock, lambda _, state: changes.append(state))
-    breaker.record_failure()
-    breaker.record_failure()
+    breaker.record_failure(answered=False)
+    breaker.record_failure(answered=False)
     clock.time += 10
     start = threading.Barrier(8)
     claimed: list[bool] = []

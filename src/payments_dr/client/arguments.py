@@ -25,6 +25,7 @@ PAYMENT_ID_PATTERN = re.compile(r"pay_[0-9a-f]{32}")
 GENERATED_KEY_PREFIX = "pdr_"
 GENERATED_KEY_LETTERS = 24  # 24 * log2(52) = 136 bits
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+DOMAIN_NAME_PATTERN = re.compile(r"(?=.{1,240}$)([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}")
 
 
 def new_idempotency_key() -> str:
@@ -50,6 +51,15 @@ def checked_payment_id(payment_id: str) -> str:
     if not isinstance(payment_id, str) or not PAYMENT_ID_PATTERN.fullmatch(payment_id):
         raise InvalidArgument("payment_id must be an id the API returned: 'pay_' and 32 hex digits")
     return payment_id
+
+
+def checked_domain_name(domain_name: str) -> str:
+    if not isinstance(domain_name, str) or not DOMAIN_NAME_PATTERN.fullmatch(domain_name):
+        raise InvalidArgument(
+            f"domain_name must be the stack's domain in lower case, such as 'pay.example.com' "
+            f"(no scheme, no 'api.' prefix needed), got {domain_name!r}"
+        )
+    return domain_name
 
 
 def checked_api_key(api_key: str) -> str:

@@ -68,6 +68,9 @@ class CircuitBreaker:
         self._state = BreakerState.CLOSED
         self._failures = 0
         self.opened_at = float("-inf")
+        # Whether the last failure was an answer (a 5xx: the region is there, struggling) rather
+        # than silence; with every breaker open, a region that answers is the better bet.
+        self.last_failure_answered = False
 
     @property
     def state(self) -> BreakerState:
@@ -98,9 +101,10 @@ class CircuitBreaker:
             changed = self._close()
         self._emit(changed)
 
-    def record_failure(self) -> None:
+    def record_failure(self, answered: bool) -> None:
         with self._lock:
             self._failures += 1
+            self.last_failure_answered = answered
             changed = None
             if self._state is BreakerState.CLOSED:
                 if self._failures >= self._policy.failure_threshold:

@@ -22,6 +22,7 @@ from payments_dr import contract
 from payments_dr.client.arguments import (
     KeyLedger,
     checked_api_key,
+    checked_domain_name,
     checked_endpoints,
     checked_idempotency_key,
     checked_payment_id,
@@ -103,10 +104,10 @@ class PaymentsClient:
                 f"preferred_region {preferred_region!r} is not in endpoints "
                 f"({', '.join(self._endpoints)})"
             )
-        if isinstance(remembered_keys, bool) or not isinstance(remembered_keys, int):
-            raise InvalidArgument("remembered_keys must be a positive integer")
-        if remembered_keys < 1:
-            raise InvalidArgument("remembered_keys must be a positive integer")
+        if type(remembered_keys) is not int or remembered_keys < 1:
+            raise InvalidArgument(
+                f"remembered_keys must be a positive integer, got {remembered_keys!r}"
+            )
         preferred = preferred_region or next(iter(self._endpoints))
         self._order = (preferred, *(r for r in self._endpoints if r != preferred))
         self._retry = retry or RetryPolicy()
@@ -134,6 +135,7 @@ class PaymentsClient:
         **options: Any,
     ) -> PaymentsClient:
         """The client for a stack's domain: `https://api.<region>.<domain>` per region."""
+        domain_name = checked_domain_name(domain_name)
         endpoints = {
             region: f"https://{contract.regional_api_domain(domain_name, region)}"
             for region in regions
@@ -221,7 +223,7 @@ class PaymentsClient:
             outcome, reply, last = self._attempt(request, region, attempt)
             breaker = self._breakers[region]
             if outcome is Outcome.REGION_FAILURE:
-                breaker.record_failure()
+                breaker.record_failure(answered=reply is not None)
             else:
                 breaker.record_success()
             if reply is not None and outcome is Outcome.SUCCESS:
@@ -277,8 +279,9 @@ class PaymentsClient:
         return outcome, reply, described
 
     def _choose_region(self) -> str:
-        """The first region, preferred first, that is closed or passes its health probe now;
-        with every breaker open, the one open longest (better a try than no answer)."""
+        """The first region, preferred first, that is closed or passes its health probe now.
+        With every breaker open (better a try than no answer): a region whose last failure was
+        an answer (a 5xx) before one that went silent, then the one open longest."""
         for region in self._order:
             breaker = self._breakers[region]
             if breaker.closed:
@@ -291,7 +294,13 @@ class PaymentsClient:
                     breaker.probe_result(healthy)
                 if healthy:
                     return region
-        return min(self._order, key=lambda region: self._breakers[region].opened_at)
+        return min(
+            self._order,
+            key=lambda region: (
+                not self._breakers[region].last_failure_answered,
+                self._breakers[region].opened_at,
+            ),
+        )
 
     def _headers(self, idempotency_key: str | None) -> dict[str, str]:
         headers = {**_BASE_HEADERS, contract.AUTH_HEADER: self._auth}
