@@ -62,7 +62,7 @@ class Param(StrEnum):
     # How this region's functions reach SQS in the peer region without internet: the peer's
     # SQS interface endpoint, through VPC peering (its endpoint-specific DNS name).
     PEER_SQS_ENDPOINT = "peer-sqs-endpoint"
-    API_ENDPOINT = "api-endpoint"
+    API_ENDPOINT = "api-endpoint"  # https://api.<region>.<domain>, this region's own name
     MODE = "mode"
 
 
@@ -232,6 +232,12 @@ IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 RETRY_AFTER_SECONDS: Final = 2
 
 
+def regional_api_domain(domain_name: str, region: str) -> str:
+    """The name only `region` answers (api.<region>.<domain>): its health check probes it and
+    the client SDK calls it directly; the failover name api.<domain> answers from either."""
+    return f"{API_SUBDOMAIN}.{region}.{domain_name}"
+
+
 # --- Failover timing -----------------------------------------------------------------------
 HEALTH_CHECK_TIMEOUT_SECONDS: Final = 2  # Route 53 wants an answer within about 2 s
 ALIAS_RECORD_TTL_SECONDS: Final = 60  # alias records to API Gateway take its TTL
@@ -247,7 +253,8 @@ def dashboard_name(stack: str) -> str:
 class StackOutput(StrEnum):
     """Top-level stack output names."""
 
-    PRIMARY_API_ENDPOINT = "primary_api_endpoint"  # execute-api URL of the primary stage
+    # https://api.<region>.<domain> of the primary; the default execute-api endpoint is disabled
+    PRIMARY_API_ENDPOINT = "primary_api_endpoint"
     SECONDARY_API_ENDPOINT = "secondary_api_endpoint"
     FAILOVER_URL = "failover_url"  # https://api.<domain>, answered by the healthy region
     API_DOMAIN = "api_domain"
@@ -269,7 +276,7 @@ class RegionOutput(StrEnum):
     """Keys of each region's entry under the `regions` output."""
 
     ROLE = "role"
-    API_ENDPOINT = "api_endpoint"
+    API_ENDPOINT = "api_endpoint"  # https://api.<region>.<domain>: this region alone answers
     CUSTOM_DOMAIN_URL = "custom_domain_url"
     CUSTOM_DOMAIN_TARGET = "custom_domain_target"  # the regional d-xxxx.execute-api host
     HEALTH_CHECK_ID = "health_check_id"

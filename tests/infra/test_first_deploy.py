@@ -314,7 +314,19 @@ def test_11_eventual_mode_keeps_the_lag_alarm(eventual: SynthResult) -> None:
 
 # --- 12. the shared validation record --------------------------------------------------------
 def validation_record(stack: SynthResult) -> dict[str, Any]:
-    return one([r for r in stack.of_type(RECORD) if r["inputs"].get("type") == "CNAME"])
+    """The failover name's validation record (each regional name has its own besides)."""
+    components = {
+        r["urn"]
+        for r in stack.resources
+        if r["type"] == "payments-dr:infra:CertificateValidationRecord"
+    }
+    return one(
+        [
+            r
+            for r in stack.of_type(RECORD)
+            if r["inputs"].get("type") == "CNAME" and r["parent"] in components
+        ]
+    )
 
 
 def test_12_the_validation_record_belongs_to_no_region(
@@ -325,11 +337,13 @@ def test_12_the_validation_record_belongs_to_no_region(
     assert parent["type"] == "payments-dr:infra:CertificateValidationRecord"
     assert parent["parent"] is None or "RegionalService" not in parent["parent"]
     validations = eventual.of_type("aws:acm/certificateValidation:CertificateValidation")
-    assert len(validations) == 2
-    assert all(
-        v["inputs"]["validationRecordFqdns"] == [record["inputs"]["name"].rstrip(".")]
+    shared = [
+        v
         for v in validations
-    )
+        if v["inputs"]["validationRecordFqdns"] == [record["inputs"]["name"].rstrip(".")]
+    ]
+    assert len(shared) == 2  # both regions' failover-name certificates
+    assert len(validations) == 4  # and each regional name's own
     swapped = StackConfig.from_mapping(
         "dev",
         {

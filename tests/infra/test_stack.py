@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 
 import pytest
@@ -54,6 +55,17 @@ def key_arn(stack: SynthResult, region: str) -> str:
 
 def archive_failures_arn(stack_name: str, region: str) -> str:
     return f"arn:aws:sqs:{region}:{ACCOUNT}:{contract.archive_failures_queue_name(stack_name)}"
+
+
+def regional_domain(stack: SynthResult, region: str) -> str:
+    return f"api.{region}.{stack.config.domain_name}"
+
+
+def api_id(stack: SynthResult, region: str) -> str:
+    """The REST API's id, as the stage received it."""
+    stage = one(stack.of_type("aws:apigateway/stage:Stage", region))
+    rest_api: str = stage["inputs"]["restApi"]
+    return rest_api
 
 
 def urn_of(stack: SynthResult, resource_type: str, region: str) -> str:
@@ -399,38 +411,82 @@ def test_3_stage_with_access_logs_metrics_and_throttling(stack: SynthResult) -> 
         assert account["inputs"]["cloudwatchRoleArn"].startswith("arn:aws:iam::")
 
 
-def test_3_custom_domain_tls12_with_dns_validated_certificate(stack: SynthResult) -> None:
-    api_domain = stack.config.api_domain
+def test_3_custom_domains_tls12_with_dns_validated_certificates(stack: SynthResult) -> None:
+    """Per region the failover name and the region's own name, each on its own certificate."""
     zone_id = stack.outputs[StackOutput.HOSTED_ZONE_ID]
     cname_records = [
         r for r in stack.of_type("aws:route53/record:Record") if r["inputs"]["type"] == "CNAME"
     ]
     validation_records = {r["inputs"]["name"].rstrip("."): r for r in cname_records}
-    validated_by: set[str] = set()
+    validated_by: dict[str, set[str]] = {}
     for region in regions(stack):
-        certificate = one(stack.of_type("aws:acm/certificate:Certificate", region))["inputs"]
-        assert certificate["domainName"] == api_domain
-        assert certificate["validationMethod"] == "DNS"
-        validation = one(
-            stack.of_type("aws:acm/certificateValidation:CertificateValidation", region)
-        )["inputs"]
-        assert validation["certificateArn"].startswith(f"arn:aws:acm:{region}:")
-        (fqdn,) = validation["validationRecordFqdns"]
-        assert fqdn.endswith(api_domain)
-        assert validation_records[fqdn]["inputs"]["zoneId"] == zone_id
-        validated_by.add(fqdn)
-        domain = one(stack.of_type("aws:apigateway/domainName:DomainName", region))["inputs"]
-        assert domain["domainName"] == api_domain
-        assert domain["securityPolicy"] == "TLS_1_2"
-        assert domain["endpointConfiguration"] == {"types": "REGIONAL"}
-        assert domain["regionalCertificateArn"] == validation["certificateArn"]
-        mapping = one(stack.of_type("aws:apigateway/basePathMapping:BasePathMapping", region))
-        assert mapping["inputs"]["domainName"] == api_domain
-        assert mapping["inputs"]["stageName"] == contract.API_STAGE
-    # One record owned by one resource validates both certificates: a second owner of the same
-    # name would delete it from under the other region's certificate when replaced.
-    assert len(cname_records) == 1
-    assert set(validation_records) == validated_by
+        names = (stack.config.api_domain, regional_domain(stack, region))
+        certificates = {
+            c["inputs"]["domainName"]: c
+            for c in stack.of_type("aws:acm/certificate:Certificate", region)
+        }
+        assert set(certificates) == set(names)
+        validations = stack.of_type("aws:acm/certificateValidation:CertificateValidation", region)
+        domains = {
+            d["inputs"]["domainName"]: d["inputs"]
+            for d in stack.of_type("aws:apigateway/domainName:DomainName", region)
+        }
+        assert set(domains) == set(names)
+        mappings = stack.of_type("aws:apigateway/basePathMapping:BasePathMapping", region)
+        assert sorted(m["inputs"]["domainName"] for m in mappings) == sorted(names)
+        for name in names:
+            assert certificates[name]["inputs"]["validationMethod"] == "DNS"
+            (validation,) = [
+                v["inputs"] for v in validations if certificates[name]["urn"] in v["dependencies"]
+            ]
+            assert validation["certificateArn"].startswith(f"arn:aws:acm:{region}:")
+            (fqdn,) = validation["validationRecordFqdns"]
+            assert fqdn.endswith(name)
+            assert validation_records[fqdn]["inputs"]["zoneId"] == zone_id
+            validated_by.setdefault(fqdn, set()).add(region)
+            domain = domains[name]
+            assert domain["securityPolicy"] == "TLS_1_2"
+            assert domain["endpointConfiguration"] == {"types": "REGIONAL"}
+            assert domain["regionalCertificateArn"] == validation["certificateArn"]
+        for mapping in mappings:
+            assert mapping["inputs"]["stageName"] == contract.API_STAGE
+            assert "basePath" not in mapping["inputs"]  # the stage at the root of both names
+    # One record owned by one resource validates both regions' failover-name certificates: a
+    # second owner of the same name would delete it from under the other region's certificate
+    # when replaced. Each regional name has its own.
+    assert len(cname_records) == 3
+    assert sorted(len(by) for by in validated_by.values()) == [1, 1, 2]
+
+
+def test_3_each_regions_own_name_points_at_its_own_domain(stack: SynthResult) -> None:
+    zone_id = stack.outputs[StackOutput.HOSTED_ZONE_ID]
+    for region in regions(stack):
+        name = regional_domain(stack, region)
+        (record,) = [
+            r["inputs"]
+            for r in stack.of_type("aws:route53/record:Record")
+            if r["inputs"]["name"] == name
+        ]
+        assert record["type"] == "A" and record["zoneId"] == zone_id
+        assert "failoverRoutingPolicies" not in record and "healthCheckId" not in record
+        (alias,) = record["aliases"]
+        assert alias["name"].endswith(f".execute-api.{region}.amazonaws.com")
+        assert alias["evaluateTargetHealth"] is False
+        assert region_output(stack, region)[RegionOutput.API_ENDPOINT] == f"https://{name}"
+
+
+def test_3_the_default_execute_api_endpoint_is_disabled(stack: SynthResult) -> None:
+    for region in regions(stack):
+        api = one(stack.of_type("aws:apigateway/restApi:RestApi", region))["inputs"]
+        assert api["disableExecuteApiEndpoint"] is True
+        assert api["securityPolicy"] == "TLS_1_2"
+        # In the document too, whose hash redeploys the stage: the setting applies from then.
+        body = json.loads(api["body"])
+        assert body["x-amazon-apigateway-endpoint-configuration"] == {
+            "disableExecuteApiEndpoint": True
+        }
+    # No output hands out a URL of the disabled endpoint.
+    assert not re.search(r"https://[^\"]*execute-api", json.dumps(stack.outputs))
 
 
 def test_3_invoke_permission_scoped_to_the_api_stage(stack: SynthResult) -> None:
@@ -443,35 +499,39 @@ def test_3_invoke_permission_scoped_to_the_api_stage(stack: SynthResult) -> None
                 if p["inputs"]["function"] == api_name
             ]
         )["inputs"]
-        api_id = (
-            region_output(stack, region)[RegionOutput.API_ENDPOINT].split("//")[1].split(".")[0]
-        )
         assert permission["principal"] == "apigateway.amazonaws.com"
         assert permission["action"] == "lambda:InvokeFunction"
         assert permission["function"] == contract.function_name(stack.config.stack, Function.API)
         assert permission["sourceArn"] == (
-            f"arn:aws:execute-api:{region}:{ACCOUNT}:{api_id}/{contract.API_STAGE}/*"
+            f"arn:aws:execute-api:{region}:{ACCOUNT}:{api_id(stack, region)}/{contract.API_STAGE}/*"
         )
 
 
 # --- 4. DNS ----------------------------------------------------------------------------------
-def test_4_health_checks_probe_each_regions_own_execute_api_host(stack: SynthResult) -> None:
+def test_4_health_checks_probe_each_regions_own_name(stack: SynthResult) -> None:
     checks = stack.of_type("aws:route53/healthCheck:HealthCheck")
     assert len(checks) == 2
     for region in regions(stack):
-        endpoint = region_output(stack, region)[RegionOutput.API_ENDPOINT]
-        host = endpoint.split("//")[1].split("/")[0]
-        assert host.endswith(f".execute-api.{region}.amazonaws.com")
+        host = regional_domain(stack, region)
         check = one([c for c in checks if c["inputs"]["fqdn"] == host])["inputs"]
         assert check["type"] == "HTTPS"
         assert check["port"] == 443
-        assert check["resourcePath"] == f"/{contract.API_STAGE}{contract.HEALTH_PATH}"
+        assert check["resourcePath"] == contract.HEALTH_PATH  # the stage is at the root
         assert check["requestInterval"] == stack.config.health_check_interval_seconds
         assert check["failureThreshold"] == stack.config.health_check_failure_threshold
         assert check["enableSni"] is True
         assert region_output(stack, region)[RegionOutput.HEALTH_CHECK_URL] == (
-            f"https://{host}{check['resourcePath']}"
+            f"https://{host}{contract.HEALTH_PATH}"
         )
+        # Created after the name resolves and the stage is mapped on it.
+        check_urn = one([c for c in checks if c["inputs"]["fqdn"] == host])["urn"]
+        dependencies = one([r for r in stack.resources if r["urn"] == check_urn])["dependencies"]
+        alias = [
+            r["urn"]
+            for r in stack.of_type("aws:route53/record:Record")
+            if r["inputs"]["name"] == host
+        ]
+        assert set(alias) <= set(dependencies)
 
 
 def test_4_failover_alias_records_tied_to_health_checks(stack: SynthResult) -> None:
@@ -858,10 +918,7 @@ def test_10_outputs_use_the_contract_names(stack: SynthResult) -> None:
         output = region_output(stack, region)
         assert set(output) == {o.value for o in RegionOutput}
         assert output[RegionOutput.ROLE] == stack.config.role_of(region).value
-        assert output[RegionOutput.API_ENDPOINT] == (
-            f"https://{output[RegionOutput.API_ENDPOINT].split('//')[1].split('.')[0]}"
-            f".execute-api.{region}.amazonaws.com/{contract.API_STAGE}"
-        )
+        assert output[RegionOutput.API_ENDPOINT] == f"https://{regional_domain(stack, region)}"
         assert output[RegionOutput.CUSTOM_DOMAIN_URL] == f"https://{stack.config.api_domain}"
         assert output[RegionOutput.SSM_PATH] == contract.ssm_path(stack.config.stack, region)
         assert output[RegionOutput.FUNCTION_NAMES] == {
@@ -914,11 +971,6 @@ def api_body(stack: SynthResult, region: str) -> dict[str, Any]:
     api = one(stack.of_type("aws:apigateway/restApi:RestApi", region))
     body: dict[str, Any] = json.loads(api["inputs"]["body"])
     return body
-
-
-def api_id(stack: SynthResult, region: str) -> str:
-    endpoint: str = region_output(stack, region)[RegionOutput.API_ENDPOINT]
-    return endpoint.split("//")[1].split(".")[0]
 
 
 def test_authorizer_on_every_payment_method_and_health_open(stack: SynthResult) -> None:

@@ -26,7 +26,8 @@ STACK = "drtest"
 PRIMARY = contract.DEFAULT_PRIMARY_REGION
 SECONDARY = contract.DEFAULT_SECONDARY_REGION
 ZONE_ID = "Z0123456789ABCDEFGHIJ"
-API_DOMAIN = "api.payments.example.com"
+DOMAIN_NAME = "payments.example.com"
+API_DOMAIN = f"api.{DOMAIN_NAME}"
 ACCOUNT = "123456789012"
 CHECKERS = 8  # observations a stubbed GetHealthCheckStatus returns
 TARGETS = {
@@ -206,14 +207,14 @@ def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
         name=contract.usage_plan_name(STACK), throttle={"rateLimit": 20.0, "burstLimit": 40}
     )["id"]
     alarm_arns = {purpose: put_alarm(aws, region, purpose, "OK") for purpose in ALARM_PURPOSES}
-    execute_api = f"https://abc{role.value[:3]}.execute-api.{region}.amazonaws.com/live"
+    regional_url = f"https://{contract.regional_api_domain(DOMAIN_NAME, region)}"
     return {
         RegionOutput.ROLE: role.value,
-        RegionOutput.API_ENDPOINT: execute_api,
+        RegionOutput.API_ENDPOINT: regional_url,
         RegionOutput.CUSTOM_DOMAIN_URL: f"https://{API_DOMAIN}",
         RegionOutput.CUSTOM_DOMAIN_TARGET: TARGETS[region],
         RegionOutput.HEALTH_CHECK_ID: health_check_id(region),
-        RegionOutput.HEALTH_CHECK_URL: f"{execute_api}{contract.HEALTH_PATH}",
+        RegionOutput.HEALTH_CHECK_URL: f"{regional_url}{contract.HEALTH_PATH}",
         RegionOutput.ALARM_ARNS: alarm_arns,
         RegionOutput.ALARM_TOPIC_ARN: f"arn:aws:sns:{region}:{ACCOUNT}:alarms",
         RegionOutput.LOG_BUCKET: contract.log_bucket_name(STACK, region, ACCOUNT),

@@ -176,4 +176,10 @@ def test_reads_what_the_pulumi_program_exports() -> None:
     for name, region in outputs.regions.items():
         assert region.ssm_path == contract.ssm_path("dev", name)
         assert region.custom_domain_target.endswith(f".execute-api.{name}.amazonaws.com")
+        assert region.api_endpoint == f"https://api.{name}.pay.example.com"
+        assert region.health_check_url == f"{region.api_endpoint}{contract.HEALTH_PATH}"
         assert all(f":{name}:" in arn and ":alarm:" in arn for arn in region.alarm_arns.values())
+    assert outputs.api_endpoints == {
+        PRIMARY: "https://api.us-east-1.pay.example.com",
+        SECONDARY: "https://api.us-east-2.pay.example.com",
+    }

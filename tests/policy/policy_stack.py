@@ -380,6 +380,7 @@ def _api(region: str) -> list[dict[str, Any]]:
             {
                 "name": "payments",
                 "endpointConfiguration": {"types": "REGIONAL"},
+                "disableExecuteApiEndpoint": True,
                 "body": json.dumps(api_body(region)),
             },
         ),
@@ -466,8 +467,8 @@ def _api(region: str) -> list[dict[str, Any]]:
             contract.DEFAULT_PRIMARY_REGION,
             {
                 "type": "HTTPS",
-                "fqdn": f"abc123.execute-api.{region}.amazonaws.com",
-                "resourcePath": f"/{contract.API_STAGE}{contract.HEALTH_PATH}",
+                "fqdn": f"api.{region}.payments.example.com",
+                "resourcePath": contract.HEALTH_PATH,
                 "port": 443.0,
                 "requestInterval": 10.0,
                 "failureThreshold": 3.0,

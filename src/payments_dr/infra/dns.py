@@ -1,8 +1,9 @@
 """DNS layer: the hosted zone, per-region health checks and the failover records.
 
-Each health check probes its region's own execute-api host on the deep health path, never the
-shared failover name, so it measures that region alone (function, table, mode) and not just
-"some region answers".
+Each health check probes its region's own name (api.<region>.<domain>) on the deep health
+path, never the shared failover name, so it measures that region alone (function, table,
+mode) and not just "some region answers". The default execute-api endpoint is disabled, so
+the check goes through the same custom domain, certificate and TLS policy as the traffic.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class RegionEndpoint:
 
     region: str
     role: RegionRole
-    execute_api_host: pulumi.Input[str]
+    regional_host: pulumi.Input[str]  # api.<region>.<domain>
     custom_domain_target: pulumi.Input[str]
     custom_domain_zone_id: pulumi.Input[str]
 
@@ -102,11 +103,6 @@ class FailoverDnsArgs:
     request_interval_seconds: int
     failure_threshold: int
     tags: Mapping[str, str]
-
-
-def health_check_path() -> str:
-    """The stage-qualified health path on the execute-api host."""
-    return f"/{contract.API_STAGE}{contract.HEALTH_PATH}"
 
 
 class FailoverDns(pulumi.ComponentResource):
@@ -124,9 +120,9 @@ class FailoverDns(pulumi.ComponentResource):
             health_check = aws.route53.HealthCheck(
                 f"{name}-health-{region}",
                 type="HTTPS",
-                fqdn=endpoint.execute_api_host,
+                fqdn=endpoint.regional_host,
                 port=HTTPS_PORT,
-                resource_path=health_check_path(),
+                resource_path=contract.HEALTH_PATH,  # the stage is mapped at the domain's root
                 enable_sni=True,
                 request_interval=args.request_interval_seconds,
                 failure_threshold=args.failure_threshold,
@@ -154,7 +150,7 @@ class FailoverDns(pulumi.ComponentResource):
             )
             self.health_checks[region] = health_check
             self.health_check_urls[region] = pulumi.Output.concat(
-                "https://", endpoint.execute_api_host, health_check_path()
+                "https://", endpoint.regional_host, contract.HEALTH_PATH
             )
         self.register_outputs(
             {

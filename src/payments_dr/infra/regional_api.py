@@ -1,5 +1,9 @@
 """One region's REST API: the OpenAPI document with API Gateway's extensions, the stage with
-its logs, throttling and usage plan, and the custom domain with its certificate."""
+its logs, throttling and usage plan, and its two custom domains with their certificates.
+
+The default execute-api endpoint is disabled: clients reach the stage only through the
+failover name api.<domain> and the region's own name api.<region>.<domain>, both TLS 1.2.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import iam
-from payments_dr.infra.dns import CertificateValidationRecord
+from payments_dr.infra.dns import CERTIFICATE_VALIDATION_TTL_SECONDS, CertificateValidationRecord
 from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES
 from payments_dr.service.openapi import load_openapi
 
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
     from payments_dr.infra.service import RegionalServiceArgs
 
 CERTIFICATE_VALIDATION_RECORD = "certificate-validation"
+ValidationRecord = CertificateValidationRecord | aws.route53.Record
 REQUEST_VALIDATOR = "body-and-parameters"
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -40,6 +45,7 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 MERCHANT_KEY_SCHEME = "MerchantKey"  # the service document's security scheme
 USAGE_PLAN_KEY_SCHEME = "UsagePlanKey"  # makes API Gateway apply the usage plan
+TLS_SECURITY_POLICY = "TLS_1_2"
 
 
 def execution_log_group_name(api_id: str, stage: str) -> str:
@@ -66,6 +72,9 @@ def api_definition(invoke_arn: str, authorizer_invoke_arn: str) -> dict[str, Any
         REQUEST_VALIDATOR: {"validateRequestBody": True, "validateRequestParameters": True}
     }
     document["x-amazon-apigateway-request-validator"] = REQUEST_VALIDATOR
+    # Also in the document, so the body cannot re-enable it; and a changed body redeploys the
+    # stage, which is when API Gateway applies the setting.
+    document["x-amazon-apigateway-endpoint-configuration"] = {"disableExecuteApiEndpoint": True}
     document["x-amazon-apigateway-gateway-responses"] = GATEWAY_RESPONSES
     for operations in document["paths"].values():
         for method, operation in operations.items():
@@ -91,17 +100,18 @@ class RegionApi:
     stage: aws.apigateway.Stage
     usage_plan: aws.apigateway.UsagePlan
     access_log_group: aws.cloudwatch.LogGroup
-    api_endpoint: pulumi.Output[str]
-    execute_api_host: pulumi.Output[str]
 
 
 @dataclass(frozen=True)
 class CustomDomain:
     domain: aws.apigateway.DomainName
-    certificate_validation_record: CertificateValidationRecord
+    certificate_validation_record: ValidationRecord
     target: pulumi.Output[str]
     zone_id: pulumi.Output[str]
     url: str
+    regional_url: str  # https://api.<region>.<domain>
+    # api.<region>.<domain>, known once its alias record and base path mapping exist.
+    regional_host: pulumi.Output[str]
 
 
 def create_api(
@@ -125,6 +135,10 @@ def create_api(
         body=body,
         put_rest_api_mode="overwrite",
         endpoint_configuration={"types": "REGIONAL"},
+        # Only the custom domains serve; the default endpoint would answer 403 to anyone, and
+        # its TLS policy is tightened too in case it is ever enabled again.
+        disable_execute_api_endpoint=True,
+        security_policy=TLS_SECURITY_POLICY,
         tags=dict(args.tags),
         opts=child,
     )
@@ -223,10 +237,6 @@ def create_api(
         stage=stage,
         usage_plan=usage_plan,
         access_log_group=access_log_group,
-        api_endpoint=stage.invoke_url,
-        execute_api_host=rest_api.id.apply(
-            lambda api_id: f"{api_id}.execute-api.{region}.amazonaws.com"
-        ),
     )
 
 
@@ -272,22 +282,73 @@ def _api_logging_account(
 def create_custom_domain(
     name: str, args: RegionalServiceArgs, api: RegionApi, parent: pulumi.Resource
 ) -> CustomDomain:
+    """The failover name and the region's own name, each on its own certificate and domain."""
+    # ACM asks for the same CNAME in every region for one name and account, so one record
+    # serves both regions' failover-name certificates: two resources owning it would each
+    # delete it (and with it the other certificate's renewal) when replaced. Should ACM ever
+    # ask for another name, the validation fails at once on the unknown record instead of
+    # waiting. The regional name has a certificate, and so a record, of its own.
+    domain, validation_record, _ = _served_domain(
+        name, args, args.api_domain, args.certificate_validation_record, api, parent
+    )
+    regional, _, mapping = _served_domain(
+        f"{name}-regional", args, args.regional_api_domain, None, api, parent
+    )
+    alias = aws.route53.Record(
+        f"{name}-regional-alias",
+        zone_id=args.zone_id,
+        name=args.regional_api_domain,
+        type="A",
+        aliases=[
+            {
+                "name": regional.regional_domain_name,
+                "zone_id": regional.regional_zone_id,
+                "evaluate_target_health": False,  # the region's own name never fails over
+            }
+        ],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return CustomDomain(
+        domain=domain,
+        certificate_validation_record=validation_record,
+        target=domain.regional_domain_name,
+        zone_id=domain.regional_zone_id,
+        url=f"https://{args.api_domain}",
+        regional_url=f"https://{args.regional_api_domain}",
+        regional_host=pulumi.Output.all(alias.name, mapping.id).apply(lambda values: values[0]),
+    )
+
+
+def _served_domain(
+    name: str,
+    args: RegionalServiceArgs,
+    domain_name: str,
+    validation_record: ValidationRecord | None,
+    api: RegionApi,
+    parent: pulumi.Resource,
+) -> tuple[aws.apigateway.DomainName, ValidationRecord, aws.apigateway.BasePathMapping]:
+    """A DNS-validated certificate for `domain_name`, a TLS 1.2 regional custom domain on it,
+    and the stage mapped at its root; `validation_record` when another region made it."""
     region = args.region
     child = pulumi.ResourceOptions(parent=parent)
     certificate = aws.acm.Certificate(
         f"{name}-certificate",
         region=region,
-        domain_name=args.api_domain,
+        domain_name=domain_name,
         validation_method="DNS",
         tags=dict(args.tags),
         opts=child,
     )
-    # ACM asks for the same CNAME in every region for one name and account, so one record
-    # serves both certificates. It is a component of its own, not a child of this region's
-    # service: whichever region is primary, its URN (and so the record) stays put.
-    validation_record = args.certificate_validation_record or CertificateValidationRecord(
-        CERTIFICATE_VALIDATION_RECORD, args.zone_id, certificate
-    )
+    if validation_record is None:
+        # The failover name's record outlives any one region's component (see dns.py); the
+        # regional name's record is this region's alone.
+        validation_record = (
+            CertificateValidationRecord(CERTIFICATE_VALIDATION_RECORD, args.zone_id, certificate)
+            if domain_name == args.api_domain
+            else _validation_record(
+                f"{name}-certificate-validation", args.zone_id, certificate, child
+            )
+        )
     validation = aws.acm.CertificateValidation(
         f"{name}-certificate-validation",
         region=region,
@@ -298,14 +359,14 @@ def create_custom_domain(
     domain = aws.apigateway.DomainName(
         f"{name}-domain",
         region=region,
-        domain_name=args.api_domain,
+        domain_name=domain_name,
         regional_certificate_arn=validation.certificate_arn,
         endpoint_configuration={"types": "REGIONAL"},
-        security_policy="TLS_1_2",
+        security_policy=TLS_SECURITY_POLICY,
         tags=dict(args.tags),
         opts=child,
     )
-    aws.apigateway.BasePathMapping(
+    mapping = aws.apigateway.BasePathMapping(
         f"{name}-base-path",
         region=region,
         domain_name=domain.domain_name,
@@ -313,10 +374,23 @@ def create_custom_domain(
         stage_name=api.stage.stage_name,
         opts=child,
     )
-    return CustomDomain(
-        domain=domain,
-        certificate_validation_record=validation_record,
-        target=domain.regional_domain_name,
-        zone_id=domain.regional_zone_id,
-        url=f"https://{args.api_domain}",
+    return domain, validation_record, mapping
+
+
+def _validation_record(
+    name: str,
+    zone_id: pulumi.Input[str],
+    certificate: aws.acm.Certificate,
+    opts: pulumi.ResourceOptions,
+) -> aws.route53.Record:
+    option = certificate.domain_validation_options.apply(lambda options: options[0])
+    return aws.route53.Record(
+        name,
+        zone_id=zone_id,
+        name=option.apply(lambda o: o.resource_record_name or ""),
+        type=option.apply(lambda o: o.resource_record_type or "CNAME"),
+        records=[option.apply(lambda o: o.resource_record_value or "")],
+        ttl=CERTIFICATE_VALIDATION_TTL_SECONDS,
+        allow_overwrite=True,  # a record left by an earlier certificate is adopted
+        opts=opts,
     )

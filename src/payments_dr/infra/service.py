@@ -17,10 +17,9 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function, Param
-from payments_dr.infra.dns import CertificateValidationRecord
 from payments_dr.infra.functions import create_event_sources, create_function
 from payments_dr.infra.queues import create_queues
-from payments_dr.infra.regional_api import create_api, create_custom_domain
+from payments_dr.infra.regional_api import ValidationRecord, create_api, create_custom_domain
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,7 @@ class RegionalServiceArgs:
     account_id: str
     artifact_path: Path
     api_domain: str
+    regional_api_domain: str  # api.<region>.<domain>: the name only this region answers
     zone_id: pulumi.Input[str]
     table_name: pulumi.Input[str]
     table_arn: str
@@ -56,7 +56,7 @@ class RegionalServiceArgs:
     # An existing role for API Gateway's account-wide logging setting; None: the stack's own.
     api_gateway_logging_role_arn: str | None = None
     # The first region's ACM validation record, reused by the next: see `create_custom_domain`.
-    certificate_validation_record: CertificateValidationRecord | None = None
+    certificate_validation_record: ValidationRecord | None = None
 
 
 class RegionalService(pulumi.ComponentResource):
@@ -102,8 +102,10 @@ class RegionalService(pulumi.ComponentResource):
         api = create_api(name, args, self.functions, parent=self)
         self.rest_api, self.stage, self.usage_plan = api.rest_api, api.stage, api.usage_plan
         self.access_log_group = api.access_log_group
-        self.api_endpoint, self.execute_api_host = api.api_endpoint, api.execute_api_host
         domain = create_custom_domain(name, args, api, parent=self)
+        # The region's own URL; the default execute-api endpoint is disabled.
+        self.api_endpoint = domain.regional_url
+        self.regional_host = domain.regional_host
         self.domain = domain.domain
         self.certificate_validation_record = domain.certificate_validation_record
         self.custom_domain_target = domain.target
@@ -113,7 +115,7 @@ class RegionalService(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "api_endpoint": self.api_endpoint,
-                "execute_api_host": self.execute_api_host,
+                "regional_host": self.regional_host,
                 "custom_domain_target": self.custom_domain_target,
                 "ssm_path": self.ssm_path,
             }

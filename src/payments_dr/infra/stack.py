@@ -111,6 +111,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 account_id=account_id,
                 artifact_path=artifact_path,
                 api_domain=config.api_domain,
+                regional_api_domain=contract.regional_api_domain(config.domain_name, region),
                 zone_id=zone.zone_id,
                 table_name=data.table_name,
                 table_arn=data.table_arns[region],
@@ -144,7 +145,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 RegionEndpoint(
                     region=region,
                     role=config.role_of(region),
-                    execute_api_host=service.execute_api_host,
+                    regional_host=service.regional_host,
                     custom_domain_target=service.custom_domain_target,
                     custom_domain_zone_id=service.custom_domain_zone_id,
                 )

@@ -22,7 +22,7 @@ OPTIONAL_OUTPUTS = frozenset({StackOutput.DASHBOARD_URL, StackOutput.CONSISTENCY
 class RegionOutputs:
     region: str
     role: RegionRole
-    api_endpoint: str
+    api_endpoint: str  # https://api.<region>.<domain>, answered by this region alone
     custom_domain_target: str
     health_check_id: str
     health_check_url: str
@@ -56,6 +56,12 @@ class StackOutputs:
     @property
     def secondary(self) -> str:
         return self._region_with(RegionRole.SECONDARY)
+
+    @property
+    def api_endpoints(self) -> dict[str, str]:
+        """Each region's own URL, primary first: what `payments_dr.client` is given."""
+        ordered = (self.primary, *self.others(self.primary))
+        return {name: self.regions[name].api_endpoint for name in ordered}
 
     def others(self, region: str) -> tuple[str, ...]:
         return tuple(name for name in self.regions if name != region)

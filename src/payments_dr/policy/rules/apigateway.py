@@ -1,4 +1,5 @@
-"""API Gateway: regional endpoints, TLS 1.2+ custom domains, logged and throttled stages,
+"""API Gateway: regional endpoints, TLS 1.2+ custom domains as the only way in (the default
+execute-api endpoint disabled, health checks on the custom names), logged and throttled stages,
 an authorizer on every method but the health check."""
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from typing import Any
 from payments_dr.contract import HEALTH_PATH
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackRule, StackView
-from payments_dr.policy.props import describe, get, number, refers_to, strings, text
+from payments_dr.policy.props import describe, get, number, refers_to, strings, text, truthy
 
 # "TLS_1_2", or an enhanced policy whose minimum is TLS 1.2 or 1.3 (SecurityPolicy_TLS13_...).
 TLS12_POLICY = re.compile(r"^(TLS_1_2|SecurityPolicy_TLS1[23]_.+)$")
 ALL_METHODS = "*/*"  # method settings path that covers every resource and method
+# A REST API's default endpoint, or the API Gateway host a custom domain's alias points to.
+EXECUTE_API_HOST = re.compile(r"\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\.?$")
 
 
 def _check_regional(view: ResourceView) -> Iterator[str]:
@@ -34,6 +37,26 @@ def _check_domain_tls(view: ResourceView) -> Iterator[str]:
         yield (
             f"{describe(view)} allows TLS below 1.2 (security policy {policy or 'unset'}). "
             "Fix: set security_policy='TLS_1_2'."
+        )
+
+
+def _check_default_endpoint_disabled(view: ResourceView) -> Iterator[str]:
+    if not truthy(view.props.get("disableExecuteApiEndpoint")):
+        yield (
+            f"{describe(view)} keeps its default execute-api endpoint, which anyone can call "
+            "past the custom domains and their TLS policy. Fix: set "
+            "disable_execute_api_endpoint=True and serve the API through custom domains."
+        )
+
+
+def _check_health_check_target(view: ResourceView) -> Iterator[str]:
+    host = text(view.props.get("fqdn")).lower()
+    if EXECUTE_API_HOST.search(host):
+        yield (
+            f"{describe(view)} probes the API Gateway host {host}, not a custom domain: with "
+            "the default endpoint disabled it only ever sees 403, and it skips the custom "
+            "domain the traffic goes through. Fix: probe the region's own name "
+            "(api.<region>.<domain>) on the health path."
         )
 
 
@@ -149,6 +172,18 @@ RULES = (
         description="Custom domains require TLS 1.2 or later.",
         resource_types=frozenset({tokens.APIGATEWAY_DOMAIN_NAME}),
         check=_check_domain_tls,
+    ),
+    ResourceRule(
+        name="apigateway-default-endpoint-disabled",
+        description="REST APIs disable the default execute-api endpoint; custom domains serve.",
+        resource_types=frozenset({tokens.APIGATEWAY_REST_API}),
+        check=_check_default_endpoint_disabled,
+    ),
+    ResourceRule(
+        name="apigateway-health-checks-on-custom-domains",
+        description="Route 53 health checks probe custom domain names, never execute-api hosts.",
+        resource_types=frozenset({tokens.ROUTE53_HEALTH_CHECK}),
+        check=_check_health_check_target,
     ),
     ResourceRule(
         name="apigateway-stage-access-logs",

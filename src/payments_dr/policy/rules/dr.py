@@ -149,7 +149,7 @@ def _check_failover_health_checks(stack: StackView) -> Iterator[Finding]:
             yield Finding(
                 f"{describe(check)} probes the shared failover name {text(props.get('name'))}, "
                 "which answers from whichever region is active. Fix: probe this region's own "
-                "execute-api host.",
+                "name (api.<region>.<domain>).",
                 check.urn,
             )
     for (_, name, _), records in sorted(record_sets.items()):
