@@ -144,6 +144,13 @@ class Process:
                 continue
         return seen
 
+    def drain(self) -> list[str]:
+        """The standard output lines not read yet (all of them, once the process ended)."""
+        lines = []
+        while not self.lines.empty():
+            lines.append(self.lines.get_nowait())
+        return lines
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()

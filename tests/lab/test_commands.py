@@ -8,7 +8,9 @@ import signal
 import sys
 import time
 from argparse import Namespace
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,6 +118,14 @@ def test_lab_up_fails_over_when_told_to_and_stops_on_ctrl_c(tmp_path: Path) -> N
     finally:
         lab_up.close()
     assert "stopping the lab" in "".join(lab_up.stderr)
+    # One line per event on the terminal; the service's JSON logs in their file instead.
+    rest = lab_up.drain()
+    events = [line for line in rest if line.startswith("[")]
+    assert any("fault" in line and f"outage on in {PRIMARY}" in line for line in events)
+    assert any("detected" in line for line in events)
+    assert any("dns" in line and SECONDARY in line for line in events)
+    assert not any(line.startswith("{") for line in [banner, *rest])
+    assert (tmp_path / "lab-service.log").exists()
 
 
 @pytest.mark.slow
@@ -130,21 +140,60 @@ def test_lab_up_stops_on_sigterm_as_on_ctrl_c(tmp_path: Path) -> None:
     assert "stopping the lab" in "".join(lab_up.stderr)
 
 
-def test_the_control_endpoint_refuses_unknown_faults(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("POST", "/faults", b'{"fault": "meteor", "active": true}', 400, "outage"),
+        (
+            "POST",
+            "/faults",
+            b'{"region": "eu-west-9", "fault": "outage", "active": true}',
+            400,
+            "us-east-1",
+        ),
+        ("POST", "/faults", b'{"fault": "outage", "active": "yes"}', 400, "active must be a bool"),
+        ("POST", "/faults", b'{"fault": "outage"}', 400, "fault and active are required"),
+        (
+            "POST",
+            "/faults",
+            b'{"fault": "outage", "active": true, "when": 1}',
+            400,
+            "unknown field 'when'",
+        ),
+        ("POST", "/faults", b"[1, 2]", 400, "must be a JSON object"),
+        ("POST", "/faults", b"{nope", 400, "is not JSON"),
+        ("GET", "/faults", b"", 405, "/faults takes POST"),
+        ("DELETE", "/status", b"", 405, "/status takes GET"),
+        ("GET", "/nowhere", b"", 404, "no /nowhere"),
+        ("POST", "/merchants", b'{"merchant_id": "a"}', 400, "merchant_id must be"),
+        ("POST", "/merchants", b'{"merchant_id": 7}', 400, "merchant_id must be a str"),
+    ],
+)
+def test_the_control_endpoint_refuses_what_it_cannot_do_with_the_reason(
+    control: Any, method: str, path: str, body: bytes, status: int, message: str
+) -> None:
+    answered, answer = control.handle(method, path, body)
+    assert answered == status and message in answer["message"]
+
+
+def test_the_control_endpoint_enrols_a_merchant_whose_key_works_in_both_regions(
+    control: Any,
+) -> None:
+    status, answer = control.handle("POST", "/merchants", b'{"merchant_id": "globex"}')
+    assert status == 201 and answer["merchant_id"] == "globex"
+    lab = control._lab
+    assert lab.settle(20)
+    for region in (PRIMARY, SECONDARY):
+        status, _, created = post_payment(
+            lab.region_url(region), f"globex-key-{region}", answer["api_key"]
+        )
+        assert status == 201 and created["merchant_id"] == "globex"
+
+
+@pytest.fixture(scope="module")
+def control() -> Iterator[Any]:
     from payments_dr.lab.control import ControlServer
     from payments_dr.lab.lab import Lab
 
     with Lab(lab_settings(ConsistencyMode.EVENTUAL, time_scale=1.0)) as lab:
-        control = ControlServer(lab)
-        status, body = control.handle("POST", "/faults", b'{"fault": "meteor", "active": true}')
-        assert status == 400 and "outage" in body["message"]
-        status, body = control.handle(
-            "POST", "/faults", b'{"region": "eu-west-9", "fault": "outage", "active": true}'
-        )
-        assert status == 400 and "us-east-1" in body["message"]
-        status, body = control.handle(
-            "POST", "/faults", b'{"fault": "replication-stall", "active": true}'
-        )
-        assert status == 200
-        control.handle("POST", "/faults", b'{"fault": "replication-stall", "active": false}')
-        assert control.handle("GET", "/nowhere", b"")[0] == 404
+        yield ControlServer(lab)

@@ -70,6 +70,7 @@ def verdict(lab: Lab, payments: list[ClientPayment]) -> DrillReport:
         fault_at=0.0,
         first_fault_step_at=0.0,
         restore_at=0.0,
+        lost_at=0.0,
         settled=True,
     )
     return checked

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,7 @@ from payments_dr.lab.signals import main_thread_signals
 from payments_dr.lab.traffic import Workload
 
 if TYPE_CHECKING:  # the lab is heavy to import; commands load it only when they run
+    from payments_dr.drill_report import TimelineEvent
     from payments_dr.lab.lab import Lab
 
 EXIT_PASSED = 0
@@ -34,6 +38,7 @@ DRILL_TIME_SCALE = 0.02  # a simulated hour plays in 72 s
 # be the one a real client would run.
 ADVERSARIAL_TIME_SCALE = 0.1
 REPLICATION_LAG_SECONDS = 1.0
+DEFAULT_LOG_FILE = "lab-service.log"
 # Flags of the lab drill that a drill on AWS cannot honour, and the reverse.
 LAB_ONLY_FLAGS = ("config", "mode", "time_scale", "replication_lag", "workload", "clients")
 AWS_ONLY_FLAGS = ("stack", "outputs", "force")
@@ -53,6 +58,18 @@ def register(subparsers: Any) -> None:
         ),
     )
     _add_lab_options(up, default_time_scale=LAB_UP_TIME_SCALE)
+    up.add_argument(
+        "--log-file",
+        type=Path,
+        default=Path(DEFAULT_LOG_FILE),
+        metavar="FILE",
+        help=f"where the service's JSON logs go (default {DEFAULT_LOG_FILE}, replaced at start)",
+    )
+    up.add_argument(
+        "--show-logs",
+        action="store_true",
+        help="print the service's JSON logs here instead of writing them to --log-file",
+    )
     up.set_defaults(run=run_lab_up)
 
     drill = subparsers.add_parser(
@@ -155,6 +172,10 @@ def run_lab_up(args: argparse.Namespace) -> int:
     from payments_dr.lab.control import ControlServer
     from payments_dr.lab.lab import Lab
 
+    problem = None if args.show_logs else output_path_problem(args.log_file, None)
+    if problem is not None:
+        print(f"error: --log-file {problem}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         settings = _settings(args)
     except (ConfigError, ValueError, OSError) as error:
@@ -164,12 +185,17 @@ def run_lab_up(args: argparse.Namespace) -> int:
     # the lab starts or prints as well as while it waits, so it is caught around all of it.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with Lab(settings, service_log_level="WARNING") as lab:
+        with (
+            contextlib.nullcontext() if args.show_logs else _logs_to(args.log_file),
+            Lab(settings, service_log_level="INFO", on_event=_print_event) as lab,
+        ):
             control = ControlServer(lab)
             with main_thread_signals():
                 control.start()
             try:
                 _announce(lab, control.url)
+                if not args.show_logs:
+                    print(f"service logs (JSON): {args.log_file}")
                 # Only this thread receives Ctrl-C and SIGTERM (see lab.signals).
                 threading.Event().wait()
             finally:
@@ -179,6 +205,39 @@ def run_lab_up(args: argparse.Namespace) -> int:
         pass
     print("lab stopped", file=sys.stderr)
     return EXIT_PASSED
+
+
+def _print_event(event: TimelineEvent) -> None:
+    """One line per thing that happened: a fault, a health change, DNS moving clients."""
+    print(f"[{event.at_seconds:9.1f} s] {event.kind:<9} {event.detail}", flush=True)
+
+
+@contextlib.contextmanager
+def _logs_to(path: Path) -> Iterator[None]:
+    """Send the service's logs, and the lab's own warnings, to `path` while the lab runs:
+    on the terminal they would drown the lab's event lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = service_log_handler()
+    lab_logger = logging.getLogger("payments_dr")
+    with path.open("w", encoding="utf-8") as log_file:
+        previous = handler.setStream(log_file)
+        file_handler = logging.StreamHandler(log_file)
+        lab_logger.addHandler(file_handler)
+        lab_logger.propagate = False
+        try:
+            yield
+        finally:
+            lab_logger.removeHandler(file_handler)
+            lab_logger.propagate = True
+            handler.setStream(previous)
+
+
+def service_log_handler() -> logging.StreamHandler[Any]:
+    from payments_dr.service.observability import logger
+
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    return handler
 
 
 def _announce(lab: Lab, control_url: str) -> None:

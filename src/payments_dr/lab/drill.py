@@ -48,8 +48,9 @@ class _Phases:
     fault_planned_at: float
     fault_at: float
     # Detection can start with the fault phase's first step: a stall before the outage may
-    # already fail health checks.
+    # already fail health checks. A region lost for good is lost at the last one.
     first_fault_step_at: float | None = None
+    last_fault_step_at: float | None = None
     restore_at: float | None = None  # None: the region never came back
 
 
@@ -100,6 +101,7 @@ def run_drill(
             fault_at=phases.fault_at,
             first_fault_step_at=phases.first_fault_step_at or phases.fault_at,
             restore_at=phases.restore_at,
+            lost_at=phases.last_fault_step_at or phases.fault_at,
             settled=settled,
         )
         writes = lab.ledger.writes
@@ -127,7 +129,7 @@ def _play(
     base = options.warmup_seconds
     for step in _steps(steps, Phase.FAULT):
         traffic.sleep_until(base + step.offset_seconds)
-        taken_at = _take(lab, traffic, step, say)
+        taken_at = phases.last_fault_step_at = _take(lab, traffic, step, say)
         if phases.first_fault_step_at is None:
             phases.first_fault_step_at = taken_at
         if step.offset_seconds == 0:

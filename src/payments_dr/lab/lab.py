@@ -98,8 +98,14 @@ class Lab(LabInspection):
 
     _running = threading.Lock()
 
-    def __init__(self, settings: LabSettings, service_log_level: str = "ERROR") -> None:
+    def __init__(
+        self,
+        settings: LabSettings,
+        service_log_level: str = "ERROR",
+        on_event: Callable[[TimelineEvent], None] | None = None,
+    ) -> None:
         self.settings = settings
+        self._on_event = on_event  # told of every timeline event as it happens
         self.clock = SimClock(settings.time_scale)
         self._service_log_level = service_log_level
         self._aws_lock = threading.RLock()
@@ -186,7 +192,11 @@ class Lab(LabInspection):
             )
         primary, secondary = (self.regions[r] for r in settings.config.regions)
         self.dns = FailoverDns(
-            self.clock, primary.health, secondary.health, settings.config.budget.dns_seconds
+            self.clock,
+            primary.health,
+            secondary.health,
+            settings.config.budget.dns_seconds,
+            on_switch=lambda region: self.note("dns", f"clients now resolve the API to {region}"),
         )
         self.router = FailoverRouter(
             self.dns, {name: region.api.url for name, region in self.regions.items()}
@@ -277,8 +287,11 @@ class Lab(LabInspection):
 
     # --- events --------------------------------------------------------------------------
     def note(self, kind: str, detail: str) -> None:
+        event = TimelineEvent(round(self.clock.now(), 3), kind, detail)
         with self._events_lock:
-            self.events.append(TimelineEvent(round(self.clock.now(), 3), kind, detail))
+            self.events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
 
     def _health_changed(self, region: str, healthy: bool) -> None:
         with self._events_lock:

@@ -167,11 +167,13 @@ class FailoverDns:
         primary: RegionHealthCheck,
         secondary: RegionHealthCheck,
         ttl_seconds: float,
+        on_switch: Callable[[str], None] = lambda _region: None,
     ) -> None:
         self._clock = clock
         self._primary = primary
         self._secondary = secondary
         self._ttl = ttl_seconds
+        self._on_switch = on_switch  # told the region clients move to
         self._lock = threading.Lock()
         self._cached: str | None = None
         self._expires_at = float("-inf")
@@ -192,8 +194,10 @@ class FailoverDns:
         with self._lock:
             now = self._clock.now()
             if self._cached is None or now >= self._expires_at:
-                self._cached = self.answer()
+                previous, self._cached = self._cached, self.answer()
                 self._expires_at = now + self._ttl
+                if previous is not None and previous != self._cached:
+                    self._on_switch(self._cached)
             return self._cached
 
 

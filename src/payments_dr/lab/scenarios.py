@@ -49,7 +49,7 @@ class Scenario:
     real_counterpart: str
     steps: tuple[Step, ...]
     # The primary never comes back: no failback, and what it acknowledged without
-    # replicating is lost for good (the drill measures that RPO).
+    # replicating is lost for good when the last fault step runs (the drill measures that RPO).
     permanent: bool = False
 
 
@@ -175,19 +175,25 @@ SCENARIOS: Final = {
         steps=(
             Step(
                 Phase.FAULT,
-                -TABLE_LEAD_SECONDS,
-                "note",
+                0.0,
+                "fault",
                 "primary table fails (payments queued)",
                 _table_outage(True),
             ),
             Step(
                 Phase.FAULT,
-                -TABLE_BACK_BEFORE_LOSS_SECONDS,
+                TABLE_LEAD_SECONDS - TABLE_BACK_BEFORE_LOSS_SECONDS,
                 "note",
                 "primary table is back",
                 _table_outage(False),
             ),
-            Step(Phase.FAULT, 0.0, "fault", "primary region lost for good", _outage(True)),
+            Step(
+                Phase.FAULT,
+                TABLE_LEAD_SECONDS,
+                "note",
+                "primary region lost for good",
+                _outage(True),
+            ),
         ),
         permanent=True,
     ),

@@ -29,10 +29,11 @@ def verify(
     fault_at: float,
     first_fault_step_at: float,
     restore_at: float | None,
+    lost_at: float,
     settled: bool,
 ) -> None:
     """Fill in the report. `started_at` is on the lab clock, the other times on the traffic's;
-    `restore_at` None: the primary was lost for good, at `fault_at`."""
+    `restore_at` None: the primary was lost for good, at `lost_at`."""
     _timings(lab, report, payments, started_at, fault_at, restore_at)
     lost_regions = frozenset(name for name, r in lab.regions.items() if r.aws.faults.outage)
     tables = {name: lab.table_items(name) for name in lab.regions if name not in lost_regions}
@@ -41,7 +42,7 @@ def verify(
     if restore_at is None:
         budget = lab.settings.config.budget
         report.rpo_budget_seconds = budget.rpo_budget_seconds
-        report.rpo_seconds = round(accounting.rpo_seconds(fault_at), 2)
+        report.rpo_seconds = round(accounting.rpo_seconds(lost_at), 2)
     else:
         report.regions_consistent_after_failback = tables[lab.primary] == tables[lab.secondary]
     p50, peak = lab.replicator.lag_stats_ms()
