@@ -18,6 +18,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, Function
+from payments_dr.infra.alarms import ALARM_PERIOD_SECONDS
 from payments_dr.infra.metrics import (
     API_5XX,
     FUNCTION_ALARM_METRICS,
@@ -39,7 +40,6 @@ from payments_dr.infra.metrics import (
     table_replication_latency,
 )
 from payments_dr.infra.monitoring import (
-    ALARM_PERIOD_SECONDS,
     ARCHIVE_MAX_LAG_SECONDS,
     RETRY_QUEUE_MAX_AGE_SECONDS,
     ROUTE53_METRICS_REGION,

@@ -20,6 +20,12 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, Function
 from payments_dr.infra import resource_policies
+from payments_dr.infra.alarms import (
+    AlarmFactory,
+    alarm_name,
+    alarm_topic,
+    alarm_topic_name,
+)
 from payments_dr.infra.data import KEY_DELETION_WINDOW_DAYS
 from payments_dr.infra.metrics import (
     API_5XX,
@@ -31,7 +37,6 @@ from payments_dr.infra.metrics import (
     S3_OPERATIONS_FAILED,
     SYSTEM_ERRORS,
     WRITE_OPERATION,
-    Metric,
     api_metric,
     function_metric,
     health_check_status,
@@ -41,7 +46,6 @@ from payments_dr.infra.metrics import (
     table_replication_latency,
 )
 
-ALARM_PERIOD_SECONDS = 60
 ROUTE53_METRICS_REGION = "us-east-1"
 RETRY_QUEUE_MAX_AGE_SECONDS = 300  # a retry older than this means the worker is not draining
 API_5XX_PER_MINUTE = 5
@@ -68,10 +72,6 @@ class AlarmPurpose(StrEnum):
     ARCHIVE_FAILURES_NOT_EMPTY = "archive-failures-not-empty"
     HEALTH_CHECK = "health-check"
     WAF_BLOCKED = "waf-blocked-requests"  # created with the region's web ACL
-
-
-def alarm_name(stack: str, region: str, purpose: str) -> str:
-    return f"{contract.PROJECT}-{stack}-{region}-{purpose}"
 
 
 def function_alarm_key(function: Function, metric: str) -> str:
@@ -114,7 +114,7 @@ class Monitoring(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         region = args.region
 
-        self.topic = _alarm_topic(
+        self.topic = alarm_topic(
             name,
             region=region,
             stack=args.stack,
@@ -124,7 +124,7 @@ class Monitoring(pulumi.ComponentResource):
             tags=args.tags,
             opts=self._child,
         )
-        self._factory = _AlarmFactory(
+        self._factory = AlarmFactory(
             name, region, args.stack, self.topic.arn, dict(args.tags), self._child
         )
         self.alarms = self._factory.alarms
@@ -279,7 +279,7 @@ class HealthCheckAlarms(pulumi.ComponentResource):
             target_key_id=self.key.key_id,
             opts=child,
         )
-        self.topic = _alarm_topic(
+        self.topic = alarm_topic(
             name,
             region=region,
             stack=args.stack,
@@ -289,7 +289,7 @@ class HealthCheckAlarms(pulumi.ComponentResource):
             tags=args.tags,
             opts=child,
         )
-        factory = _AlarmFactory(name, region, args.stack, self.topic.arn, dict(args.tags), child)
+        factory = AlarmFactory(name, region, args.stack, self.topic.arn, dict(args.tags), child)
         _health_check_alarms(factory, args.health_check_ids)
         self.alarms = factory.alarms
         self.alarm_arns = {key: alarm.arn for key, alarm in self.alarms.items()}
@@ -298,101 +298,8 @@ class HealthCheckAlarms(pulumi.ComponentResource):
         )
 
 
-def alarm_topic_name(stack: str) -> str:
-    return f"{contract.PROJECT}-{stack}-alarms"
-
-
-def _alarm_topic(
-    name: str,
-    *,
-    region: str,
-    stack: str,
-    account_id: str,
-    key_arn: pulumi.Input[str],
-    alarm_email: str | None,
-    tags: Mapping[str, str],
-    opts: pulumi.ResourceOptions,
-) -> aws.sns.Topic:
-    """An encrypted topic only this account's alarms may publish to, and its e-mail subscriber."""
-    topic = aws.sns.Topic(
-        f"{name}-alarms",
-        region=region,
-        name=alarm_topic_name(stack),
-        kms_master_key_id=key_arn,
-        tags=dict(tags),
-        opts=opts,
-    )
-    aws.sns.TopicPolicy(
-        f"{name}-alarms-policy",
-        region=region,
-        arn=topic.arn,
-        policy=topic.arn.apply(
-            lambda arn: json.dumps(resource_policies.alarm_topic_policy(arn, account_id))
-        ),
-        opts=opts,
-    )
-    if alarm_email:
-        aws.sns.TopicSubscription(
-            f"{name}-alarms-email",
-            region=region,
-            topic=topic.arn,
-            protocol="email",
-            endpoint=alarm_email,
-            opts=opts,
-        )
-    return topic
-
-
-@dataclass(frozen=True)
-class _AlarmFactory:
-    """Creates and keeps a component's alarms: one name scheme, one topic, one set of defaults."""
-
-    resource_prefix: str
-    region: str
-    stack: str
-    topic_arn: pulumi.Output[str]
-    tags: dict[str, str]
-    opts: pulumi.ResourceOptions
-    alarms: dict[str, aws.cloudwatch.MetricAlarm] = field(default_factory=dict)
-
-    def alarm(
-        self,
-        key: str,
-        description: str,
-        metric: Metric[pulumi.Input[str]],
-        *,
-        statistic: str,
-        threshold: float,
-        evaluation_periods: int = 1,
-        comparison: str = "GreaterThanThreshold",
-    ) -> None:
-        self.alarms[key] = aws.cloudwatch.MetricAlarm(
-            f"{self.resource_prefix}-{key}",
-            region=self.region,
-            name=alarm_name(self.stack, self.region, key),
-            alarm_description=description,
-            namespace=metric.namespace,
-            metric_name=metric.name,
-            dimensions=dict(metric.dimensions),
-            # Percentiles ("p99") are extended statistics in CloudWatch's API.
-            statistic=None if statistic.startswith("p") else statistic,
-            extended_statistic=statistic if statistic.startswith("p") else None,
-            period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=evaluation_periods,
-            threshold=threshold,
-            comparison_operator=comparison,
-            # No data means no traffic (or no writes to replicate), not a fault.
-            treat_missing_data="notBreaching",
-            alarm_actions=[self.topic_arn],
-            ok_actions=[self.topic_arn],
-            tags=self.tags,
-            opts=self.opts,
-        )
-
-
 def _health_check_alarms(
-    factory: _AlarmFactory, health_check_ids: Mapping[str, pulumi.Input[str]]
+    factory: AlarmFactory, health_check_ids: Mapping[str, pulumi.Input[str]]
 ) -> None:
     """One alarm per checked region, firing when Route 53 sees that region unhealthy."""
     for checked_region, health_check_id in health_check_ids.items():
