@@ -243,6 +243,23 @@ HEALTH_CHECK_TIMEOUT_SECONDS: Final = 2  # Route 53 wants an answer within about
 ALIAS_RECORD_TTL_SECONDS: Final = 60  # alias records to API Gateway take its TTL
 
 
+# --- DNS -----------------------------------------------------------------------------------
+# The hosted zone a stack creates (hostedZoneId unset): `stack up` creates it on its own
+# first, so the domain can be delegated before the certificates validate.
+HOSTED_ZONE_NAME: Final = "zone"
+HOSTED_ZONE_TYPE: Final = "payments-dr:infra:HostedZone"
+ROUTE53_ZONE_TYPE: Final = "aws:route53/zone:Zone"
+
+
+def hosted_zone_urns(project: str, stack: str) -> tuple[str, str]:
+    """URNs of the stack's zone component and of the Route 53 zone inside it."""
+    prefix = f"urn:pulumi:{stack}::{project}::{HOSTED_ZONE_TYPE}"
+    return (
+        f"{prefix}::{HOSTED_ZONE_NAME}",
+        f"{prefix}${ROUTE53_ZONE_TYPE}::{HOSTED_ZONE_NAME}-zone",
+    )
+
+
 # --- Monitoring ----------------------------------------------------------------------------
 def dashboard_name(stack: str) -> str:
     """The stack's one CloudWatch dashboard, in the primary region, graphing both regions."""

@@ -20,6 +20,7 @@ from payments_dr import contract
 SIMULATED_ACCOUNT_ID = "123456789012"
 GLOBAL_REGION = "global"  # resources of global services (IAM, Route 53) and components
 STREAM_LABEL = "2026-01-01T00:00:00.000"
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 REPLICA_STREAM_TYPE = "pulumi-python:dynamic/dynamodb:ReplicaStream"
 
 
@@ -265,6 +266,15 @@ class RecordingMonitor(mocks.MockMonitor):
         super().__init__(simulated)
         self.registrations: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs as the engine makes them: the parent's whole type chain, without the root
+        stack's type (the mock engine keeps only the last parent type and the stack's)."""
+        if parent:
+            parent_chain = parent.split("::")[2]
+            if parent_chain != ROOT_STACK_TYPE:
+                type_ = f"{parent_chain}${type_}"
+        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:  # the engine's RPC name
         response = super().RegisterResource(request)

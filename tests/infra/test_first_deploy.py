@@ -373,3 +373,12 @@ def test_13_traces_leave_through_an_xray_endpoint_limited_to_trace_calls(
         assert statement["Condition"] == {
             "StringEquals": {"aws:PrincipalAccount": SIMULATED_ACCOUNT_ID}
         }
+
+
+# --- 4. the zone stack up creates first ------------------------------------------------------
+def test_4_stack_up_targets_the_zone_by_the_urns_the_program_gives_it(
+    eventual: SynthResult,
+) -> None:
+    component, zone = contract.hosted_zone_urns(contract.PROJECT, eventual.config.stack)
+    assert one(eventual.of_type(contract.HOSTED_ZONE_TYPE))["urn"] == component
+    assert one(eventual.of_type(contract.ROUTE53_ZONE_TYPE))["urn"] == zone

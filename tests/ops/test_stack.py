@@ -16,6 +16,7 @@ from pulumi.automation._cmd import CommandResult
 
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.stack import Operation, run_lifecycle
+from payments_dr.ops.stack_up import UpGuards
 
 from .conftest import STACK
 
@@ -39,7 +40,10 @@ class FakeStack:
     def preview(self, *, on_output: Callable[[str], None]) -> SimpleNamespace:
         return self._run("preview", on_output)
 
-    def up(self, *, on_output: Callable[[str], None]) -> SimpleNamespace:
+    def up(
+        self, *, on_output: Callable[[str], None], target: list[str] | None = None
+    ) -> SimpleNamespace:
+        assert target is None  # this stack uses an existing zone: no zone-only update
         return self._run("up", on_output)
 
     def destroy(self, *, on_output: Callable[[str], None]) -> SimpleNamespace:
@@ -56,7 +60,15 @@ class FakeStack:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "Pulumi.yaml").write_text("name: payments-dr\nruntime: python\n")
+    (tmp_path / f"Pulumi.{STACK}.yaml").write_text(
+        "config:\n  payments-dr:domainName: pay.example.com\n"
+        "  payments-dr:hostedZoneId: Z0123456789ABCDEFGHIJ\n"
+    )
     return tmp_path
+
+
+# Up's own guards are tested in test_stack_up; here they pass.
+PASSING = UpGuards(preflight=lambda config, aws, deployed: [])
 
 
 def run(
@@ -73,7 +85,15 @@ def run(
 
     out = io.StringIO()
     exit_code = run_lifecycle(
-        operation, STACK, project, Aws(), out, confirm, opener=opener, cli_available=lambda: True
+        operation,
+        STACK,
+        project,
+        Aws(),
+        out,
+        confirm,
+        opener=opener,
+        cli_available=lambda: True,
+        guards=PASSING,
     )
     return exit_code, out.getvalue()
 
@@ -89,8 +109,9 @@ def test_operations_run_on_the_opened_stack(
     exit_code, out = run(operation, project, stack, confirm=STACK, opened=opened)
 
     assert exit_code == EXIT_OK
-    assert stack.calls == [operation]
     assert opened == [(STACK, project, creates)]  # only preview and up create a stack
+    # Up reads the outputs first, for the deployed consistency mode.
+    assert stack.calls == (["outputs", "up"] if operation == "up" else [operation])
     assert f"{operation} of {STACK} running\n" in out
     assert "3 create, 40 same" in out
 

@@ -211,13 +211,11 @@ def validate(config: StackConfig) -> None:
             f"{config.health_check_interval_seconds} is not a Route 53 request interval",
             "use 10 (fast) or 30 (standard)",
         )
-    low, high = HEALTH_CHECK_THRESHOLD_RANGE
-    if not low <= config.health_check_failure_threshold <= high:
-        raise ConfigError(
-            "healthCheckFailureThreshold",
-            f"{config.health_check_failure_threshold} is out of range",
-            f"use a value from {low} to {high}",
-        )
+    _require_in_range(
+        "healthCheckFailureThreshold",
+        config.health_check_failure_threshold,
+        HEALTH_CHECK_THRESHOLD_RANGE,
+    )
     for key, value in (
         ("rtoTargetSeconds", config.rto_target_seconds),
         ("rpoTargetSeconds", config.rpo_target_seconds),
@@ -255,13 +253,11 @@ def validate(config: StackConfig) -> None:
             "above apiThrottleRateLimit",
             "keep one merchant's share below the stage's limit",
         )
-    low, high = WAF_RATE_LIMIT_RANGE
-    if not low <= config.waf_requests_per_ip_per_5_minutes <= high:
-        raise ConfigError(
-            "wafRequestsPerIpPer5Minutes",
-            f"{config.waf_requests_per_ip_per_5_minutes} is out of range",
-            f"use a value from {low} to {high}",
-        )
+    _require_in_range(
+        "wafRequestsPerIpPer5Minutes",
+        config.waf_requests_per_ip_per_5_minutes,
+        WAF_RATE_LIMIT_RANGE,
+    )
     for key, days in (
         ("logRetentionDays", config.log_retention_days),
         ("auditLogRetentionDays", config.audit_log_retention_days),
@@ -279,13 +275,9 @@ def validate(config: StackConfig) -> None:
             f"keep access, WAF and flow logs at least {AUDIT_LOG_MIN_RETENTION_DAYS} days"
             " (PCI DSS 10.5.1)",
         )
-    low, high = ARCHIVER_STREAM_SHARDS_RANGE
-    if not low <= config.archiver_stream_shards <= high:
-        raise ConfigError(
-            "archiverStreamShards",
-            f"{config.archiver_stream_shards} is out of range",
-            f"use a value from {low} to {high}",
-        )
+    _require_in_range(
+        "archiverStreamShards", config.archiver_stream_shards, ARCHIVER_STREAM_SHARDS_RANGE
+    )
     role_arn = config.api_gateway_logging_role_arn
     if role_arn is not None and not _ROLE_ARN_RE.match(role_arn):
         raise ConfigError(
@@ -328,6 +320,12 @@ def validate(config: StackConfig) -> None:
             "lower replicationLagAlarmSeconds to at most rpoTargetSeconds"
             " or use consistencyMode: strong",
         )
+
+
+def _require_in_range(key: str, value: int, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise ConfigError(key, f"{value} is out of range", f"use a value from {low} to {high}")
 
 
 def _validate_strong_consistency(config: StackConfig) -> None:

@@ -31,7 +31,7 @@ class HostedZone(pulumi.ComponentResource):
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__("payments-dr:infra:HostedZone", name, None, opts)
+        super().__init__(contract.HOSTED_ZONE_TYPE, name, None, opts)
         self.zone_id: pulumi.Output[str]
         self.name_servers: pulumi.Output[Sequence[str]]
         if existing_zone_id is None:

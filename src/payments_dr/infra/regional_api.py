@@ -171,25 +171,26 @@ def create_api(
         opts=child,
     )
     logging_account = _api_logging_account(name, args, parent)
-    access_log_group = aws.cloudwatch.LogGroup(
-        f"{name}-api-access-logs",
-        region=region,
-        name=f"/aws/apigateway/{contract.PROJECT}-{args.stack}/access",
-        retention_in_days=args.audit_log_retention_days,
-        kms_key_id=args.key_arn,
-        tags=dict(args.tags),
-        opts=child,
+
+    def audit_log_group(suffix: str, log_group_name: pulumi.Input[str]) -> aws.cloudwatch.LogGroup:
+        return aws.cloudwatch.LogGroup(
+            f"{name}-api-{suffix}",
+            region=region,
+            name=log_group_name,
+            retention_in_days=args.audit_log_retention_days,
+            kms_key_id=args.key_arn,
+            tags=dict(args.tags),
+            opts=child,
+        )
+
+    access_log_group = audit_log_group(
+        "access-logs", f"/aws/apigateway/{contract.PROJECT}-{args.stack}/access"
     )
     # API Gateway would create the execution-log group itself, unencrypted and kept forever;
     # created first, it has the stack's key and the audit retention.
-    execution_log_group = aws.cloudwatch.LogGroup(
-        f"{name}-api-execution-logs",
-        region=region,
-        name=rest_api.id.apply(lambda api_id: execution_log_group_name(api_id, contract.API_STAGE)),
-        retention_in_days=args.audit_log_retention_days,
-        kms_key_id=args.key_arn,
-        tags=dict(args.tags),
-        opts=child,
+    execution_log_group = audit_log_group(
+        "execution-logs",
+        rest_api.id.apply(lambda api_id: execution_log_group_name(api_id, contract.API_STAGE)),
     )
     stage = aws.apigateway.Stage(
         f"{name}-stage",

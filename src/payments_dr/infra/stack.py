@@ -65,7 +65,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             tags=tags,
         ),
     )
-    zone = HostedZone("zone", config.domain_name, config.hosted_zone_id, tags)
+    zone = HostedZone(contract.HOSTED_ZONE_NAME, config.domain_name, config.hosted_zone_id, tags)
 
     networks: dict[str, Network] = {}
     for region in config.regions:

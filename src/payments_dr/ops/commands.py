@@ -128,6 +128,12 @@ def register(subparsers: Any) -> None:
     stack.add_argument("--stack", required=True)
     stack.add_argument("--work-dir", type=Path, default=None)
     stack.add_argument("--confirm", metavar="STACK", help="destroy only: the stack name again")
+    stack.add_argument(
+        "--delegation-timeout",
+        type=float,
+        help="up only, for a stack creating its zone: seconds to wait for the domain's"
+        " delegation (default: an hour)",
+    )
     stack.set_defaults(run=run_stack)
 
 
@@ -260,10 +266,24 @@ def run_preflight(args: argparse.Namespace, aws: Aws | None = None) -> int:
 
 
 def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
+    from payments_dr.ops.stack_up import (  # slow to import: see run_preflight
+        DELEGATION_POLL_SECONDS,
+        DELEGATION_TIMEOUT_SECONDS,
+        UpGuards,
+    )
+
     def command() -> int:
         work_dir = args.work_dir or project_root()
+        timeout = args.delegation_timeout or DELEGATION_TIMEOUT_SECONDS
+        guards = UpGuards(timing=Timing(timeout, DELEGATION_POLL_SECONDS))
         return run_lifecycle(
-            args.operation, args.stack, work_dir, aws or Aws(), sys.stdout, args.confirm
+            args.operation,
+            args.stack,
+            work_dir,
+            aws or Aws(),
+            sys.stdout,
+            args.confirm,
+            guards=guards,
         )
 
     return run_guarded(command)

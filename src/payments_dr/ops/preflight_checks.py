@@ -77,10 +77,11 @@ def resolve_ns(domain: str) -> set[str]:
         answer = dns.resolver.resolve(domain, "NS")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
         return set()
-    return {_host(str(record.target)) for record in answer}
+    return {host_name(str(record.target)) for record in answer}
 
 
-def _host(name: str) -> str:
+def host_name(name: str) -> str:
+    """A DNS name as compared here: lower case, no trailing dot."""
     return name.lower().rstrip(".")
 
 
@@ -161,8 +162,8 @@ def zone_delegation(ctx: Context) -> Iterator[Check]:
         )
         return
     zone = ctx.aws.route53().get_hosted_zone(Id=zone_id)
-    expected = {_host(ns) for ns in zone["DelegationSet"]["NameServers"]}
-    answered = ctx.resolve_ns(config.domain_name)
+    expected = {host_name(ns) for ns in zone["DelegationSet"]["NameServers"]}
+    answered = {host_name(ns) for ns in ctx.resolve_ns(config.domain_name)}
     delegated = answered == expected
     yield Check(
         "zone-delegation",

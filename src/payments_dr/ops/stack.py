@@ -1,7 +1,9 @@
 """`payments-dr stack`: preview, up, destroy and outputs through the Pulumi Automation API.
 
 Meant for ephemeral test stacks (a drill target that lives for an afternoon); production
-stacks go through the reviewed pipeline. Destroy asks for the stack name a second time.
+stacks go through the reviewed pipeline. Destroy asks for the stack name a second time. Up
+first refuses a consistency-mode change, runs the preflight checks and, for a stack that
+creates its zone, creates the zone alone and waits for its delegation (`stack_up`).
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
 
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.outputs import cli_error_text, pulumi_cli_available
+
+if TYPE_CHECKING:
+    from payments_dr.ops.stack_up import UpGuards
 
 Operation = Literal["preview", "up", "destroy", "outputs"]
 OPERATIONS: tuple[Operation, ...] = ("preview", "up", "destroy", "outputs")
@@ -22,9 +27,10 @@ class LifecycleStack(Protocol):
     """The part of `pulumi.automation.Stack` the lifecycle commands use."""
 
     def preview(self, *, on_output: Callable[[str], None]) -> Any: ...
-    def up(self, *, on_output: Callable[[str], None]) -> Any: ...
+    def up(self, *, on_output: Callable[[str], None], target: list[str] | None = None) -> Any: ...
     def destroy(self, *, on_output: Callable[[str], None]) -> Any: ...
     def outputs(self) -> Mapping[str, Any]: ...
+    def export_stack(self) -> Any: ...
 
 
 # (stack name, project directory, create when missing) -> the stack.
@@ -52,6 +58,7 @@ def run_lifecycle(
     *,
     opener: StackOpener = open_with_automation_api,
     cli_available: Callable[[], bool] = pulumi_cli_available,
+    guards: UpGuards | None = None,
 ) -> int:
     if not cli_available():
         raise OpsError(
@@ -81,6 +88,13 @@ def run_lifecycle(
             changes = stack.preview(on_output=echo).change_summary
             out.write(f"preview of {stack_name}: {_changes_text(changes)}\n")
             return EXIT_OK
+        if operation == "up":
+            # Imported late: the preflight checks load the service's configuration module.
+            from payments_dr.ops.stack_up import UpGuards, prepare_up
+
+            stopped = prepare_up(stack, stack_name, work_dir, aws, out, guards or UpGuards(), echo)
+            if stopped is not None:
+                return stopped
         summary = getattr(stack, operation)(on_output=echo).summary
     except CommandError as error:
         out.write(f"{operation} of {stack_name} failed: {cli_error_text(error)}\n")
