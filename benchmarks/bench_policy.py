@@ -13,7 +13,7 @@ from payments_dr.service.artifact import build_artifact
 from payments_dr.synth import synthesize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STACK_FILES = ("Pulumi.dev.yaml", "Pulumi.strong.yaml")
+STACK_FILES = ("Pulumi.dev.yaml", "Pulumi.eventual.yaml")
 RUNS = 50
 
 

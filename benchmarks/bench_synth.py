@@ -23,7 +23,7 @@ SERVICE_MODULES = (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STACK_FILES = ("Pulumi.dev.yaml", "Pulumi.strong.yaml")
+STACK_FILES = ("Pulumi.dev.yaml", "Pulumi.eventual.yaml")
 WARM_RUNS = 5
 TARGET_SECONDS = 3.0
 

@@ -11,8 +11,8 @@ from payments_dr.synth import SynthResult, synthesize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STACK_FILES = {
-    "eventual": REPO_ROOT / "Pulumi.dev.yaml",
-    "strong": REPO_ROOT / "Pulumi.strong.yaml",
+    "eventual": REPO_ROOT / "Pulumi.eventual.yaml",
+    "strong": REPO_ROOT / "Pulumi.dev.yaml",
 }
 
 

@@ -345,7 +345,7 @@ def test_12_the_validation_record_belongs_to_no_region(
     assert len(shared) == 2  # both regions' failover-name certificates
     assert len(validations) == 4  # and each regional name's own
     swapped = StackConfig.from_mapping(
-        "dev",
+        eventual.config.stack,
         {
             "domainName": eventual.config.domain_name,
             "primaryRegion": eventual.config.secondary_region,

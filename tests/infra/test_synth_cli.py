@@ -107,7 +107,8 @@ def test_a_consistency_change_on_a_deployed_stack_is_refused_with_the_migration_
     out = tmp_path / "out.json"
     assert run_synth(str(STACK_FILES[other]), "--outputs", str(outputs), "--json", str(out)) == 2
     error = capsys.readouterr().err
-    assert f"payments-dr:consistencyMode: stack {other if other == 'strong' else 'dev'}" in error
+    stack_name = STACK_FILES[other].name.split(".")[1]  # Pulumi.<stack>.yaml
+    assert f"payments-dr:consistencyMode: stack {stack_name}" in error
     assert f"created with {deployed} consistency" in error
     assert f"Fix: set consistencyMode: {deployed} again" in error
     assert "deploy a new stack" in error and "consistency-mode-migration.md" in error

@@ -73,7 +73,7 @@ def test_the_readme_offline_drill_writes_its_report_and_picture(
     code = cli.main(["drill", "--json", str(report_path), "--timeline", str(picture_path)])
     report = json.loads(report_path.read_text())
     assert code == 0 and report["passed"] is True
-    assert report["scenario"] == "region-outage" and report["consistency_mode"] == "eventual"
+    assert report["scenario"] == "region-outage" and report["consistency_mode"] == "strong"
     assert report["payments_lost"] == 0 and report["simulated"] is True
     assert picture_path.read_bytes()[:4] == b"\x89PNG"
 

@@ -20,7 +20,7 @@ from payments_dr.policy import evaluate, format_verdicts, tokens
 from payments_dr.synth import SynthResult, synthesize
 
 REPO = Path(__file__).resolve().parents[2]
-STACK_FILES = {"eventual": "Pulumi.dev.yaml", "strong": "Pulumi.strong.yaml"}
+STACK_FILES = {"eventual": "Pulumi.eventual.yaml", "strong": "Pulumi.dev.yaml"}
 Resources = list[dict[str, Any]]
 
 
