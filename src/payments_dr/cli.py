@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
+EXIT_USAGE = 2
 
 # Modules exposing `register(subparsers)`; each adds its subcommands with `set_defaults(run=...)`
 # where `run(args) -> int` returns the exit code.
@@ -33,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         exit_code = int(args.run(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return exit_code
@@ -42,6 +43,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`payments-dr synth | head`): stop quietly, as shell tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith("payments_dr"):
+            raise  # our own code is broken: a traceback is the right answer
+        # Only the merchant SDK is installed (`payments-dr[client]`).
+        print(
+            f"error: the payments-dr commands need {error.name}, which is not installed."
+            " Fix: pip install 'payments-dr[stack]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":
