@@ -57,7 +57,10 @@ SDK_RTO_TARGET_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class Attempt:
-    at: float  # simulated seconds since the traffic started
+    # Simulated seconds since the traffic started, when the client learned the outcome: a
+    # request routed by DNS is only routed once sent, so its send time could precede the
+    # DNS change that served it.
+    at: float
     routed_to: str  # the region the request was sent to
     answered_by: str  # the region that answered; "" when none did
     status: int  # 0: no answer (or an answer the client never saw)

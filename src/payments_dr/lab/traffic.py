@@ -168,7 +168,8 @@ class Traffic(AdversarialClients):
             if isinstance(event, AttemptEvent) and current:
                 status = event.status or 0  # None: no answer
                 answered = event.region if status else ""
-                attempt = Attempt(event.at - self._started_at, event.region, answered, status)
+                learned_at = event.at + event.seconds - self._started_at
+                attempt = Attempt(learned_at, event.region, answered, status)
                 with self._lock:
                     current[-1].attempts.append(attempt)
 
@@ -225,7 +226,6 @@ class Traffic(AdversarialClients):
     def _send(
         self, payment: ClientPayment, api_key: str, region: str | None
     ) -> tuple[Attempt, float | None]:
-        at = self.now()
         target = urlsplit(
             self._lab.failover_url if region is None else self._lab.region_url(region)
         )
@@ -246,9 +246,10 @@ class Traffic(AdversarialClients):
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException):
-            return Attempt(at, region or "", "", 0), None
+            return Attempt(self.now(), region or "", "", 0), None
         finally:
             connection.close()
+        at = self.now()
         routed_to = region or response.getheader(ROUTED_TO_HEADER) or ""
         if response.getheader(NO_ANSWER_HEADER):
             return Attempt(at, routed_to, "", 0), None  # the region never answered
