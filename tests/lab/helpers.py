@@ -154,6 +154,6 @@ class Process:
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-        self.process.wait()
-        for reader in self._readers:
-            reader.join()
+        self.process.wait(timeout=30)
+        for reader in self._readers:  # the pipes close with the process: they end at once
+            reader.join(timeout=30)
