@@ -164,9 +164,12 @@ def test_a_fresh_process_builds_the_same_bytes(tmp_path: Path, runtime_python: P
 def test_without_the_runtimes_python_the_build_says_so_and_ships_sources(
     tmp_path: Path, fresh_search: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fresh_search.setenv(RUNTIME_PYTHON_VARIABLE, sys.executable)  # a Python, but not 3.13
+    other = tmp_path / "python3.11"  # runs, but says it is another version
+    other.write_text("#!/bin/sh\necho 3 11\n")
+    other.chmod(0o755)
+    fresh_search.setenv(RUNTIME_PYTHON_VARIABLE, str(other))
     assert find_runtime_python() is None
-    with zipfile.ZipFile(build_artifact(tmp_path)) as archive:
+    with zipfile.ZipFile(build_artifact(tmp_path / "build")) as archive:
         assert not any(name.endswith(".pyc") for name in archive.namelist())
     note = capsys.readouterr().err
     assert "no Python 3.13 found" in note and "ships sources only" in note
