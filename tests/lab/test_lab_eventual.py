@@ -170,7 +170,7 @@ def test_an_unreachable_region_drops_connections(lab: Lab) -> None:
         lab.set_region_outage(SECONDARY, False)
     # It answers again at once; healthy within a few probes (on a loaded machine the first
     # deep check can miss its 1.5 s deadline and answer 503).
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while (status := request(lab.region_url(SECONDARY), "GET", contract.HEALTH_PATH)[0]) != 200:
         assert status == 503 and time.monotonic() < deadline
 
@@ -238,7 +238,7 @@ def test_a_poison_message_ends_in_the_dlq_after_max_receives(lab: Lab) -> None:
     region = lab.regions[PRIMARY]
     poison = json.dumps({"version": 1, "id": "not-a-payment"})
     region.aws.lab_sqs.send_message(QueueUrl=region.resources.retry_queue_url, MessageBody=poison)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and poison not in lab.dlq_messages(PRIMARY):
         region.retry_poller.release_all()  # skip the (simulated) visibility timeouts
         time.sleep(0.05)
@@ -249,7 +249,7 @@ def test_a_poison_message_ends_in_the_dlq_after_max_receives(lab: Lab) -> None:
 def test_the_log_archiver_archives_both_regions_streams(lab: Lab, api_key: str) -> None:
     post_payment(lab.region_url(PRIMARY), new_key(), api_key)
     assert lab.settle(20)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not all(
         lab.archived_object_count(region) for region in (PRIMARY, SECONDARY)
     ):
