@@ -38,7 +38,7 @@ def lab_settings(mode: ConsistencyMode, time_scale: float) -> LabSettings:
 def enrol(lab: Lab, merchant: str = "merchant-01") -> str:
     """A merchant's API key, its record replicated to every region."""
     api_key = lab.enrol_merchant(merchant)
-    assert lab.settle(20)
+    assert lab.settle(60)
     return api_key
 
 

@@ -72,7 +72,7 @@ def stream_records_for(lab: Lab, region: str, payment_id: str) -> int:
 def test_a_payment_written_in_one_region_reaches_the_other_once(lab: Lab, api_key: str) -> None:
     status, headers, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
     assert status == 201 and headers[contract.REGION_HEADER] == PRIMARY
-    assert lab.settle(20)
+    assert lab.settle(60)
     primary_items, secondary_items = lab.table_items(PRIMARY), lab.table_items(SECONDARY)
     assert secondary_items[body["id"]] == primary_items[body["id"]]
     # Applied once in the secondary, and the replicated write did not come back.
@@ -96,7 +96,7 @@ def test_a_retry_in_the_other_region_inside_the_window_is_created_twice_and_stor
     finally:
         lab.stall_replication(PRIMARY, False)
     assert first[0] == 201 and second[0] == 201  # both regions accepted it
-    assert lab.settle(20)
+    assert lab.settle(60)
     assert created_in(lab, first[2]["id"]) == [PRIMARY, SECONDARY]
     # Last writer wins everywhere: both regions keep the secondary's later write, which is
     # the same request, so nothing acknowledged is lost and no conflict is recorded.
@@ -117,7 +117,7 @@ def test_a_key_reused_in_both_regions_keeps_the_overwritten_version_as_a_conflic
     finally:
         lab.stall_replication(PRIMARY, False)
     assert first[0] == 201 and second[0] == 201  # two acknowledged versions of one id
-    assert lab.settle(20)
+    assert lab.settle(60)
     payment_id = first[2]["id"]
     # The secondary's later write wins; the primary acknowledged the version it overwrote.
     assert lab.table_items(PRIMARY)[payment_id]["amount"] == {"N": "9900"}
@@ -141,10 +141,10 @@ def test_a_replay_in_the_other_region_after_replication_is_created_once(
     key = new_key()
     status, _, body = post_payment(lab.region_url(PRIMARY), key, api_key)
     assert status == 201
-    assert lab.settle(20)
+    assert lab.settle(60)
     status, _, replay = post_payment(lab.region_url(SECONDARY), key, api_key)
     assert status == 200 and replay == body
-    assert lab.settle(20)
+    assert lab.settle(60)
     assert created_in(lab, body["id"]) == [PRIMARY]
 
 
@@ -157,7 +157,7 @@ def test_writes_during_a_peer_outage_replicate_once_it_is_back(lab: Lab, api_key
         assert body["id"] not in lab.table_items(SECONDARY)
     finally:
         lab.set_region_outage(SECONDARY, False)
-    assert lab.settle(20)
+    assert lab.settle(60)
     assert body["id"] in lab.table_items(SECONDARY)
 
 
@@ -229,7 +229,7 @@ def test_table_outage_queues_the_payment_and_the_retry_worker_applies_it(
         lab.set_table_outage(PRIMARY, False)
     assert status == 202 and body["status"] == "pending"
     assert health_status == 503 and "table unreachable" in health["reasons"]
-    assert lab.settle(30)
+    assert lab.settle(60)
     assert body["id"] in lab.table_items(PRIMARY)
     assert body["id"] in lab.table_items(SECONDARY)
 
@@ -248,7 +248,7 @@ def test_a_poison_message_ends_in_the_dlq_after_max_receives(lab: Lab) -> None:
 
 def test_the_log_archiver_archives_both_regions_streams(lab: Lab, api_key: str) -> None:
     post_payment(lab.region_url(PRIMARY), new_key(), api_key)
-    assert lab.settle(20)
+    assert lab.settle(60)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not all(
         lab.archived_object_count(region) for region in (PRIMARY, SECONDARY)
@@ -294,7 +294,7 @@ def test_another_merchants_payment_answers_404_in_both_regions(lab: Lab, api_key
     other_key = enrol(lab, "merchant-02")
     status, _, body = post_payment(lab.region_url(PRIMARY), new_key(), api_key)
     assert status == 201 and body["merchant_id"] == "merchant-01"
-    assert lab.settle(20)
+    assert lab.settle(60)
     path = f"{contract.PAYMENTS_PATH}/{body['id']}"
     for region in (PRIMARY, SECONDARY):
         assert request(lab.region_url(region), "GET", path, None, bearer(api_key))[0] == 200
@@ -308,7 +308,7 @@ def test_a_revoked_key_is_refused_in_both_regions_after_the_cache_time(lab: Lab)
     CredentialStore(primary.aws.lab_dynamodb, primary.resources.table_name).revoke(
         "merchant-03", lab.clock.epoch()
     )
-    assert lab.settle(20)
+    assert lab.settle(60)
     lab.clock.sleep(contract.AUTHORIZER_CACHE_TTL_SECONDS)
     for region in (PRIMARY, SECONDARY):
         assert post_payment(lab.region_url(region), new_key(), key)[0] == 403
@@ -325,7 +325,7 @@ def test_an_uncached_key_during_a_table_outage_answers_503_and_writes_nothing(la
     # Unverifiable is refused, but as "try again" (503 + Retry-After), not as a server fault.
     assert status == 503 and body["code"] == "unavailable"
     assert headers["Retry-After"] == str(contract.RETRY_AFTER_SECONDS)
-    assert lab.settle(20)  # anything queued would be applied by now
+    assert lab.settle(60)  # anything queued would be applied by now
     assert set(lab.table_items(PRIMARY)) == before
 
 

@@ -228,7 +228,7 @@ def lab(throttle_clock: ThrottleClock) -> Iterator[Lab]:
 def enrol_all(lab: Lab, merchants: list[str]) -> dict[str, str]:
     """API keys by merchant, every record replicated to both regions."""
     keys = {merchant: lab.enrol_merchant(merchant) for merchant in merchants}
-    assert lab.settle(20)
+    assert lab.settle(60)
     return keys
 
 
