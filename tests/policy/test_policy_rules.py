@@ -429,6 +429,46 @@ CASES = [
         API_POLICY,
     ),
     Case(
+        "not-action",
+        _set(
+            API_POLICY,
+            _policy({"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "arn:aws:s3:::b"}),
+            "policy",
+        ),
+        "iam-no-wildcard-action",
+        "allows every action",
+        API_POLICY,
+    ),
+    Case(
+        "not-resource",
+        _set(
+            API_POLICY,
+            _policy(
+                {
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:PutItem", "xray:PutTraceSegments"],
+                    "NotResource": "arn:aws:dynamodb:us-east-1:111111111111:table/other",
+                }
+            ),
+            "policy",
+        ),
+        "iam-no-wildcard-resource",
+        "grants dynamodb:PutItem on every resource",
+        API_POLICY,
+    ),
+    Case(
+        "not-action-on-not-resource",
+        _set(
+            API_POLICY,
+            _policy({"Effect": "Allow", "NotAction": "iam:*", "NotResource": "arn:aws:s3:::b"}),
+            "policy",
+        ),
+        "iam-no-wildcard-resource",
+        "grants every action except iam:* on every resource",
+        API_POLICY,
+        also=("iam-no-wildcard-action",),
+    ),
+    Case(
         "inline-admin",
         _set(API_ROLE, [{"name": "admin", "policy": _policy(_allow("*", "*"))}], "inlinePolicies"),
         "iam-no-admin",
