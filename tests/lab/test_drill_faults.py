@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from payments_dr.contract import ConsistencyMode
+from payments_dr.lab.client_payments import Workload
 from payments_dr.lab.drill import DrillOptions, DrillResult, run_drill
 from payments_dr.lab.replication import Replicator
 from payments_dr.lab.scenarios import ScenarioName
-from payments_dr.lab.client_payments import Workload
 from payments_dr.service.model import PAYMENT_ID_PATTERN
 
 from .helpers import PRIMARY, SECONDARY, lab_settings
