@@ -335,7 +335,10 @@ def _functions(region: str) -> list[dict[str, Any]]:
                         "securityGroupIds": [f"sg-functions-{region}"],
                     },
                     "environment": {
-                        "variables": {contract.ENV_SSM_PATH: contract.ssm_path(STACK, region)}
+                        "variables": {
+                            contract.ENV_SSM_PATH: contract.ssm_path(STACK, region),
+                            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+                        }
                     },
                 },
             )
@@ -388,7 +391,20 @@ def _api(region: str) -> list[dict[str, Any]]:
             tokens.WAFV2_WEB_ACL,
             f"web-acl-{region}",
             region,
-            {"name": "payments", "scope": "REGIONAL", "defaultAction": {"allow": {}}},
+            {
+                "name": "payments",
+                "scope": "REGIONAL",
+                "defaultAction": {"allow": {}},
+                "visibilityConfig": {"sampledRequestsEnabled": True},
+                "dataProtectionConfig": {
+                    "dataProtections": [
+                        {
+                            "action": "SUBSTITUTION",
+                            "field": {"fieldType": "SINGLE_HEADER", "fieldKeys": ["Authorization"]},
+                        }
+                    ]
+                },
+            },
         ),
         _resource(
             tokens.WAFV2_WEB_ACL_ASSOCIATION,

@@ -709,7 +709,62 @@ CASES = [
         "would not notify anyone when it fails",
         f"health-alarm-{EAST}",
     ),
+    # Issue 16: no card data or merchant key in any sample, trace, log or archive.
+    Case(
+        "web-acl-samples-without-data-protection",
+        _set(f"web-acl-{EAST}", None, "dataProtectionConfig"),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{EAST}",
+    ),
+    Case(
+        "web-acl-protects-another-header",
+        _set(
+            f"web-acl-{WEST}",
+            ["x-other"],
+            "dataProtectionConfig",
+            "dataProtections",
+            0,
+            "field",
+            "fieldKeys",
+        ),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{WEST}",
+    ),
+    Case(
+        "web-acl-exempts-rule-match-details",
+        _set(
+            f"web-acl-{WEST}",
+            True,
+            "dataProtectionConfig",
+            "dataProtections",
+            0,
+            "excludeRuleMatchDetails",
+        ),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{WEST}",
+    ),
+    Case(
+        "traced-function-records-responses",
+        _set_everywhere(
+            "api-{region}", None, "environment", "variables", "POWERTOOLS_TRACER_CAPTURE_RESPONSE"
+        ),
+        "lambda-traces-without-responses",
+        "may record its responses in X-Ray",
+        f"api-{EAST}",
+    ),
 ]
+
+
+def test_a_web_acl_that_samples_nothing_needs_no_data_protection() -> None:
+    stack = build_good_stack()
+    for region in REGIONS:
+        acl = find(stack, f"web-acl-{region}")["inputs"]
+        acl.pop("dataProtectionConfig")
+        acl["visibilityConfig"]["sampledRequestsEnabled"] = False
+    assert evaluate(stack) == []
 
 
 def test_every_rule_is_exercised_by_a_broken_case() -> None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from payments_dr.infra.service import RegionalServiceArgs
 
 LAMBDA_ARCHITECTURE = "arm64"  # the artifact is pure Python; Graviton is cheaper per ms
+# Powertools' switch for recording each handler's response as trace metadata.
+TRACER_CAPTURE_RESPONSE_ENV = "POWERTOOLS_TRACER_CAPTURE_RESPONSE"
 # A failing stream batch is retried for 23 h, not dropped after a few attempts: a short S3
 # outage must not punch holes in the transaction log. The archiver's errors alarm pages while
 # the shard waits. A batch still failing then is discarded *by this limit*, an hour before the
@@ -125,6 +127,9 @@ def create_function(
                 contract.ENV_SSM_PATH: ssm_path,
                 "POWERTOOLS_SERVICE_NAME": contract.service_name(function),
                 "POWERTOOLS_METRICS_NAMESPACE": contract.SERVICE_METRICS_NAMESPACE,
+                # Responses hold payments and usage keys: none goes into X-Ray metadata. The
+                # handlers also pass capture_response=False; this makes it visible to policy.
+                TRACER_CAPTURE_RESPONSE_ENV: "false",
             }
         },
         tags=dict(args.tags),

@@ -62,6 +62,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             account_id=account_id,
             regions=config.regions,
             key_arns=data.key_arns,
+            log_retention_days=config.transaction_log_retention_days,
             tags=tags,
         ),
     )

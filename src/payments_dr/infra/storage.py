@@ -23,6 +23,9 @@ INFREQUENT_ACCESS_AFTER_DAYS = 30
 GLACIER_AFTER_DAYS = 180
 NONCURRENT_VERSION_EXPIRY_DAYS = 90
 ABORT_MULTIPART_AFTER_DAYS = 7
+# S3 bills objects in these classes for at least this long: a transition is worth making only
+# when the object stays that long before it expires.
+MINIMUM_STORAGE_DAYS = {"STANDARD_IA": 30, "GLACIER": 90}
 
 
 def replication_rule_id(destination_region: str) -> str:
@@ -36,6 +39,7 @@ class StorageArgs:
     account_id: str
     regions: tuple[str, str]
     key_arns: Mapping[str, pulumi.Input[str]]
+    log_retention_days: int  # transaction-log objects expire this long after they are written
     tags: Mapping[str, str]
 
 
@@ -202,31 +206,47 @@ class Storage(pulumi.ComponentResource):
             f"{prefix}-lifecycle",
             region=region,
             bucket=bucket.id,
-            rules=[
-                {
-                    "id": "age-transaction-logs",
-                    "status": "Enabled",
-                    "filter": {"prefix": contract.LOG_PREFIX},
-                    "transitions": [
-                        {"days": INFREQUENT_ACCESS_AFTER_DAYS, "storage_class": "STANDARD_IA"},
-                        {"days": GLACIER_AFTER_DAYS, "storage_class": "GLACIER"},
-                    ],
-                    "noncurrent_version_expiration": {
-                        "noncurrent_days": NONCURRENT_VERSION_EXPIRY_DAYS
-                    },
-                },
-                {
-                    "id": "abort-incomplete-uploads",
-                    "status": "Enabled",
-                    "filter": {},
-                    "abort_incomplete_multipart_upload": {
-                        "days_after_initiation": ABORT_MULTIPART_AFTER_DAYS
-                    },
-                },
-            ],
+            rules=lifecycle_rules(args.log_retention_days),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         return bucket, versioning
+
+
+def lifecycle_rules(retention_days: int) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    """Age the logs into cheaper classes, expire them after `retention_days`.
+
+    Expiry puts a delete marker on the current version; the version itself goes 90 days
+    later with the noncurrent versions (time to undo a mistake). Each bucket expires its own
+    copies: S3 does not replicate lifecycle actions, and both buckets get the same rules.
+    """
+    transitions: list[aws.s3.BucketLifecycleConfigurationRuleTransitionArgsDict] = [
+        {"days": days, "storage_class": storage_class}
+        for days, storage_class in (
+            (INFREQUENT_ACCESS_AFTER_DAYS, "STANDARD_IA"),
+            (GLACIER_AFTER_DAYS, "GLACIER"),
+        )
+        if days + MINIMUM_STORAGE_DAYS[storage_class] <= retention_days
+    ]
+    return [
+        {
+            "id": "age-transaction-logs",
+            "status": "Enabled",
+            "filter": {"prefix": contract.LOG_PREFIX},
+            "transitions": transitions,
+            "expiration": {"days": retention_days},
+            "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_EXPIRY_DAYS},
+        },
+        {
+            "id": "abort-incomplete-uploads",
+            "status": "Enabled",
+            "filter": {},
+            "abort_incomplete_multipart_upload": {
+                "days_after_initiation": ABORT_MULTIPART_AFTER_DAYS
+            },
+            # The markers expiry leaves once their last version is gone.
+            "expiration": {"expired_object_delete_marker": True},
+        },
+    ]
 
 
 def _replication_policy_json(
