@@ -48,9 +48,7 @@ def test_sampled_requests_never_hold_the_merchant_key(stack: SynthResult) -> Non
 def test_transaction_logs_expire_after_the_configured_retention(stack: SynthResult) -> None:
     days = stack.config.transaction_log_retention_days
     lifecycles = stack.of_type(LIFECYCLE)
-    assert {lifecycle["inputs"]["region"] for lifecycle in lifecycles} == set(
-        stack.config.regions
-    )
+    assert {lifecycle["inputs"]["region"] for lifecycle in lifecycles} == set(stack.config.regions)
     for lifecycle in lifecycles:
         rules = {rule["id"]: rule for rule in lifecycle["inputs"]["rules"]}
         logs = rules["age-transaction-logs"]

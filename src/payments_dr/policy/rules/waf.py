@@ -6,7 +6,16 @@ from collections.abc import Iterator
 
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackRule, StackView
-from payments_dr.policy.props import blocks, describe, get, refers_to, resolve, strings, text, truthy
+from payments_dr.policy.props import (
+    blocks,
+    describe,
+    get,
+    refers_to,
+    resolve,
+    strings,
+    text,
+    truthy,
+)
 
 # The header merchant API keys travel in (contract.AUTH_HEADER); header names are
 # case-insensitive.
