@@ -186,7 +186,9 @@ def test_bucket_policy_denies_plain_http_and_old_tls() -> None:
 
 
 def test_key_policy_limits_logs_service_to_its_region() -> None:
-    statements = resource_policies.key_policy("us-east-2", ACCOUNT)["Statement"]
+    alarms = f"arn:aws:cloudwatch:us-east-2:{ACCOUNT}:alarm:payments-dr-dev-us-east-2-*"
+    topic = f"arn:aws:sns:us-east-2:{ACCOUNT}:payments-dr-dev-alarms"
+    statements = resource_policies.log_key_policy("us-east-2", ACCOUNT, alarms, topic)["Statement"]
     logs = next(s for s in statements if "logs" in str(s["Principal"]))
     assert logs["Principal"] == {"Service": "logs.us-east-2.amazonaws.com"}
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith(

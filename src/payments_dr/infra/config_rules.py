@@ -126,6 +126,7 @@ KEYS: Final = {
     "auditLogRetentionDays": "audit_log_retention_days",
     "transactionLogRetentionDays": "transaction_log_retention_days",
     "apiGatewayLoggingRoleArn": "api_gateway_logging_role_arn",
+    "breakGlassRoleArn": "break_glass_role_arn",
     "archiverStreamShards": "archiver_stream_shards",
     "apiThrottleRateLimit": "api_throttle_rate_limit",
     "apiThrottleBurstLimit": "api_throttle_burst_limit",
@@ -297,6 +298,14 @@ def validate(config: StackConfig) -> None:
             "apiGatewayLoggingRoleArn",
             f"{role_arn!r} is not an IAM role ARN",
             "use arn:aws:iam::<account>:role/<name> or leave it unset to create the role",
+        )
+    break_glass = config.break_glass_role_arn
+    if break_glass is not None and not _ROLE_ARN_RE.match(break_glass):
+        raise ConfigError(
+            "breakGlassRoleArn",
+            f"{break_glass!r} is not an IAM role ARN",
+            "use arn:aws:iam::<account>:role/<name> (with its path, if it has one), or leave it"
+            " unset so that no person can read the transaction logs",
         )
     if config.alarm_email is not None and not _EMAIL_RE.match(config.alarm_email):
         raise ConfigError(

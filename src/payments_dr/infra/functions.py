@@ -60,12 +60,15 @@ def create_function(
         region=region,
         name=log_group_name(function_name),
         retention_in_days=args.log_retention_days,
-        kms_key_id=args.key_arn,
+        kms_key_id=args.log_key_arn,
         tags=dict(args.tags),
         opts=child,
     )
     role = aws.iam.Role(
         f"{prefix}-role",
+        # Named, so the data key and the bucket policy can name it before it exists.
+        name=iam.function_role_name(function, region),
+        path=iam.role_path(args.stack),
         assume_role_policy=json.dumps(
             iam.service_assume_role_policy("lambda.amazonaws.com", account)
         ),

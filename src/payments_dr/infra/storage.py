@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
+from payments_dr.contract import Function
 from payments_dr.infra import iam, resource_policies
 
 RTC_MINUTES = 15  # the only value S3 Replication Time Control accepts
@@ -41,6 +42,7 @@ class StorageArgs:
     key_arns: Mapping[str, pulumi.Input[str]]
     log_retention_days: int  # transaction-log objects expire this long after they are written
     tags: Mapping[str, str]
+    break_glass_role_arn: str | None = None  # the operators' role that may read the logs
 
 
 class Storage(pulumi.ComponentResource):
@@ -69,6 +71,9 @@ class Storage(pulumi.ComponentResource):
         for source_region, destination_region in ((source, destination), (destination, source)):
             role = aws.iam.Role(
                 f"{name}-replication-{source_region}",
+                # Named, so the data key and the bucket policies can name it before it exists.
+                name=iam.replication_role_name(source_region),
+                path=iam.role_path(args.stack),
                 assume_role_policy=json.dumps(
                     iam.service_assume_role_policy("s3.amazonaws.com", args.account_id)
                 ),
@@ -138,6 +143,23 @@ class Storage(pulumi.ComponentResource):
 
         self.register_outputs({"bucket_names": self.bucket_names})
 
+    @staticmethod
+    def _log_readers(region: str, args: StorageArgs) -> list[str]:
+        """Who may read the objects of `region`'s bucket: its archiver, replication, and the
+        break-glass role."""
+        readers = [
+            iam.role_arn(
+                args.account_id, args.stack, iam.function_role_name(Function.LOG_ARCHIVER, region)
+            ),
+            *(
+                iam.role_arn(args.account_id, args.stack, iam.replication_role_name(source))
+                for source in args.regions
+            ),
+        ]
+        if args.break_glass_role_arn is not None:
+            readers.append(args.break_glass_role_arn)
+        return readers
+
     def _bucket(
         self,
         name: str,
@@ -198,7 +220,9 @@ class Storage(pulumi.ComponentResource):
             region=region,
             bucket=bucket.id,
             policy=json.dumps(
-                resource_policies.tls_only_bucket_policy(f"arn:aws:s3:::{bucket_name}")
+                resource_policies.log_bucket_policy(
+                    f"arn:aws:s3:::{bucket_name}", self._log_readers(region, args)
+                )
             ),
             opts=child,
         )
