@@ -3,17 +3,21 @@ sample, log or archive, and least privilege on payment data."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from payments_dr import contract
-from payments_dr.infra import storage
+from payments_dr.contract import Function
+from payments_dr.infra import iam, storage
 from payments_dr.infra.functions import TRACER_CAPTURE_RESPONSE_ENV
+from payments_dr.simulated_aws import SIMULATED_ACCOUNT_ID as ACCOUNT
 from payments_dr.synth import SynthResult
 
-from .support import one
+from .support import one, policy
 
+ROLE = "aws:iam/role:Role"
 WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 FUNCTION = "aws:lambda/function:Function"
@@ -82,3 +86,142 @@ def test_no_function_records_its_response_in_traces(stack: SynthResult) -> None:
     for function in functions:
         variables = function["inputs"]["environment"]["variables"]
         assert variables[TRACER_CAPTURE_RESPONSE_ENV] == "false", function["name"]
+
+
+# --- KMS: administration apart from use --------------------------------------------------
+KEY_TYPES = ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
+USE_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:*"}
+
+
+def _key_policies(stack: SynthResult) -> dict[str, dict[str, Any]]:
+    return {key["name"]: policy(key) for key_type in KEY_TYPES for key in stack.of_type(key_type)}
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def test_no_key_lets_the_account_use_it_outside_a_named_service(stack: SynthResult) -> None:
+    root = f"arn:aws:iam::{ACCOUNT}:root"
+    policies = _key_policies(stack)
+    assert len(policies) == 2 + len(stack.config.regions)  # data key, its replica, log keys
+    for name, document in policies.items():
+        admin = [s for s in document["Statement"] if s["Sid"] == "AccountAdministersKey"]
+        assert len(admin) == 1, name
+        assert not _actions(admin[0]) & USE_ACTIONS, name
+        for statement in document["Statement"]:
+            if statement["Principal"] == {"AWS": root} and _actions(statement) & USE_ACTIONS:
+                assert "kms:*" not in _actions(statement)
+                assert statement["Condition"]["StringEquals"]["kms:ViaService"], name
+
+
+def test_the_data_key_serves_named_roles_through_sqs_and_s3_only(stack: SynthResult) -> None:
+    roles = {role["inputs"].get("name"): role for role in stack.of_type(ROLE)}
+    for region in stack.config.regions:
+        document = policy(_data_key(stack, region))
+        by_sid = {s["Sid"]: s for s in document["Statement"]}
+        for sid, service in (
+            ("FunctionsUseKeyThroughSqs", "sqs"),
+            ("ArchiverUsesKeyThroughS3", "s3"),
+            ("ReplicationUsesKeyThroughS3", "s3"),
+        ):
+            statement = by_sid[sid]
+            assert statement["Condition"]["StringEquals"]["kms:ViaService"] == (
+                f"{service}.{region}.amazonaws.com"
+            )
+            for arn in statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]:
+                # Each named role is one of the stack's, under its path: no typo grants nothing.
+                name = arn.rsplit("/", 1)[1]
+                assert arn == iam.role_arn(ACCOUNT, stack.config.stack, name)
+                assert name in roles, arn
+        peer = stack.config.peer_region(region)
+        sqs_users = by_sid["FunctionsUseKeyThroughSqs"]["Condition"]["ArnEquals"]
+        assert (
+            iam.role_arn(ACCOUNT, stack.config.stack, iam.function_role_name(Function.API, peer))
+            in sqs_users["aws:PrincipalArn"]
+        )
+        # Only services on behalf of principals IAM admits: DynamoDB and Lambda.
+        account = by_sid["AccountUsesKeyThroughDynamoDbAndLambda"]["Condition"]["StringEquals"]
+        assert account["kms:ViaService"] == [
+            f"dynamodb.{region}.amazonaws.com",
+            f"lambda.{region}.amazonaws.com",
+        ]
+        # Logs and alarms use their own key: the data key names no CloudWatch service.
+        assert "cloudwatch" not in json.dumps(document) and "logs." not in json.dumps(document)
+
+
+def test_log_groups_and_alarm_topics_use_the_log_key(stack: SynthResult) -> None:
+    for region in stack.config.regions:
+        log_key = one(
+            [k for k in stack.of_type("aws:kms/key:Key", region) if k["name"].startswith("log-")]
+        )
+        statements = {s["Sid"]: s for s in policy(log_key)["Statement"]}
+        alarms = statements["CloudWatchAlarmsPublishToEncryptedTopic"]["Condition"]
+        assert alarms["ArnLike"]["aws:SourceArn"] == (
+            f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:payments-dr-{stack.config.stack}-{region}-*"
+        )
+        data_key_arn = _data_key_arn(stack, region)
+        for group in stack.of_type("aws:cloudwatch/logGroup:LogGroup", region):
+            assert group["inputs"]["kmsKeyId"] != data_key_arn, group["name"]
+            assert group["inputs"]["kmsKeyId"].startswith(f"arn:aws:kms:{region}:")
+        for topic in stack.of_type("aws:sns/topic:Topic", region):
+            assert topic["inputs"]["kmsMasterKeyId"] != data_key_arn
+
+
+def test_only_the_archiver_replication_and_break_glass_read_log_objects(
+    stack: SynthResult,
+) -> None:
+    roles = {role["inputs"].get("name") for role in stack.of_type(ROLE)}
+    for region in stack.config.regions:
+        bucket_policy = one(stack.of_type("aws:s3/bucketPolicy:BucketPolicy", region))
+        statements = {s["Sid"]: s for s in policy(bucket_policy)["Statement"]}
+        deny = statements["DenyObjectReadsButToNamedRoles"]
+        assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+        assert set(deny["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
+        readers = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        names = {arn.rsplit("/", 1)[1] for arn in readers}
+        assert iam.function_role_name(Function.LOG_ARCHIVER, region) in names
+        assert {iam.replication_role_name(r) for r in stack.config.regions} <= names
+        assert names <= roles  # no break-glass role configured in these stacks
+
+
+def test_a_break_glass_role_reads_logs_and_decrypts_through_s3_and_sqs() -> None:
+    from payments_dr.infra.data import DataArgs, key_users
+    from payments_dr.infra.resource_policies import key_policy, log_bucket_policy
+
+    break_glass = f"arn:aws:iam::{ACCOUNT}:role/ops/break-glass"
+    args = DataArgs(
+        stack="prod",
+        account_id=ACCOUNT,
+        primary_region="us-east-1",
+        secondary_region="us-east-2",
+        consistency_mode=contract.ConsistencyMode.EVENTUAL,
+        witness_region=None,
+        tags={},
+        break_glass_role_arn=break_glass,
+    )
+    document = key_policy("us-east-1", ACCOUNT, key_users("us-east-1", "us-east-2", args))
+    statement = {s["Sid"]: s for s in document["Statement"]}["BreakGlassReadsThroughS3AndSqs"]
+    assert statement["Action"] == ["kms:Decrypt"]
+    assert statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == [break_glass]
+    assert statement["Condition"]["StringEquals"]["kms:ViaService"] == [
+        "s3.us-east-1.amazonaws.com",
+        "sqs.us-east-1.amazonaws.com",
+    ]
+    bucket = log_bucket_policy("arn:aws:s3:::b", [break_glass])
+    assert bucket["Statement"][-1]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [break_glass]
+
+
+def _data_key(stack: SynthResult, region: str) -> dict[str, Any]:
+    name = f"data-key-{region}"
+    return one([key for t in KEY_TYPES for key in stack.of_type(t, region) if key["name"] == name])
+
+
+def _data_key_arn(stack: SynthResult, region: str) -> str:
+    table = one(stack.of_type("aws:dynamodb/table:Table"))
+    if region == stack.config.primary_region:
+        arn: str = table["inputs"]["serverSideEncryption"]["kmsKeyArn"]
+    else:
+        arn = table["inputs"]["replicas"][0]["kmsKeyArn"]
+    return arn

@@ -154,6 +154,37 @@ API_POLICY = f"api-policy-{EAST}"
 API_ROLE = f"api-role-{EAST}"
 API_FUNCTION = f"api-{EAST}"
 
+ROOT = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+ROOT_KMS_STAR = {
+    "Statement": [
+        {
+            "Sid": "EnableIamUserPermissions",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ]
+}
+ROOT_DECRYPTS = {
+    "Statement": [
+        {
+            "Sid": "Admin",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": ["kms:Describe*"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "Use",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": ["kms:Decrypt"],
+            "Resource": "*",
+        },
+    ]
+}
+
 CASES = [
     Case(
         "table-pitr",
@@ -754,6 +785,57 @@ CASES = [
         "lambda-traces-without-responses",
         "may record its responses in X-Ray",
         f"api-{EAST}",
+    ),
+    Case(
+        "key-policy-gives-the-account-kms-star",
+        _set(f"log-key-{EAST}", json.dumps(ROOT_KMS_STAR), "policy"),
+        "kms-administration-apart-from-use",
+        "gives the account kms:* (statement 'EnableIamUserPermissions') with no separate",
+        f"log-key-{EAST}",
+    ),
+    Case(
+        "key-policy-lets-the-account-decrypt-directly",
+        _set(f"data-key-{WEST}", json.dumps(ROOT_DECRYPTS), "policy"),
+        "kms-administration-apart-from-use",
+        "lets the whole account use the key directly (statement 'Use')",
+        f"data-key-{WEST}",
+    ),
+    Case(
+        "key-without-a-policy",
+        _set(f"data-key-{EAST}", None, "policy"),
+        "kms-administration-apart-from-use",
+        "has no key policy, so AWS gives the account kms:*",
+        f"data-key-{EAST}",
+    ),
+    Case(
+        "queue-without-tls-policy",
+        _set(f"retry-{WEST}", None, "policy"),
+        "sqs-tls-only",
+        f"Queue 'retry-{WEST}' in {WEST} accepts requests without TLS",
+        f"retry-{WEST}",
+    ),
+    Case(
+        "queue-policy-denies-only-sends",
+        _set(
+            f"retry-dlq-{EAST}",
+            json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "sqs:SendMessage",
+                            "Resource": "*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ]
+                }
+            ),
+            "policy",
+        ),
+        "sqs-tls-only",
+        "accepts requests without TLS",
+        f"retry-dlq-{EAST}",
     ),
 ]
 

@@ -227,6 +227,21 @@ def tls_only_bucket_policy(bucket_arn: str) -> PolicyDocument:
     )
 
 
+def tls_only_queue_policy(queue_arn: str) -> PolicyDocument:
+    """Refuse every request to the queue that does not arrive over TLS: its messages hold
+    payment tokens."""
+    return document(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sqs:*",
+            "Resource": queue_arn,
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+
+
 def log_bucket_policy(bucket_arn: str, reader_role_arns: Sequence[str]) -> PolicyDocument:
     """TLS only, and object contents readable by the named roles alone: an IAM policy that
     grants s3:GetObject on "*" reads no transaction log."""
