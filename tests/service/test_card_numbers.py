@@ -152,3 +152,25 @@ def test_the_card_digit_bounds_are_iso_7812s() -> None:
     assert range(13, 20) == model.CARD_NUMBER_DIGITS
     assert not contains_card_number("411111111117")  # Luhn-valid, but 12 digits are too few
     assert not contains_card_number("0000000000000000")  # no card number starts with 0
+
+
+def _luhn_valid(digits: str) -> bool:
+    return luhn_check_digit(digits[:-1]) == digits[-1]
+
+
+def _brute_force(text: str) -> bool:
+    """The definition, window by window: what the detector's incremental sums must agree with."""
+    runs = re.findall(r"[0-9]+", re.sub(r"[^A-Za-z0-9]", "", text))
+    return any(
+        _luhn_valid(run[start : start + length])
+        for run in runs
+        for length in range(13, 20)
+        for start in range(len(run) - length + 1)
+        if run[start] != "0"
+    )
+
+
+@SETTINGS
+@given(st.text(alphabet="0123456789 -._/a", max_size=60))
+def test_the_detector_agrees_with_the_definition_window_by_window(text: str) -> None:
+    assert contains_card_number(text) == _brute_force(text)
