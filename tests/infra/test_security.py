@@ -10,7 +10,7 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam, storage
+from payments_dr.infra import role_names, storage
 from payments_dr.infra.functions import TRACER_CAPTURE_RESPONSE_ENV
 from payments_dr.simulated_aws import SIMULATED_ACCOUNT_ID as ACCOUNT
 from payments_dr.synth import SynthResult
@@ -133,12 +133,14 @@ def test_the_data_key_serves_named_roles_through_sqs_and_s3_only(stack: SynthRes
             for arn in statement["Condition"]["ArnEquals"]["aws:PrincipalArn"]:
                 # Each named role is one of the stack's, under its path: no typo grants nothing.
                 name = arn.rsplit("/", 1)[1]
-                assert arn == iam.role_arn(ACCOUNT, stack.config.stack, name)
+                assert arn == role_names.role_arn(ACCOUNT, stack.config.stack, name)
                 assert name in roles, arn
         peer = stack.config.peer_region(region)
         sqs_users = by_sid["FunctionsUseKeyThroughSqs"]["Condition"]["ArnEquals"]
         assert (
-            iam.role_arn(ACCOUNT, stack.config.stack, iam.function_role_name(Function.API, peer))
+            role_names.role_arn(
+                ACCOUNT, stack.config.stack, role_names.function_role_name(Function.API, peer)
+            )
             in sqs_users["aws:PrincipalArn"]
         )
         # Only services on behalf of principals IAM admits: DynamoDB and Lambda.
@@ -181,8 +183,8 @@ def test_only_the_archiver_replication_and_break_glass_read_log_objects(
         assert set(deny["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
         readers = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
         names = {arn.rsplit("/", 1)[1] for arn in readers}
-        assert iam.function_role_name(Function.LOG_ARCHIVER, region) in names
-        assert {iam.replication_role_name(r) for r in stack.config.regions} <= names
+        assert role_names.function_role_name(Function.LOG_ARCHIVER, region) in names
+        assert {role_names.replication_role_name(r) for r in stack.config.regions} <= names
         assert names <= roles  # no break-glass role configured in these stacks
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, Function, Param, RegionOutput, StackOutput
-from payments_dr.infra import iam
+from payments_dr.infra import iam, role_names
 from payments_dr.infra.config_rules import STRONG_CONSISTENCY_REGION_SETS
 from payments_dr.service.openapi import load_openapi
 from payments_dr.simulated_aws import SIMULATED_ACCOUNT_ID as ACCOUNT
@@ -870,8 +870,8 @@ def test_9_one_role_per_function_per_region_scoped_to_its_region(stack: SynthRes
             assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
             name = contract.function_name(stack.config.stack, function)
             deployed = by_name(stack, FUNCTION, region, name)
-            assert role["inputs"]["name"] == iam.function_role_name(function, region)
-            assert deployed["inputs"]["role"] == iam.role_arn(
+            assert role["inputs"]["name"] == role_names.function_role_name(function, region)
+            assert deployed["inputs"]["role"] == role_names.role_arn(
                 ACCOUNT, stack.config.stack, role["inputs"]["name"]
             )
             document = policy(role_policies[f"{prefix}-policy"])

@@ -17,7 +17,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, Function
-from payments_dr.infra import iam, resource_policies
+from payments_dr.infra import resource_policies, role_names
 from payments_dr.infra.replica_stream import ReplicaStream
 
 KEY_DELETION_WINDOW_DAYS = 30  # the longest window: time to notice a mistaken deletion
@@ -39,18 +39,20 @@ def key_users(region: str, peer_region: str, args: DataArgs) -> resource_policie
     """The roles that use the data key of `region`, each through one service."""
 
     def role(name: str) -> str:
-        return iam.role_arn(args.account_id, args.stack, name)
+        return role_names.role_arn(args.account_id, args.stack, name)
 
+    # The retry worker consumes the retries, the archiver records dropped ranges, and the
+    # peer region's API queues its retries here.
     return resource_policies.DataKeyUsers(
         sqs=[
-            role(iam.function_role_name(Function.RETRY_WORKER, region)),  # consumes retries
-            role(iam.function_role_name(Function.LOG_ARCHIVER, region)),  # records dropped ranges
-            role(iam.function_role_name(Function.API, peer_region)),  # queues the peer's retries
+            role(role_names.function_role_name(Function.RETRY_WORKER, region)),
+            role(role_names.function_role_name(Function.LOG_ARCHIVER, region)),
+            role(role_names.function_role_name(Function.API, peer_region)),
         ],
-        s3=[role(iam.function_role_name(Function.LOG_ARCHIVER, region))],
+        s3=[role(role_names.function_role_name(Function.LOG_ARCHIVER, region))],
         replication=[
-            role(iam.replication_role_name(region)),
-            role(iam.replication_role_name(peer_region)),
+            role(role_names.replication_role_name(region)),
+            role(role_names.replication_role_name(peer_region)),
         ],
         break_glass=args.break_glass_role_arn,
     )

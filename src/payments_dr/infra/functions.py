@@ -11,7 +11,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam
+from payments_dr.infra import iam, role_names
 from payments_dr.infra.queues import (
     RegionQueues,
     archive_failures_queue_arn,
@@ -67,8 +67,8 @@ def create_function(
     role = aws.iam.Role(
         f"{prefix}-role",
         # Named, so the data key and the bucket policy can name it before it exists.
-        name=iam.function_role_name(function, region),
-        path=iam.role_path(args.stack),
+        name=role_names.function_role_name(function, region),
+        path=role_names.role_path(args.stack),
         assume_role_policy=json.dumps(
             iam.service_assume_role_policy("lambda.amazonaws.com", account)
         ),

@@ -17,7 +17,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam, resource_policies
+from payments_dr.infra import iam, resource_policies, role_names
 
 RTC_MINUTES = 15  # the only value S3 Replication Time Control accepts
 INFREQUENT_ACCESS_AFTER_DAYS = 30
@@ -72,8 +72,8 @@ class Storage(pulumi.ComponentResource):
             role = aws.iam.Role(
                 f"{name}-replication-{source_region}",
                 # Named, so the data key and the bucket policies can name it before it exists.
-                name=iam.replication_role_name(source_region),
-                path=iam.role_path(args.stack),
+                name=role_names.replication_role_name(source_region),
+                path=role_names.role_path(args.stack),
                 assume_role_policy=json.dumps(
                     iam.service_assume_role_policy("s3.amazonaws.com", args.account_id)
                 ),
@@ -148,11 +148,15 @@ class Storage(pulumi.ComponentResource):
         """Who may read the objects of `region`'s bucket: its archiver, replication, and the
         break-glass role."""
         readers = [
-            iam.role_arn(
-                args.account_id, args.stack, iam.function_role_name(Function.LOG_ARCHIVER, region)
+            role_names.role_arn(
+                args.account_id,
+                args.stack,
+                role_names.function_role_name(Function.LOG_ARCHIVER, region),
             ),
             *(
-                iam.role_arn(args.account_id, args.stack, iam.replication_role_name(source))
+                role_names.role_arn(
+                    args.account_id, args.stack, role_names.replication_role_name(source)
+                )
                 for source in args.regions
             ),
         ]
