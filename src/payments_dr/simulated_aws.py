@@ -189,7 +189,8 @@ class SimulatedAws(pulumi.runtime.Mocks):
             put(fqdn=str(inputs.get("name", "")).rstrip("."))
         elif kind == "aws:iam/role:Role":
             resource_id = inputs.get("name") or f"{args.name}-{token[:7]}"
-            put(name=resource_id, arn=f"arn:aws:iam::{account}:role/{resource_id}")
+            path = inputs.get("path") or "/"  # IAM puts a role's path into its ARN
+            put(name=resource_id, arn=f"arn:aws:iam::{account}:role{path}{resource_id}")
         elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint":
             put(prefixListId=f"pl-{token[:8]}")
             if inputs.get("vpcEndpointType") == "Interface":

@@ -125,6 +125,7 @@ def test_the_archiver_reserves_one_execution_per_expected_shard() -> None:
     default = build().reserved_concurrency
     assert default[Function.LOG_ARCHIVER] == 8
     assert build(archiverStreamShards="20").reserved_concurrency[Function.LOG_ARCHIVER] == 20
+    assert build(transactionLogRetentionDays="3653").transaction_log_retention_days == 3653
     others = {f: s.reserved_concurrency for f, s in contract.FUNCTIONS.items()}
     assert {f: n for f, n in default.items() if f is not Function.LOG_ARCHIVER} == {
         f: n for f, n in others.items() if f is not Function.LOG_ARCHIVER
@@ -261,6 +262,18 @@ REFUSALS = [
     ),
     pytest.param(
         {"archiverStreamShards": "0"}, "archiverStreamShards", "out of range", id="no-shards"
+    ),
+    pytest.param(
+        {"transactionLogRetentionDays": "30"},
+        "transactionLogRetentionDays",
+        "30 days is out of range",
+        id="transaction-logs-kept-too-briefly",
+    ),
+    pytest.param(
+        {"transactionLogRetentionDays": "forever"},
+        "transactionLogRetentionDays",
+        "expected a whole number",
+        id="transaction-logs-kept-forever",
     ),
     pytest.param({"tags": {"aws:owner": "x"}}, "tags", "not accepted", id="aws-tag"),
     pytest.param({"tags": "team=payments"}, "tags", "mapping", id="tags-not-a-map"),

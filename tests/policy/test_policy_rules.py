@@ -154,6 +154,37 @@ API_POLICY = f"api-policy-{EAST}"
 API_ROLE = f"api-role-{EAST}"
 API_FUNCTION = f"api-{EAST}"
 
+ROOT = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+ROOT_KMS_STAR = {
+    "Statement": [
+        {
+            "Sid": "EnableIamUserPermissions",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ]
+}
+ROOT_DECRYPTS = {
+    "Statement": [
+        {
+            "Sid": "Admin",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": ["kms:Describe*"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "Use",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": ["kms:Decrypt"],
+            "Resource": "*",
+        },
+    ]
+}
+
 CASES = [
     Case(
         "table-pitr",
@@ -749,7 +780,113 @@ CASES = [
         "would not notify anyone when it fails",
         f"health-alarm-{EAST}",
     ),
+    # Issue 16: no card data or merchant key in any sample, trace, log or archive.
+    Case(
+        "web-acl-samples-without-data-protection",
+        _set(f"web-acl-{EAST}", None, "dataProtectionConfig"),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{EAST}",
+    ),
+    Case(
+        "web-acl-protects-another-header",
+        _set(
+            f"web-acl-{WEST}",
+            ["x-other"],
+            "dataProtectionConfig",
+            "dataProtections",
+            0,
+            "field",
+            "fieldKeys",
+        ),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{WEST}",
+    ),
+    Case(
+        "web-acl-exempts-rule-match-details",
+        _set(
+            f"web-acl-{WEST}",
+            True,
+            "dataProtectionConfig",
+            "dataProtections",
+            0,
+            "excludeRuleMatchDetails",
+        ),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{WEST}",
+    ),
+    Case(
+        "traced-function-records-responses",
+        _set_everywhere(
+            "api-{region}", None, "environment", "variables", "POWERTOOLS_TRACER_CAPTURE_RESPONSE"
+        ),
+        "lambda-traces-without-responses",
+        "may record its responses in X-Ray",
+        f"api-{EAST}",
+    ),
+    Case(
+        "key-policy-gives-the-account-kms-star",
+        _set(f"log-key-{EAST}", json.dumps(ROOT_KMS_STAR), "policy"),
+        "kms-administration-apart-from-use",
+        "gives the account kms:* (statement 'EnableIamUserPermissions') with no separate",
+        f"log-key-{EAST}",
+    ),
+    Case(
+        "key-policy-lets-the-account-decrypt-directly",
+        _set(f"data-key-{WEST}", json.dumps(ROOT_DECRYPTS), "policy"),
+        "kms-administration-apart-from-use",
+        "lets the whole account use the key directly (statement 'Use')",
+        f"data-key-{WEST}",
+    ),
+    Case(
+        "key-without-a-policy",
+        _set(f"data-key-{EAST}", None, "policy"),
+        "kms-administration-apart-from-use",
+        "has no key policy, so AWS gives the account kms:*",
+        f"data-key-{EAST}",
+    ),
+    Case(
+        "queue-without-tls-policy",
+        _set(f"retry-{WEST}", None, "policy"),
+        "sqs-tls-only",
+        f"Queue 'retry-{WEST}' in {WEST} accepts requests without TLS",
+        f"retry-{WEST}",
+    ),
+    Case(
+        "queue-policy-denies-only-sends",
+        _set(
+            f"retry-dlq-{EAST}",
+            json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "sqs:SendMessage",
+                            "Resource": "*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ]
+                }
+            ),
+            "policy",
+        ),
+        "sqs-tls-only",
+        "accepts requests without TLS",
+        f"retry-dlq-{EAST}",
+    ),
 ]
+
+
+def test_a_web_acl_that_samples_nothing_needs_no_data_protection() -> None:
+    stack = build_good_stack()
+    for region in REGIONS:
+        acl = find(stack, f"web-acl-{region}")["inputs"]
+        acl.pop("dataProtectionConfig")
+        acl["visibilityConfig"]["sampledRequestsEnabled"] = False
+    assert evaluate(stack) == []
 
 
 def test_every_rule_is_exercised_by_a_broken_case() -> None:

@@ -71,6 +71,11 @@ class StackConfig:
     log_retention_days: int = 90  # function logs: operational, not the audit trail
     # Access, WAF, flow and execution logs: the audit trail (PCI DSS 10.5.1: 12 months).
     audit_log_retention_days: int = 365
+    # Transaction-log objects in both buckets expire this long after they are written.
+    transaction_log_retention_days: int = 400
+    # The operators' role that may read transaction logs and dead letters (decrypting with the
+    # data key); unset: no person can, only the archiver and S3 replication.
+    break_glass_role_arn: str | None = None
     # An existing role for API Gateway's region-wide logging setting; unset: the stack's own.
     api_gateway_logging_role_arn: str | None = None
     archiver_stream_shards: int = 8  # expected peak shards of each region's table stream

@@ -82,6 +82,9 @@ AUDIT_LOG_MIN_RETENTION_DAYS: Final = 365
 # Expected peak shards of one region's table stream (one per table partition; an on-demand
 # table starts with about four). The log archiver reserves one execution per shard.
 ARCHIVER_STREAM_SHARDS_RANGE: Final = (1, 100)
+# Days the transaction logs are kept. At least the table's point-in-time recovery window
+# (35 days), the history a dropped range is rebuilt from; at most ten years.
+TRANSACTION_LOG_RETENTION_RANGE: Final = (35, 3653)
 _ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
@@ -121,7 +124,9 @@ KEYS: Final = {
     "alarmEmail": "alarm_email",
     "logRetentionDays": "log_retention_days",
     "auditLogRetentionDays": "audit_log_retention_days",
+    "transactionLogRetentionDays": "transaction_log_retention_days",
     "apiGatewayLoggingRoleArn": "api_gateway_logging_role_arn",
+    "breakGlassRoleArn": "break_glass_role_arn",
     "archiverStreamShards": "archiver_stream_shards",
     "apiThrottleRateLimit": "api_throttle_rate_limit",
     "apiThrottleBurstLimit": "api_throttle_burst_limit",
@@ -139,6 +144,7 @@ INT_KEYS: Final = frozenset(
         "replicationLagAlarmSeconds",
         "logRetentionDays",
         "auditLogRetentionDays",
+        "transactionLogRetentionDays",
         "archiverStreamShards",
         "apiThrottleRateLimit",
         "apiThrottleBurstLimit",
@@ -275,6 +281,14 @@ def validate(config: StackConfig) -> None:
             f"keep access, WAF and flow logs at least {AUDIT_LOG_MIN_RETENTION_DAYS} days"
             " (PCI DSS 10.5.1)",
         )
+    low, high = TRANSACTION_LOG_RETENTION_RANGE
+    if not low <= config.transaction_log_retention_days <= high:
+        raise ConfigError(
+            "transactionLogRetentionDays",
+            f"{config.transaction_log_retention_days} days is out of range",
+            f"keep the transaction logs from {low} days (the table's point-in-time recovery"
+            f" window, which rebuilds a lost range) to {high} days (ten years)",
+        )
     _require_in_range(
         "archiverStreamShards", config.archiver_stream_shards, ARCHIVER_STREAM_SHARDS_RANGE
     )
@@ -284,6 +298,14 @@ def validate(config: StackConfig) -> None:
             "apiGatewayLoggingRoleArn",
             f"{role_arn!r} is not an IAM role ARN",
             "use arn:aws:iam::<account>:role/<name> or leave it unset to create the role",
+        )
+    break_glass = config.break_glass_role_arn
+    if break_glass is not None and not _ROLE_ARN_RE.match(break_glass):
+        raise ConfigError(
+            "breakGlassRoleArn",
+            f"{break_glass!r} is not an IAM role ARN",
+            "use arn:aws:iam::<account>:role/<name> (with its path, if it has one), or leave it"
+            " unset so that no person can read the transaction logs",
         )
     if config.alarm_email is not None and not _EMAIL_RE.match(config.alarm_email):
         raise ConfigError(
