@@ -141,7 +141,7 @@ class FailoverDns(pulumi.ComponentResource):
                 opts=child,
             )
             record_check = aws.route53.HealthCheck(
-                f"{name}-record-health-{region}",
+                f"{name}-guard-{region}",
                 type="CALCULATED",
                 child_healthchecks=[health_check.id, args.switch_health_check_ids[region]],
                 child_health_threshold=RECORD_CHILDREN,

@@ -74,7 +74,7 @@ class TrafficSwitch(pulumi.ComponentResource):
         held_in = args.peer_of[region]
         alarm_name = contract.switch_alarm_name(args.stack, region)
         dimensions = contract.switch_dimensions(args.stack, region)
-        aws.cloudwatch.MetricAlarm(
+        alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-alarm-{region}",
             name=alarm_name,
             region=held_in,
@@ -91,6 +91,7 @@ class TrafficSwitch(pulumi.ComponentResource):
             threshold=1,
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="ignore",  # the last datapoint holds, as in the health check
+            # No actions: it is a switch, not a page; `payments-dr status` shows its state.
             tags=dict(args.tags),
             opts=self._child,
         )
@@ -101,7 +102,8 @@ class TrafficSwitch(pulumi.ComponentResource):
             cloudwatch_alarm_region=held_in,
             insufficient_data_health_status=INSUFFICIENT_DATA_STATUS,
             tags={**args.tags, "Name": f"{contract.PROJECT}-{region}-switch"},
-            opts=self._child,
+            # Route 53 reads the alarm's configuration when it creates the check.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[alarm]),
         )
         self.health_checks[region] = check
         self.descriptions[region] = {
