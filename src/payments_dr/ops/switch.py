@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
 
-from payments_dr.contract import Mode, SwitchState
+from payments_dr.contract import SWITCH_PERIOD_SECONDS, Mode, SwitchState
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.observe import (
     AWS_ERRORS,
@@ -262,7 +262,13 @@ class SwitchInterrupted(KeyboardInterrupt):
         self.seconds = seconds
 
 
-def apply_writes(aws: Aws, outputs: StackOutputs, plan: SwitchPlan, result: SwitchResult) -> None:
+def apply_writes(
+    aws: Aws,
+    outputs: StackOutputs,
+    plan: SwitchPlan,
+    result: SwitchResult,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
     """Unfence (required), switch (required), fence (best effort), each stamped."""
     for region in plan.unfence:
         try:
@@ -275,7 +281,7 @@ def apply_writes(aws: Aws, outputs: StackOutputs, plan: SwitchPlan, result: Swit
             ) from error
         result.steps.append(Step("unfence", region, utc_now(), detail=f"mode {Mode.ACTIVE}"))
     try:
-        write_switches(aws, outputs, plan.switches)
+        write_switches(aws, outputs, plan.switches, now)
     except READ_ERRORS as error:
         written = ", ".join(f"{s.region} {s.name}" for s in result.steps) or "nothing"
         raise OpsError(
@@ -300,24 +306,22 @@ def apply_writes(aws: Aws, outputs: StackOutputs, plan: SwitchPlan, result: Swit
 def observe(
     aws: Aws, outputs: StackOutputs, plan: SwitchPlan, at_seconds: float, resolve: Resolver
 ) -> Observation:
+    """The switches are read in parallel in their own regions; Route 53 (one API, in
+    us-east-1) is read meanwhile, in a fixed order."""
     target = plan.target
-    readers: dict[str, Callable[[], Reading]] = {
-        region: partial(take, "switch", region, partial(read_switch, aws, outputs, region))
-        for region in plan.switches
-    }
-    readers["\0dns"] = lambda: take(
-        "DNS answer", "Route 53", lambda: any_dns_answer(aws, outputs, resolve)
-    )
-    readers["\0health"] = lambda: take(
-        "health check",
-        target,
-        lambda: health_check_state(aws, outputs.region(target).health_check_id).describe(),
-    )
-    with ThreadPoolExecutor(max_workers=len(readers)) as pool:
-        futures = {key: pool.submit(reader) for key, reader in readers.items()}
-        seen = {key: future.result() for key, future in futures.items()}
-    switches = {region: seen[region] for region in plan.switches}
-    return Observation(at_seconds, switches, seen["\0dns"], seen["\0health"])
+    with ThreadPoolExecutor(max_workers=len(plan.switches)) as pool:
+        futures = {
+            region: pool.submit(take, "switch", region, partial(read_switch, aws, outputs, region))
+            for region in plan.switches
+        }
+        health = take(
+            "health check",
+            target,
+            lambda: health_check_state(aws, outputs.region(target).health_check_id).describe(),
+        )
+        dns = take("DNS answer", "Route 53", lambda: any_dns_answer(aws, outputs, resolve))
+        switches = {region: future.result() for region, future in futures.items()}
+    return Observation(at_seconds, switches, dns, health)
 
 
 def switches_as_planned(plan: SwitchPlan, seen: Observation) -> bool:
@@ -341,14 +345,15 @@ def execute(
     Ctrl-C raises `SwitchInterrupted`, which says whether the switch was written.
     """
     result = SwitchResult(plan)
+    wall = _wall_clock(timing.clock)
     try:
-        apply_writes(aws, outputs, plan, result)
+        apply_writes(aws, outputs, plan, result, wall)
     except KeyboardInterrupt:
         switched = any(step.name == "switch" for step in result.steps)
         raise SwitchInterrupted(result, switched, 0.0) from None
     started = timing.clock()
     try:
-        _wait(aws, outputs, result, started, timing, progress, resolve)
+        _wait(aws, outputs, result, started, timing, progress, resolve, wall)
     except KeyboardInterrupt:
         progress.finish()
         raise SwitchInterrupted(result, True, timing.clock() - started) from None
@@ -364,9 +369,11 @@ def _wait(
     timing: Timing,
     progress: Progress,
     resolve: Resolver,
+    wall: Callable[[], datetime],
 ) -> None:
     plan = result.plan
     dns_moved = False
+    sent_at = 0.0
     while True:
         elapsed = timing.clock() - started
         result.seconds = elapsed
@@ -382,9 +389,27 @@ def _wait(
         if converged(plan, seen):
             result.converged = True
             return
+        if not switches_as_planned(plan, seen) and elapsed - sent_at >= SWITCH_PERIOD_SECONDS:
+            # An alarm switch reads the Maximum of each minute: a switch flipped back within
+            # the minute of the previous flip shows only once a later minute holds the value.
+            sent_at = elapsed
+            try:
+                write_switches(aws, outputs, plan.switches, wall)
+                result.steps.append(
+                    Step("switch re-sent", None, utc_now(), detail=_switch_text(plan))
+                )
+            except READ_ERRORS as error:
+                progress.update(elapsed, f"re-sending the switch failed: {_error_text(error)}")
         if elapsed + timing.poll_interval_seconds > timing.timeout_seconds:
             return
         timing.sleep(timing.poll_interval_seconds)
+
+
+def _wall_clock(clock: Callable[[], float]) -> Callable[[], datetime]:
+    """UTC time that advances with `clock` (the same as datetime.now with the real clock;
+    tests' simulated clocks move the switch's datapoints with them)."""
+    wall_start, clock_start = datetime.now(UTC), clock()
+    return lambda: wall_start + timedelta(seconds=clock() - clock_start)
 
 
 def _switch_text(plan: SwitchPlan) -> str:
