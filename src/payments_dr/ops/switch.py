@@ -405,10 +405,14 @@ def _wait(
         timing.sleep(timing.poll_interval_seconds)
 
 
+# clock -> (UTC time, clock reading) when it was first used for the switch's datapoints
+_WALL_ANCHORS: dict[Callable[[], float], tuple[datetime, float]] = {}
+
+
 def _wall_clock(clock: Callable[[], float]) -> Callable[[], datetime]:
-    """UTC time that advances with `clock` (the same as datetime.now with the real clock;
-    tests' simulated clocks move the switch's datapoints with them)."""
-    wall_start, clock_start = datetime.now(UTC), clock()
+    """UTC time that advances with `clock`: datetime.now with the real clock; a simulated
+    clock (tests) moves the switch's datapoints with it, across commands."""
+    wall_start, clock_start = _WALL_ANCHORS.setdefault(clock, (datetime.now(UTC), clock()))
     return lambda: wall_start + timedelta(seconds=clock() - clock_start)
 
 
