@@ -1,20 +1,23 @@
 """`payments-dr status`: one look at both regions, as a table or JSON.
 
-Each reading is taken on its own, so a region that does not answer shows its error in its
-cells while the rest of the picture is still printed: that is when on-call needs it most.
-The command then exits 1, so a script never mistakes a partial picture for a whole one.
+Each reading is taken on its own, so a region that does not answer shows "unknown" in its
+cells, and the failure below the table with the region it was read in, while the rest of the
+picture is still printed: that is when on-call needs it most. The command then exits 1, so a
+script never mistakes a partial picture for a whole one. Alarms are listed below the table,
+grouped by state and wrapped to 80 columns.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from payments_dr.ops.aws import Aws
+from payments_dr.ops.aws import Aws, OpsError
 from payments_dr.ops.observe import (
     AWS_ERRORS,
     DnsAnswer,
@@ -30,10 +33,11 @@ from payments_dr.ops.observe import (
     resolve_ipv4,
 )
 from payments_dr.ops.outputs import StackOutputs
+from payments_dr.ops.traffic_switch import read_switch, switch_location
 
 T = TypeVar("T")
 
-PARALLEL_READINGS = 8  # every regional reading of a two-region stack at once
+PARALLEL_READINGS = 10  # every regional reading of a two-region stack at once
 
 
 @dataclass
@@ -42,6 +46,7 @@ class RegionStatus:
     role: str
     health: HealthCheckState | None = None
     mode: str | None = None
+    switch: str | None = None  # serve / away, read where the switch lives
     alarms: dict[str, str] | None = None
     replication_latency_ms: dict[str, float | None] = field(default_factory=dict)  # by receiver
     dlq_depth: int | None = None
@@ -94,6 +99,13 @@ def _regional_readings(
         ),
         _RegionalReading(
             status,
+            _switch_key(outputs, name),
+            partial(setattr, status, "switch"),
+            _switch_value,
+            (aws, outputs, name),
+        ),
+        _RegionalReading(
+            status,
             "dlq_depth",
             partial(setattr, status, "dlq_depth"),
             dlq_depth,
@@ -111,6 +123,18 @@ def _regional_readings(
         for peer in outputs.others(name)
     ]
     return readings
+
+
+def _switch_key(outputs: StackOutputs, region: str) -> str:
+    """The switch's error key names where it was read: outside the region it governs."""
+    try:
+        return f"switch (read in {switch_location(outputs, region)})"
+    except OpsError:
+        return "switch"
+
+
+def _switch_value(aws: Aws, outputs: StackOutputs, region: str) -> str:
+    return read_switch(aws, outputs, region).value
 
 
 def collect_status(
@@ -138,60 +162,94 @@ def collect_status(
 
 
 def _read(errors: dict[str, str], what: str, reading: Callable[..., T], *args: Any) -> T | None:
-    """Takes one reading; an AWS failure is recorded under `what` instead of raised."""
+    """Takes one reading; a failure is recorded under `what` instead of raised."""
     try:
         return reading(*args)
     except AWS_ERRORS as error:
         errors[what] = describe_aws_error(error)
-        return None
+    except OpsError as error:  # e.g. a stack deployed before the switch
+        errors[what] = str(error)
+    return None
 
 
 def render_json(status: StackStatus) -> str:
     return json.dumps(status.to_dict(), indent=2, sort_keys=True, default=str)
 
 
+WIDTH = 80
+UNKNOWN = "unknown"
+
+
 def render_table(status: StackStatus) -> str:
-    serving = status.dns.describe() if status.dns else f"error: {status.errors['dns']}"
+    serving = status.dns.describe() if status.dns else f"{UNKNOWN} ({status.errors['dns']})"
     title = f"stack {status.stack}: {status.api_domain} answers -> {serving}"
     if status.dashboard_url:
         title += f"  dashboard {status.dashboard_url}"
     lines = [title, ""]
-    header = ("REGION", "ROLE", "HEALTH CHECK", "MODE", "REPLICATION LAG", "DLQ", "ALARMS")
+    header = ("REGION", "ROLE", "HEALTH CHECK", "MODE", "SWITCH", "REPLICATION LAG", "DLQ")
     rows = [header] + [_row(region) for region in status.regions]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines += [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
-    for region in status.regions:
-        lines += [f"{region.region}: {what} failed: {why}" for what, why in region.errors.items()]
+    lines += ["", *_alarm_lines(status.regions)]
+    failures = [
+        f"{region.region}: {what} failed: {why}"
+        for region in status.regions
+        for what, why in region.errors.items()
+    ]
+    if failures:
+        lines += ["", "unknown readings:"]
+        lines += [
+            textwrap.fill(f, WIDTH, initial_indent="  ", subsequent_indent="    ") for f in failures
+        ]
     return "\n".join(lines)
 
 
 def _row(region: RegionStatus) -> tuple[str, ...]:
     errors = region.errors
-    health = region.health.describe() if region.health else "error"
-    mode = region.mode or "error"
+    health = region.health.describe() if region.health else UNKNOWN
     lag = ", ".join(
         f"->{peer} {_latency_text(value, f'replication_latency_ms.{peer}' in errors)}"
         for peer, value in region.replication_latency_ms.items()
     )
-    dlq = "error" if region.dlq_depth is None else str(region.dlq_depth)
-    return (region.region, region.role, health, mode, lag, dlq, _alarms_text(region.alarms))
+    dlq = UNKNOWN if region.dlq_depth is None else str(region.dlq_depth)
+    return (
+        region.region,
+        region.role,
+        health,
+        region.mode or UNKNOWN,
+        region.switch or UNKNOWN,
+        lag,
+        dlq,
+    )
 
 
 def _latency_text(value_ms: float | None, failed: bool) -> str:
     if failed:
-        return "error"
+        return UNKNOWN
     if value_ms is None:
         return "no data"
     return f"{value_ms / 1000:.1f}s"
 
 
-def _alarms_text(alarms: dict[str, str] | None) -> str:
-    if alarms is None:
-        return "error"
-    firing = sorted(purpose for purpose, state in alarms.items() if state != "OK")
-    if not firing:
-        return f"all OK ({len(alarms)})"
-    return ", ".join(f"{purpose}={alarms[purpose]}" for purpose in firing)
+def _alarm_lines(regions: list[RegionStatus]) -> list[str]:
+    """Alarms grouped by state, worst first; each group wrapped to the terminal's 80 columns."""
+    by_state: dict[str, list[str]] = {}
+    unread = [region.region for region in regions if region.alarms is None]
+    for region in regions:
+        for purpose, state in sorted((region.alarms or {}).items()):
+            by_state.setdefault(state, []).append(f"{region.region} {purpose}")
+    order = ("ALARM", "MISSING", "INSUFFICIENT_DATA", "OK")
+    lines = ["alarms:"]
+    for state in sorted(by_state, key=lambda s: (order.index(s) if s in order else 0, s)):
+        names = by_state[state]
+        if state == "OK":
+            lines.append(f"  OK: {len(names)}")
+            continue
+        text = f"{state} ({len(names)}): " + ", ".join(names)
+        lines.append(textwrap.fill(text, WIDTH, initial_indent="  ", subsequent_indent="    "))
+    if unread:
+        lines.append(f"  {UNKNOWN}: {', '.join(unread)} (not read)")
+    return lines
