@@ -200,3 +200,47 @@ def test_a_stack_without_the_switch_is_told_to_update(deployed: Deployed, tmp_pa
 
     with pytest.raises(OpsError, match="deployed before the traffic switch: update it"):
         read_switch(deployed.aws, outputs, PRIMARY)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--max-per-second", "-5"),
+        ("--max-per-second", "0"),
+        ("--timeout", "-1"),
+        ("--poll-interval", "0"),
+    ],
+)
+def test_redrive_bad_numbers_are_usage_errors(
+    argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse("redrive", "--stack", STACK, "--outputs", "none.json", "--region", PRIMARY, *argv)
+    assert exited.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_redrive_names_an_unknown_region_before_credentials(
+    deployed: Deployed,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    args = parse(
+        "redrive",
+        "--stack",
+        STACK,
+        "--outputs",
+        str(deployed.outputs_file),
+        "--region",
+        "eu-west-1",
+    )
+
+    exit_code = commands.run_redrive(args, Aws(), clock, clock.sleep)
+
+    assert exit_code == EXIT_ENVIRONMENT
+    assert "has no region eu-west-1" in capsys.readouterr().err

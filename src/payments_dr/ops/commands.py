@@ -33,6 +33,8 @@ from payments_dr.ops.switch_cli import (
     add_switch_arguments,
     check_confirmable,
     json_error,
+    positive_count,
+    positive_seconds,
     terminal_confirm,
 )
 
@@ -63,10 +65,10 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_wait_arguments(parser: argparse.ArgumentParser, timeout_help: str) -> None:
-    parser.add_argument("--timeout", type=float, help=timeout_help)
+    parser.add_argument("--timeout", type=positive_seconds, help=timeout_help)
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_POLL_SECONDS,
         help=f"seconds between checks (default {DEFAULT_POLL_SECONDS:g})",
     )
@@ -110,7 +112,9 @@ def register(subparsers: Any) -> None:
     add_stack_arguments(redrive_parser)
     redrive_parser.add_argument("--region", required=True)
     redrive_parser.add_argument(
-        "--max-per-second", type=int, help="throttle the move (default: as fast as SQS goes)"
+        "--max-per-second",
+        type=positive_count,
+        help="throttle the move (default: as fast as SQS goes)",
     )
     _add_wait_arguments(redrive_parser, "seconds to wait for the move (default 900)")
     redrive_parser.set_defaults(run=run_redrive)
@@ -233,7 +237,9 @@ def run_redrive(
 ) -> int:
     def command() -> int:
         clients = aws or Aws()
-        outputs = _outputs(args, clients)
+        outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
+        outputs.region(args.region)  # an unknown region is named before credentials
+        clients.require_credentials()
         timeout = args.timeout if args.timeout is not None else 900.0
         timing = Timing(timeout, args.poll_interval, clock, sleep)
         result = redrive(clients, outputs, args.region, timing, Progress(), args.max_per_second)
