@@ -193,6 +193,7 @@ def render_table(status: StackStatus) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+    lines += _unlatched(status)
     lines += ["", *_alarm_lines(status.regions)]
     failures = [
         f"{region.region}: {what} failed: {why}"
@@ -205,6 +206,26 @@ def render_table(status: StackStatus) -> str:
             textwrap.fill(f, WIDTH, initial_indent="  ", subsequent_indent="    ") for f in failures
         ]
     return "\n".join(lines)
+
+
+def _unlatched(status: StackStatus) -> list[str]:
+    """Route 53 moved traffic by a health check alone: it will return on its own."""
+    serving = status.dns.region if status.dns else None
+    left = [
+        region
+        for region in status.regions
+        if region.role == "primary"
+        and serving not in (None, region.region)
+        and region.switch == "serve"
+    ]
+    if not left:
+        return []
+    text = (
+        f"note: traffic left {left[0].region} by its health check alone and returns when the"
+        f" check passes, before anyone checked replication: run `payments-dr failover --stack"
+        f" {status.stack} --to {serving}` to keep it away until `payments-dr failback`"
+    )
+    return ["", textwrap.fill(text, WIDTH)]
 
 
 def _row(region: RegionStatus) -> tuple[str, ...]:
