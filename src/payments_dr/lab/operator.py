@@ -19,14 +19,8 @@ from payments_dr.contract import FailoverControl
 from payments_dr.lab.aws import shared_session
 from payments_dr.ops.aws import ROUTE53_API_REGION, Aws, OpsError
 from payments_dr.ops.outputs import RegionOutputs, RegionSwitch, StackOutputs
-from payments_dr.ops.switch import (
-    SwitchPlan,
-    SwitchResult,
-    apply_writes,
-    assess,
-    plan_failback,
-    plan_failover,
-)
+from payments_dr.ops.switch import SwitchResult, apply_writes
+from payments_dr.ops.switch_plan import SwitchPlan, assess, plan_failback, plan_failover
 
 if TYPE_CHECKING:
     from payments_dr.lab.lab import Lab

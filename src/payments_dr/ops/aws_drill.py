@@ -37,15 +37,8 @@ from payments_dr.ops.observe import (
 )
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.ops.progress import Progress, Timing
-from payments_dr.ops.switch import (
-    SwitchPlan,
-    SwitchResult,
-    assess,
-    execute,
-    observe,
-    plan_failback,
-    plan_failover,
-)
+from payments_dr.ops.switch import SwitchResult, execute, observe
+from payments_dr.ops.switch_plan import SwitchPlan, assess, plan_failback, plan_failover
 from payments_dr.ops.synthetic import Sender, SyntheticTraffic, post_json
 from payments_dr.ops.traffic_switch import write_switches
 

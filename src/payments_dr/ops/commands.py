@@ -27,7 +27,6 @@ from payments_dr.ops.progress import Progress, Timing
 from payments_dr.ops.redrive import redrive
 from payments_dr.ops.stack import OPERATIONS, run_lifecycle
 from payments_dr.ops.status import collect_status, render_json, render_table
-from payments_dr.ops.switch import SwitchPlan, plan_failback, plan_failover
 from payments_dr.ops.switch_cli import (
     Confirm,
     add_switch_arguments,
@@ -37,6 +36,7 @@ from payments_dr.ops.switch_cli import (
     positive_seconds,
     terminal_confirm,
 )
+from payments_dr.ops.switch_plan import SwitchPlan, plan_failback, plan_failover
 
 DEFAULT_POLL_SECONDS = 5.0
 

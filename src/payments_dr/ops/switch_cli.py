@@ -26,16 +26,8 @@ from payments_dr.ops.aws import (
 from payments_dr.ops.observe import Resolver
 from payments_dr.ops.outputs import StackOutputs
 from payments_dr.ops.progress import Progress, Timing
-from payments_dr.ops.switch import (
-    Assessment,
-    SwitchInterrupted,
-    SwitchPlan,
-    SwitchResult,
-    assess,
-    execute,
-    summary,
-    utc_now,
-)
+from payments_dr.ops.switch import SwitchInterrupted, SwitchResult, execute, summary, utc_now
+from payments_dr.ops.switch_plan import Assessment, SwitchPlan, assess
 
 DEFAULT_POLL_SECONDS = 5.0
 # Ask a terminal before writing; the answer to proceed.
