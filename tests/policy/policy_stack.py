@@ -531,6 +531,45 @@ def _api(region: str) -> list[dict[str, Any]]:
                 "failureThreshold": 3.0,
             },
         ),
+        # The region's traffic switch: an alarm held in the peer region, and the CALCULATED
+        # check the record uses, healthy only while both children are.
+        _resource(
+            tokens.CLOUDWATCH_METRIC_ALARM,
+            f"switch-alarm-{region}",
+            _peer(region),
+            {
+                "name": contract.switch_alarm_name(STACK, region),
+                "namespace": contract.SWITCH_NAMESPACE,
+                "metricName": contract.SWITCH_METRIC,
+                "dimensions": contract.switch_dimensions(STACK, region),
+                "statistic": "Maximum",
+                "period": 60.0,
+                "evaluationPeriods": 1.0,
+                "threshold": 1.0,
+                "comparisonOperator": "GreaterThanOrEqualToThreshold",
+            },
+        ),
+        _resource(
+            tokens.ROUTE53_HEALTH_CHECK,
+            f"switch-{region}",
+            contract.DEFAULT_PRIMARY_REGION,
+            {
+                "type": "CLOUDWATCH_METRIC",
+                "cloudwatchAlarmName": contract.switch_alarm_name(STACK, region),
+                "cloudwatchAlarmRegion": _peer(region),
+                "insufficientDataHealthStatus": "LastKnownStatus",
+            },
+        ),
+        _resource(
+            tokens.ROUTE53_HEALTH_CHECK,
+            f"record-health-{region}",
+            contract.DEFAULT_PRIMARY_REGION,
+            {
+                "type": "CALCULATED",
+                "childHealthchecks": [f"health-{region}_id", f"switch-{region}_id"],
+                "childHealthThreshold": 2.0,
+            },
+        ),
         # Route 53 publishes health-check metrics only in us-east-1, so the alarm lives there.
         _resource(
             tokens.CLOUDWATCH_METRIC_ALARM,
@@ -560,7 +599,7 @@ def _api(region: str) -> list[dict[str, Any]]:
                 "failoverRoutingPolicies": [
                     {"type": "PRIMARY" if region == REGIONS[0] else "SECONDARY"}
                 ],
-                "healthCheckId": f"health-{region}_id",
+                "healthCheckId": f"record-health-{region}_id",
                 "aliases": [
                     {
                         "name": f"d-abc.execute-api.{region}.amazonaws.com",

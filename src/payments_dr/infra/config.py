@@ -16,7 +16,7 @@ from typing import Any, Final
 import yaml
 
 from payments_dr import contract
-from payments_dr.contract import ConsistencyMode
+from payments_dr.contract import ConsistencyMode, FailoverControl
 from payments_dr.infra.config_rules import KEYS, ConfigError, coerce, strong_region_set, validate
 
 # Time for Route 53 to publish a changed health status to its DNS servers and for clients to
@@ -62,6 +62,8 @@ class StackConfig:
     consistency_mode: ConsistencyMode = ConsistencyMode.EVENTUAL
     # Strong mode only; needed when the region set offers more than one witness region.
     witness_region_setting: str | None = None
+    # What moves traffic away from a region without calling into it (infra/switch.py).
+    failover_control: FailoverControl = FailoverControl.ALARM
     health_check_interval_seconds: int = 10
     health_check_failure_threshold: int = 3
     rto_target_seconds: int = 900

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from payments_dr import contract
-from payments_dr.contract import ConsistencyMode
+from payments_dr.contract import ConsistencyMode, FailoverControl
 
 if TYPE_CHECKING:
     from payments_dr.infra.config import StackConfig
@@ -115,6 +115,7 @@ KEYS: Final = {
     "primaryRegion": "primary_region",
     "secondaryRegion": "secondary_region",
     "consistencyMode": "consistency_mode",
+    "failoverControl": "failover_control",
     "witnessRegion": "witness_region_setting",
     "healthCheckIntervalSeconds": "health_check_interval_seconds",
     "healthCheckFailureThreshold": "health_check_failure_threshold",
@@ -174,6 +175,16 @@ def coerce(key: str, value: Any) -> Any:
         except ValueError:
             choices = ", ".join(mode.value for mode in ConsistencyMode)
             raise ConfigError(key, f"unknown mode {value!r}", f"use one of: {choices}") from None
+    if key == "failoverControl":
+        try:
+            return FailoverControl(str(value))
+        except ValueError:
+            raise ConfigError(
+                key,
+                f"unknown switch {value!r}",
+                "use alarm (a CloudWatch alarm in the other region, about $2 a month) or arc"
+                " (Route 53 ARC routing controls, about $1,825 a month for the cluster)",
+            ) from None
     if key == "tags":
         if not isinstance(value, Mapping):
             raise ConfigError(

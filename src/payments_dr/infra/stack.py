@@ -30,6 +30,7 @@ from payments_dr.infra.peering import RegionPeering, RegionPeeringArgs
 from payments_dr.infra.queues import dlq_arn, retry_queue_arn
 from payments_dr.infra.service import RegionalService, RegionalServiceArgs
 from payments_dr.infra.storage import Storage, StorageArgs, replication_rule_id
+from payments_dr.infra.switch import TrafficSwitch, TrafficSwitchArgs
 
 # Non-overlapping address space per region role, so the VPCs can be peered if ever needed.
 VPC_CIDRS = {
@@ -148,6 +149,16 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             ),
         )
 
+    switch = TrafficSwitch(
+        "switch",
+        TrafficSwitchArgs(
+            stack=config.stack,
+            kind=config.failover_control,
+            regions=config.regions,
+            peer_of={region: config.peer_region(region) for region in config.regions},
+            tags=tags,
+        ),
+    )
     dns = FailoverDns(
         "failover",
         FailoverDnsArgs(
@@ -165,6 +176,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             ),
             request_interval_seconds=config.health_check_interval_seconds,
             failure_threshold=config.health_check_failure_threshold,
+            switch_health_check_ids={r: check.id for r, check in switch.health_checks.items()},
             tags=tags,
         ),
     )
@@ -268,6 +280,8 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             RegionOutput.FUNCTION_NAMES: service.function_names,
             RegionOutput.USAGE_PLAN_ID: service.usage_plan.id,
             RegionOutput.WEB_ACL_ARN: firewalls[region].web_acl.arn,
+            RegionOutput.RECORD_HEALTH_CHECK_ID: dns.record_health_checks[region].id,
+            RegionOutput.SWITCH: switch.descriptions[region],
         }
         for region, service in services.items()
     }
@@ -283,6 +297,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         StackOutput.REGIONS: regions_output,
         StackOutput.DASHBOARD_URL: dashboard.url,
         StackOutput.CONSISTENCY_MODE: config.consistency_mode.value,
+        StackOutput.FAILOVER_CONTROL: switch.control,
     }
 
 
