@@ -103,9 +103,9 @@ def _drop_retry_redrive(resources: Resources) -> str:
 
 
 def _drop_versioning(resources: Resources) -> str:
-    versioning = _one(resources, tokens.S3_BUCKET_VERSIONING, "us-east-2", "versioning")
+    versioning = _one(resources, tokens.S3_BUCKET_VERSIONING, "us-east-2", "storage-us-east-2")
     resources.remove(versioning)
-    return _one(resources, tokens.S3_BUCKET, "us-east-2", "bucket")["name"]
+    return _one(resources, tokens.S3_BUCKET, "us-east-2", "storage-us-east-2")["name"]
 
 
 def _unthrottle(resources: Resources) -> str:

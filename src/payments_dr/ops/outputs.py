@@ -15,7 +15,13 @@ from payments_dr.ops.aws import OpsError
 # (stack name, project directory) -> the stack's outputs; raises OpsError when unreadable.
 OutputsReader = Callable[[str, Path], Mapping[str, Any]]
 # Outputs a stack deployed by an earlier version of the program may lack.
-OPTIONAL_OUTPUTS = frozenset({StackOutput.DASHBOARD_URL, StackOutput.CONSISTENCY_MODE})
+OPTIONAL_OUTPUTS = frozenset(
+    {StackOutput.DASHBOARD_URL, StackOutput.CONSISTENCY_MODE, StackOutput.ALARMS}
+)
+# Added with the cross-region canaries: stacks deployed before them lack these.
+OPTIONAL_REGION_OUTPUTS = frozenset(
+    {RegionOutput.DASHBOARD_URL, RegionOutput.CANARY_NAME, RegionOutput.CANARY_SECRET_ARN}
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,11 @@ def parse_outputs(stack: str, raw: Mapping[str, Any]) -> StackOutputs:
 
 
 def _parse_region(stack: str, region: str, values: Mapping[str, Any]) -> RegionOutputs:
-    missing = [key.value for key in RegionOutput if key.value not in values]
+    missing = [
+        key.value
+        for key in RegionOutput
+        if key not in OPTIONAL_REGION_OUTPUTS and key.value not in values
+    ]
     if missing:
         raise OpsError(f"stack {stack}, region {region} lacks the outputs {', '.join(missing)}")
     return RegionOutputs(
