@@ -622,7 +622,9 @@ def test_5_log_buckets_versioned_encrypted_private_tls_only(stack: SynthResult) 
             )
         )["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]
         assert encryption == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn(stack, region)}
-        block = one(log_storage(stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", region))
+        block = one(
+            log_storage(stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", region)
+        )
         for flag in (
             "blockPublicAcls",
             "blockPublicPolicy",
