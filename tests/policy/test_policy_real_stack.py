@@ -126,6 +126,13 @@ def _drop_health_check_alarm(resources: Resources) -> str:
     return _one(resources, tokens.ROUTE53_HEALTH_CHECK, "us-east-2", "health")["name"]
 
 
+def _move_canary_alarm(resources: Resources) -> str:
+    """The page about us-east-1 set up in us-east-1, where the canary's metric never is."""
+    alarm = _one(resources, tokens.CLOUDWATCH_METRIC_ALARM, "us-east-2", "canary-us-east-2-canary")
+    alarm["region"] = "us-east-1"
+    return _one(resources, tokens.SYNTHETICS_CANARY, "us-east-2", "canary")["name"]
+
+
 def _drift_function(resources: Resources) -> str:
     function = _one(resources, tokens.LAMBDA_FUNCTION, "us-east-2", contract.Function.API.value)
     function["inputs"]["timeout"] = 29.0
@@ -145,6 +152,7 @@ BREAKAGES: dict[str, tuple[Callable[[Resources], str], str]] = {
     "stage loses its rate limit": (_unthrottle, "apigateway-stage-throttling"),
     "no lag alarm in the secondary": (_drop_lag_alarm, "dr-replication-lag-alarm"),
     "secondary function drifts": (_drift_function, "dr-identical-functions"),
+    "canary alarm outside its region": (_move_canary_alarm, "canary-alarm-in-own-region"),
     "no alarm on the secondary's health check": (
         _drop_health_check_alarm,
         "dr-health-check-alarm",

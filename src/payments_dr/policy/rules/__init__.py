@@ -3,6 +3,7 @@
 from payments_dr.policy.model import Rule
 from payments_dr.policy.rules import (
     apigateway,
+    canary,
     dr,
     dynamodb,
     iam,
@@ -21,4 +22,5 @@ RULES: tuple[Rule, ...] = (
     *apigateway.RULES,
     *waf.RULES,
     *dr.RULES,
+    *canary.RULES,
 )
