@@ -133,6 +133,14 @@ def _move_canary_alarm(resources: Resources) -> str:
     return _one(resources, tokens.SYNTHETICS_CANARY, "us-east-2", "canary")["name"]
 
 
+def _canary_role_trusts_s3(resources: Resources) -> str:
+    role = _one(resources, tokens.IAM_ROLE, "us-east-2", "canary-us-east-2-role")
+    document = json.loads(role["inputs"]["assumeRolePolicy"])
+    document["Statement"][0]["Principal"] = {"Service": "s3.amazonaws.com"}
+    role["inputs"]["assumeRolePolicy"] = json.dumps(document)
+    return str(role["name"])
+
+
 def _drift_function(resources: Resources) -> str:
     function = _one(resources, tokens.LAMBDA_FUNCTION, "us-east-2", contract.Function.API.value)
     function["inputs"]["timeout"] = 29.0
@@ -153,6 +161,7 @@ BREAKAGES: dict[str, tuple[Callable[[Resources], str], str]] = {
     "no lag alarm in the secondary": (_drop_lag_alarm, "dr-replication-lag-alarm"),
     "secondary function drifts": (_drift_function, "dr-identical-functions"),
     "canary alarm outside its region": (_move_canary_alarm, "canary-alarm-in-own-region"),
+    "canary role trusts another service": (_canary_role_trusts_s3, "iam-trust-intended-service"),
     "no alarm on the secondary's health check": (
         _drop_health_check_alarm,
         "dr-health-check-alarm",

@@ -281,6 +281,9 @@ def _role_users(stack: StackView) -> Iterator[tuple[ResourceView, str, str]]:
         yield replication, "role", S3_SERVICE
     for account in stack.of_type(tokens.APIGATEWAY_ACCOUNT):
         yield account, "cloudwatchRoleArn", APIGATEWAY_SERVICE
+    # Synthetics runs a canary as a Lambda function, under its execution role.
+    for canary in stack.of_type(tokens.SYNTHETICS_CANARY):
+        yield canary, "executionRoleArn", LAMBDA_SERVICE
 
 
 def _check_intended_service(stack: StackView) -> Iterator[Finding]:
