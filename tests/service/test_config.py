@@ -305,3 +305,25 @@ def test_a_spread_beyond_the_refresh_period_is_refused(
             refresh_seconds=refresh,
             spread_seconds=spread,
         )
+
+
+def test_the_next_read_is_due_a_refresh_period_after_the_last_read(region: Region) -> None:
+    """Anchored on the read, not on the request that asked for it: containers that started
+    together drift apart instead of reading in waves."""
+    ssm, clock = CountingSsm(region.ssm), FakeClock()
+    cache = cache_for(
+        region,
+        ssm,
+        clock,
+        spread_seconds=SPREAD,
+        wait=RecordedDelays(clock),
+        jitter=lambda low, high: high,
+    )
+    started = clock.now
+    cache.get()  # asked at 0, read at SPREAD
+    clock.now = started + REFRESH  # a refresh period after the request, not after the read
+    cache.get()
+    assert ssm.reads == 1
+    clock.now = started + SPREAD + REFRESH
+    cache.get()
+    assert ssm.reads == 2

@@ -5,8 +5,8 @@ SSM Parameter Store serves 40 transactions per second by default, shared by GetP
 GetParameters and GetParametersByPath in an account and region. When the DR region takes
 over, its containers start cold together; each reads only `mode`, and every read (the first
 one included) waits a random delay of up to the spread first, so N containers starting at
-once read at about N / spread per second. `payments-dr synth` checks that figure against the
-quota (`payments_dr.infra.ssm_budget`).
+once read at about N / spread per second on average. `payments-dr synth` checks the busiest
+second against the quota (`payments_dr.infra.ssm_budget`).
 """
 
 from __future__ import annotations
@@ -177,6 +177,10 @@ class ModeCache:
             if delay > 0:
                 self._wait(wake, delay)
             started = self._clock()
+            with self._lock:
+                # The next read is due a refresh period after this one, not after the request
+                # that asked for it: containers that started together drift apart.
+                self._triggered_at = started
             try:
                 value = self._ssm.get_parameter(Name=self._name)["Parameter"]["Value"]
                 mode = Mode(value)
