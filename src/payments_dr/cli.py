@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "payments_dr.ops.commands",
     "payments_dr.ops.conflicts",
     "payments_dr.merchants",
+    "payments_dr.ops.canary_keys",
 )
 
 

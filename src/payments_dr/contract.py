@@ -7,6 +7,8 @@ beyond the standard library.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -41,8 +43,18 @@ class ConsistencyMode(StrEnum):
 
 
 # --- Configuration in SSM ------------------------------------------------------------------
-# The functions receive only the SSM path in their environment and read the rest at cold start.
+# Every parameter below lives in SSM (operators and ops commands read them there), but the
+# functions get the deploy-time ones in their environment and read only `mode` at run time:
+# SSM's default 40 TPS per account and region would not survive a cold start of the DR region.
 ENV_SSM_PATH: Final = "PAYMENTS_DR_SSM_PATH"
+# How often a container re-reads `mode`, and the random delay (0 to this) before every read.
+ENV_MODE_REFRESH_SECONDS: Final = "PAYMENTS_DR_MODE_REFRESH_SECONDS"
+ENV_MODE_READ_SPREAD_SECONDS: Final = "PAYMENTS_DR_MODE_READ_SPREAD_SECONDS"
+# Their defaults (stack keys modeRefreshSeconds, modeReadSpreadSeconds): 100 API containers
+# starting at once read over 6 s, 17 reads/s on average (33 in the busiest second); a fence
+# reaches a busy container within 12 s.
+MODE_REFRESH_SECONDS: Final = 6
+MODE_READ_SPREAD_SECONDS: Final = 6
 
 
 class Param(StrEnum):
@@ -64,6 +76,24 @@ class Param(StrEnum):
     PEER_SQS_ENDPOINT = "peer-sqs-endpoint"
     API_ENDPOINT = "api-endpoint"  # https://api.<region>.<domain>, this region's own name
     MODE = "mode"
+
+
+# What a function reads from its environment (set at deploy time), not from SSM.
+DEPLOY_TIME_PARAMS: Final = (
+    Param.TABLE_NAME,
+    Param.RETRY_QUEUE_URL,
+    Param.DLQ_URL,
+    Param.LOG_BUCKET,
+    Param.REGION_ROLE,
+    Param.PEER_REGION,
+    Param.PEER_RETRY_QUEUE_URL,
+    Param.PEER_SQS_ENDPOINT,
+)
+
+
+def param_env_var(param: Param) -> str:
+    """The environment variable carrying a deploy-time parameter, e.g. PAYMENTS_DR_TABLE_NAME."""
+    return f"PAYMENTS_DR_{param.value.upper().replace('-', '_')}"
 
 
 def ssm_path(stack: str, region: str) -> str:
@@ -200,6 +230,10 @@ FUNCTIONS: Final[dict[Function, FunctionSettings]] = {
     Function.AUTHORIZER: FunctionSettings("payments_dr.service.authorizer.handler", 5, 256, 50),
 }
 
+# The functions that read the `mode` fence from SSM at run time: the API refuses writes and
+# fails its health check when fenced. The others act on queued or replicated data regardless.
+MODE_READERS: Final = frozenset({Function.API})
+
 # SQS needs the visibility timeout to cover the consumer's timeout several times over.
 RETRY_QUEUE_VISIBILITY_SECONDS: Final = 6 * FUNCTIONS[Function.RETRY_WORKER].timeout_seconds
 RETRY_BATCH_SIZE: Final = 10
@@ -298,8 +332,36 @@ def hosted_zone_urns(project: str, stack: str) -> tuple[str, str]:
 
 # --- Monitoring ----------------------------------------------------------------------------
 def dashboard_name(stack: str) -> str:
-    """The stack's one CloudWatch dashboard, in the primary region, graphing both regions."""
+    """The stack's CloudWatch dashboard graphing both regions, one copy in each region."""
     return f"{PROJECT}-{stack}-dr"
+
+
+# The cross-region canaries: each region runs one that probes the *other* region's API
+# (health, then a payment written and read back) as a dedicated test merchant, whose key
+# lives in a Secrets Manager secret of the watching region (put there by
+# `payments-dr canary enrol`, never by the stack).
+CANARY_MERCHANT_ID: Final = "dr-canary"
+ENV_CANARY_TARGET_URL: Final = "PAYMENTS_DR_CANARY_TARGET_URL"
+ENV_CANARY_TARGET_REGION: Final = "PAYMENTS_DR_CANARY_TARGET_REGION"
+ENV_CANARY_SECRET_ID: Final = "PAYMENTS_DR_CANARY_SECRET_ID"
+
+
+CANARY_NAME_MAX_LENGTH: Final = 21  # Synthetics: 1-21 of [0-9a-z_-]
+
+
+def canary_name(stack: str, target_region: str) -> str:
+    """The canary probing `target_region` (it runs in the other region), e.g. pdr-dev-use1.
+    A stack name too long for Synthetics' 21 characters is replaced by its hash."""
+    area, direction, number = target_region.split("-")
+    code = f"{area}{direction[0]}{number}"  # us-east-1 -> use1
+    name = f"pdr-{stack}-{code}".lower()
+    if len(name) > CANARY_NAME_MAX_LENGTH or not re.fullmatch(r"[0-9a-z_-]+", name):
+        name = f"pdr-{hashlib.sha256(stack.encode()).hexdigest()[:8]}-{code}"
+    return name
+
+
+def canary_secret_name(stack: str, target_region: str) -> str:
+    return f"{PROJECT}/{stack}/canary-key/{target_region}"
 
 
 # --- Stack outputs (read by ops) -----------------------------------------------------------
@@ -327,6 +389,10 @@ class StackOutput(StrEnum):
     # "cluster_endpoints": [{"endpoint", "region"}], "control_panel_arn"}. Stacks deployed
     # before the switch lack it: the commands then fall back to the SSM fence alone.
     FAILOVER_CONTROL = "failover_control"
+    # Every alarm of the stack with the region it lives in: [{region, alarm, arn}]. A region's
+    # `alarm_arns` holds the same ones, but for the health-check alarms of a stack without
+    # us-east-1, which live in us-east-1 and are listed under the primary there.
+    ALARMS = "alarms"
 
 
 class RegionOutput(StrEnum):
@@ -353,6 +419,9 @@ class RegionOutput(StrEnum):
     # "alarm_name", "namespace", "metric_name", "dimensions" (alarm) or
     # "routing_control_arn" (arc)}.
     SWITCH = "switch"
+    DASHBOARD_URL = "dashboard_url"  # this region's copy of the dashboard of both regions
+    CANARY_NAME = "canary_name"  # the canary running here, probing the other region
+    CANARY_SECRET_ARN = "canary_secret_arn"  # where its test merchant key goes (not the key)
 
 
 class DrBudgetField(StrEnum):

@@ -31,6 +31,7 @@ from payments_dr.infra.config import (
     load_stack_file,
     refuse_consistency_change,
 )
+from payments_dr.infra.ssm_budget import ssm_loads
 from payments_dr.infra.stack import build_stack
 from payments_dr.policy import evaluate, format_verdicts
 from payments_dr.service.artifact import build_artifact
@@ -77,6 +78,16 @@ class SynthResult:
             "consistency_mode": self.config.consistency_mode.value,
             "regions": list(self.config.regions),
             "dr_budget": self.budget.to_dict(),
+            "ssm_cold_start": [
+                {
+                    "region": load.region,
+                    "readers": load.readers,
+                    "peak_tps": round(load.peak_tps, 1),
+                    "steady_tps": round(load.steady_tps, 1),
+                    "quota_tps": load.quota_tps,
+                }
+                for load in ssm_loads(self.config)
+            ],
             "outputs": self.outputs,
             "resources": self.resources,
         }
@@ -176,6 +187,10 @@ def render(result: SynthResult) -> str:
         f"  Lambda concurrent executions quota >= {reserved + LAMBDA_UNRESERVED_MINIMUM} in"
         f" {' and '.join(config.regions)} ({reserved} reserved by the functions +"
         f" {LAMBDA_UNRESERVED_MINIMUM} Lambda keeps unreserved)",
+        "",
+        "SSM Parameter Store reads at a full cold start of every reserved container"
+        " (GetParameter, per account and region):",
+        *(f"  {load.describe()}" for load in ssm_loads(config)),
         "",
         "DR budget (seconds):",
         f"  detection {budget.detection_seconds} (health-check interval x failure threshold)"

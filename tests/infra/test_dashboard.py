@@ -1,4 +1,5 @@
-"""The DR dashboard under mocks: one dashboard, both regions, a graph for every alarm."""
+"""The DR dashboard under mocks: a copy in each region, both regions graphed, a graph for
+every alarm."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 MONITORING = "payments-dr:infra:Monitoring"
 DASHBOARD_COMPONENT = "payments-dr:infra:Dashboard"
+CANARY = "payments-dr:infra:CrossRegionCanary"
 
 # (namespace, metric name, dimensions, region): what a graphed line or an alarm watches.
 MetricKey = tuple[str, str, frozenset[tuple[str, str]], str]
@@ -38,8 +40,9 @@ def without_us_east_1(artifact_path: Path) -> SynthResult:
     return synthesize_config(config, artifact_path)
 
 
-def body(stack: SynthResult) -> dict[str, Any]:
-    dashboard = one(stack.of_type(DASHBOARD))
+def body(stack: SynthResult, region: str | None = None) -> dict[str, Any]:
+    """The body of one region's copy (the primary's unless named)."""
+    dashboard = one(stack.of_type(DASHBOARD, region or stack.config.primary_region))
     document: dict[str, Any] = json.loads(dashboard["inputs"]["dashboardBody"])
     return document
 
@@ -59,7 +62,8 @@ def graphed(stack: SynthResult) -> set[MetricKey]:
 
 
 def monitoring_alarms(stack: SynthResult) -> list[dict[str, Any]]:
-    components = {r["urn"] for r in stack.resources if r["type"] == MONITORING}
+    """The regions' own alarms: their Monitoring's and their canary's."""
+    components = {r["urn"] for r in stack.resources if r["type"] in (MONITORING, CANARY)}
     return [alarm for alarm in stack.of_type(ALARM) if alarm["parent"] in components]
 
 
@@ -69,12 +73,37 @@ def alarm_key(alarm: dict[str, Any]) -> MetricKey:
     return inputs["namespace"], inputs["metricName"], dimensions, alarm["region"]
 
 
-def test_one_dashboard_in_the_primary_region(stack: SynthResult) -> None:
-    dashboard = one(stack.of_type(DASHBOARD))
-    assert dashboard["region"] == stack.config.primary_region
-    assert dashboard["inputs"]["dashboardName"] == contract.dashboard_name(stack.config.stack)
-    component = one([r for r in stack.resources if r["type"] == DASHBOARD_COMPONENT])
-    assert dashboard["parent"] == component["urn"]
+def test_a_copy_of_the_dashboard_in_each_region(stack: SynthResult) -> None:
+    """Whichever region fails, the other holds the whole picture."""
+    dashboards = stack.of_type(DASHBOARD)
+    assert sorted(d["region"] for d in dashboards) == sorted(stack.config.regions)
+    components = {r["urn"] for r in stack.resources if r["type"] == DASHBOARD_COMPONENT}
+    for dashboard in dashboards:
+        assert dashboard["inputs"]["dashboardName"] == contract.dashboard_name(stack.config.stack)
+        assert dashboard["parent"] in components
+    first, second = (body(stack, region) for region in stack.config.regions)
+    assert first == second
+    for region in stack.config.regions:
+        url = stack.outputs[StackOutput.REGIONS][region][RegionOutput.DASHBOARD_URL]
+        assert url.startswith(f"https://{region}.console.aws.amazon.com/cloudwatch/")
+
+
+def test_each_canary_is_graphed_where_it_runs_with_its_alarm_threshold(
+    stack: SynthResult,
+) -> None:
+    canary_alarms = {
+        alarm["region"]: alarm
+        for alarm in stack.of_type(ALARM)
+        if alarm["inputs"]["namespace"] == "CloudWatchSynthetics"
+    }
+    assert set(canary_alarms) == set(stack.config.regions)
+    widgets = [w for w in metric_widgets(stack) if w["title"].startswith("Canary in")]
+    assert {w["region"] for w in widgets} == set(stack.config.regions)
+    for widget in widgets:
+        alarm = canary_alarms[widget["region"]]
+        assert {line_key(line) for line in widget["metrics"]} == {alarm_key(alarm)}
+        (annotation,) = widget["annotations"]["horizontal"]
+        assert annotation["value"] == alarm["inputs"]["threshold"] == 100
 
 
 def test_every_graph_names_the_region_of_each_metric(stack: SynthResult) -> None:
@@ -230,7 +259,7 @@ def test_health_checks_graphed_without_us_east_1_too(without_us_east_1: SynthRes
     assert health_alarms == {key for key in graphed(without_us_east_1) if key[0] == "AWS/Route53"}
     url = without_us_east_1.outputs[StackOutput.DASHBOARD_URL]
     assert url.startswith("https://us-west-2.console.aws.amazon.com/")
-    assert one(without_us_east_1.of_type(DASHBOARD))["region"] == "us-west-2"
+    assert {d["region"] for d in without_us_east_1.of_type(DASHBOARD)} == {"us-west-2", "us-east-2"}
 
 
 def test_alarm_widget_lists_the_us_east_1_alarms_of_a_stack_without_it(

@@ -144,10 +144,15 @@ def test_vpc_interface_actions_are_scoped_to_the_functions_subnets_and_group() -
     assert f"{ec2}:security-group/sg-1" in resources
 
 
-def test_ssm_access_is_limited_to_the_region_path() -> None:
-    allowed = actions_of(iam.function_policy(scope(Function.API)))
-    base = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/payments-dr/dev/{REGION}"
-    assert allowed["ssm:GetParametersByPath"] == [base, f"{base}/*"]
+@pytest.mark.parametrize("function", list(Function))
+def test_only_the_api_reads_ssm_and_only_the_mode_parameter(function: Function) -> None:
+    allowed = actions_of(iam.function_policy(scope(function)))
+    ssm = {action: arns for action, arns in allowed.items() if action.startswith("ssm:")}
+    if function in contract.MODE_READERS:
+        mode = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/payments-dr/dev/{REGION}/mode"
+        assert ssm == {"ssm:GetParameter": [mode]}
+    else:
+        assert ssm == {}  # deploy-time settings arrive in the environment
 
 
 def test_replication_policy_reads_source_and_writes_destination_only() -> None:
@@ -261,7 +266,8 @@ def test_every_function_call_passes_its_regions_endpoints() -> None:
     }
     for function, actions in calls.items():
         allowed = actions_of(iam.function_policy(scope(function)))
-        for action in [*actions, "ssm:GetParametersByPath", "xray:PutTraceSegments"]:
+        reads = ["ssm:GetParameter"] if function in contract.MODE_READERS else []
+        for action in [*actions, *reads, "xray:PutTraceSegments"]:
             assert set(allowed[action]) <= set(through_endpoints[action]), (function, action)
 
 

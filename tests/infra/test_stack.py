@@ -93,7 +93,8 @@ def test_one_component_per_layer_and_every_resource_inside_one(stack: SynthResul
             "payments-dr:infra:CertificateValidationRecord",
             "payments-dr:infra:FailoverDns",
             "payments-dr:infra:TrafficSwitch",
-            "payments-dr:infra:Dashboard",
+            *["payments-dr:infra:Dashboard"] * 2,
+            *["payments-dr:infra:CrossRegionCanary"] * 2,
             *["payments-dr:infra:Network"] * 2,
             "payments-dr:infra:RegionPeering",
             *["payments-dr:infra:RegionalService"] * 2,
@@ -274,8 +275,14 @@ def test_2_identical_functions_in_both_regions(stack: SynthResult) -> None:
     assert len(archives) == 1  # one artifact everywhere
 
 
-def test_2_functions_private_traced_logged_and_configured_by_path(stack: SynthResult) -> None:
+def test_2_functions_private_traced_logged_and_configured_at_deploy_time(
+    stack: SynthResult,
+) -> None:
     for region in regions(stack):
+        parameters = {
+            p["inputs"]["name"].rsplit("/", 1)[-1]: p["inputs"]["value"]
+            for p in stack.of_type("aws:ssm/parameter:Parameter", region)
+        }
         subnet_count = len(stack.of_type("aws:ec2/subnet:Subnet", region))
         log_groups = {
             g["inputs"]["name"]: g
@@ -290,11 +297,26 @@ def test_2_functions_private_traced_logged_and_configured_by_path(stack: SynthRe
             assert inputs["reservedConcurrentExecutions"] > 0
             variables = inputs["environment"]["variables"]
             assert variables[contract.ENV_SSM_PATH] == contract.ssm_path(stack.config.stack, region)
-            assert set(variables) - {contract.ENV_SSM_PATH} <= {
+            # The deploy-time settings, equal to the region's SSM parameters; only `mode` is
+            # left to read at run time, with its refresh period and spread.
+            deploy_time = {contract.param_env_var(p): p for p in contract.DEPLOY_TIME_PARAMS}
+            assert set(variables) == {
+                contract.ENV_SSM_PATH,
+                contract.ENV_MODE_REFRESH_SECONDS,
+                contract.ENV_MODE_READ_SPREAD_SECONDS,
                 "POWERTOOLS_SERVICE_NAME",
                 "POWERTOOLS_METRICS_NAMESPACE",
                 "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
+                *deploy_time,
             }
+            for name, param in deploy_time.items():
+                assert variables[name] == parameters[param.value], name
+            assert variables[contract.ENV_MODE_REFRESH_SECONDS] == str(
+                stack.config.mode_refresh_seconds
+            )
+            assert variables[contract.ENV_MODE_READ_SPREAD_SECONDS] == str(
+                stack.config.mode_read_spread_seconds
+            )
             log_group = log_groups[inputs["loggingConfig"]["logGroup"]]
             assert log_group["inputs"]["retentionInDays"] == stack.config.log_retention_days
             assert log_group["inputs"]["kmsKeyId"] == log_key_arn(stack, region)
@@ -598,20 +620,28 @@ def test_4_existing_zone_is_used_instead_of_a_new_one(artifact_path: Any, tmp_pa
 
 
 # --- 5. storage ------------------------------------------------------------------------------
+def log_storage(stack: SynthResult, resource_type: str, region: str) -> list[dict[str, Any]]:
+    """The transaction-log bucket's resources (the canary has an artifact bucket too)."""
+    return [r for r in stack.of_type(resource_type, region) if r["name"].startswith("storage-")]
+
+
 def test_5_log_buckets_versioned_encrypted_private_tls_only(stack: SynthResult) -> None:
     for region in regions(stack):
-        bucket = one(stack.of_type("aws:s3/bucket:Bucket", region))["inputs"]["bucket"]
+        bucket = one(log_storage(stack, "aws:s3/bucket:Bucket", region))["inputs"]["bucket"]
         assert bucket == region_output(stack, region)[RegionOutput.LOG_BUCKET]
-        versioning = one(stack.of_type("aws:s3/bucketVersioning:BucketVersioning", region))
+        versioning = one(log_storage(stack, "aws:s3/bucketVersioning:BucketVersioning", region))
         assert versioning["inputs"]["versioningConfiguration"] == {"status": "Enabled"}
         encryption = one(
-            stack.of_type(
+            log_storage(
+                stack,
                 "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
                 region,
             )
         )["inputs"]["rules"][0]["applyServerSideEncryptionByDefault"]
         assert encryption == {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key_arn(stack, region)}
-        block = one(stack.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", region))
+        block = one(
+            log_storage(stack, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", region)
+        )
         for flag in (
             "blockPublicAcls",
             "blockPublicPolicy",
@@ -619,13 +649,13 @@ def test_5_log_buckets_versioned_encrypted_private_tls_only(stack: SynthResult) 
             "restrictPublicBuckets",
         ):
             assert block["inputs"][flag] is True
-        bucket_policy = policy(one(stack.of_type("aws:s3/bucketPolicy:BucketPolicy", region)))
+        bucket_policy = policy(one(log_storage(stack, "aws:s3/bucketPolicy:BucketPolicy", region)))
         deny = [s for s in bucket_policy["Statement"] if s["Effect"] == "Deny"]
         assert {"Bool": {"aws:SecureTransport": "false"}} in [s["Condition"] for s in deny]
         assert all(s["Effect"] == "Deny" for s in bucket_policy["Statement"])
         lifecycle = one(
-            stack.of_type(
-                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", region
+            log_storage(
+                stack, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", region
             )
         )["inputs"]["rules"]
         assert all(rule["status"] == "Enabled" for rule in lifecycle)
@@ -653,7 +683,8 @@ def test_5_replication_both_ways_with_rtc_metrics_and_delete_markers(stack: Synt
         assert rule["sourceSelectionCriteria"]["sseKmsEncryptedObjects"] == {"status": "Enabled"}
         # Versioning on both sides must exist before S3 accepts the configuration.
         versionings = {
-            urn_of(stack, "aws:s3/bucketVersioning:BucketVersioning", r) for r in regions(stack)
+            one(log_storage(stack, "aws:s3/bucketVersioning:BucketVersioning", r))["urn"]
+            for r in regions(stack)
         }
         assert versionings <= set(config["dependencies"])
 

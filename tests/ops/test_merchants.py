@@ -19,6 +19,7 @@ from payments_dr.cli import build_parser
 from payments_dr.merchants import MAX_OVERLAP_MINUTES, MIN_OVERLAP_MINUTES, run_merchant
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
 from payments_dr.service.authorizer import build_authorizer
+from payments_dr.service.config import ServiceConfig
 from payments_dr.service.credentials import CredentialStore, KeyStatus, MerchantRecord, rotate_key
 from payments_dr.service.deps import Handler, ServiceDeps
 
@@ -103,27 +104,22 @@ def test_create_prints_the_key_once_stores_its_hash_and_registers_usage_keys(
 
 def primary_authorizer(deployed: Deployed, clock: Callable[[], float] = time.time) -> Handler:
     """The primary region's real authorizer over the moto-backed table, on `clock`."""
-    ssm = deployed.aws.client("ssm", PRIMARY)
-    # The authorizer needs the table name only; the rest of the configuration is seeded too.
-    for param, value in {
-        contract.Param.TABLE_NAME: contract.table_name(STACK),
-        contract.Param.RETRY_QUEUE_URL: "q",
-        contract.Param.DLQ_URL: "d",
-        contract.Param.LOG_BUCKET: "b",
-        contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
-        contract.Param.PEER_REGION: SECONDARY,
-        contract.Param.PEER_RETRY_QUEUE_URL: "https://sqs.peer.amazonaws.com/000000000000/unused",
-    }.items():
-        ssm.put_parameter(
-            Name=contract.ssm_parameter_name(STACK, PRIMARY, param),
-            Value=value,
-            Type="String",
-            Overwrite=True,
-        )
+    # The authorizer needs the table name only, from its environment; it reads no SSM.
+    config = ServiceConfig.from_values(
+        {
+            contract.Param.TABLE_NAME: contract.table_name(STACK),
+            contract.Param.RETRY_QUEUE_URL: "q",
+            contract.Param.DLQ_URL: "d",
+            contract.Param.LOG_BUCKET: "b",
+            contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
+            contract.Param.PEER_REGION: SECONDARY,
+            contract.Param.PEER_RETRY_QUEUE_URL: "https://sqs.peer.amazonaws.com/0/unused",
+        }
+    )
     deps = ServiceDeps(
         region=PRIMARY,
         ssm_path=contract.ssm_path(STACK, PRIMARY),
-        ssm=ssm,
+        config=config,
         dynamodb=deployed.aws.client("dynamodb", PRIMARY),
         clock=clock,
     )

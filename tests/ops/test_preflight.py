@@ -285,7 +285,9 @@ def test_reservations_the_deployed_stack_holds_count_as_available() -> None:
 
 
 def test_ssm_throughput_fails_when_containers_outrun_the_standard_rate() -> None:
-    config = stack_config(archiverStreamShards="100")  # 255 containers -> 51 reads/s
+    # A stack file assuming higher throughput: 100 API containers over 1 s (140 in the
+    # busiest second) + 5 probes/s.
+    config = stack_config(ssmThroughputTps="10000", modeReadSpreadSeconds="1")
     account = Account()
     for region in (PRIMARY, SECONDARY):
         account.lambda_limits(region, 5000, 5000)
@@ -300,10 +302,10 @@ def test_ssm_throughput_fails_when_containers_outrun_the_standard_rate() -> None
 
     standard, high = found["ssm-throughput", PRIMARY], found["ssm-throughput", SECONDARY]
     assert standard.status is Status.FAIL
-    assert "= 51/s; limit 40/s (standard throughput)" in standard.detail
+    assert "peak 145.0/s; limit 40/s (standard throughput)" in standard.detail
     assert f"--setting-id {SSM_HIGH_THROUGHPUT_SETTING} --setting-value true" in standard.fix
     assert high.status is Status.PASS
-    assert "limit 100/s (higher throughput)" in high.detail
+    assert "limit 10000/s (higher throughput)" in high.detail
 
 
 def deployed_account(

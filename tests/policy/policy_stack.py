@@ -635,11 +635,44 @@ def _replication_role() -> dict[str, Any]:
     )
 
 
+def _canary(region: str) -> list[dict[str, Any]]:
+    """The canary running in `region`, probing the other region, and its local alarm."""
+    return [
+        _resource(
+            tokens.SYNTHETICS_CANARY,
+            f"canary-{region}",
+            region,
+            {
+                "name": f"probe-{_peer(region)}",
+                "runConfig": {
+                    "environmentVariables": {contract.ENV_CANARY_TARGET_REGION: _peer(region)}
+                },
+            },
+        ),
+        _resource(
+            tokens.CLOUDWATCH_METRIC_ALARM,
+            f"canary-alarm-{region}",
+            region,
+            {
+                "namespace": "CloudWatchSynthetics",
+                "metricName": "SuccessPercent",
+                "dimensions": {"CanaryName": f"probe-{_peer(region)}"},
+                "statistic": "Average",
+                "period": 60.0,
+                "evaluationPeriods": 2.0,
+                "threshold": 100.0,
+                "comparisonOperator": "LessThanThreshold",
+                "alarmActions": [f"arn:aws:sns:{region}:{ACCOUNT}:alarms"],
+            },
+        ),
+    ]
+
+
 def build_good_stack() -> list[dict[str, Any]]:
     resources = [_table(), _replication_role()]
     for region in REGIONS:
         resources += _storage(region) + _queues(region) + _archive_failures(region)
-        resources += _functions(region) + _api(region) + _keys(region)
+        resources += _functions(region) + _api(region) + _keys(region) + _canary(region)
     return resources
 
 

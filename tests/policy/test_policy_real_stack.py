@@ -103,9 +103,9 @@ def _drop_retry_redrive(resources: Resources) -> str:
 
 
 def _drop_versioning(resources: Resources) -> str:
-    versioning = _one(resources, tokens.S3_BUCKET_VERSIONING, "us-east-2", "versioning")
+    versioning = _one(resources, tokens.S3_BUCKET_VERSIONING, "us-east-2", "storage-us-east-2")
     resources.remove(versioning)
-    return _one(resources, tokens.S3_BUCKET, "us-east-2", "bucket")["name"]
+    return _one(resources, tokens.S3_BUCKET, "us-east-2", "storage-us-east-2")["name"]
 
 
 def _unthrottle(resources: Resources) -> str:
@@ -124,6 +124,21 @@ def _drop_health_check_alarm(resources: Resources) -> str:
     alarm = _one(resources, tokens.CLOUDWATCH_METRIC_ALARM, "us-east-1", "health-check-us-east-2")
     resources.remove(alarm)
     return _one(resources, tokens.ROUTE53_HEALTH_CHECK, "us-east-2", "health")["name"]
+
+
+def _move_canary_alarm(resources: Resources) -> str:
+    """The page about us-east-1 set up in us-east-1, where the canary's metric never is."""
+    alarm = _one(resources, tokens.CLOUDWATCH_METRIC_ALARM, "us-east-2", "canary-us-east-2-canary")
+    alarm["region"] = "us-east-1"
+    return _one(resources, tokens.SYNTHETICS_CANARY, "us-east-2", "canary")["name"]
+
+
+def _canary_role_trusts_s3(resources: Resources) -> str:
+    role = _one(resources, tokens.IAM_ROLE, "us-east-2", "canary-us-east-2-role")
+    document = json.loads(role["inputs"]["assumeRolePolicy"])
+    document["Statement"][0]["Principal"] = {"Service": "s3.amazonaws.com"}
+    role["inputs"]["assumeRolePolicy"] = json.dumps(document)
+    return str(role["name"])
 
 
 def _drift_function(resources: Resources) -> str:
@@ -145,6 +160,8 @@ BREAKAGES: dict[str, tuple[Callable[[Resources], str], str]] = {
     "stage loses its rate limit": (_unthrottle, "apigateway-stage-throttling"),
     "no lag alarm in the secondary": (_drop_lag_alarm, "dr-replication-lag-alarm"),
     "secondary function drifts": (_drift_function, "dr-identical-functions"),
+    "canary alarm outside its region": (_move_canary_alarm, "canary-alarm-in-own-region"),
+    "canary role trusts another service": (_canary_role_trusts_s3, "iam-trust-intended-service"),
     "no alarm on the secondary's health check": (
         _drop_health_check_alarm,
         "dr-health-check-alarm",

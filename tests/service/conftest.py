@@ -26,6 +26,7 @@ os.environ.update(
 )
 
 from payments_dr import contract
+from payments_dr.service.config import ServiceConfig
 from payments_dr.service.deps import ServiceDeps
 
 STACK = "test"
@@ -125,8 +126,15 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
     deps = ServiceDeps(
         region=region,
         ssm_path=contract.ssm_path(STACK, region),
+        # The stack puts these in the functions' environment at deploy time.
+        config=ServiceConfig.from_values(
+            {param.value: values[param] for param in contract.DEPLOY_TIME_PARAMS if param in values}
+        ),
         clock=clock,
         peer_sqs=peer_sqs,
+        # FakeClock does not move while a thread sleeps: reads start without a random delay
+        # here; tests/service/test_config.py covers the delay.
+        mode_read_spread_seconds=0,
         **clients,
     )
     return Region(
@@ -141,6 +149,21 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         deps=deps,
         **clients,
     )
+
+
+def function_environment(region: Region) -> dict[str, str]:
+    """The deploy-time variables the stack sets on the region's functions."""
+    config = region.deps.config
+    values = {
+        contract.Param.TABLE_NAME: config.table_name,
+        contract.Param.RETRY_QUEUE_URL: config.retry_queue_url,
+        contract.Param.DLQ_URL: config.dlq_url,
+        contract.Param.LOG_BUCKET: config.log_bucket,
+        contract.Param.REGION_ROLE: config.region_role.value,
+        contract.Param.PEER_REGION: config.peer_region,
+        contract.Param.PEER_RETRY_QUEUE_URL: config.peer_retry_queue_url,
+    }
+    return {contract.param_env_var(param): value for param, value in values.items()}
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.service.api import HealthReason, build_api_handler
-from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS
 from payments_dr.service.model import payment_id
 from payments_dr.service.store import Attr
 
@@ -267,11 +266,11 @@ def test_health_is_ok_in_an_active_region(region: Region) -> None:
     assert body(response) == {"status": "ok", "region": region.name, "reasons": []}
 
 
-def test_fencing_turns_health_503_within_the_config_max_age(region: Region) -> None:
+def test_fencing_turns_health_503_within_the_mode_refresh_period(region: Region) -> None:
     api = build_api_handler(region.deps)
     assert api(api_event("GET", contract.HEALTH_PATH), None)["statusCode"] == 200
     region.set_mode(contract.Mode.FENCED)
-    region.clock.advance(CONFIG_MAX_AGE_SECONDS)
+    region.clock.advance(contract.MODE_REFRESH_SECONDS)
     response = api(api_event("GET", contract.HEALTH_PATH), None)
     assert response["statusCode"] == 503
     assert body(response)["reasons"] == [HealthReason.FENCED]
@@ -335,7 +334,7 @@ def test_health_answers_in_time_when_the_table_hangs(
 def test_health_answers_in_time_when_ssm_hangs(
     region: Region, hanging: list[HangingClient]
 ) -> None:
-    hanging_ssm = HangingClient(region.ssm, {"get_parameters_by_path": RuntimeError()})
+    hanging_ssm = HangingClient(region.ssm, {"get_parameter": RuntimeError()})
     hanging.append(hanging_ssm)
     api = build_api_handler(
         dataclasses.replace(region.deps, ssm=hanging_ssm), health_deadline_seconds=0.3
@@ -355,8 +354,8 @@ def test_health_stays_ok_while_ssm_hangs_within_the_stale_limit(
     # A deadline no loaded machine reaches: a 200 can only mean nothing waited for SSM.
     api = build_api_handler(dataclasses.replace(region.deps, ssm=ssm), health_deadline_seconds=60)
     assert api(api_event("GET", contract.HEALTH_PATH), None)["statusCode"] == 200
-    ssm.faults["get_parameters_by_path"] = RuntimeError()
-    region.clock.advance(CONFIG_MAX_AGE_SECONDS)
+    ssm.faults["get_parameter"] = RuntimeError()
+    region.clock.advance(contract.MODE_REFRESH_SECONDS)
     response = api(api_event("GET", contract.HEALTH_PATH), None)
     assert ssm.calls_started.acquire(blocking=False)  # the refresh is still blocked
     assert response["statusCode"] == 200
@@ -365,7 +364,7 @@ def test_health_stays_ok_while_ssm_hangs_within_the_stale_limit(
 
 def test_health_reports_missing_configuration(region: Region) -> None:
     failing_ssm = FaultyClient(
-        region.ssm, {"get_parameters_by_path": client_error("AccessDeniedException", "Get")}
+        region.ssm, {"get_parameter": client_error("AccessDeniedException", "Get")}
     )
     api = build_api_handler(dataclasses.replace(region.deps, ssm=failing_ssm))
     response = api(api_event("GET", contract.HEALTH_PATH), None)

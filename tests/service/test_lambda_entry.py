@@ -26,7 +26,7 @@ from payments_dr.service.deps import (
     ServiceDeps,
 )
 
-from .conftest import STACK, VALID_REQUEST, Region, api_event, post_event
+from .conftest import STACK, VALID_REQUEST, Region, api_event, function_environment, post_event
 
 HANDLER_MODULES = [settings.handler.rsplit(".", 1)[0] for settings in contract.FUNCTIONS.values()]
 
@@ -45,6 +45,10 @@ class FakeLambdaContext:
 def lambda_environment(region: Region, monkeypatch: pytest.MonkeyPatch) -> Iterator[Region]:
     monkeypatch.setenv("AWS_REGION", region.name)
     monkeypatch.setenv(contract.ENV_SSM_PATH, contract.ssm_path(STACK, region.name))
+    for name, value in function_environment(region).items():
+        monkeypatch.setenv(name, value)
+    # Real time here: no random delay before the first `mode` read (test_config covers it).
+    monkeypatch.setenv(contract.ENV_MODE_READ_SPREAD_SECONDS, "0")
     entry_points = (api, retry_worker, log_archiver)
     for module in entry_points:
         module._handler_from_environment.cache_clear()
@@ -133,7 +137,9 @@ def test_environment_clients_have_short_timeouts_and_bounded_retries(
 ) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-2")
     monkeypatch.setenv(contract.ENV_SSM_PATH, contract.ssm_path(STACK, "us-east-2"))
-    deps = ServiceDeps.from_environment(services=("dynamodb",))
+    for name in (contract.param_env_var(param) for param in contract.DEPLOY_TIME_PARAMS):
+        monkeypatch.setenv(name, "https://example.com/x" if "URL" in name else "primary")
+    deps = ServiceDeps.from_environment(services=("dynamodb", "ssm"))
     assert deps.region == "us-east-2"
     assert deps.sqs is None and deps.s3 is None
     for client in (deps.dynamodb, deps.ssm):

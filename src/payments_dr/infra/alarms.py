@@ -39,6 +39,7 @@ class AlarmPurpose(StrEnum):
     ARCHIVE_LAG = "archive-lag"
     ARCHIVE_FAILURES_NOT_EMPTY = "archive-failures-not-empty"
     HEALTH_CHECK = "health-check"
+    CANARY = "canary"  # per probed region, in the watching region
     WAF_BLOCKED = "waf-blocked-requests"  # created with the region's web ACL
 
 
@@ -184,6 +185,9 @@ class AlarmFactory:
         threshold: float,
         evaluation_periods: int = 1,
         comparison: str = "GreaterThanThreshold",
+        # No data usually means no traffic (or no writes to replicate), not a fault.
+        treat_missing_data: str = "notBreaching",
+        period_seconds: int = ALARM_PERIOD_SECONDS,
     ) -> None:
         self.alarms[key] = aws.cloudwatch.MetricAlarm(
             f"{self.resource_prefix}-{key}",
@@ -196,13 +200,12 @@ class AlarmFactory:
             # Percentiles ("p99") are extended statistics in CloudWatch's API.
             statistic=None if statistic.startswith("p") else statistic,
             extended_statistic=statistic if statistic.startswith("p") else None,
-            period=ALARM_PERIOD_SECONDS,
+            period=period_seconds,
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=evaluation_periods,
             threshold=threshold,
             comparison_operator=comparison,
-            # No data means no traffic (or no writes to replicate), not a fault.
-            treat_missing_data="notBreaching",
+            treat_missing_data=treat_missing_data,
             alarm_actions=[self.topic_arn],
             ok_actions=[self.topic_arn],
             tags=self.tags,

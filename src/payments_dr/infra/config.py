@@ -18,6 +18,7 @@ import yaml
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, FailoverControl
 from payments_dr.infra.config_rules import KEYS, ConfigError, coerce, strong_region_set, validate
+from payments_dr.infra.ssm_budget import SSM_DEFAULT_THROUGHPUT_TPS
 
 # Time for Route 53 to publish a changed health status to its DNS servers and for clients to
 # reconnect; a conservative allowance added to detection and the record TTL.
@@ -88,6 +89,13 @@ class StackConfig:
     merchant_throttle_burst_limit: int = 40
     # WAF rate-based rule: requests per client IP in any 5-minute window before blocking.
     waf_requests_per_ip_per_5_minutes: int = 3000
+    # The API's `mode` reads (see infra.ssm_budget): re-read period, random delay before each
+    # read, and the account's Parameter Store throughput quota in each region.
+    mode_refresh_seconds: int = contract.MODE_REFRESH_SECONDS
+    mode_read_spread_seconds: int = contract.MODE_READ_SPREAD_SECONDS
+    ssm_throughput_tps: int = SSM_DEFAULT_THROUGHPUT_TPS
+    # How often each region's canary probes the other region (infra.canary).
+    canary_interval_minutes: int = 1
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

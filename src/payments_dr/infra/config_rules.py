@@ -12,6 +12,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, FailoverControl
+from payments_dr.infra.ssm_budget import (
+    SSM_HIGHER_THROUGHPUT_TPS,
+    minimum_spread_seconds,
+    ssm_loads,
+)
 
 if TYPE_CHECKING:
     from payments_dr.infra.config import StackConfig
@@ -85,6 +90,12 @@ ARCHIVER_STREAM_SHARDS_RANGE: Final = (1, 100)
 # Days the transaction logs are kept. At least the table's point-in-time recovery window
 # (35 days), the history a dropped range is rebuilt from; at most ten years.
 TRANSACTION_LOG_RETENTION_RANGE: Final = (35, 3653)
+# How the API reads its `mode` fence (see infra.ssm_budget).
+MODE_REFRESH_RANGE: Final = (1, 60)
+MODE_READ_SPREAD_MAX: Final = contract.FUNCTIONS[contract.Function.API].timeout_seconds - 2
+SSM_THROUGHPUT_RANGE: Final = (1, SSM_HIGHER_THROUGHPUT_TPS)
+# Synthetics schedules `rate(n minutes)` from 1 minute up to an hour.
+CANARY_INTERVAL_MINUTES_RANGE: Final = (1, 60)
 _ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 
@@ -134,6 +145,10 @@ KEYS: Final = {
     "merchantThrottleRateLimit": "merchant_throttle_rate_limit",
     "merchantThrottleBurstLimit": "merchant_throttle_burst_limit",
     "wafRequestsPerIpPer5Minutes": "waf_requests_per_ip_per_5_minutes",
+    "modeRefreshSeconds": "mode_refresh_seconds",
+    "modeReadSpreadSeconds": "mode_read_spread_seconds",
+    "ssmThroughputTps": "ssm_throughput_tps",
+    "canaryIntervalMinutes": "canary_interval_minutes",
     "tags": "tags",
 }
 INT_KEYS: Final = frozenset(
@@ -152,6 +167,10 @@ INT_KEYS: Final = frozenset(
         "merchantThrottleRateLimit",
         "merchantThrottleBurstLimit",
         "wafRequestsPerIpPer5Minutes",
+        "modeRefreshSeconds",
+        "modeReadSpreadSeconds",
+        "ssmThroughputTps",
+        "canaryIntervalMinutes",
     }
 )
 
@@ -303,6 +322,10 @@ def validate(config: StackConfig) -> None:
     _require_in_range(
         "archiverStreamShards", config.archiver_stream_shards, ARCHIVER_STREAM_SHARDS_RANGE
     )
+    _validate_ssm_reads(config)
+    _require_in_range(
+        "canaryIntervalMinutes", config.canary_interval_minutes, CANARY_INTERVAL_MINUTES_RANGE
+    )
     role_arn = config.api_gateway_logging_role_arn
     if role_arn is not None and not _ROLE_ARN_RE.match(role_arn):
         raise ConfigError(
@@ -359,6 +382,42 @@ def _require_in_range(key: str, value: int, bounds: tuple[int, int]) -> None:
     low, high = bounds
     if not low <= value <= high:
         raise ConfigError(key, f"{value} is out of range", f"use a value from {low} to {high}")
+
+
+def _validate_ssm_reads(config: StackConfig) -> None:
+    """How the API reads `mode`, and the SSM load that makes at a full cold start."""
+    _require_in_range("modeRefreshSeconds", config.mode_refresh_seconds, MODE_REFRESH_RANGE)
+    # A cold container's first write waits up to the spread, inside the API's timeout.
+    spread_max = min(config.mode_refresh_seconds, MODE_READ_SPREAD_MAX)
+    if not 1 <= config.mode_read_spread_seconds <= spread_max:
+        raise ConfigError(
+            "modeReadSpreadSeconds",
+            f"{config.mode_read_spread_seconds} is out of range",
+            f"use a value from 1 to {spread_max} (at most modeRefreshSeconds, and short enough"
+            " for a cold container's first payment to finish within the API's timeout)",
+        )
+    _require_in_range("ssmThroughputTps", config.ssm_throughput_tps, SSM_THROUGHPUT_RANGE)
+    for load in ssm_loads(config):
+        if load.within_quota:
+            continue
+        needed = minimum_spread_seconds(load)
+        spread_fix = (
+            f"raise modeReadSpreadSeconds to at least {needed}"
+            + (" (and modeRefreshSeconds with it)" if needed > config.mode_refresh_seconds else "")
+            if needed is not None and needed <= MODE_READ_SPREAD_MAX
+            else None
+        )
+        quota_fix = (
+            "enable Parameter Store higher throughput in the account and region and set"
+            f" ssmThroughputTps to its quota ({SSM_HIGHER_THROUGHPUT_TPS})"
+        )
+        raise ConfigError(
+            "modeReadSpreadSeconds",
+            f"a full cold start of {load.region} reads SSM at {load.peak_tps:.1f}/s"
+            f" ({load.readers} API containers over {load.spread_seconds} s + health probes),"
+            f" above ssmThroughputTps {load.quota_tps}/s: throttled reads fail health checks",
+            f"{spread_fix}, or {quota_fix}" if spread_fix else quota_fix,
+        )
 
 
 def _validate_strong_consistency(config: StackConfig) -> None:

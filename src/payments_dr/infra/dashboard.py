@@ -1,16 +1,17 @@
-"""Dashboard layer: one CloudWatch dashboard graphing both regions side by side.
+"""Dashboard layer: a CloudWatch dashboard graphing both regions side by side, in each region.
 
-It lives in the primary region, but every metric names the region it is published in, which
-CloudWatch allows across regions. It graphs the metrics the alarms watch, with the very names
-and dimensions the Monitoring components use, so a graph and its alarm cannot drift apart.
-The body is built by `dashboard_body`, a pure function of plain values.
+Each region holds a copy, so the operator watching a failing region opens the other one's.
+Every metric names the region it is published in, which CloudWatch allows across regions.
+It graphs the metrics the alarms watch, with the very names and dimensions the Monitoring
+components use, so a graph and its alarm cannot drift apart. The body is built by
+`dashboard_body`, a pure function of plain values.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -33,6 +34,7 @@ from payments_dr.infra.metrics import (
     WRITE_OPERATION,
     Metric,
     api_metric,
+    canary_success,
     function_metric,
     health_check_status,
     log_replication_metric,
@@ -84,10 +86,12 @@ def dashboard_body(
     regions: Sequence[RegionMetrics],
     health_check_ids: Mapping[str, str],
     alarm_arns: Sequence[str],
+    canary_names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Rows of widgets, one column per region, then the stack-wide ones.
 
-    `health_check_ids` maps each checked region to its Route 53 health check.
+    `health_check_ids` maps each checked region to its Route 53 health check;
+    `canary_names` each watching region to the canary it runs against the other.
     """
     rows: list[list[dict[str, Any]]] = [
         [_api_traffic(r) for r in regions],
@@ -95,6 +99,11 @@ def dashboard_body(
         # Always in us-east-1, the only region Route 53 publishes them in, whatever the
         # stack's regions: its health-check alarms are there too.
         [_health_checks(health_check_ids)],
+        *(
+            [[_canary(region, name) for region, name in canary_names.items()]]
+            if canary_names
+            else []
+        ),
         [_table_replication(r) for r in regions],
         [_queues(r) for r in regions],
         [_function_faults(r) for r in regions],
@@ -191,6 +200,17 @@ def _health_checks(health_check_ids: Mapping[str, str]) -> dict[str, Any]:
         ROUTE53_METRICS_REGION,
         lines,
         left_label="status",
+    )
+
+
+def _canary(watching_region: str, canary_name: str) -> dict[str, Any]:
+    """A canary's success, graphed in the region it runs in (not the one it probes)."""
+    return _graph(
+        f"Canary in {watching_region} probing the other region (% runs passed)",
+        watching_region,
+        [_line(canary_success(canary_name), watching_region, "Average", canary_name)],
+        left_label="%",
+        thresholds=[_threshold("alarm below", 100)],
     )
 
 
@@ -339,15 +359,16 @@ def _alarm_status(alarm_arns: Sequence[str]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class DashboardArgs:
     stack: str
-    region: str  # where the dashboard lives: the primary
+    region: str  # where this copy lives: each region has one, so either can be watched alone
     # Each region's Monitoring inputs: the dashboard graphs what the alarms watch.
     monitored: Sequence[MonitoringArgs]
     health_check_ids: Mapping[str, pulumi.Input[str]]  # by checked region
     alarm_arns: Sequence[pulumi.Input[str]]  # every alarm of the stack
+    canary_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # by region
 
 
 class Dashboard(pulumi.ComponentResource):
-    """The stack's CloudWatch dashboard of both regions."""
+    """One region's copy of the stack's CloudWatch dashboard of both regions."""
 
     def __init__(
         self, name: str, args: DashboardArgs, opts: pulumi.ResourceOptions | None = None
@@ -358,6 +379,7 @@ class Dashboard(pulumi.ComponentResource):
             pulumi.Output.all(*[_resolved(monitored) for monitored in args.monitored]),
             pulumi.Output.from_input(dict(args.health_check_ids)),
             pulumi.Output.all(*args.alarm_arns),
+            pulumi.Output.from_input(dict(args.canary_names)),
         ).apply(lambda values: json.dumps(dashboard_body(*values)))
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -46,10 +47,14 @@ def create_function(
     args: RegionalServiceArgs,
     *,
     ssm_path: str,
+    environment: Mapping[str, pulumi.Input[str]],
     retry_queue: aws.sqs.Queue,
     parent: pulumi.Resource,
 ) -> tuple[aws.lambda_.Function, aws.cloudwatch.LogGroup]:
-    """The function with its own log group and least-privilege role."""
+    """The function with its own log group and least-privilege role.
+
+    `environment` carries the deploy-time settings; only the API also reads SSM, for `mode`.
+    """
     region, account = args.region, args.account_id
     child = pulumi.ResourceOptions(parent=parent)
     prefix = f"{name}-{function.value}"
@@ -127,7 +132,10 @@ def create_function(
         kms_key_arn=args.key_arn,  # the environment, encrypted with the region's key
         environment={
             "variables": {
+                **environment,
                 contract.ENV_SSM_PATH: ssm_path,
+                contract.ENV_MODE_REFRESH_SECONDS: str(args.mode_refresh_seconds),
+                contract.ENV_MODE_READ_SPREAD_SECONDS: str(args.mode_read_spread_seconds),
                 "POWERTOOLS_SERVICE_NAME": contract.service_name(function),
                 "POWERTOOLS_METRICS_NAMESPACE": contract.SERVICE_METRICS_NAMESPACE,
                 # Responses hold payments and usage keys: none goes into X-Ray metadata. The

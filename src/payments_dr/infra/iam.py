@@ -120,9 +120,9 @@ def _leading_keys(*patterns: str) -> dict[str, Any]:
     return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(patterns)}}
 
 
-def ssm_parameter_arns(region: str, account_id: str, path: str) -> list[str]:
-    base = f"arn:aws:ssm:{region}:{account_id}:parameter{path}"
-    return [base, f"{base}/*"]
+def mode_parameter_arn(region: str, account_id: str, path: str) -> str:
+    """The one parameter a function reads at run time (the rest is in its environment)."""
+    return f"arn:aws:ssm:{region}:{account_id}:parameter{path}/{contract.Param.MODE.value}"
 
 
 def function_policy(scope: FunctionScope) -> PolicyDocument:
@@ -134,11 +134,6 @@ def function_policy(scope: FunctionScope) -> PolicyDocument:
             "WriteOwnLogs",
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             [scope.log_group_arn, f"{scope.log_group_arn}:log-stream:*"],
-        ),
-        allow(
-            "ReadOwnConfiguration",
-            ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-            ssm_parameter_arns(region, account, scope.ssm_path),
         ),
         allow(
             "ManageVpcNetworkInterfaces",
@@ -171,6 +166,11 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
     region = scope.region
     if scope.function is Function.API:
         return [
+            allow(
+                "ReadModeFence",
+                ["ssm:GetParameter"],
+                [mode_parameter_arn(region, scope.account_id, scope.ssm_path)],
+            ),
             allow(
                 "WritePayments",
                 ["dynamodb:PutItem"],
@@ -312,9 +312,9 @@ def endpoint_policies(
         ),
         "sqs": endpoint_document("RetryQueues", ["sqs:SendMessage"], [queue_arn, dlq_arn]),
         "ssm": endpoint_document(
-            "RegionConfiguration",
-            ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-            ssm_parameter_arns(region, account_id, ssm_path),
+            "RegionModeFence",
+            ["ssm:GetParameter"],
+            [mode_parameter_arn(region, account_id, ssm_path)],
         ),
         # X-Ray has no resource-level permissions: only the actions are fenced.
         "xray": endpoint_document(

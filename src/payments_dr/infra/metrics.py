@@ -18,6 +18,8 @@ API_GATEWAY_NAMESPACE = "AWS/ApiGateway"
 S3_NAMESPACE = "AWS/S3"
 LAMBDA_NAMESPACE = "AWS/Lambda"
 ROUTE53_NAMESPACE = "AWS/Route53"
+SYNTHETICS_NAMESPACE = "CloudWatchSynthetics"  # published in the canary's own region
+CANARY_SUCCESS = "SuccessPercent"  # of the runs in the period
 REPLICATION_LATENCY = "ReplicationLatency"  # milliseconds in DynamoDB, seconds in S3
 MESSAGES_VISIBLE = "ApproximateNumberOfMessagesVisible"
 OLDEST_MESSAGE_AGE = "ApproximateAgeOfOldestMessage"
@@ -94,3 +96,8 @@ def service_metric(name: str, service: V) -> Metric[V]:
     """A metric a function publishes itself (Powertools, in its region); `service` is its
     `contract.service_name`."""
     return Metric(contract.SERVICE_METRICS_NAMESPACE, name, {"service": service})
+
+
+def canary_success(canary_name: V) -> Metric[V]:
+    """Per canary, in the region it runs in (the watching region, not the probed one)."""
+    return Metric(SYNTHETICS_NAMESPACE, CANARY_SUCCESS, {"CanaryName": canary_name})

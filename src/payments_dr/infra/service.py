@@ -53,6 +53,9 @@ class RegionalServiceArgs:
     throttle_burst_limit: int
     merchant_throttle_rate_limit: int
     merchant_throttle_burst_limit: int
+    # The API's `mode` reads from SSM (see service.config.ModeCache).
+    mode_refresh_seconds: int
+    mode_read_spread_seconds: int
     tags: Mapping[str, str]
     # An existing role for API Gateway's account-wide logging setting; None: the stack's own.
     api_gateway_logging_role_arn: str | None = None
@@ -84,6 +87,10 @@ class RegionalService(pulumi.ComponentResource):
         self.dlq = queues.dlq
         self.retry_queue = queues.retry_queue
         self.archive_failures_queue = queues.archive_failures_queue
+        settings = self._deploy_time_settings(args)
+        environment = {
+            contract.param_env_var(param): settings[param] for param in contract.DEPLOY_TIME_PARAMS
+        }
         self.log_groups: dict[Function, aws.cloudwatch.LogGroup] = {}
         self.functions: dict[Function, aws.lambda_.Function] = {}
         for function in Function:
@@ -92,6 +99,7 @@ class RegionalService(pulumi.ComponentResource):
                 function,
                 args,
                 ssm_path=self.ssm_path,
+                environment=environment,
                 retry_queue=self.retry_queue,
                 parent=self,
             )
@@ -112,7 +120,7 @@ class RegionalService(pulumi.ComponentResource):
         self.custom_domain_target = domain.target
         self.custom_domain_zone_id = domain.zone_id
         self.custom_domain_url = domain.url
-        self._parameters(args)
+        self._parameters(args, settings)
         self.register_outputs(
             {
                 "api_endpoint": self.api_endpoint,
@@ -123,8 +131,9 @@ class RegionalService(pulumi.ComponentResource):
         )
 
     # --- configuration -------------------------------------------------------------------
-    def _parameters(self, args: RegionalServiceArgs) -> None:
-        values: dict[Param, pulumi.Input[str]] = {
+    def _deploy_time_settings(self, args: RegionalServiceArgs) -> dict[Param, pulumi.Input[str]]:
+        """Values fixed at deployment: in SSM for operators, in the functions' environment."""
+        return {
             Param.TABLE_NAME: args.table_name,
             Param.RETRY_QUEUE_URL: self.retry_queue.url,
             Param.DLQ_URL: self.dlq.url,
@@ -136,6 +145,13 @@ class RegionalService(pulumi.ComponentResource):
                 args.peer_region, args.account_id, contract.retry_queue_name(args.stack)
             ),
             Param.PEER_SQS_ENDPOINT: args.peer_sqs_endpoint,
+        }
+
+    def _parameters(
+        self, args: RegionalServiceArgs, settings: dict[Param, pulumi.Input[str]]
+    ) -> None:
+        values: dict[Param, pulumi.Input[str]] = {
+            **settings,
             Param.API_ENDPOINT: self.api_endpoint,
             Param.MODE: contract.Mode.ACTIVE.value,
         }

@@ -17,6 +17,7 @@ from payments_dr import contract
 from payments_dr.contract import Function, RegionOutput, StackOutput
 from payments_dr.infra import iam
 from payments_dr.infra.alarms import AlarmPurpose, HealthCheckAlarms, HealthCheckAlarmsArgs
+from payments_dr.infra.canary import CrossRegionCanary, CrossRegionCanaryArgs, build_canary_zip
 from payments_dr.infra.config import StackConfig
 from payments_dr.infra.dashboard import Dashboard, DashboardArgs
 from payments_dr.infra.data import Data, DataArgs
@@ -142,6 +143,8 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 throttle_burst_limit=config.api_throttle_burst_limit,
                 merchant_throttle_rate_limit=config.merchant_throttle_rate_limit,
                 merchant_throttle_burst_limit=config.merchant_throttle_burst_limit,
+                mode_refresh_seconds=config.mode_refresh_seconds,
+                mode_read_spread_seconds=config.mode_read_spread_seconds,
                 tags=tags,
                 certificate_validation_record=(
                     services[primary].certificate_validation_record if region != primary else None
@@ -244,24 +247,59 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         for region, service in services.items()
     }
 
+    # Each region watches the other: its canary probes the peer's own API name, and the
+    # alarm and topic that page about the peer live here, outside the peer's failure domain.
+    canary_zip = build_canary_zip(artifact_path.parent)
+    canaries = {
+        region: CrossRegionCanary(
+            f"canary-{region}",
+            CrossRegionCanaryArgs(
+                stack=config.stack,
+                region=region,
+                target_region=config.peer_region(region),
+                target_url=services[config.peer_region(region)].api_endpoint,
+                account_id=account_id,
+                key_arn=data.key_arns[region],
+                alarm_topic_arn=monitors[region].topic.arn,
+                interval_minutes=config.canary_interval_minutes,
+                zip_path=canary_zip,
+                tags=tags,
+            ),
+        )
+        for region in config.regions
+    }
+
     alarm_arns = {
         region: {
             **monitors[region].alarm_arns,
             AlarmPurpose.WAF_BLOCKED.value: firewalls[region].blocked_alarm.arn,
-            **(health_check_alarm_arns if region == primary else {}),
+            **canaries[region].alarm_arns,
         }
         for region in config.regions
     }
-    dashboard = Dashboard(
-        "dashboard",
-        DashboardArgs(
-            stack=config.stack,
-            region=primary,
-            monitored=[monitors[region].args for region in config.regions],
-            health_check_ids=health_check_ids,
-            alarm_arns=[arn for arns in alarm_arns.values() for arn in arns.values()],
-        ),
-    )
+    # Where each alarm lives: the regions' own, and the health-check alarms of a stack
+    # without us-east-1 in that region (Route 53 publishes their metric there only).
+    alarm_regions: dict[str, dict[str, pulumi.Output[str]]] = {
+        region: dict(arns) for region, arns in alarm_arns.items()
+    }
+    if health_check_alarm_arns:
+        alarm_regions[ROUTE53_METRICS_REGION] = dict(health_check_alarm_arns)
+        alarm_arns[primary] = {**alarm_arns[primary], **health_check_alarm_arns}
+    every_alarm = [arn for arns in alarm_regions.values() for arn in arns.values()]
+    dashboards = {
+        region: Dashboard(
+            f"dashboard-{region}" if region != primary else "dashboard",
+            DashboardArgs(
+                stack=config.stack,
+                region=region,
+                monitored=[monitors[r].args for r in config.regions],
+                health_check_ids=health_check_ids,
+                alarm_arns=every_alarm,
+                canary_names={r: canaries[r].canary.name for r in config.regions},
+            ),
+        )
+        for region in config.regions
+    }
 
     regions_output = {
         region: {
@@ -282,6 +320,9 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             RegionOutput.WEB_ACL_ARN: firewalls[region].web_acl.arn,
             RegionOutput.RECORD_HEALTH_CHECK_ID: dns.record_health_checks[region].id,
             RegionOutput.SWITCH: switch.descriptions[region],
+            RegionOutput.DASHBOARD_URL: dashboards[region].url,
+            RegionOutput.CANARY_NAME: canaries[region].canary.name,
+            RegionOutput.CANARY_SECRET_ARN: canaries[region].secret.arn,
         }
         for region, service in services.items()
     }
@@ -295,7 +336,12 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         StackOutput.TABLE_NAME: data.table_name,
         StackOutput.DR_BUDGET: config.budget.to_dict(),
         StackOutput.REGIONS: regions_output,
-        StackOutput.DASHBOARD_URL: dashboard.url,
+        StackOutput.DASHBOARD_URL: dashboards[primary].url,
+        StackOutput.ALARMS: [
+            {"region": region, "alarm": key, "arn": arn}
+            for region, arns in alarm_regions.items()
+            for key, arn in arns.items()
+        ],
         StackOutput.CONSISTENCY_MODE: config.consistency_mode.value,
         StackOutput.FAILOVER_CONTROL: switch.control,
     }

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -103,6 +103,8 @@ class RegionResources:
     retry_queue_arn: str
     dlq_url: str
     bucket: str
+    # The deploy-time settings the stack puts in the functions' environment, by Param.
+    function_settings: Mapping[str, str] = field(default_factory=dict)
 
 
 class RegionAws:
@@ -221,6 +223,9 @@ def seed_region(aws: RegionAws, settings: LabSettings, api_endpoint: str) -> Reg
         retry_queue_arn=_queue_arn(aws, retry_url),
         dlq_url=dlq_url,
         bucket=bucket,
+        function_settings={
+            param.value: values[param] for param in contract.DEPLOY_TIME_PARAMS if param in values
+        },
     )
 
 

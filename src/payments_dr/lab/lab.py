@@ -34,6 +34,7 @@ from payments_dr.lab.signals import main_thread_signals
 from payments_dr.lab.workers import Handler, LogArchiverFeed, RetryQueuePoller
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.authorizer import build_authorizer
+from payments_dr.service.config import ServiceConfig
 from payments_dr.service.conflicts import Conflict, ConflictStore
 from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import ServiceDeps
@@ -312,13 +313,17 @@ class Lab(LabInspection):
             region=aws.region,
             ssm_path=resources.ssm_path,
             ssm=aws.service_client("ssm"),
+            config=ServiceConfig.from_values(resources.function_settings),
             dynamodb=aws.service_client("dynamodb"),
             sqs=aws.service_client("sqs"),
             s3=aws.service_client("s3"),
             # The peer's SQS fails with the peer's faults, as the call crosses regions.
             peer_sqs=self._aws_by_region[self.peer_of(aws.region)].service_client("sqs"),
-            # Simulated time, so the configuration cache's max age scales with everything else.
+            # Simulated time, so the mode cache's refresh and spread scale with everything else.
             clock=self.clock.epoch,
+            wait=self.clock.wait,
+            mode_refresh_seconds=self.settings.config.mode_refresh_seconds,
+            mode_read_spread_seconds=self.settings.config.mode_read_spread_seconds,
         )
 
     # --- merchants -----------------------------------------------------------------------

@@ -135,6 +135,16 @@ def register(subparsers: Any) -> None:
     stack.add_argument("--work-dir", type=Path, default=None)
     stack.add_argument("--confirm", metavar="STACK", help="destroy only: the stack name again")
     stack.add_argument(
+        "--region",
+        help="up only: update this region's resources alone (a fix while the other region is"
+        " down; runbook: deploy during an outage)",
+    )
+    stack.add_argument(
+        "--include-global",
+        action="store_true",
+        help="with --region: update the global resources (Route 53, ...) too",
+    )
+    stack.add_argument(
         "--delegation-timeout",
         type=float,
         help="up only, for a stack creating its zone: seconds to wait for the domain's"
@@ -277,6 +287,8 @@ def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
             sys.stdout,
             args.confirm,
             guards=guards,
+            region=args.region,
+            include_global=args.include_global,
         )
 
     return run_guarded(command)

@@ -22,10 +22,24 @@ from payments_dr.ops.aws import OpsError
 OutputsReader = Callable[[str, Path], Mapping[str, Any]]
 # Outputs a stack deployed by an earlier version of the program may lack.
 OPTIONAL_OUTPUTS = frozenset(
-    {StackOutput.DASHBOARD_URL, StackOutput.CONSISTENCY_MODE, StackOutput.FAILOVER_CONTROL}
+    {
+        StackOutput.DASHBOARD_URL,
+        StackOutput.CONSISTENCY_MODE,
+        StackOutput.FAILOVER_CONTROL,
+        StackOutput.ALARMS,
+    }
 )
-# Region outputs of the traffic switch, absent from stacks deployed before it.
-OPTIONAL_REGION_OUTPUTS = frozenset({RegionOutput.RECORD_HEALTH_CHECK_ID, RegionOutput.SWITCH})
+# Region outputs added with the traffic switch and the cross-region canaries: stacks
+# deployed before them lack these.
+OPTIONAL_REGION_OUTPUTS = frozenset(
+    {
+        RegionOutput.RECORD_HEALTH_CHECK_ID,
+        RegionOutput.SWITCH,
+        RegionOutput.DASHBOARD_URL,
+        RegionOutput.CANARY_NAME,
+        RegionOutput.CANARY_SECRET_ARN,
+    }
+)
 
 
 @dataclass(frozen=True)

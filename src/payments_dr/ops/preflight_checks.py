@@ -24,15 +24,18 @@ from payments_dr.infra.config import (
     StackConfig,
     refuse_consistency_change,
 )
+from payments_dr.infra.ssm_budget import (
+    SSM_DEFAULT_THROUGHPUT_TPS,
+    SSM_HIGHER_THROUGHPUT_TPS,
+    ssm_loads,
+)
 from payments_dr.ops.aws import Aws
-from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS
 
 # Lambda's "Concurrent executions" quota, raised through Service Quotas.
 LAMBDA_CONCURRENCY_QUOTA_CODE = "L-B99A9384"
 SSM_HIGH_THROUGHPUT_SETTING = "/ssm/parameter-store/high-throughput-enabled"
-# GetParametersByPath requests per second per account and region: the standard throughput,
-# and what it stays at once higher throughput is enabled.
-SSM_BY_PATH_TPS = {False: 40, True: 100}
+# GetParameter requests per second per account and region: standard and higher throughput.
+SSM_GET_PARAMETER_TPS = {False: SSM_DEFAULT_THROUGHPUT_TPS, True: SSM_HIGHER_THROUGHPUT_TPS}
 CERTIFICATE_OK = frozenset({"ISSUED", "PENDING_VALIDATION"})
 
 # Runs a command (e.g. ["pulumi", "version"]) and returns its stdout; raises OSError when the
@@ -123,28 +126,35 @@ def lambda_concurrency(ctx: Context) -> Iterator[Check]:
 
 # --- SSM ---------------------------------------------------------------------------------
 def ssm_throughput(ctx: Context) -> Iterator[Check]:
-    """Every container refreshes its configuration every few seconds, by path."""
-    containers = sum(ctx.config.reserved_concurrency.values())
-    rate = containers / CONFIG_MAX_AGE_SECONDS
-    for region in ctx.config.regions:
+    """The API's `mode` reads at a full cold start fit the account's Parameter Store quota.
+
+    Synthesis already checks them against ssmThroughputTps; this checks that the account
+    really has that quota."""
+    for load in ssm_loads(ctx.config):
+        region = load.region
         client = ctx.aws.client("ssm", region)
         setting = client.get_service_setting(SettingId=SSM_HIGH_THROUGHPUT_SETTING)
         high = setting["ServiceSetting"]["SettingValue"].lower() == "true"
-        limit = SSM_BY_PATH_TPS[high]
+        limit = SSM_GET_PARAMETER_TPS[high]
         detail = (
-            f"{containers} containers at one GetParametersByPath per {CONFIG_MAX_AGE_SECONDS:g} s"
-            f" = {rate:g}/s; limit {limit}/s ({'higher' if high else 'standard'} throughput)"
+            f"{load.readers} containers read mode at a full cold start: peak"
+            f" {load.peak_tps:.1f}/s; limit {limit}/s ({'higher' if high else 'standard'}"
+            " throughput)"
         )
         fix = ""
-        if rate > limit and not high:
+        if load.peak_tps > limit:
             fix = (
                 f"enable higher throughput: aws ssm update-service-setting --region {region}"
-                f" --setting-id {SSM_HIGH_THROUGHPUT_SETTING} --setting-value true"
+                f" --setting-id {SSM_HIGH_THROUGHPUT_SETTING} --setting-value true; or set"
+                f" ssmThroughputTps to {limit} and raise modeReadSpreadSeconds until"
+                " `payments-dr synth` accepts it"
             )
-        elif rate > limit:
-            fix = "lower archiverStreamShards or ask AWS Support for more GetParametersByPath"
         yield Check(
-            "ssm-throughput", Status.PASS if rate <= limit else Status.FAIL, detail, region, fix
+            "ssm-throughput",
+            Status.PASS if load.peak_tps <= limit else Status.FAIL,
+            detail,
+            region,
+            fix,
         )
 
 

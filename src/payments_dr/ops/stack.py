@@ -9,6 +9,7 @@ creates its zone, creates the zone alone and waits for its delegation (`stack_up
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
@@ -59,7 +60,15 @@ def run_lifecycle(
     opener: StackOpener = open_with_automation_api,
     cli_available: Callable[[], bool] = pulumi_cli_available,
     guards: UpGuards | None = None,
+    region: str | None = None,
+    include_global: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
+    """`region` (up only): update that region's resources alone (see ops.region_up)."""
+    if (region or include_global) and operation != "up":
+        raise OpsError("--region and --include-global apply to `stack up` only")
+    if include_global and not region:
+        raise OpsError("--include-global goes with --region: a whole `up` updates them anyway")
     if not cli_available():
         raise OpsError(
             f"`stack {operation}` drives the Pulumi CLI, which is not on PATH: install it "
@@ -92,16 +101,66 @@ def run_lifecycle(
             # Imported late: the preflight checks load the service's configuration module.
             from payments_dr.ops.stack_up import UpGuards, prepare_up
 
-            stopped = prepare_up(stack, stack_name, work_dir, aws, out, guards or UpGuards(), echo)
+            guards = guards or UpGuards()
+            if region:
+                summary = _region_up(
+                    stack,
+                    stack_name,
+                    work_dir,
+                    aws,
+                    out,
+                    guards,
+                    region,
+                    include_global,
+                    os.environ if environ is None else environ,
+                    echo,
+                )
+                return _report(operation, stack_name, summary, out, f" in {region}")
+            stopped = prepare_up(stack, stack_name, work_dir, aws, out, guards, echo)
             if stopped is not None:
                 return stopped
         summary = getattr(stack, operation)(on_output=echo).summary
     except CommandError as error:
         out.write(f"{operation} of {stack_name} failed: {cli_error_text(error)}\n")
         return EXIT_FAILED
+    return _report(operation, stack_name, summary, out)
+
+
+def _report(operation: str, stack_name: str, summary: Any, out: TextIO, where: str = "") -> int:
     changes = _changes_text(summary.resource_changes)
-    out.write(f"{operation} of {stack_name}: {summary.result}, {changes}\n")
+    out.write(f"{operation} of {stack_name}{where}: {summary.result}, {changes}\n")
     return EXIT_OK if summary.result == "succeeded" else EXIT_FAILED
+
+
+def _region_up(
+    stack: LifecycleStack,
+    stack_name: str,
+    work_dir: Path,
+    aws: Aws,
+    out: TextIO,
+    guards: UpGuards,
+    region: str,
+    include_global: bool,
+    environ: Mapping[str, str],
+    echo: Callable[[str], None],
+) -> Any:
+    from payments_dr.ops.preflight import stack_config
+    from payments_dr.ops.region_up import prepare_region_update
+
+    config = stack_config(stack_name, work_dir)
+    plan = prepare_region_update(
+        stack,
+        stack_name,
+        work_dir,
+        config,
+        aws,
+        out,
+        guards.preflight,
+        region,
+        include_global,
+        environ,
+    )
+    return stack.up(on_output=echo, target=list(plan.targets)).summary
 
 
 def _echo_to(out: TextIO) -> Callable[[str], None]:

@@ -39,6 +39,7 @@ ROUTE53_RECORD: Final = "aws:route53/record:Record"
 ROUTE53_HEALTH_CHECK: Final = "aws:route53/healthCheck:HealthCheck"
 
 CLOUDWATCH_METRIC_ALARM: Final = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SYNTHETICS_CANARY: Final = "aws:synthetics/canary:Canary"
 
 WAFV2_WEB_ACL: Final = "aws:wafv2/webAcl:WebAcl"
 WAFV2_WEB_ACL_ASSOCIATION: Final = "aws:wafv2/webAclAssociation:WebAclAssociation"

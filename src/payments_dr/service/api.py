@@ -122,14 +122,15 @@ class _HealthCheck:
 
     def run(self) -> list[HealthReason]:
         try:
-            config = self._deps.config.get()
+            # Urgent: a cold container must not hold a health probe for its spread delay.
+            mode = self._deps.mode.get(urgent=True)
         except ConfigUnavailable:
             return [HealthReason.CONFIG_UNAVAILABLE]
         self.config_read = True
-        if config.mode is Mode.FENCED:
+        if mode is Mode.FENCED:
             self.reasons.append(HealthReason.FENCED)
         try:
-            PaymentStore(self._deps.dynamodb, config.table_name).probe()
+            PaymentStore(self._deps.dynamodb, self._deps.config.table_name).probe()
         except TableUnavailable:
             self.reasons.append(HealthReason.TABLE_UNREACHABLE)
         return self.reasons
@@ -190,11 +191,12 @@ def build_api_handler(
         )
         payment = new_payment(request, key, deps.region, deps.clock())
         log_context = {"region": deps.region, "payment_id": payment.id, "key": log_safe_key(key)}
+        config = deps.config
         try:
-            config = deps.config.get()
+            mode = deps.mode.get()
         except ConfigUnavailable:
             return unavailable("configuration unavailable")
-        if config.mode is Mode.FENCED:
+        if mode is Mode.FENCED:
             # A fenced region takes no writes: clients retry and DNS sends them to the peer.
             return unavailable("region fenced")
         try:
@@ -234,9 +236,8 @@ def build_api_handler(
     def get_payment(raw_id: str, merchant_id: str) -> dict[str, Any]:
         payment_id = validate_payment_id(raw_id)
         try:
-            config = deps.config.get()
-            payment = PaymentStore(deps.dynamodb, config.table_name).get(payment_id)
-        except (ConfigUnavailable, TableUnavailable):
+            payment = PaymentStore(deps.dynamodb, deps.config.table_name).get(payment_id)
+        except TableUnavailable:
             logger.warning("payment read failed", region=deps.region, exc_info=True)
             return unavailable("payment store unavailable")
         # Another merchant's payment answers exactly like a missing one: ids do not leak.
@@ -283,7 +284,7 @@ def build_api_handler(
 @cache
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
-    return build_api_handler(ServiceDeps.from_environment(services=("dynamodb", "sqs")))
+    return build_api_handler(ServiceDeps.from_environment(services=("dynamodb", "sqs", "ssm")))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -107,7 +107,7 @@ def build_authorizer(deps: ServiceDeps) -> Handler:
             logger.info("authorization refused: malformed or missing key", region=deps.region)
             return policy(ANONYMOUS_PRINCIPAL, "Deny", resources)
         log_context = {"region": deps.region, "merchant": key.merchant_id, "key_id": key.key_id}
-        table_name = deps.config.get().table_name
+        table_name = deps.config.table_name
         record = CredentialStore(deps.dynamodb, table_name).get(key.merchant_id)
         if record is None or not record.secret_matches(key):
             count("AuthRejected")

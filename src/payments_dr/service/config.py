@@ -1,36 +1,43 @@
-"""Region configuration read from SSM Parameter Store, cached per ServiceDeps instance."""
+"""A function's configuration: deploy-time settings from its environment, and the one value
+that changes at run time, the region's `mode` fence, read from SSM.
+
+SSM Parameter Store serves 40 transactions per second by default, shared by GetParameter,
+GetParameters and GetParametersByPath in an account and region. When the DR region takes
+over, its containers start cold together; each reads only `mode`, and every read (the first
+one included) waits a random delay of up to the spread first, so N containers starting at
+once read at about N / spread per second on average. `payments-dr synth` checks the busiest
+second against the quota (`payments_dr.infra.ssm_budget`).
+"""
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from payments_dr import contract
 from payments_dr.contract import Mode, Param, RegionRole
 from payments_dr.service.observability import logger
 
-# How long a read stays fresh. Fencing a region (mode=fenced) reaches every warm container
-# within this time; at one GetParametersByPath per container per period, 100 warm API
-# containers stay at 20 requests/s, half SSM's default throughput quota.
-CONFIG_MAX_AGE_SECONDS = 5.0
-# When SSM cannot be read, the last values keep serving this long before the region reports
+# When SSM cannot be read, the last mode keeps serving this long before the region reports
 # itself unhealthy: a short SSM blip must not fail a region over, a long one must.
-CONFIG_STALE_LIMIT_SECONDS = 60.0
-# How long a caller holding still-usable values waits for a refresh before using them. SSM
-# answers in milliseconds; a hanging SSM (each read can take 7 s: two attempts of 1 s connect
-# plus 2 s read, plus backoff) must neither stall payments nor fail the health check.
-CONFIG_REFRESH_WAIT_SECONDS = 0.25
-REQUIRED_PARAMS = (
-    Param.TABLE_NAME,
-    Param.RETRY_QUEUE_URL,
-    Param.DLQ_URL,
-    Param.LOG_BUCKET,
-    Param.REGION_ROLE,
-    Param.PEER_REGION,
-    Param.PEER_RETRY_QUEUE_URL,
-    Param.MODE,
+MODE_STALE_LIMIT_SECONDS = 60.0
+# How long a caller holding a usable mode waits for a refresh before using it. SSM answers in
+# milliseconds; a hanging SSM (each read can take 7 s: two attempts of 1 s connect plus 2 s
+# read, plus backoff) must neither stall payments nor fail the health check.
+MODE_REFRESH_WAIT_SECONDS = 0.25
+REQUIRED_PARAMS = tuple(
+    param for param in contract.DEPLOY_TIME_PARAMS if param is not Param.PEER_SQS_ENDPOINT
 )
+
+# Sleeps `seconds` unless the event is set first (True then); the lab passes simulated time.
+Wait = Callable[[threading.Event, float], bool]
+
+
+def event_wait(event: threading.Event, seconds: float) -> bool:
+    return event.wait(seconds)
 
 
 class ConfigUnavailable(RuntimeError):
@@ -39,6 +46,8 @@ class ConfigUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class ServiceConfig:
+    """What does not change between deployments: names, URLs, the region's role."""
+
     table_name: str
     retry_queue_url: str
     dlq_url: str
@@ -46,105 +55,142 @@ class ServiceConfig:
     region_role: RegionRole
     peer_region: str
     peer_retry_queue_url: str
-    mode: Mode
     peer_sqs_endpoint: str | None = None  # None: the peer region's public SQS endpoint
 
     @classmethod
-    def from_parameters(cls, values: dict[str, str]) -> ServiceConfig:
-        missing = [param.value for param in REQUIRED_PARAMS if param.value not in values]
+    def from_values(cls, values: Mapping[str, str]) -> ServiceConfig:
+        """From values keyed by parameter name (`Param`)."""
+        missing = [param.value for param in REQUIRED_PARAMS if not values.get(param.value)]
         if missing:
-            raise ConfigUnavailable(f"missing SSM parameters: {', '.join(missing)}")
+            raise ConfigUnavailable(f"missing settings: {', '.join(missing)}")
         try:
-            return cls(
-                table_name=values[Param.TABLE_NAME],
-                retry_queue_url=values[Param.RETRY_QUEUE_URL],
-                dlq_url=values[Param.DLQ_URL],
-                log_bucket=values[Param.LOG_BUCKET],
-                region_role=RegionRole(values[Param.REGION_ROLE]),
-                peer_region=values[Param.PEER_REGION],
-                peer_retry_queue_url=values[Param.PEER_RETRY_QUEUE_URL],
-                mode=Mode(values[Param.MODE]),
-                peer_sqs_endpoint=values.get(Param.PEER_SQS_ENDPOINT) or None,
-            )
+            role = RegionRole(values[Param.REGION_ROLE])
         except ValueError as error:
-            raise ConfigUnavailable(f"invalid SSM parameter value: {error}") from error
+            raise ConfigUnavailable(f"invalid {Param.REGION_ROLE.value}: {error}") from error
+        return cls(
+            table_name=values[Param.TABLE_NAME],
+            retry_queue_url=values[Param.RETRY_QUEUE_URL],
+            dlq_url=values[Param.DLQ_URL],
+            log_bucket=values[Param.LOG_BUCKET],
+            region_role=role,
+            peer_region=values[Param.PEER_REGION],
+            peer_retry_queue_url=values[Param.PEER_RETRY_QUEUE_URL],
+            peer_sqs_endpoint=values.get(Param.PEER_SQS_ENDPOINT) or None,
+        )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> ServiceConfig:
+        """From the function's environment, which the stack sets at deploy time."""
+        values = {
+            param.value: environ[contract.param_env_var(param)]
+            for param in contract.DEPLOY_TIME_PARAMS
+            if contract.param_env_var(param) in environ
+        }
+        return cls.from_values(values)
 
 
-class ConfigCache:
-    """Reads every parameter under one SSM path in a single paginated call, at most once per
-    max age; on failure serves the last good values until they pass the stale limit.
+class ModeCache:
+    """The region's `mode`, read with GetParameter at most once per refresh period, each read
+    after a random delay of up to `spread_seconds`.
 
-    A refresh runs on its own thread. Callers with usable values wait for it only briefly,
-    callers without (cold start, past the stale limit) until it ends.
+    A mode is used while it was read within refresh + spread seconds, so a fence reaches a
+    container serving traffic within that time. When a read fails, the last mode keeps
+    serving until the stale limit. Reads run on their own thread: callers holding a usable
+    mode wait for one only briefly, callers without (cold start, a long idle container) until
+    it ends. An `urgent` caller (the health check, which must answer within 2 s) cuts the
+    delay short when it has no usable mode.
     """
 
     def __init__(
         self,
         ssm_client: Any,
-        path: str,
+        parameter_name: str,
         clock: Callable[[], float],
-        max_age_seconds: float = CONFIG_MAX_AGE_SECONDS,
-        stale_limit_seconds: float = CONFIG_STALE_LIMIT_SECONDS,
-        refresh_wait_seconds: float = CONFIG_REFRESH_WAIT_SECONDS,
+        *,
+        refresh_seconds: float = contract.MODE_REFRESH_SECONDS,
+        spread_seconds: float = contract.MODE_READ_SPREAD_SECONDS,
+        stale_limit_seconds: float = MODE_STALE_LIMIT_SECONDS,
+        refresh_wait_seconds: float = MODE_REFRESH_WAIT_SECONDS,
+        wait: Wait = event_wait,
+        jitter: Callable[[float, float], float] = random.uniform,
     ) -> None:
+        if refresh_seconds <= 0 or not 0 <= spread_seconds <= refresh_seconds:
+            raise ValueError(
+                f"need 0 < refresh ({refresh_seconds}) and 0 <= spread ({spread_seconds})"
+                " <= refresh, or reads would bunch up"
+            )
         self._ssm = ssm_client
-        self._path = path.rstrip("/")
+        self._name = parameter_name
         self._clock = clock
-        self._max_age = max_age_seconds
+        self._refresh = refresh_seconds
+        self._spread = spread_seconds
         self._stale_limit = stale_limit_seconds
         self._refresh_wait = refresh_wait_seconds
+        self._wait = wait
+        self._jitter = jitter
         self._lock = threading.Lock()
-        self._config: ServiceConfig | None = None
-        self._loaded_at = 0.0  # start of the last successful read
-        self._attempted_at = float("-inf")  # start of the last read, successful or not
-        self._refresh_done = threading.Event()  # set while no refresh is in flight
+        self._mode: Mode | None = None
+        self._read_at = 0.0  # start of the last successful read
+        self._failed = False  # whether the last read failed
+        self._triggered_at = float("-inf")  # when the last read was asked for
+        self._refresh_done = threading.Event()  # set while no read is in flight
         self._refresh_done.set()
+        self._wake = threading.Event()  # ends the in-flight read's delay early
 
-    def get(self) -> ServiceConfig:
+    @property
+    def fence_delay_seconds(self) -> float:
+        """The oldest mode a container serving traffic acts on while SSM answers."""
+        return self._refresh + self._spread
+
+    def get(self, *, urgent: bool = False) -> Mode:
         with self._lock:
             now = self._clock()
-            if self._refresh_done.is_set() and now - self._attempted_at >= self._max_age:
-                self._attempted_at = now
-                self._refresh_done = threading.Event()
+            if self._refresh_done.is_set() and now - self._triggered_at >= self._refresh:
+                self._triggered_at = now
+                self._refresh_done, self._wake = threading.Event(), threading.Event()
                 threading.Thread(
-                    target=self._refresh,
-                    args=(now, self._refresh_done),
-                    name="config-refresh",
+                    target=self._read,
+                    args=(self._jitter(0.0, self._spread), self._wake, self._refresh_done),
+                    name="mode-refresh",
                     daemon=True,
                 ).start()
-            refresh_done = self._refresh_done
             has_usable = self._usable(now) is not None
+            if urgent and not has_usable:
+                self._wake.set()
+            refresh_done = self._refresh_done
         refresh_done.wait(self._refresh_wait if has_usable else None)
         with self._lock:
-            config = self._usable(self._clock())
-        if config is None:
-            raise ConfigUnavailable(f"no configuration read from {self._path} recently")
-        return config
+            mode = self._usable(self._clock())
+        if mode is None:
+            raise ConfigUnavailable(f"{self._name} not read recently")
+        return mode
 
-    def _usable(self, now: float) -> ServiceConfig | None:
-        if self._config is None or now - self._loaded_at > self._stale_limit:
+    def _usable(self, now: float) -> Mode | None:
+        age = now - self._read_at
+        limit = self._stale_limit if self._failed else self.fence_delay_seconds
+        if self._mode is None or age > limit:
             return None
-        return self._config
+        return self._mode
 
-    def _refresh(self, started: float, done: threading.Event) -> None:
+    def _read(self, delay: float, wake: threading.Event, done: threading.Event) -> None:
         try:
-            config = ServiceConfig.from_parameters(self._read_parameters())
-        except Exception:
-            # Whatever failed (SSM, network, bad values), the stale limit decides what happens.
-            logger.warning("configuration refresh failed", path=self._path, exc_info=True)
-        else:
+            if delay > 0:
+                self._wait(wake, delay)
+            started = self._clock()
             with self._lock:
-                self._config, self._loaded_at = config, started
+                # The next read is due a refresh period after this one, not after the request
+                # that asked for it: containers that started together drift apart.
+                self._triggered_at = started
+            try:
+                value = self._ssm.get_parameter(Name=self._name)["Parameter"]["Value"]
+                mode = Mode(value)
+            except Exception:
+                # Whatever failed (SSM, network, a bad value), the stale limit decides.
+                logger.warning("mode read failed", parameter=self._name, exc_info=True)
+                with self._lock:
+                    self._failed = True
+            else:
+                with self._lock:
+                    self._mode, self._read_at, self._failed = mode, started, False
         finally:
             done.set()
-
-    def _read_parameters(self) -> dict[str, str]:
-        values: dict[str, str] = {}
-        request: dict[str, Any] = {"Path": self._path, "Recursive": False}
-        while True:
-            page = self._ssm.get_parameters_by_path(**request)
-            for parameter in page["Parameters"]:
-                values[parameter["Name"].rsplit("/", 1)[-1]] = parameter["Value"]
-            if not page.get("NextToken"):
-                return values
-            request["NextToken"] = page["NextToken"]

@@ -17,8 +17,8 @@ from typing import Any
 from botocore.config import Config
 from botocore.session import Session, get_session
 
-from payments_dr.contract import ENV_SSM_PATH
-from payments_dr.service.config import CONFIG_MAX_AGE_SECONDS, ConfigCache, ServiceConfig
+from payments_dr import contract
+from payments_dr.service.config import ModeCache, ServiceConfig, Wait, event_wait
 
 # Short timeouts and few attempts: an API answer must come well inside API Gateway's and
 # Route 53's limits, and a failed table write has the retry queue as its fallback.
@@ -33,24 +33,33 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 @dataclass
 class ServiceDeps:
     """What a handler needs. Clients a function does not use may be None (the archiver has
-    no DynamoDB or SQS client). `clock` gives epoch seconds: payment timestamps and the
-    configuration cache's age both follow it, so simulations can scale time."""
+    no DynamoDB or SQS client). `clock` gives epoch seconds: payment timestamps and the mode
+    cache's age both follow it, and `wait` sleeps in the same time, so simulations can
+    scale time."""
 
     region: str
     ssm_path: str
-    ssm: Any
+    config: ServiceConfig  # the deploy-time settings
+    ssm: Any = None  # only functions reading `mode` (contract.MODE_READERS) need it
     dynamodb: Any = None
     sqs: Any = None
     s3: Any = None
     # SQS in the peer region; created on first use from the configuration when not given.
     peer_sqs: Any = None
     clock: Callable[[], float] = time.time
-    config_max_age_seconds: float = CONFIG_MAX_AGE_SECONDS
-    config: ConfigCache = field(init=False)
+    wait: Wait = event_wait
+    mode_refresh_seconds: float = contract.MODE_REFRESH_SECONDS
+    mode_read_spread_seconds: float = contract.MODE_READ_SPREAD_SECONDS
+    mode: ModeCache = field(init=False)  # the one value read from SSM at run time
 
     def __post_init__(self) -> None:
-        self.config = ConfigCache(
-            self.ssm, self.ssm_path, self.clock, max_age_seconds=self.config_max_age_seconds
+        self.mode = ModeCache(
+            self.ssm,
+            f"{self.ssm_path}/{contract.Param.MODE.value}",
+            self.clock,
+            refresh_seconds=self.mode_refresh_seconds,
+            spread_seconds=self.mode_read_spread_seconds,
+            wait=self.wait,
         )
 
     def peer_queue_client(self, config: ServiceConfig) -> Any:
@@ -63,11 +72,28 @@ class ServiceDeps:
 
     @classmethod
     def from_environment(cls, services: tuple[str, ...]) -> ServiceDeps:
-        """Deps for a Lambda function, with clients for `services` (SSM is always created)."""
-        region = os.environ["AWS_REGION"]
+        """Deps for a Lambda function, with clients for `services` (only the API reads SSM).
+
+        Raises ConfigUnavailable when the environment lacks a setting: the function fails
+        its cold start rather than serve half-configured."""
+        environ = os.environ
+        region = environ["AWS_REGION"]
         session = get_session()  # one session loads the shared botocore data once
-        clients = {name: create_client(session, name, region) for name in {"ssm", *services}}
-        return cls(region=region, ssm_path=os.environ[ENV_SSM_PATH], **clients)
+        clients = {name: create_client(session, name, region) for name in services}
+        return cls(
+            region=region,
+            ssm_path=environ[contract.ENV_SSM_PATH],
+            config=ServiceConfig.from_environment(environ),
+            mode_refresh_seconds=float(
+                environ.get(contract.ENV_MODE_REFRESH_SECONDS, contract.MODE_REFRESH_SECONDS)
+            ),
+            mode_read_spread_seconds=float(
+                environ.get(
+                    contract.ENV_MODE_READ_SPREAD_SECONDS, contract.MODE_READ_SPREAD_SECONDS
+                )
+            ),
+            **clients,
+        )
 
 
 def create_client(

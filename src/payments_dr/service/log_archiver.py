@@ -159,7 +159,7 @@ def build_log_archiver(deps: ServiceDeps) -> Handler:
         records = [r for r in event.get("Records") or [] if is_payment_change(r)]
         if not records:
             return {"batchItemFailures": [], "archived": 0}
-        config = deps.config.get()
+        config = deps.config
         # First, so that a failing bucket cannot delay it; a redelivered batch finds the
         # conflicts recorded and the object written under the same key.
         record_conflicts(records, config)

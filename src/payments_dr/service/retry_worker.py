@@ -31,7 +31,7 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
     """The SQS event source handler for one region's retry queue."""
 
     def apply(record: SQSRecord) -> None:
-        config = deps.config.get()
+        config = deps.config
         try:
             payment = retry_message.decode(record.body)
         except retry_message.PoisonMessage:

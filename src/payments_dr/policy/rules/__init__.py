@@ -3,6 +3,7 @@
 from payments_dr.policy.model import Rule
 from payments_dr.policy.rules import (
     apigateway,
+    canary,
     dr,
     dynamodb,
     iam,
@@ -23,4 +24,5 @@ RULES: tuple[Rule, ...] = (
     *apigateway.RULES,
     *waf.RULES,
     *dr.RULES,
+    *canary.RULES,
 )

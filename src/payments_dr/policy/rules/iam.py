@@ -55,6 +55,9 @@ ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = frozenset(
         # Listing the account's stream ARNs (a stream consumer's first call) has no resource
         # type; reading a stream (DescribeStream, GetRecords...) is scoped to its ARN.
         "dynamodb:ListStreams",
+        # A Synthetics canary's role: Synthetics lists the account's buckets to check the
+        # artifact location; the action has no resource type.
+        "s3:ListAllMyBuckets",
     )
 )
 # Actions AWS authorizes against one fixed resource, whatever the call asks for: a grant on
@@ -76,6 +79,7 @@ EVALUATED_AGAINST = {
             "ssm:DescribeParameters",
             "dynamodb:ListStreams",
             "sqs:ListQueues",
+            "s3:ListAllMyBuckets",
         )
     },
     "logs:describeloggroups": "arn:aws:logs:{region}:{account}:log-group::log-stream:",
@@ -286,6 +290,9 @@ def _role_users(stack: StackView) -> Iterator[tuple[ResourceView, str, str]]:
         yield replication, "role", S3_SERVICE
     for account in stack.of_type(tokens.APIGATEWAY_ACCOUNT):
         yield account, "cloudwatchRoleArn", APIGATEWAY_SERVICE
+    # Synthetics runs a canary as a Lambda function, under its execution role.
+    for canary in stack.of_type(tokens.SYNTHETICS_CANARY):
+        yield canary, "executionRoleArn", LAMBDA_SERVICE
 
 
 def _check_intended_service(stack: StackView) -> Iterator[Finding]:
