@@ -15,10 +15,9 @@ from payments_dr.infra.config import StackConfig
 from payments_dr.infra.dashboard import GRID_WIDTH, RegionMetrics, dashboard_body
 from payments_dr.synth import SynthResult, synthesize_config
 
-from .support import one
+from .support import ALARM, one, paging_alarms
 
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 MONITORING = "payments-dr:infra:Monitoring"
 DASHBOARD_COMPONENT = "payments-dr:infra:Dashboard"
 CANARY = "payments-dr:infra:CrossRegionCanary"
@@ -199,13 +198,6 @@ def test_replication_annotation_is_the_alarm_threshold_in_ms(eventual: SynthResu
         (annotation,) = widget["annotations"]["horizontal"]
         assert annotation["value"] == expected_ms == thresholds[widget["region"]]
         assert widget["yAxis"]["left"]["label"] == "ms"
-
-
-def paging_alarms(stack: SynthResult) -> list[dict[str, Any]]:
-    """Every alarm but the traffic switches (infra/switch.py), which page nobody."""
-    return [
-        a for a in stack.of_type(ALARM) if a["inputs"]["namespace"] != contract.SWITCH_NAMESPACE
-    ]
 
 
 def test_alarm_widget_lists_every_alarm_of_both_regions(stack: SynthResult) -> None:

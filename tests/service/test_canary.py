@@ -22,6 +22,7 @@ from payments_dr import contract
 from payments_dr.infra.canary import CANARY_HANDLER, build_canary_zip
 from payments_dr.service import canary
 from payments_dr.service.canary import ProbeFailed, probe
+from payments_dr.service.model import contains_card_number
 
 TARGET = "us-east-1"
 WATCHER = "us-east-2"
@@ -131,6 +132,8 @@ def test_every_run_uses_a_new_idempotency_key(stub: tuple[str, Scripted]) -> Non
         r["headers"][contract.IDEMPOTENCY_HEADER] for r in script.requests if r["method"] == "POST"
     ]
     assert len(set(keys)) == 2
+    # The service refuses a key with a card-shaped digit run: a generated key never has one.
+    assert not any(contains_card_number(key) or any(c.isdigit() for c in key) for key in keys)
 
 
 @pytest.mark.parametrize(

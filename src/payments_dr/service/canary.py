@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from payments_dr import contract
+
+DIGITS_TO_LETTERS = str.maketrans("0123456789", "ghijklmnop")
 
 TIMEOUT_SECONDS = 5.0
 # One cent of a test currency per run, under the test merchant: easy to find and to exclude.
@@ -108,7 +109,9 @@ def probe(
         reasons = ", ".join(map(str, health.body.get("reasons") or [])) or "no reason given"
         raise ProbeFailed(f"health: {health.status} ({reasons})")
 
-    key = idempotency_key or f"canary-{int(time.time())}-{uuid.uuid4().hex[:12]}"
+    # Letters only: the service refuses a key holding a card-shaped digit run (13 or more
+    # digits, separators ignored), which a timestamp beside random hex can make.
+    key = idempotency_key or "canary-" + uuid.uuid4().hex.translate(DIGITS_TO_LETTERS)
     headers = {
         contract.AUTH_HEADER: f"{contract.AUTH_SCHEME} {api_key}",
         contract.IDEMPOTENCY_HEADER: key,
