@@ -33,7 +33,7 @@ from payments_dr.contract import (
     PAYMENTS_PATH,
     ConsistencyMode,
 )
-from payments_dr.lab.client_payments import Workload
+from payments_dr.lab.client_payments import ClientKind, Workload
 from payments_dr.lab.commands import ADVERSARIAL_TIME_SCALE, DRILL_TIME_SCALE
 from payments_dr.lab.drill import DrillOptions, run_drill
 from payments_dr.lab.lab import Lab
@@ -128,7 +128,8 @@ def main() -> None:
     if not args.skip_drills:
         for mode in ConsistencyMode:
             started = time.monotonic()
-            result = run_drill(settings(mode, DRILL_TIME_SCALE), DrillOptions())
+            options = DrillOptions(client_kind=ClientKind.BOTH)
+            result = run_drill(settings(mode, DRILL_TIME_SCALE), options)
             report = result.report
             print(
                 f"default drill ({report.scenario}, {mode.value}):"

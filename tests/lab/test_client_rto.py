@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import random
 
+from payments_dr.contract import ConsistencyMode
 from payments_dr.drill_report import ClientRto
-from payments_dr.lab.client_payments import Attempt, Category, ClientPayment, new_payment
+from payments_dr.lab.client_payments import (
+    Attempt,
+    Category,
+    ClientKind,
+    ClientPayment,
+    new_payment,
+)
+from payments_dr.lab.drill import DrillOptions, run_drill
 from payments_dr.lab.verdict import client_rto
+
+from .helpers import lab_settings
 
 FAULT_AT = 100.0
 
@@ -46,3 +56,16 @@ def test_each_client_counts_once_from_the_fault_to_its_first_acknowledgement() -
 
 def test_a_kind_that_did_not_run_is_absent() -> None:
     assert set(client_rto([payment(0, Category.SDK, (105.0, 201))], FAULT_AT)) == {"sdk"}
+
+
+def test_a_drill_of_sdk_clients_alone_times_failover_on_them() -> None:
+    # The SDK is served again within seconds: the fault still lasts its default (detection
+    # plus DNS TTL), so that health checks see it.
+    options = DrillOptions(client_kind=ClientKind.SDK, warmup_seconds=10, hold_seconds=10)
+    report = run_drill(lab_settings(ConsistencyMode.EVENTUAL, 0.02), options).report
+
+    assert set(report.client_rto_seconds) == {"sdk"}
+    assert report.client_rto_seconds["sdk"].recovered == options.clients
+    assert set(report.categories) == {"sdk"}
+    assert report.failover_seconds is not None and report.failback_seconds is not None
+    assert report.payments_lost == 0 and report.passed, report.to_text()

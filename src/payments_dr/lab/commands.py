@@ -357,7 +357,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
         options = DrillOptions(
             scenario=ScenarioName(args.scenario) if args.scenario else DEFAULT_SCENARIO,
             workload=workload,
-            client_kind=ClientKind(args.client or DrillOptions.client_kind.value),
+            client_kind=ClientKind(args.client or ClientKind.BOTH.value),
             clients=args.clients or DrillOptions.clients,
             payments_per_second=args.rate or DrillOptions.payments_per_second,
         )

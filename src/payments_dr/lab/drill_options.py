@@ -12,7 +12,9 @@ from payments_dr.lab.scenarios import DEFAULT_SCENARIO, ScenarioName
 class DrillOptions:
     scenario: ScenarioName = DEFAULT_SCENARIO
     workload: Workload = Workload.STEADY
-    client_kind: ClientKind = ClientKind.BOTH  # each kind runs `clients` clients
+    # Each kind runs `clients` clients. `payments-dr drill` runs both kinds unless told;
+    # drills built in code (tests, benchmarks) run the clients of the failover name only.
+    client_kind: ClientKind = ClientKind.DNS
     clients: int = 4
     payments_per_second: float = 0.5  # steady clients together, simulated time
     warmup_seconds: float = 20.0
