@@ -7,7 +7,11 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
 
 # Modules exposing `register(subparsers)`; each adds its subcommands with `set_defaults(run=...)`
@@ -20,21 +24,54 @@ COMMAND_MODULES = (
     "payments_dr.merchants",
 )
 
+EXIT_CODES_EPILOG = """\
+exit codes:
+  0    done (synth: no policy violation; drill: the report passed)
+  1    ran but did not reach its goal (a policy violation, a failed drill, a wait that
+       timed out, a status reading that failed)
+  2    could not start: a usage error, a bad stack or outputs file, missing credentials
+  3    refused by a safety check (--force overrides where offered)
+  130  interrupted with Ctrl-C; what was left behind is printed
+  141  the reader of the output went away (a closed pipe)
+
+`payments-dr COMMAND --help` describes each command and its options."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Reports a usage error as one line naming the command, then exits 2.
+
+    argparse's default prints the whole usage first, which buries the problem; the line
+    says where the usage is instead. Subcommand parsers are of this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def package_version() -> str:
+    try:
+        return version("payments-dr")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="payments-dr",
         description="Multi-region DR for a payment API: synthesize, simulate, operate.",
+        epilog=EXIT_CODES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         exit_code = int(args.run(args))
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
         return exit_code
@@ -42,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`payments-dr synth | head`): stop quietly, as shell tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        # Commands that change something catch Ctrl-C themselves and say what they left;
+        # this is for the rest (importing, reading arguments, a command that only reads).
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

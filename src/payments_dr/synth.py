@@ -23,6 +23,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from payments_dr import contract
+from payments_dr.cli_arguments import output_path_problem, write_text_creating_folders
 from payments_dr.infra.config import (
     LAMBDA_UNRESERVED_MINIMUM,
     ConfigError,
@@ -41,6 +42,8 @@ SIMULATION_NOTE = (
     " not by AWS. Names, settings, policies and wiring are the program's own."
 )
 DEFAULT_STACK_FILE = "Pulumi.dev.yaml"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 @dataclass(frozen=True)
@@ -195,26 +198,40 @@ class UnreadableOutputsError(ValueError):
 
 def deployed_consistency(outputs_file: Path) -> str | None:
     """The consistency mode a deployed stack's outputs record (stacks before it: None)."""
+    fix = "pass the file `pulumi stack output --json` wrote"
     try:
         outputs = json.loads(outputs_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except OSError as error:
         raise UnreadableOutputsError(
-            f"--outputs {outputs_file} is not readable JSON ({error}): pass the file"
-            " `pulumi stack output --json` wrote"
+            f"--outputs {outputs_file} cannot be read ({error.strerror}): {fix}"
         ) from None
-    mode = outputs.get(contract.StackOutput.CONSISTENCY_MODE) if isinstance(outputs, dict) else None
+    except UnicodeDecodeError:
+        raise UnreadableOutputsError(f"--outputs {outputs_file} is not UTF-8 text: {fix}") from None
+    except json.JSONDecodeError as error:
+        raise UnreadableOutputsError(
+            f"--outputs {outputs_file} is not JSON ({error}): {fix}"
+        ) from None
+    if not isinstance(outputs, dict):
+        raise UnreadableOutputsError(f"--outputs {outputs_file} is not a JSON object: {fix}")
+    mode = outputs.get(contract.StackOutput.CONSISTENCY_MODE)
     return str(mode) if mode else None
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        json_problem = None if args.json is None else output_path_problem(args.json)
+        if json_problem is not None:
+            raise UnreadableOutputsError(f"--json {json_problem}")
         config = load_stack_file(args.stack_config)
         if args.outputs:
-            refuse_consistency_change(config, deployed_consistency(Path(args.outputs)))
+            refuse_consistency_change(config, deployed_consistency(args.outputs))
         result = _synthesize_with_artifact(config, None)
     except (ConfigError, UnreadableOutputsError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nsynth interrupted: nothing was deployed or written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(render(result))
     violations = evaluate(result.resources, result.budget.to_dict())
     print("\nPolicy verdicts (the CrossGuard pack's rules, run offline):")
@@ -222,8 +239,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         document = result.to_dict()
         document["policy_violations"] = [asdict(violation) for violation in violations]
-        Path(args.json).write_text(
-            json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        write_text_creating_folders(
+            args.json, json.dumps(document, indent=2, sort_keys=True) + "\n"
         )
         print(f"\nWrote {len(result.resources)} resources to {args.json}")
     return 1 if violations else 0
@@ -241,9 +258,15 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_STACK_FILE,
         help=f"a Pulumi.<stack>.yaml file (default: {DEFAULT_STACK_FILE})",
     )
-    parser.add_argument("--json", metavar="FILE", help="write every resource and output as JSON")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write every resource and output as JSON (missing folders are created)",
+    )
     parser.add_argument(
         "--outputs",
+        type=Path,
         metavar="FILE",
         help="the deployed stack's `pulumi stack output --json`: refuse a consistencyMode its"
         " table cannot change to",

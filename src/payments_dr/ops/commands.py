@@ -13,6 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from payments_dr.cli_arguments import (
+    EXIT_USAGE,
+    aws_region,
+    int_between,
+    positive_seconds_problem,
+)
 from payments_dr.ops.aws import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -24,7 +30,7 @@ from payments_dr.ops.aws import (
 from payments_dr.ops.observe import AWS_ERRORS, Resolver, describe_aws_error, resolve_ipv4
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.ops.progress import Progress, Timing
-from payments_dr.ops.redrive import redrive
+from payments_dr.ops.redrive import MAX_MOVE_RATE, REDRIVE_TIMEOUT_SECONDS, redrive
 from payments_dr.ops.stack import OPERATIONS, run_lifecycle
 from payments_dr.ops.status import collect_status, render_json, render_table
 from payments_dr.ops.switch import (
@@ -103,12 +109,25 @@ def register(subparsers: Any) -> None:
     failback.set_defaults(run=run_failback)
 
     redrive_parser = subparsers.add_parser(
-        "redrive", help="move a region's DLQ messages back to its retry queue"
+        "redrive",
+        help="move a region's DLQ messages back to its retry queue",
+        description="Starts an SQS message move task from the region's dead-letter queue to"
+        " its retry queue and follows it until it finishes; the retry worker then applies each"
+        " payment idempotently. Ctrl-C stops watching, not the task.",
     )
     add_stack_arguments(redrive_parser)
-    redrive_parser.add_argument("--region", required=True)
     redrive_parser.add_argument(
-        "--max-per-second", type=int, help="throttle the move (default: as fast as SQS goes)"
+        "--region",
+        required=True,
+        type=aws_region,
+        help="the region whose DLQ to move, one of the stack's regions (e.g. us-east-1)",
+    )
+    redrive_parser.add_argument(
+        "--max-per-second",
+        type=int_between(1, MAX_MOVE_RATE, "messages per second"),
+        metavar="N",
+        help=f"throttle the move to N messages per second, 1 to {MAX_MOVE_RATE}"
+        " (default: SQS picks the rate from the backlog)",
     )
     _add_wait_arguments(redrive_parser, "seconds to wait for the move (default 900)")
     redrive_parser.set_defaults(run=run_redrive)
@@ -244,10 +263,19 @@ def run_redrive(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
+    problem = positive_seconds_problem("--timeout", args.timeout) or positive_seconds_problem(
+        "--poll-interval", args.poll_interval
+    )
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
     def command() -> int:
         clients = aws or Aws()
-        outputs = _outputs(args, clients)
-        timeout = args.timeout if args.timeout is not None else 900.0
+        outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
+        outputs.region(args.region)  # a region the stack lacks is named before credentials
+        clients.require_credentials()
+        timeout = args.timeout if args.timeout is not None else REDRIVE_TIMEOUT_SECONDS
         timing = Timing(timeout, args.poll_interval, clock, sleep)
         result = redrive(clients, outputs, args.region, timing, Progress(), args.max_per_second)
         print(result.describe())

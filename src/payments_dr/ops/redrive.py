@@ -15,6 +15,9 @@ from payments_dr.ops.outputs import StackOutputs
 from payments_dr.ops.progress import Progress, Timing
 
 FINISHED_STATUSES = frozenset({"COMPLETED", "CANCELLED", "FAILED"})
+# StartMessageMoveTask takes MaxNumberOfMessagesPerSecond up to 500 (SQS API reference).
+MAX_MOVE_RATE = 500
+REDRIVE_TIMEOUT_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
