@@ -9,10 +9,13 @@ real; every provider-computed value is labelled simulated.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextvars
 import json
+import shutil
 import sys
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from payments_dr.infra.config import (
     refuse_consistency_change,
 )
 from payments_dr.infra.stack import build_stack
+from payments_dr.lab.signals import main_thread_signals
 from payments_dr.policy import evaluate, format_verdicts
 from payments_dr.service.artifact import build_artifact
 from payments_dr.simulated_aws import GLOBAL_REGION, RecordingMonitor, SimulatedAws
@@ -128,6 +132,40 @@ def _synthesize_with_artifact(config: StackConfig, artifact_path: Path | None) -
         return synthesize_config(config, build_artifact(Path(build_dir)))
 
 
+def synthesize_interruptibly(config: StackConfig) -> SynthResult:
+    """`_synthesize_with_artifact` for the command line, where Ctrl-C must stop it at once.
+
+    Pulumi's runtime catches every exception its program raises, KeyboardInterrupt included,
+    and then waits for the registrations in flight; one that the interrupt cut short never
+    finishes, and the process hangs. So the program runs in a worker thread that never gets
+    SIGINT, and the main thread, waiting for it, takes the Ctrl-C and returns (the worker is a
+    daemon: it ends with the process, and its build folder is removed here).
+    """
+    build_dir = Path(tempfile.mkdtemp(prefix="payments-dr-synth-"))
+    outcome: list[SynthResult | BaseException] = []
+
+    def work() -> None:
+        loop = asyncio.new_event_loop()  # Pulumi's runtime wants one in its thread
+        asyncio.set_event_loop(loop)
+        try:
+            outcome.append(synthesize_config(config, build_artifact(build_dir)))
+        except BaseException as error:  # handed to the main thread, raised there
+            outcome.append(error)
+        finally:
+            loop.close()
+
+    worker = threading.Thread(target=work, name="synth", daemon=True)
+    try:
+        with main_thread_signals():
+            worker.start()
+        worker.join()
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready copy: enum keys become their values, archives their file names.
 
@@ -218,6 +256,7 @@ def deployed_consistency(outputs_file: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    written = None
     try:
         json_problem = None if args.json is None else output_path_problem(args.json)
         if json_problem is not None:
@@ -225,24 +264,25 @@ def run(args: argparse.Namespace) -> int:
         config = load_stack_file(args.stack_config)
         if args.outputs:
             refuse_consistency_change(config, deployed_consistency(args.outputs))
-        result = _synthesize_with_artifact(config, None)
+        result = synthesize_interruptibly(config)
+        print(render(result))
+        violations = evaluate(result.resources, result.budget.to_dict())
+        print("\nPolicy verdicts (the CrossGuard pack's rules, run offline):")
+        print(format_verdicts(violations))
+        if args.json:
+            document = result.to_dict()
+            document["policy_violations"] = [asdict(violation) for violation in violations]
+            text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+            write_text_creating_folders(args.json, text)
+            written = args.json
+            print(f"\nWrote {len(result.resources)} resources to {args.json}")
     except (ConfigError, UnreadableOutputsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\nsynth interrupted: nothing was deployed or written", file=sys.stderr)
+        done = f"{written} was written" if written else "no file was written"
+        print(f"\nsynth interrupted: it deploys nothing; {done}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(render(result))
-    violations = evaluate(result.resources, result.budget.to_dict())
-    print("\nPolicy verdicts (the CrossGuard pack's rules, run offline):")
-    print(format_verdicts(violations))
-    if args.json:
-        document = result.to_dict()
-        document["policy_violations"] = [asdict(violation) for violation in violations]
-        write_text_creating_folders(
-            args.json, json.dumps(document, indent=2, sort_keys=True) + "\n"
-        )
-        print(f"\nWrote {len(result.resources)} resources to {args.json}")
     return 1 if violations else 0
 
 
