@@ -37,6 +37,22 @@ exit codes:
 `payments-dr COMMAND --help` describes each command and its options."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as argparse does, but keeps indented blocks (the exit-code table,
+    lists in docstrings) as they are written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = [part for part in text.strip("\n").split("\n\n") if part.strip()]
+        filled = []
+        for paragraph in paragraphs:
+            lines = paragraph.splitlines()
+            if any(line.startswith(" ") for line in lines[1:]):
+                filled.append("\n".join(indent + line for line in lines))
+            else:
+                filled.append(super()._fill_text(paragraph, width, indent))
+        return "\n\n".join(filled)
+
+
 class Parser(argparse.ArgumentParser):
     """Reports a usage error as one line naming the command, then exits 2.
 
@@ -60,13 +76,31 @@ def build_parser() -> argparse.ArgumentParser:
         prog="payments-dr",
         description="Multi-region DR for a payment API: synthesize, simulate, operate.",
         epilog=EXIT_CODES_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    _complete_help(parser)
     return parser
+
+
+def _complete_help(parser: argparse.ArgumentParser) -> None:
+    """Every command's own --help describes it (its one-line summary, when the module gave
+    no longer description) and lists the exit codes."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        summaries = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, command in action.choices.items():
+            command.formatter_class = HelpFormatter
+            if not command.description and summaries.get(name):
+                summary = str(summaries[name])
+                command.description = summary[0].upper() + summary[1:] + "."
+            if command.epilog is None:
+                command.epilog = EXIT_CODES_EPILOG
+            _complete_help(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

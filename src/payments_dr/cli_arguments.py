@@ -26,6 +26,19 @@ def aws_region(value: str) -> str:
     return value
 
 
+MERCHANT_ID_RULE = "3-64 characters of A-Z a-z 0-9 _ -, starting with a letter or digit"
+MERCHANT_ID_HELP = f"the merchant's id: {MERCHANT_ID_RULE}"
+
+
+def merchant_id(value: str) -> str:
+    """An argparse type: a merchant id the service accepts."""
+    from payments_dr.service.model import MERCHANT_ID_PATTERN  # the service's own rule
+
+    if not MERCHANT_ID_PATTERN.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a merchant id ({MERCHANT_ID_RULE})")
+    return value
+
+
 def int_between(low: int, high: int, unit: str) -> Callable[[str], int]:
     """An argparse type: a whole number from `low` to `high`."""
 

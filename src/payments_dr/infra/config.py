@@ -253,9 +253,12 @@ def _read_stack_document(path: Path) -> Mapping[str, Any]:
             "stack file", f"{path} is a directory", "name the Pulumi.<stack>.yaml file itself"
         ) from None
     except UnicodeDecodeError as error:
+        before = error.object[: error.start]
+        line, column = before.count(b"\n") + 1, error.start - before.rfind(b"\n")
         raise ConfigError(
             "stack file",
-            f"{path} is not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x})",
+            f"{path} is not UTF-8 text (line {line}, column {column}:"
+            f" byte {error.object[error.start]:#04x})",
             "save the file as UTF-8",
         ) from None
     except OSError as error:

@@ -143,9 +143,14 @@ def register(subparsers: Any) -> None:
     stack = subparsers.add_parser(
         "stack", help="preview, up, destroy or print outputs of a stack (Automation API)"
     )
-    stack.add_argument("operation", choices=OPERATIONS)
-    stack.add_argument("--stack", required=True)
-    stack.add_argument("--work-dir", type=Path, default=None)
+    stack.add_argument("operation", choices=OPERATIONS, help="what to do with the stack")
+    stack.add_argument("--stack", required=True, help="Pulumi stack name, e.g. prod")
+    stack.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="the Pulumi project directory (default: nearest one holding Pulumi.yaml)",
+    )
     stack.add_argument("--confirm", metavar="STACK", help="destroy only: the stack name again")
     stack.add_argument(
         "--delegation-timeout",
