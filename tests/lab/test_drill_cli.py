@@ -11,8 +11,6 @@ import pytest
 
 from .helpers import Process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_drill_and_exits_130(tmp_path: Path) -> None:

@@ -248,6 +248,54 @@ def test_drill_refuses_to_start_from_a_degraded_stack(
     assert "a drill starts from normal operation" in err
     assert f"{SECONDARY} is unhealthy (UNHEALTHY 0/8)" in err
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
+    # Refused before its first write: no merchant key was issued.
+    assert CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list() == []
+
+
+def test_a_dry_run_checks_the_starting_point_and_lists_the_writes_without_making_them(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = drill_args(deployed, tmp_path, dry_run=True)
+    api = FakeApi(FakeRoute53(clock, deployed.aws))
+
+    assert run_drill(deployed, clock, args, api) == EXIT_OK
+
+    out = capsys.readouterr().out
+    assert out.startswith(f"dry run of the drill on stack {STACK}: nothing was written")
+    mode_parameter = contract.ssm_parameter_name(STACK, PRIMARY, Param.MODE)
+    assert f"put {mode_parameter} = fenced in {PRIMARY}" in out
+    assert f"put {mode_parameter} = active in {PRIMARY}" in out
+    assert "issue a merchant key drill-<random>" in out
+    assert clock() == 0.0  # no payment sent, no wait
+    assert CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list() == []
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
+    assert not Path(args.json).exists()
+
+
+def test_a_drill_whose_table_does_not_answer_could_not_start(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for region in (PRIMARY, SECONDARY):
+        deployed.aws.client("dynamodb", region).delete_table(TableName=TABLE)
+
+    assert run_drill(deployed, clock, drill_args(deployed, tmp_path)) == EXIT_ENVIRONMENT
+
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: could not issue the drill's merchant key: no region's table")
+    assert last.endswith("the stack was not changed") and "Traceback" not in err
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
+
+
+def test_a_dry_run_from_a_degraded_stack_is_refused_like_the_drill(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    route53 = FakeRoute53(clock, deployed.aws)
+    route53.healthy[SECONDARY] = False
+    args = drill_args(deployed, tmp_path, dry_run=True)
+
+    assert run_drill(deployed, clock, args, FakeApi(route53)) == EXIT_REFUSED
+    assert f"{SECONDARY} is unhealthy" in capsys.readouterr().err
 
 
 def test_an_interrupted_drill_sets_the_primary_active_again(

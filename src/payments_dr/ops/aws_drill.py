@@ -382,10 +382,10 @@ def run(
         merchants = Merchants(outputs, clients, sys.stderr, sys.stderr)
         try:
             issued, _ = merchants.issue(merchant_id)
-        except AWS_ERRORS as error:
+        except (OpsError, *AWS_ERRORS) as error:
+            reason = error if isinstance(error, OpsError) else describe_aws_error(error)
             raise OpsError(
-                f"could not issue the drill's merchant key: {describe_aws_error(error)};"
-                " the stack was not changed"
+                f"could not issue the drill's merchant key: {reason}; the stack was not changed"
             ) from None
         try:
             traffic = SyntheticTraffic(
