@@ -70,7 +70,9 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="print the service's JSON logs here instead of writing them to --log-file",
     )
-    up.set_defaults(run=run_lab_up)
+    # It ends only on Ctrl-C or SIGTERM, once the lab is stopped: then the process ends at once
+    # (see cli._exit_at_once).
+    up.set_defaults(run=run_lab_up, end_at_once=True)
 
     drill = subparsers.add_parser(
         "drill",
