@@ -33,12 +33,12 @@ from payments_dr.contract import (
     PAYMENTS_PATH,
     ConsistencyMode,
 )
+from payments_dr.lab.client_payments import Workload
 from payments_dr.lab.commands import ADVERSARIAL_TIME_SCALE, DRILL_TIME_SCALE
 from payments_dr.lab.drill import DrillOptions, run_drill
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.scenarios import ScenarioName
 from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
-from payments_dr.lab.traffic import Workload
 
 
 def settings(mode: ConsistencyMode, time_scale: float) -> LabSettings:
@@ -137,6 +137,12 @@ def main() -> None:
                 f" failback {report.failback_seconds} s simulated,"
                 f" {report.payments_acknowledged} payments, passed {report.passed}"
             )
+            for kind, rto in sorted(report.client_rto_seconds.items()):
+                print(
+                    f"  client-perceived RTO, {kind} clients: p50 {rto.p50_seconds} s,"
+                    f" p99 {rto.p99_seconds} s, max {rto.max_seconds} s simulated"
+                    f" ({rto.recovered} of {rto.clients} served again)"
+                )
         for mode in ConsistencyMode:
             started = time.monotonic()
             options = DrillOptions(workload=Workload.ADVERSARIAL)

@@ -116,6 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`payments-dr synth | head`): stop quietly, as shell tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except ModuleNotFoundError as error:
+        if (error.name or "").startswith("payments_dr"):
+            raise  # our own code is broken: a traceback is the right answer
+        # Only the merchant SDK is installed (`payments-dr[client]`).
+        print(
+            f"error: the payments-dr commands need {error.name}, which is not installed."
+            " Fix: pip install 'payments-dr[stack]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         # Commands that change something catch Ctrl-C themselves and say what they left;
         # this is for the rest (importing, reading arguments, a command that only reads).

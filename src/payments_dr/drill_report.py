@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +21,15 @@ class RequestSample:
     at_seconds: float
     region: str  # the region that answered ("" when no region answered)
     status: int  # HTTP status, 0 when the request got no answer
+
+
+@dataclass(frozen=True)
+class ClientRto:
+    clients: int
+    recovered: int
+    p50_seconds: float | None
+    p99_seconds: float | None
+    max_seconds: float | None
 
 
 @dataclass
@@ -76,6 +86,11 @@ class DrillReport:
     rpo_budget_seconds: float | None = None
     # Per client category: sent, acknowledged, rejected, stored, overwritten-recorded, ...
     categories: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Client-perceived RTO per client kind ("dns", "sdk"): for each client, the fault to its
+    # first acknowledged payment; p50, p99 and max over the clients, and how many never
+    # recovered.
+    client_rto_seconds: dict[str, ClientRto] = field(default_factory=dict)
+    sdk_rto_target_seconds: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -94,6 +109,21 @@ class DrillReport:
             and self.regions_consistent_after_failback is not False
             and not self.failed_checks
         )
+
+    def _client_rto_lines(self, seconds: Callable[[float | None], str]) -> list[str]:
+        lines = []
+        for kind, rto in sorted(self.client_rto_seconds.items()):
+            line = (
+                f"  client-perceived RTO, {kind} clients: p50 {seconds(rto.p50_seconds)},"
+                f" p99 {seconds(rto.p99_seconds)}, max {seconds(rto.max_seconds)}"
+                f" ({rto.recovered} of {rto.clients} clients served again)"
+            )
+            target = self.sdk_rto_target_seconds
+            if kind == "sdk" and target is not None and rto.p99_seconds is not None:
+                verdict = "met" if rto.p99_seconds <= target else "MISSED"
+                line += f"; target p99 {target:g} s {verdict}"
+            lines.append(line)
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -139,6 +169,7 @@ class DrillReport:
             f"  replication lag p50 {self.replication_lag_p50_ms:.0f} ms,"
             f" max {self.replication_lag_max_ms:.0f} ms (RPO target {self.rpo_target_seconds:g} s)",
         ]
+        lines.extend(self._client_rto_lines(seconds))
         if self.rpo_seconds is not None:
             lines.append(
                 f"  region lost for good: {self.payments_lost_with_region} acknowledged payments"
@@ -148,7 +179,7 @@ class DrillReport:
         lines.extend(
             f"  {name}: " + ", ".join(f"{key} {value}" for key, value in sorted(tally.items()))
             for name, tally in self.categories.items()
-            if self.workload != "steady"
+            if len(self.categories) > 1
         )
         if self.fault_at_seconds is not None and self.fault_planned_at_seconds is not None:
             lines.append(

@@ -4,9 +4,16 @@ cannot be imported at all: a merchant installs only `payments-dr[client]`."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Everything the project installs besides urllib3 and the standard library.
 BLOCKED = (
@@ -31,7 +38,8 @@ SCRIPT = textwrap.dedent(
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked in this test")
+                # What Python raises for a package that is not installed.
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
             return None
 
     sys.meta_path.insert(0, Block())
@@ -67,3 +75,34 @@ def test_the_client_imports_without_pulumi_or_boto3() -> None:
         and not name.startswith("payments_dr.client")
     } == set()
     assert result["key"].startswith("pdr_")
+
+
+def test_pyproject_keeps_the_sdk_install_free_of_the_stack() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\[=<>]", requirement)[0] for requirement in requirements}
+
+    assert project["dependencies"] == []
+    assert names(extras["client"]) == {"urllib3"}
+    assert {"pulumi", "pulumi-aws", "boto3"} <= names(extras["stack"])
+
+
+@pytest.mark.parametrize("command", [["synth", "Pulumi.dev.yaml"], ["drill"], ["--help"]])
+def test_the_commands_without_the_stack_extra_say_what_to_install(command: list[str]) -> None:
+    script = SCRIPT.split("from payments_dr.client")[0] + (
+        "from payments_dr.cli import main\nsys.exit(main(sys.argv[2:]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script, ",".join(BLOCKED), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().endswith("Fix: pip install 'payments-dr[stack]'")
+    assert completed.stderr.count("\n") == 1

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from payments_dr.contract import ConsistencyMode
+from payments_dr.lab.client_payments import Category, Workload
 from payments_dr.lab.commands import ADVERSARIAL_TIME_SCALE
 from payments_dr.lab.drill import DrillOptions, run_drill
-from payments_dr.lab.traffic import Category, Workload
 
 from .helpers import lab_settings
 

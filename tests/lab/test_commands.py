@@ -75,6 +75,13 @@ def test_the_readme_offline_drill_writes_its_report_and_picture(
     assert code == 0 and report["passed"] is True
     assert report["scenario"] == "region-outage" and report["consistency_mode"] == "strong"
     assert report["payments_lost"] == 0 and report["simulated"] is True
+    # Both client kinds ran side by side and every client was served again after the fault.
+    rto = report["client_rto_seconds"]
+    assert {kind: (rto[kind]["clients"], rto[kind]["recovered"]) for kind in rto} == {
+        "dns": (4, 4),
+        "sdk": (4, 4),
+    }
+    assert report["categories"]["sdk"]["stored"] == report["categories"]["sdk"]["acknowledged"] > 0
     assert picture_path.read_bytes()[:4] == b"\x89PNG"
 
 

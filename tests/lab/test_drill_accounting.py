@@ -6,8 +6,14 @@ import json
 import random
 
 from payments_dr.lab.accounting import account, regions_holding
+from payments_dr.lab.client_payments import (
+    Attempt,
+    Category,
+    ClientPayment,
+    new_payment,
+    with_other_body,
+)
 from payments_dr.lab.ledger import Write, WriteOutcome
-from payments_dr.lab.traffic import Attempt, Category, ClientPayment, new_payment, with_other_body
 from payments_dr.service.conflicts import Conflict
 from payments_dr.service.model import new_payment as service_payment
 from payments_dr.service.model import parse_payment_request

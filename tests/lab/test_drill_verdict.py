@@ -17,8 +17,14 @@ import pytest
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
 from payments_dr.drill_report import DrillReport
+from payments_dr.lab.client_payments import (
+    Attempt,
+    Category,
+    ClientPayment,
+    new_payment,
+    with_other_body,
+)
 from payments_dr.lab.lab import Lab
-from payments_dr.lab.traffic import Attempt, Category, ClientPayment, new_payment, with_other_body
 from payments_dr.lab.verdict import verify
 from payments_dr.service.model import new_payment as service_payment
 from payments_dr.service.model import parse_payment_request

@@ -15,10 +15,11 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
+from payments_dr.lab.client_payments import REJECTED, TrafficOptions, Workload, new_payment
 from payments_dr.lab.control import ControlServer
 from payments_dr.lab.lab import Fault, Lab
 from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
-from payments_dr.lab.traffic import REJECTED, Traffic, TrafficOptions, Workload, new_payment
+from payments_dr.lab.traffic import Traffic
 from payments_dr.service.credentials import CredentialStore
 
 from .helpers import PRIMARY, SECONDARY, bearer, enrol, lab_settings, post_payment, request

@@ -16,10 +16,10 @@ from payments_dr import contract
 from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES, THROTTLED_RETRY_AFTER_SECONDS
 from payments_dr.lab.apigw import THROTTLED, RegionApi, ThrottleLimits, TokenBucket
 from payments_dr.lab.aws import RegionFaults
+from payments_dr.lab.client_payments import ACKNOWLEDGED, REJECTED
 from payments_dr.lab.drill import DrillOptions
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
-from payments_dr.lab.traffic import ACKNOWLEDGED, REJECTED
 from payments_dr.service.model import payment_id
 
 from .helpers import PRIMARY, SECONDARY, post_payment, request

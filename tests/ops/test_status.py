@@ -15,6 +15,7 @@ from payments_dr.ops import commands
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK
 from payments_dr.ops.outputs import parse_outputs
 from payments_dr.ops.status import collect_status
+from payments_dr.service.conflicts import Conflict, ConflictStore
 
 from .conftest import PRIMARY, SECONDARY, STACK, Deployed, alarm_name, resolve
 
@@ -103,6 +104,40 @@ def test_status_header_links_the_dashboard_when_the_stack_exports_one(
     assert json.loads(report)["dashboard_url"] == url
 
 
+def test_status_counts_open_conflicts_in_each_region_and_says_which_it_could_not_read(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = contract.table_name(STACK)
+    for payment in ("a", "b"):
+        conflict = Conflict(
+            payment_id="pay_" + payment * 32,
+            merchant_id="acme",
+            acknowledged_by=PRIMARY,
+            overwritten={contract.TABLE_HASH_KEY: {"S": "pay_" + payment * 32}},
+            stored={contract.TABLE_HASH_KEY: {"S": "pay_" + payment * 32}},
+            overwritten_at="2026-11-30T10:00:01.000Z",
+            detected_in=PRIMARY,
+            detected_at="2026-11-30T10:00:01.400Z",
+        )
+        ConflictStore(deployed.aws.client("dynamodb", PRIMARY), table).record(conflict)
+    deployed.aws.client("dynamodb", SECONDARY).delete_table(TableName=table)
+    script_status_reads(deployed, PRIMARY)
+
+    assert commands.run_status(status_args(deployed, "--json"), deployed.aws, resolve) == 1
+    report = json.loads(capsys.readouterr().out)
+    regions = {region["region"]: region for region in report["regions"]}
+    assert regions[PRIMARY]["open_conflicts"] == 2
+    assert regions[SECONDARY]["open_conflicts"] is None
+    assert "ResourceNotFoundException" in regions[SECONDARY]["errors"]["open_conflicts"]
+
+    script_status_reads(deployed, PRIMARY)
+    commands.run_status(status_args(deployed), deployed.aws, resolve)
+    table_text = capsys.readouterr().out
+    header, primary_row = table_text.splitlines()[2:4]
+    column = header.index("CONFLICTS")  # the table's columns are aligned
+    assert primary_row[column:].split()[0] == "2"
+
+
 def test_status_still_reports_when_one_reading_fails(
     deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -150,16 +185,16 @@ def test_status_without_credentials_exits_2(
 
 
 def test_regional_readings_are_taken_at_the_same_time(deployed: Deployed) -> None:
-    # Each regional call waits until all 8 are in flight: one after another, they would
+    # Each regional call waits until all 10 are in flight: one after another, they would
     # break the barrier instead.
-    barrier = threading.Barrier(8, timeout=5)
+    barrier = threading.Barrier(10, timeout=30)
     met: list[int] = []
 
     def wait_for_the_others(**_: object) -> None:
         met.append(barrier.wait())
 
     outputs = parse_outputs(STACK, deployed.outputs)
-    for service in ("ssm", "sqs", "cloudwatch"):
+    for service in ("ssm", "sqs", "cloudwatch", "dynamodb"):
         for region in (PRIMARY, SECONDARY):
             events = deployed.aws.client(service, region).meta.events
             events.register_first("before-send", wait_for_the_others)
@@ -167,5 +202,5 @@ def test_regional_readings_are_taken_at_the_same_time(deployed: Deployed) -> Non
 
     status = collect_status(deployed.aws, outputs, resolve)
 
-    assert sorted(met) == list(range(8))
+    assert sorted(met) == list(range(10))
     assert all(not region.errors for region in status.regions)

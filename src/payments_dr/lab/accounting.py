@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from payments_dr.contract import TABLE_HASH_KEY
+from payments_dr.lab.client_payments import REJECTED, ClientPayment
 from payments_dr.lab.ledger import Write
-from payments_dr.lab.traffic import REJECTED, ClientPayment
 from payments_dr.service.conflicts import Conflict
 from payments_dr.service.model import PAYMENT_ID_PATTERN
 from payments_dr.service.store import Attr

@@ -17,11 +17,11 @@ from payments_dr import contract
 from payments_dr.cli_arguments import output_path_problem, write_text_creating_folders
 from payments_dr.contract import ConsistencyMode
 from payments_dr.infra.config import ConfigError
+from payments_dr.lab.client_payments import ClientKind, Workload
 from payments_dr.lab.drill_options import DrillOptions
 from payments_dr.lab.scenarios import SCENARIOS, ScenarioName
 from payments_dr.lab.settings import LabSettings, load_config
 from payments_dr.lab.signals import main_thread_signals
-from payments_dr.lab.traffic import Workload
 
 if TYPE_CHECKING:  # the lab is heavy to import; commands load it only when they run
     from payments_dr.drill_report import TimelineEvent
@@ -40,7 +40,15 @@ ADVERSARIAL_TIME_SCALE = 0.1
 REPLICATION_LAG_SECONDS = 1.0
 DEFAULT_LOG_FILE = "lab-service.log"
 # Flags of the lab drill that a drill on AWS cannot honour, and the reverse.
-LAB_ONLY_FLAGS = ("config", "mode", "time_scale", "replication_lag", "workload", "clients")
+LAB_ONLY_FLAGS = (
+    "config",
+    "mode",
+    "time_scale",
+    "replication_lag",
+    "workload",
+    "clients",
+    "client",
+)
 AWS_ONLY_FLAGS = ("stack", "outputs", "force", "dry_run")
 EXIT_INTERRUPTED = 130
 
@@ -99,7 +107,17 @@ def register(subparsers: Any) -> None:
         " regions at once, and send bursts (default steady)",
     )
     drill.add_argument(
-        "--clients", type=int, help=f"concurrent clients (default {DrillOptions.clients})"
+        "--client",
+        choices=[kind.value for kind in ClientKind],
+        help="dns: steady clients use the failover name and wait for Route 53; sdk: they use"
+        " the merchant SDK with both regional names; both: side by side, each kind with"
+        " --clients clients, and the report compares their client-perceived RTO"
+        " (default both)",
+    )
+    drill.add_argument(
+        "--clients",
+        type=int,
+        help=f"concurrent steady clients of each kind (default {DrillOptions.clients})",
     )
     drill.add_argument(
         "--rate",
@@ -333,6 +351,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
         options = DrillOptions(
             scenario=ScenarioName(args.scenario) if args.scenario else DEFAULT_SCENARIO,
             workload=workload,
+            client_kind=ClientKind(args.client or DrillOptions.client_kind.value),
             clients=args.clients or DrillOptions.clients,
             payments_per_second=args.rate or DrillOptions.payments_per_second,
         )

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from payments_dr.drill_report import DrillReport, TimelineEvent
+from payments_dr.lab.client_payments import ClientPayment, merchant_of
 from payments_dr.lab.drill_options import DrillOptions
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.ledger import Write
 from payments_dr.lab.scenarios import SCENARIOS, Phase, Step
 from payments_dr.lab.settings import LabSettings
-from payments_dr.lab.traffic import ClientPayment, Traffic, merchant_of
+from payments_dr.lab.traffic import Traffic
 from payments_dr.lab.verdict import verify
 from payments_dr.service.conflicts import Conflict
 

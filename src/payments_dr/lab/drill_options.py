@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from payments_dr.lab.client_payments import ClientKind, TrafficOptions, Workload
 from payments_dr.lab.scenarios import DEFAULT_SCENARIO, ScenarioName
-from payments_dr.lab.traffic import TrafficOptions, Workload
 
 
 @dataclass(frozen=True)
 class DrillOptions:
     scenario: ScenarioName = DEFAULT_SCENARIO
     workload: Workload = Workload.STEADY
+    client_kind: ClientKind = ClientKind.BOTH  # each kind runs `clients` clients
     clients: int = 4
     payments_per_second: float = 0.5  # steady clients together, simulated time
     warmup_seconds: float = 20.0
@@ -35,4 +36,5 @@ class DrillOptions:
             retry_grace_seconds=self.retry_grace_seconds,
             initial_backoff_seconds=self.initial_backoff_seconds,
             max_backoff_seconds=self.max_backoff_seconds,
+            client_kind=self.client_kind,
         )

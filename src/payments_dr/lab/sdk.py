@@ -14,7 +14,7 @@ import random
 import string
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from payments_dr.client import (
     AttemptEvent,
@@ -23,8 +23,10 @@ from payments_dr.client import (
     PaymentsClient,
     PaymentsUnavailable,
 )
-from payments_dr.lab.lab import Lab
 from payments_dr.service.model import parse_payment_request
+
+if TYPE_CHECKING:
+    from payments_dr.lab.lab import Lab
 
 
 def lab_endpoints(lab: Lab) -> dict[str, str]:

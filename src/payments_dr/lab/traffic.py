@@ -1,16 +1,12 @@
 """The drill's clients: merchants sending payments, and what each of them was told.
 
-Steady clients send through the failover endpoint at an even simulated rate and retry each
-payment with the same Idempotency-Key until it is answered for good. The adversarial workload
-adds the clients that hurt a payments company most:
-
-- cross-region retry: the client loses its first answer (a timeout) and retries the same key
-  and body through the other region at once, before replication can have carried the write;
-- key reuse: one key with two different bodies, one through each region at the same time;
-- bursts: several payments at the same instant through the failover endpoint.
-
-Clients that address a region directly move to the other region when theirs does not answer,
-as a client with both regional endpoints would.
+Steady clients send at an even simulated rate and retry each payment with the same
+Idempotency-Key until it is answered for good. They are of two kinds (`--client`): clients of
+the failover name, which Route 53 moves, and merchants on the SDK (`payments_dr.client`),
+which know both regional names and move by themselves; `both` runs them side by side, so one
+drill compares what each perceives. The adversarial workload adds the clients of
+lab.adversarial. Clients that address a region directly move to the other region when theirs
+does not answer, as a client with both regional endpoints would.
 """
 
 from __future__ import annotations
@@ -19,15 +15,18 @@ import functools
 import http.client
 import json
 import random
-import string
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from payments_dr.client import (
+    AttemptEvent,
+    ClientEvent,
+    PaymentsUnavailable,
+    RequestRejected,
+)
 from payments_dr.contract import (
     AUTH_HEADER,
     AUTH_SCHEME,
@@ -35,136 +34,31 @@ from payments_dr.contract import (
     PAYMENTS_PATH,
     REGION_HEADER,
 )
+from payments_dr.lab.adversarial import AdversarialClients
+from payments_dr.lab.client_payments import (
+    ACKNOWLEDGED,
+    REJECTED,
+    Attempt,
+    Category,
+    ClientKind,
+    ClientPayment,
+    TrafficOptions,
+    Workload,
+    first_served,
+    new_payment,
+    timed_categories,
+)
 from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
+from payments_dr.lab.sdk import lab_client
 from payments_dr.lab.signals import main_thread_signals
-from payments_dr.service.model import parse_payment_request, payment_id
 
 if TYPE_CHECKING:
     from payments_dr.lab.lab import Lab
 
-ACKNOWLEDGED = frozenset({200, 201, 202})
-# Final answers; anything else is retried. 401 and 403 mean the client's key is refused.
-REJECTED = frozenset({400, 401, 403, 404, 422})
 CLIENT_TIMEOUT_WALL_SECONDS = 15.0
-CURRENCIES = ("AUD", "CAD", "CHF", "EUR", "GBP", "JPY", "USD")
-# Adversarial clients, in simulated seconds: how often each strikes, and how long a client
-# whose answer was lost waits before it retries through the other region (well inside the
-# replication lag, so the retry races the first write).
-CROSS_REGION_RETRY_EVERY_SECONDS = 7.0
-CROSS_REGION_RETRY_DELAY_SECONDS = 0.2
-KEY_REUSE_EVERY_SECONDS = 9.0
-BURST_EVERY_SECONDS = 25.0
-BURST_SIZE = 5
 
 
-class Workload(StrEnum):
-    STEADY = "steady"
-    ADVERSARIAL = "adversarial"
-
-
-class Category(StrEnum):
-    STEADY = "steady"
-    CROSS_REGION_RETRY = "cross-region-retry"
-    KEY_REUSE = "key-reuse"
-    BURST = "burst"
-
-
-THROUGH_FAILOVER_NAME = frozenset({Category.STEADY, Category.BURST})
-
-
-@dataclass(frozen=True)
-class Attempt:
-    at: float  # simulated seconds since the traffic started
-    routed_to: str  # the region the request was sent to
-    answered_by: str  # the region that answered; "" when none did
-    status: int  # 0: no answer (or an answer the client never saw)
-
-
-@dataclass
-class ClientPayment:
-    merchant_id: str
-    idempotency_key: str
-    body: bytes
-    category: Category = Category.STEADY
-    attempts: list[Attempt] = field(default_factory=list)
-    final_status: int | None = None  # acknowledged or rejected; None: gave up
-
-    @property
-    def payment_id(self) -> str:
-        return payment_id(self.merchant_id, self.idempotency_key)
-
-    @property
-    def fingerprint(self) -> str:
-        """The fingerprint the service stores for this request."""
-        request = parse_payment_request(self.body.decode(), merchant_id=self.merchant_id)
-        return request.fingerprint()
-
-    @property
-    def reference(self) -> str:
-        return str(json.loads(self.body)["reference"])
-
-    @property
-    def acknowledged(self) -> bool:
-        return self.final_status in ACKNOWLEDGED
-
-    @property
-    def acknowledged_at(self) -> float | None:
-        for attempt in self.attempts:
-            if attempt.status in ACKNOWLEDGED:
-                return attempt.at
-        return None
-
-    @property
-    def regions_tried(self) -> set[str]:
-        return {attempt.routed_to for attempt in self.attempts}
-
-
-def merchant_of(client: int) -> str:
-    return f"merchant-{client:02d}"
-
-
-def new_payment(
-    rng: random.Random, client: int, sequence: int, category: Category = Category.STEADY
-) -> ClientPayment:
-    token = "".join(rng.choices(string.ascii_letters + string.digits, k=16))
-    suffix = "".join(rng.choices(string.hexdigits.lower()[:16], k=8))
-    body = {
-        "amount": rng.randint(100, 500_000),
-        "currency": rng.choice(CURRENCIES),
-        "payment_token": f"tok_{token}",
-        "reference": f"drill-{client:02d}-{sequence:06d}",
-    }
-    return ClientPayment(
-        merchant_id=merchant_of(client),
-        idempotency_key=f"drill-{client:02d}-{sequence:06d}-{suffix}",
-        body=json.dumps(body).encode(),
-        category=category,
-    )
-
-
-def with_other_body(payment: ClientPayment, rng: random.Random) -> ClientPayment:
-    """The same merchant and key with another amount: what a buggy client reuses a key for."""
-    body = json.loads(payment.body)
-    body["amount"] = body["amount"] + rng.randint(1, 999)
-    return ClientPayment(
-        merchant_id=payment.merchant_id,
-        idempotency_key=payment.idempotency_key,
-        body=json.dumps(body).encode(),
-        category=payment.category,
-    )
-
-
-@dataclass(frozen=True)
-class TrafficOptions:
-    clients: int
-    payments_per_second: float  # steady clients together, simulated time
-    workload: Workload
-    retry_grace_seconds: float
-    initial_backoff_seconds: float
-    max_backoff_seconds: float
-
-
-class Traffic:
+class Traffic(AdversarialClients):
     """Client threads; `api_keys` has a key for every client index `clients_needed` names."""
 
     def __init__(
@@ -178,11 +72,13 @@ class Traffic:
         self._aborted = threading.Event()
         self._lock = threading.Lock()
         self.payments: list[ClientPayment] = []
-        clients: list[Callable[[], None]] = [
-            functools.partial(self._steady, index) for index in range(options.clients)
-        ]
+        clients: list[Callable[[], None]] = []
+        for number, kind in enumerate(options.kinds):
+            steady = self._steady if kind is ClientKind.DNS else self._sdk
+            first = number * options.clients
+            clients += [functools.partial(steady, first + i) for i in range(options.clients)]
         if options.workload is Workload.ADVERSARIAL:
-            first = options.clients
+            first = len(options.kinds) * options.clients
             clients += [
                 functools.partial(self._cross_region_retries, first),
                 functools.partial(self._key_reuse, first + 1),
@@ -197,7 +93,7 @@ class Traffic:
     @staticmethod
     def clients_needed(options: TrafficOptions) -> int:
         extra = 3 if options.workload is Workload.ADVERSARIAL else 0
-        return options.clients + extra
+        return len(options.kinds) * options.clients + extra
 
     def start(self) -> None:
         with main_thread_signals():
@@ -229,15 +125,11 @@ class Traffic:
         self._lab.clock.wait(self._aborted, simulated_seconds)
 
     def first_served(self, region: str, after: float) -> float | None:
-        """When `region` first acknowledged a payment sent through the failover name at or
-        after `after`: what failover and failback mean to a client."""
+        """When `region` first acknowledged a payment of the timed clients sent at or after
+        `after`: what failover and failback mean to a client."""
+        timed = timed_categories(self._options.kinds)
         with self._lock:
-            attempts = [
-                a
-                for p in self.payments
-                if p.category in THROUGH_FAILOVER_NAME
-                for a in list(p.attempts)
-            ]
+            attempts = [a for p in self.payments if p.category in timed for a in list(p.attempts)]
         return first_served(sorted(attempts, key=lambda a: a.at), region, after)
 
     # --- clients -------------------------------------------------------------------------
@@ -254,66 +146,60 @@ class Traffic:
 
     def _steady(self, index: int) -> None:
         rng = random.Random(index)
-        interval = self._options.clients / self._options.payments_per_second
 
         def strike(sequence: int) -> None:
             payment = self._track(new_payment(rng, index, sequence))
             self._submit(payment, self._api_keys[index], None)
 
-        self._every(interval, interval * index / self._options.clients, strike)
+        self._every(*self._steady_pace(index), strike)
 
-    def _cross_region_retries(self, index: int) -> None:
+    def _steady_pace(self, index: int) -> tuple[float, float]:
+        """Interval and first offset: each kind's clients together send at the steady rate."""
+        interval = self._options.clients / self._options.payments_per_second
+        return interval, interval * (index % self._options.clients) / self._options.clients
+
+    def _sdk(self, index: int) -> None:
+        """A merchant on the SDK: its own retries and regional failover, then, when it gives
+        up, the same key and body again a second later, as its documentation asks."""
         rng = random.Random(index)
-        home, away = self._lab.primary, self._lab.secondary
+        current: list[ClientPayment] = []
+
+        def record(event: ClientEvent) -> None:
+            if isinstance(event, AttemptEvent) and current:
+                status = event.status or 0  # None: no answer
+                answered = event.region if status else ""
+                learned_at = event.at + event.seconds - self._started_at
+                attempt = Attempt(learned_at, event.region, answered, status)
+                with self._lock:
+                    current[-1].attempts.append(attempt)
+
+        client = lab_client(self._lab, self._api_keys[index], on_event=record)
 
         def strike(sequence: int) -> None:
-            payment = self._track(new_payment(rng, index, sequence, Category.CROSS_REGION_RETRY))
-            # The first answer never reaches the client: it retries through the other region.
-            attempt, _ = self._send(payment, self._api_keys[index], home)
-            with self._lock:
-                payment.attempts.append(Attempt(attempt.at, home, "", 0))
-            self._pause(CROSS_REGION_RETRY_DELAY_SECONDS)
-            self._submit(payment, self._api_keys[index], away)
+            payment = self._track(new_payment(rng, index, sequence, Category.SDK))
+            current.append(payment)
+            fields = json.loads(payment.body)
+            while not self._aborted.is_set() and self._retrying():
+                try:
+                    result = client.create_payment(
+                        **fields, idempotency_key=payment.idempotency_key
+                    )
+                except RequestRejected as error:
+                    payment.final_status = error.status
+                    return
+                except PaymentsUnavailable:
+                    self._pause(1.0)
+                    continue
+                payment.final_status = result.status
+                return
 
-        self._every(CROSS_REGION_RETRY_EVERY_SECONDS, 1.0, strike)
+        try:
+            self._every(*self._steady_pace(index), strike)
+        finally:
+            client.close()
 
-    def _key_reuse(self, index: int) -> None:
-        rng = random.Random(index)
-
-        def strike(sequence: int) -> None:
-            first = self._track(new_payment(rng, index, sequence, Category.KEY_REUSE))
-            second = self._track(with_other_body(first, rng))
-            key = self._api_keys[index]
-            other = threading.Thread(
-                target=self._submit, args=(second, key, self._lab.secondary), daemon=True
-            )
-            other.start()
-            self._submit(first, key, self._lab.primary)
-            other.join()
-
-        self._every(KEY_REUSE_EVERY_SECONDS, 2.0, strike)
-
-    def _bursts(self, index: int) -> None:
-        rng = random.Random(index)
-        counter = iter(range(1, 1_000_000))
-
-        def strike(_: int) -> None:
-            burst = [
-                self._track(new_payment(rng, index, next(counter), Category.BURST))
-                for _ in range(BURST_SIZE)
-            ]
-            threads = [
-                threading.Thread(
-                    target=self._submit, args=(payment, self._api_keys[index], None), daemon=True
-                )
-                for payment in burst
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-
-        self._every(BURST_EVERY_SECONDS, 3.0, strike)
+    def _retrying(self) -> bool:
+        return self.now() < self._stop_at + self._options.retry_grace_seconds
 
     # --- requests ------------------------------------------------------------------------
     def _track(self, payment: ClientPayment) -> ClientPayment:
@@ -325,10 +211,7 @@ class Traffic:
         """Send until answered for good. `region` None: through the failover endpoint;
         otherwise to that region, moving to the other one whenever it does not answer."""
         backoff = self._options.initial_backoff_seconds
-        while (
-            not self._aborted.is_set()
-            and self.now() < self._stop_at + self._options.retry_grace_seconds
-        ):
+        while not self._aborted.is_set() and self._retrying():
             attempt, retry_after = self._send(payment, api_key, region)
             with self._lock:
                 payment.attempts.append(attempt)
@@ -343,7 +226,6 @@ class Traffic:
     def _send(
         self, payment: ClientPayment, api_key: str, region: str | None
     ) -> tuple[Attempt, float | None]:
-        at = self.now()
         target = urlsplit(
             self._lab.failover_url if region is None else self._lab.region_url(region)
         )
@@ -364,9 +246,10 @@ class Traffic:
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException):
-            return Attempt(at, region or "", "", 0), None
+            return Attempt(self.now(), region or "", "", 0), None
         finally:
             connection.close()
+        at = self.now()
         routed_to = region or response.getheader(ROUTED_TO_HEADER) or ""
         if response.getheader(NO_ANSWER_HEADER):
             return Attempt(at, routed_to, "", 0), None  # the region never answered
@@ -378,10 +261,3 @@ class Traffic:
             Attempt(at, routed_to, answered_by, response.status),
             float(retry_after) if retry_after and retry_after.isdigit() else None,
         )
-
-
-def first_served(attempts: list[Attempt], region: str, after: float) -> float | None:
-    for attempt in attempts:
-        if attempt.at >= after and attempt.answered_by == region and attempt.status in ACKNOWLEDGED:
-            return attempt.at
-    return None

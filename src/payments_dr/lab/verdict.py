@@ -4,18 +4,23 @@ from what the service wrote, and every check that fails the drill."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
-from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
+from payments_dr.drill_report import ClientRto, DrillReport, RequestSample, TimelineEvent
 from payments_dr.lab.accounting import Accounting, account
-from payments_dr.lab.lab import Lab
-from payments_dr.lab.traffic import (
+from payments_dr.lab.client_payments import (
+    ACKNOWLEDGED,
+    KIND_CATEGORY,
     REJECTED,
-    THROUGH_FAILOVER_NAME,
+    SDK_RTO_TARGET_SECONDS,
     Category,
+    ClientKind,
     ClientPayment,
     first_served,
+    timed_categories,
 )
+from payments_dr.lab.lab import Lab
 from payments_dr.service.conflicts import Conflict
 
 
@@ -69,10 +74,10 @@ def _timings(
         if attempt.answered_by:
             served = report.requests_by_region
             served[attempt.answered_by] = served.get(attempt.answered_by, 0) + 1
-    # Failover is what clients of the failover name see; adversarial clients that address
-    # a region directly would show the secondary serving from the start.
+    seen = {payment.category for payment in payments}
+    timed = timed_categories(tuple(k for k, c in KIND_CATEGORY.items() if c in seen))
     attempts = sorted(
-        (a for p in payments if p.category in THROUGH_FAILOVER_NAME for a in p.attempts),
+        (a for p in payments if p.category in timed for a in p.attempts),
         key=lambda a: a.at,
     )
     detected = [
@@ -96,6 +101,44 @@ def _timings(
                 TimelineEvent(round(failback_at, 2), "failback", f"{primary} serves payments again")
             )
     report.timeline.sort(key=lambda event: event.at_seconds)
+    report.client_rto_seconds = client_rto(payments, fault_at)
+    if ClientKind.SDK.value in report.client_rto_seconds:
+        report.sdk_rto_target_seconds = SDK_RTO_TARGET_SECONDS
+
+
+def client_rto(payments: list[ClientPayment], fault_at: float) -> dict[str, ClientRto]:
+    """Per steady client kind: each client's wait from the fault to its first acknowledged
+    payment (sent at or after the fault), as the client perceives it."""
+    result: dict[str, ClientRto] = {}
+    for kind, category in KIND_CATEGORY.items():
+        first_ack: dict[str, float | None] = {}
+        for payment in payments:
+            if payment.category is not category:
+                continue
+            acks = [a.at for a in payment.attempts if a.at >= fault_at and a.status in ACKNOWLEDGED]
+            seen = first_ack.get(payment.merchant_id)
+            earliest = min(acks, default=None)
+            if seen is None or (earliest is not None and earliest < seen):
+                first_ack[payment.merchant_id] = earliest
+        if not first_ack:
+            continue
+        waits = sorted(at - fault_at for at in first_ack.values() if at is not None)
+        result[kind.value] = ClientRto(
+            clients=len(first_ack),
+            recovered=len(waits),
+            p50_seconds=_percentile(waits, 0.50),
+            p99_seconds=_percentile(waits, 0.99),
+            max_seconds=round(waits[-1], 2) if waits else None,
+        )
+    return result
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of sorted `values`."""
+    if not values:
+        return None
+    rank = max(1, math.ceil(fraction * len(values)))
+    return round(values[rank - 1], 2)
 
 
 def _payments(

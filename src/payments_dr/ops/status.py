@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
+from payments_dr.contract import ConflictStatus
 from payments_dr.ops.aws import Aws
 from payments_dr.ops.observe import (
     AWS_ERRORS,
@@ -30,10 +31,12 @@ from payments_dr.ops.observe import (
     resolve_ipv4,
 )
 from payments_dr.ops.outputs import StackOutputs
+from payments_dr.service.conflicts import ConflictStore
+from payments_dr.service.store import TableUnavailable
 
 T = TypeVar("T")
 
-PARALLEL_READINGS = 8  # every regional reading of a two-region stack at once
+PARALLEL_READINGS = 10  # every regional reading of a two-region stack at once
 
 
 @dataclass
@@ -45,6 +48,7 @@ class RegionStatus:
     alarms: dict[str, str] | None = None
     replication_latency_ms: dict[str, float | None] = field(default_factory=dict)  # by receiver
     dlq_depth: int | None = None
+    open_conflicts: int | None = None  # overwritten versions awaiting reconciliation
     errors: dict[str, str] = field(default_factory=dict)  # reading -> why it failed
 
 
@@ -99,6 +103,13 @@ def _regional_readings(
             dlq_depth,
             (aws, outputs, name),
         ),
+        _RegionalReading(
+            status,
+            "open_conflicts",
+            partial(setattr, status, "open_conflicts"),
+            open_conflicts,
+            (aws, outputs, name),
+        ),
     ]
     readings += [
         _RegionalReading(
@@ -137,12 +148,22 @@ def collect_status(
     )
 
 
+def open_conflicts(aws: Aws, outputs: StackOutputs, region: str) -> int:
+    """Open conflict records in `region`'s replica (they replicate, so both regions agree
+    once replication has caught up; each is read, because either may be down)."""
+    store = ConflictStore(aws.client("dynamodb", region), outputs.table_name)
+    return len(store.list(ConflictStatus.OPEN))
+
+
 def _read(errors: dict[str, str], what: str, reading: Callable[..., T], *args: Any) -> T | None:
     """Takes one reading; an AWS failure is recorded under `what` instead of raised."""
     try:
         return reading(*args)
     except AWS_ERRORS as error:
         errors[what] = describe_aws_error(error)
+        return None
+    except TableUnavailable as error:
+        errors[what] = str(error)
         return None
 
 
@@ -156,7 +177,16 @@ def render_table(status: StackStatus) -> str:
     if status.dashboard_url:
         title += f"  dashboard {status.dashboard_url}"
     lines = [title, ""]
-    header = ("REGION", "ROLE", "HEALTH CHECK", "MODE", "REPLICATION LAG", "DLQ", "ALARMS")
+    header = (
+        "REGION",
+        "ROLE",
+        "HEALTH CHECK",
+        "MODE",
+        "REPLICATION LAG",
+        "DLQ",
+        "CONFLICTS",
+        "ALARMS",
+    )
     rows = [header] + [_row(region) for region in status.regions]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines += [
@@ -177,7 +207,9 @@ def _row(region: RegionStatus) -> tuple[str, ...]:
         for peer, value in region.replication_latency_ms.items()
     )
     dlq = "error" if region.dlq_depth is None else str(region.dlq_depth)
-    return (region.region, region.role, health, mode, lag, dlq, _alarms_text(region.alarms))
+    conflicts = "error" if region.open_conflicts is None else str(region.open_conflicts)
+    alarms = _alarms_text(region.alarms)
+    return (region.region, region.role, health, mode, lag, dlq, conflicts, alarms)
 
 
 def _latency_text(value_ms: float | None, failed: bool) -> str:
