@@ -183,6 +183,7 @@ DRILL_CASES = [
     ([*AWS_DRILL, "--clients", "2"], "--clients applies to the lab drill only"),
     ([*AWS_DRILL, "--config", "Pulumi.dev.yaml"], "--config applies to the lab drill only"),
     ([*AWS_DRILL, "--workload", "adversarial"], "--workload applies to the lab drill only"),
+    ([*AWS_DRILL, "--client", "sdk"], "--client applies to the lab drill only"),
     (["drill", "--stack", "prod"], "--stack applies to --on-aws drills only"),
     (["drill", "--outputs", "outputs.json"], "--outputs applies to --on-aws drills only"),
     (["drill", "--force"], "--force applies to --on-aws drills only"),
