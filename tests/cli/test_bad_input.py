@@ -83,6 +83,10 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "Pulumi.list.yaml").write_text("- payments-dr:domainName: x\n")
     (tmp_path / "Pulumi.latin1.yaml").write_bytes(b"config:\n  payments-dr:domainName: caf\xe9\n")
     (tmp_path / "Pulumi.folder.yaml").mkdir()
+    for name, tags in TAG_CASES.items():
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(
+            "config:\n  payments-dr:domainName: pay.example.com\n  payments-dr:tags:\n" + tags
+        )
     (tmp_path / "README.md").write_text("a file, not a folder\n")
     (tmp_path / "reports").mkdir()
     (tmp_path / "latin1.json").write_bytes(b'{"name": "caf\xe9"}')
@@ -124,7 +128,30 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out, err
 
 
+TAG_CASES = {
+    "tag-null": "    owner:\n",
+    "tag-nested": "    owner:\n      team: payments\n",
+    "tag-list": "    owner: [a, b]\n",
+    "tag-bool": "    billable: yes\n",
+    "tag-characters": "    owner: pay#ments\n",
+    "tag-name-characters": '    "cost center!": x\n',
+    "tag-project": "    project: other\n",
+    "tag-stack": "    stack: prod\n",
+    "tag-aws-value": "    owner: aws:team\n",
+    "tag-too-many": "".join(f"    t{number}: x\n" for number in range(49)),
+}
+
 SYNTH_CASES = [
+    (["Pulumi.tag-null.yaml"], "payments-dr:tags: tag 'owner' has no value"),
+    (["Pulumi.tag-nested.yaml"], "tag 'owner' is a dict, not text"),
+    (["Pulumi.tag-list.yaml"], "tag 'owner' is a list, not text"),
+    (["Pulumi.tag-bool.yaml"], "tag 'billable' is true/false, not text. Fix: write the value as"),
+    (["Pulumi.tag-characters.yaml"], "the value of tag 'owner' is not accepted by AWS"),
+    (["Pulumi.tag-name-characters.yaml"], "tag name 'cost center!' is not accepted by AWS"),
+    (["Pulumi.tag-project.yaml"], "tag 'project' would replace the one the stack always adds"),
+    (["Pulumi.tag-stack.yaml"], "tag 'stack' would replace the one the stack always adds"),
+    (["Pulumi.tag-aws-value.yaml"], "tag 'owner' is not accepted by AWS (aws: is reserved)"),
+    (["Pulumi.tag-too-many.yaml"], "49 tags; with project and stack that is over AWS's 50"),
     (["Pulumi.missing.yaml"], "Pulumi.missing.yaml does not exist"),
     (["Pulumi.tab.yaml"], "Pulumi.tab.yaml is not valid YAML (line 2, column 1: found character"),
     (["Pulumi.list.yaml"], "Pulumi.list.yaml holds a YAML list, not a mapping"),
