@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple, TextIO
 
 EXIT_USAGE = 2  # argparse's own code for a usage error
+EXIT_REFUSED = 3  # as the operations commands use it: refused, nothing changed
 
 # us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1: the shape of every AWS region name.
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
@@ -83,3 +86,30 @@ def write_text_creating_folders(path: Path, text: str) -> None:
     """Write a report, creating its missing folders (checked by `output_path_problem`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+class Refusal(NamedTuple):
+    message: str
+    exit_code: int
+
+
+def confirmation_refusal(
+    action: str, assume_yes: bool, terminal: TextIO | None = None, ask: Callable[[str], str] = input
+) -> Refusal | None:
+    """Asks on a terminal before a write to a deployed stack; None when it may go ahead.
+
+    `--yes` skips the question. Without a terminal (a script, CI) and without `--yes` the
+    write is refused as a usage error (2), so nothing changes a stack unattended by accident;
+    an answer other than yes refuses it (3).
+    """
+    if assume_yes:
+        return None
+    if not (terminal or sys.stdin).isatty():
+        return Refusal(
+            f"{action} changes a deployed stack: there is no terminal to confirm on; pass --yes",
+            EXIT_USAGE,
+        )
+    answer = ask(f"{action}? [y/N] ")
+    if answer.strip().lower() in {"y", "yes"}:
+        return None
+    return Refusal("not confirmed; nothing was changed", EXIT_REFUSED)
