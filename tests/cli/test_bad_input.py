@@ -215,6 +215,7 @@ DRILL_CASES = [
     (["drill", "--outputs", "outputs.json"], "--outputs applies to --on-aws drills only"),
     (["drill", "--force"], "--force applies to --on-aws drills only"),
     (["drill", "--dry-run"], "--dry-run applies to --on-aws drills only"),
+    (["drill", "--yes"], "--yes applies to --on-aws drills only"),
 ]
 
 USAGE_CASES = [

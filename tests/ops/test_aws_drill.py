@@ -129,6 +129,7 @@ def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse
         "hold": 20.0,
         "settle": 10.0,
         "poll_interval": 5.0,
+        "yes": True,  # confirmed, as a script without a terminal must
     }
     values.update(overrides)
     return argparse.Namespace(**values)
@@ -393,7 +394,7 @@ def test_the_drill_command_line_of_the_lab_drives_the_aws_drill(
     args = build_parser().parse_args(
         [
             *("drill", "--on-aws", "--stack", STACK, "--scenario", "fenced", "--rate", "0.5"),
-            *("--json", str(tmp_path / "drill.json"), "--timeline", str(timeline)),
+            *("--json", str(tmp_path / "drill.json"), "--timeline", str(timeline), "--yes"),
         ]
     )
     # The lab's parser has no --outputs; a test has no Pulumi CLI, so the file comes in here.
@@ -445,3 +446,15 @@ def test_present_ids_asks_again_for_unprocessed_keys() -> None:
         )
 
     assert found == {"pay_a", "pay_b"}
+
+
+def test_without_a_terminal_or_yes_the_drill_changes_nothing(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = drill_args(deployed, tmp_path, yes=False)
+
+    assert run_drill(deployed, clock, args) == EXIT_ENVIRONMENT
+
+    assert "there is no terminal to confirm on; pass --yes" in capsys.readouterr().err
+    assert CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list() == []
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE

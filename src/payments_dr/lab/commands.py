@@ -49,7 +49,7 @@ LAB_ONLY_FLAGS = (
     "clients",
     "client",
 )
-AWS_ONLY_FLAGS = ("stack", "outputs", "force", "dry_run")
+AWS_ONLY_FLAGS = ("stack", "outputs", "force", "dry_run", "yes")
 EXIT_INTERRUPTED = 130
 
 
@@ -141,6 +141,11 @@ def register(subparsers: Any) -> None:
         "--force",
         action="store_true",
         help="fail over even when a safety check refuses (with --on-aws)",
+    )
+    drill.add_argument(
+        "--yes",
+        action="store_true",
+        help="start without asking (with --on-aws; needed without a terminal)",
     )
     drill.add_argument(
         "--dry-run",

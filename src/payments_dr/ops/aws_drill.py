@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from payments_dr.cli_arguments import write_text_creating_folders
+from payments_dr.cli_arguments import confirmation_refusal, write_text_creating_folders
 from payments_dr.contract import PAYMENTS_PATH, TABLE_HASH_KEY, ConsistencyMode, Mode
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.merchants import Merchants
@@ -375,6 +375,12 @@ def run(
         if getattr(args, "dry_run", False):
             print(dry_run_plan(outputs, settings, forced))
             return EXIT_OK
+        refusal = confirmation_refusal(
+            f"Fence {outputs.primary} of stack {outputs.stack} for a failover drill",
+            bool(getattr(args, "yes", False)),
+        )
+        if refusal is not None:
+            raise OpsError(*refusal)
         for problem in forced:
             print(f"warning: forced past: {problem}", file=sys.stderr)
         # The drill pays as a merchant of its own, with a key that lives only as long as it.
