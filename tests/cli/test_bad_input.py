@@ -219,6 +219,8 @@ DRILL_CASES = [
 ]
 
 USAGE_CASES = [
+    (["stack", "up", "--stack", STACK, "--delegation-timeout", "-1"], "--delegation-timeout must"),
+    (["stack", "launch", "--stack", STACK], "argument operation: invalid choice: 'launch'"),
     ([], "the following arguments are required: COMMAND"),
     (["deploy"], "argument COMMAND: invalid choice: 'deploy'"),
     (["synth", "--bogus"], "unrecognized arguments: --bogus"),

@@ -365,6 +365,11 @@ def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
         UpGuards,
     )
 
+    problem = positive_seconds_problem("--delegation-timeout", args.delegation_timeout)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
     def command() -> int:
         work_dir = args.work_dir or project_root()
         timeout = args.delegation_timeout or DELEGATION_TIMEOUT_SECONDS
