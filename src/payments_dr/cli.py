@@ -30,7 +30,7 @@ exit codes:
   1    ran but did not reach its goal (a policy violation, a failed drill, a wait that
        timed out, a status reading that failed)
   2    could not start: a usage error, a bad stack or outputs file, missing credentials
-  3    refused by a safety check (--force overrides where offered)
+  3    refused: a safety check (--force overrides where offered), or not confirmed
   130  interrupted with Ctrl-C; what was left behind is printed
   141  the reader of the output went away (a closed pipe)
 
