@@ -4,9 +4,12 @@
   conditional write, side by side with Powertools' idempotency utility on the same path;
 - requests/s of the API handler (new payments and replays) against in-process moto;
 - the Lambda artifact's zipped size;
-- cold import time of each handler module in a fresh interpreter, from the installed package
-  (bytecode cached) and from the unpacked artifact without bytecode (as /var/task, which is
-  read-only, so the runtime compiles on every cold start).
+- cold import time of each handler module in a fresh interpreter: from the installed package
+  (bytecode cached); from the unpacked artifact without bytecode (as /var/task, which is
+  read-only, so the runtime compiles on every cold start), under this Python and under the
+  runtime's 3.13; and from the artifact as Lambda loads it: 3.13 with the artifact's
+  unchecked-hash bytecode. The 3.13 columns need .venv-runtime (`make test` builds it) for
+  the runtime's boto3, which Lambda provides and the artifact does not carry.
 
 Usage: .venv/bin/python benchmarks/bench_service.py [--payments N] [--import-runs N]
 """
@@ -17,6 +20,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,7 +49,7 @@ from moto import mock_aws
 
 from payments_dr import contract
 from payments_dr.service.api import build_api_handler
-from payments_dr.service.artifact import build_artifact
+from payments_dr.service.artifact import build_artifact, find_runtime_python
 from payments_dr.service.deps import ServiceDeps
 from payments_dr.service.model import new_payment, parse_payment_request
 from payments_dr.service.store import to_item
@@ -225,7 +229,9 @@ def import_breakdown(module: str, path_setup: str) -> collections.Counter[str]:
     return seconds
 
 
-def import_seconds(module: str, path_setup: str, runs: int) -> tuple[float, float]:
+def import_seconds(
+    module: str, path_setup: str, runs: int, python: str = sys.executable
+) -> tuple[float, float]:
     """Median wall and CPU seconds of `import module` in fresh interpreters.
 
     CPU time is reported beside wall time because this machine's cores are shared: under
@@ -239,16 +245,34 @@ def import_seconds(module: str, path_setup: str, runs: int) -> tuple[float, floa
     walls, cpus = [], []
     for _ in range(runs):
         output = subprocess.run(
-            [sys.executable, "-S", "-c", probe],
+            [python, "-S", "-B", "-c", probe],
             capture_output=True,
             text=True,
             env=environment,
             check=True,
+            timeout=120,
         ).stdout
         wall, cpu = (float(value) for value in output.split())
         walls.append(wall)
         cpus.append(cpu)
     return statistics.median(walls), statistics.median(cpus)
+
+
+def runtime_interpreter() -> tuple[str, str] | None:
+    """(python, site-packages) of .venv-runtime, the 3.13 venv `make test` builds; None,
+    with a note, when it is missing."""
+    python = Path(__file__).resolve().parents[1] / ".venv-runtime" / "bin" / "python"
+    if find_runtime_python() is None or not python.exists():
+        print("note: no .venv-runtime with Python 3.13 (run `make test`): 3.13 columns skipped")
+        return None
+    site_packages = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    return str(python), site_packages
 
 
 def main() -> None:
@@ -284,11 +308,20 @@ def main() -> None:
         print(f"{'unpacked size':40s} {unpacked / 1024:8.0f} KiB in {entries} files")
         print(f"{'build time':40s} {build_seconds * 1000:8.0f} ms")
 
+        # The same artifact without its bytecode: what every cold start compiled until now.
+        sources_only = Path(scratch) / "task-sources"
+        shutil.copytree(Path(scratch) / "task", sources_only)
+        for cache in sorted(sources_only.rglob("__pycache__"), reverse=True):
+            shutil.rmtree(cache)
         site_packages = [p for p in sys.path if p.endswith("site-packages")]
         installed = f"import sys; sys.path[:0] = {site_packages!r}; import site; site.main()"
-        task = f"import sys; sys.path[:0] = [{str(Path(scratch) / 'task')!r}, *{site_packages!r}]"
+        task = f"import sys; sys.path[:0] = [{str(sources_only)!r}, *{site_packages!r}]"
+        runtime = runtime_interpreter()
         print(f"== Cold import, median of {args.import_runs} fresh interpreters ==")
-        print(f"{'module':34s} {'installed, bytecode cached':>27s} {'artifact, no bytecode':>23s}")
+        print(
+            f"{'module':34s} {'installed, bytecode cached':>27s} {'artifact, no bytecode':>23s}"
+            + (f" {'3.13, no bytecode':>23s} {'3.13 + artifact bytecode':>23s}" if runtime else "")
+        )
         floor_wall, floor_cpu = import_seconds("botocore.session", installed, args.import_runs)
         print(
             f"{'botocore.session (runtime floor)':34s} "
@@ -297,10 +330,17 @@ def main() -> None:
         for module in HANDLER_MODULES:
             cached_wall, cached_cpu = import_seconds(module, installed, args.import_runs)
             fresh_wall, fresh_cpu = import_seconds(module, task, args.import_runs)
-            print(
+            line = (
                 f"{module:34s} {cached_wall * 1000:8.0f} ms wall {cached_cpu * 1000:5.0f} ms CPU"
                 f" {fresh_wall * 1000:6.0f} ms wall {fresh_cpu * 1000:5.0f} ms CPU"
             )
+            if runtime:
+                python, runtime_site = runtime
+                for root in (sources_only, Path(scratch) / "task"):
+                    setup = f"import sys; sys.path[:0] = [{str(root)!r}, {runtime_site!r}]"
+                    wall, cpu = import_seconds(module, setup, args.import_runs, python)
+                    line += f" {wall * 1000:6.0f} ms wall {cpu * 1000:5.0f} ms CPU"
+            print(line)
             breakdown = import_breakdown(module, installed)
             total = sum(breakdown.values())
             shares = ", ".join(

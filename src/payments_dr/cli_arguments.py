@@ -57,13 +57,6 @@ def int_between(low: int, high: int, unit: str) -> Callable[[str], int]:
     return parse
 
 
-def positive_seconds_problem(option: str, value: float | None) -> str | None:
-    """Why a duration option cannot be used, or None (None as a value: not given)."""
-    if value is not None and not value > 0:  # `not >` also refuses NaN
-        return f"{option} must be a positive number of seconds, not {value:g}"
-    return None
-
-
 def output_path_problem(path: Path) -> str | None:
     """Why a report cannot be written at `path`; checked before the work that produces it.
 

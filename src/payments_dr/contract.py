@@ -243,6 +243,42 @@ HEALTH_CHECK_TIMEOUT_SECONDS: Final = 2  # Route 53 wants an answer within about
 ALIAS_RECORD_TTL_SECONDS: Final = 60  # alias records to API Gateway take its TTL
 
 
+# --- The traffic switch (issue 11) ---------------------------------------------------------
+class FailoverControl(StrEnum):
+    """What moves traffic away from a region without calling into it (config key
+    `failoverControl`): a CloudWatch alarm held in the other region (default), or Route 53
+    ARC routing controls."""
+
+    ALARM = "alarm"
+    ARC = "arc"
+
+
+class SwitchState(StrEnum):
+    """A region's switch: `serve` lets its failover record answer while its health check
+    passes; `away` keeps traffic off it whatever its health check says."""
+
+    SERVE = "serve"
+    AWAY = "away"
+
+
+# The default switch: one custom metric per region, published (and alarmed on) in the
+# *other* region. A datapoint of 1 means "keep traffic away from <Region>", 0 "serve".
+SWITCH_NAMESPACE: Final = "PaymentsDr/TrafficSwitch"
+SWITCH_METRIC: Final = "TrafficAway"
+# Standard resolution: Route 53 does not accept alarms on high-resolution metrics.
+SWITCH_PERIOD_SECONDS: Final = 60
+
+
+def switch_dimensions(stack: str, region: str) -> dict[str, str]:
+    """The switch metric's dimensions for the region it governs."""
+    return {"Stack": stack, "Region": region}
+
+
+def switch_alarm_name(stack: str, region: str) -> str:
+    """The alarm (in the peer region) that keeps traffic away from `region` while it fires."""
+    return f"{PROJECT}-{stack}-switch-{region}"
+
+
 # --- DNS -----------------------------------------------------------------------------------
 # The hosted zone a stack creates (hostedZoneId unset): `stack up` creates it on its own
 # first, so the domain can be delegated before the certificates validate.
@@ -287,6 +323,10 @@ class StackOutput(StrEnum):
     # The table's consistency mode, fixed when it was created: `synth --outputs` and
     # `stack up` refuse a stack file that asks for the other one.
     CONSISTENCY_MODE = "consistency_mode"
+    # How traffic is moved without the failing region: {"kind": FailoverControl, and for ARC
+    # "cluster_endpoints": [{"endpoint", "region"}], "control_panel_arn"}. Stacks deployed
+    # before the switch lack it: the commands then fall back to the SSM fence alone.
+    FAILOVER_CONTROL = "failover_control"
 
 
 class RegionOutput(StrEnum):
@@ -307,6 +347,12 @@ class RegionOutput(StrEnum):
     FUNCTION_NAMES = "function_names"  # {Function: name}
     USAGE_PLAN_ID = "usage_plan_id"  # the merchants' usage plan (per-merchant throttling)
     WEB_ACL_ARN = "web_acl_arn"
+    # The failover record's health check: this region's HTTPS check AND its switch.
+    RECORD_HEALTH_CHECK_ID = "record_health_check_id"
+    # Where this region's switch lives: {"kind", "health_check_id", and "region",
+    # "alarm_name", "namespace", "metric_name", "dimensions" (alarm) or
+    # "routing_control_arn" (arc)}.
+    SWITCH = "switch"
 
 
 class DrBudgetField(StrEnum):

@@ -212,14 +212,41 @@ class Merchants:
             raise OpsError(f"merchant {merchant_id} has no key", EXIT_REFUSED)
         record = self._with_store(lambda store: store.get(merchant_id))
         complete = self._sync(record)
+        flushed = self._flush_authorizer_caches()
+        wait = (
+            "at once"
+            if flushed
+            else f"within {AUTHORIZER_CACHE_TTL_SECONDS} s (the authorizer cache)"
+        )
         print(
             f"merchant {merchant_id}: key {record.key_id} revoked, and any key it replaced; "
-            "every region refuses them "
-            f"within {AUTHORIZER_CACHE_TTL_SECONDS} s (the authorizer cache) once the table "
-            "has replicated",
+            f"every region refuses them {wait} once the table has replicated",
             file=self._out,
         )
-        return EXIT_OK if complete else EXIT_FAILED
+        return EXIT_OK if complete and flushed else EXIT_FAILED
+
+    def _flush_authorizer_caches(self) -> bool:
+        """Drop every stage's cached verdicts, so a revoked key is not admitted from the cache
+        for up to its TTL; False if a region's could not be flushed."""
+        complete = True
+        for region in self._outputs.regions:
+            apigateway = self._aws.client("apigateway", region)
+            try:
+                plan_id = self._outputs.region(region).usage_plan_id
+                stages = apigateway.get_usage_plan(usagePlanId=plan_id).get("apiStages", [])
+                for stage in stages:
+                    apigateway.flush_stage_authorizers_cache(
+                        restApiId=stage["apiId"], stageName=stage["stage"]
+                    )
+            except AWS_ERRORS as error:
+                complete = False
+                print(
+                    f"warning: authorizer cache in {region} not flushed "
+                    f"({describe_aws_error(error)}); cached verdicts expire within "
+                    f"{AUTHORIZER_CACHE_TTL_SECONDS} s",
+                    file=self._err,
+                )
+        return complete
 
     def list(self, as_json: bool) -> int:
         records: list[MerchantRecord] = self._with_store(lambda store: store.list())

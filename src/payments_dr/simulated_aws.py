@@ -189,7 +189,8 @@ class SimulatedAws(pulumi.runtime.Mocks):
             put(fqdn=str(inputs.get("name", "")).rstrip("."))
         elif kind == "aws:iam/role:Role":
             resource_id = inputs.get("name") or f"{args.name}-{token[:7]}"
-            put(name=resource_id, arn=f"arn:aws:iam::{account}:role/{resource_id}")
+            path = inputs.get("path") or "/"  # IAM puts a role's path into its ARN
+            put(name=resource_id, arn=f"arn:aws:iam::{account}:role{path}{resource_id}")
         elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint":
             put(prefixListId=f"pl-{token[:8]}")
             if inputs.get("vpcEndpointType") == "Interface":
@@ -224,10 +225,43 @@ class SimulatedAws(pulumi.runtime.Mocks):
             return resource_id, state
         elif kind == "aws:acm/certificateValidation:CertificateValidation":
             put(certificateArn=inputs["certificateArn"])
+        elif kind.startswith("aws:route53recoverycontrol/"):
+            put(**_recovery_control_state(kind, account, token, inputs))
         if "arn" not in state:
             service = kind.split(":")[1].split("/")[0]
             state["arn"] = f"arn:aws:{service}:{region}:{account}:{args.name}/{resource_id}"
         return resource_id, state
+
+
+# Where an ARC cluster's data plane answers: five endpoints in five regions, as AWS lists them.
+ARC_CLUSTER_ENDPOINT_REGIONS = (
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+)
+
+
+def _recovery_control_state(
+    kind: str, account: str, token: str, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    prefix = f"arn:aws:route53-recovery-control::{account}"
+    if kind.endswith("/cluster:Cluster"):
+        return {
+            "arn": f"{prefix}:cluster/{token}",
+            "clusterEndpoints": [
+                {"endpoint": f"https://host-{token[:6]}.{region}.example.aws", "region": region}
+                for region in ARC_CLUSTER_ENDPOINT_REGIONS
+            ],
+            "status": "DEPLOYED",
+        }
+    if kind.endswith("/controlPanel:ControlPanel"):
+        return {"arn": f"{prefix}:controlpanel/{token}", "status": "DEPLOYED"}
+    if kind.endswith("/routingControl:RoutingControl"):
+        panel = str(inputs.get("controlPanelArn", f"{prefix}:controlpanel/none"))
+        return {"arn": f"{panel}/routingcontrol/{token}", "status": "DEPLOYED"}
+    return {"arn": f"{prefix}:safetyrule/{token}", "status": "DEPLOYED"}
 
 
 def _table_state(region: str, account: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -125,6 +125,7 @@ def test_the_archiver_reserves_one_execution_per_expected_shard() -> None:
     default = build().reserved_concurrency
     assert default[Function.LOG_ARCHIVER] == 8
     assert build(archiverStreamShards="20").reserved_concurrency[Function.LOG_ARCHIVER] == 20
+    assert build(transactionLogRetentionDays="3653").transaction_log_retention_days == 3653
     others = {f: s.reserved_concurrency for f, s in contract.FUNCTIONS.items()}
     assert {f: n for f, n in default.items() if f is not Function.LOG_ARCHIVER} == {
         f: n for f, n in others.items() if f is not Function.LOG_ARCHIVER
@@ -262,6 +263,18 @@ REFUSALS = [
     pytest.param(
         {"archiverStreamShards": "0"}, "archiverStreamShards", "out of range", id="no-shards"
     ),
+    pytest.param(
+        {"transactionLogRetentionDays": "30"},
+        "transactionLogRetentionDays",
+        "30 days is out of range",
+        id="transaction-logs-kept-too-briefly",
+    ),
+    pytest.param(
+        {"transactionLogRetentionDays": "forever"},
+        "transactionLogRetentionDays",
+        "expected a whole number",
+        id="transaction-logs-kept-forever",
+    ),
     pytest.param({"tags": {"aws:owner": "x"}}, "tags", "not accepted", id="aws-tag"),
     pytest.param({"tags": "team=payments"}, "tags", "mapping", id="tags-not-a-map"),
     pytest.param({"domainNmae": "typo.example.com"}, "domainNmae", "unknown key", id="typo"),
@@ -317,3 +330,54 @@ def test_budget_is_refused_exactly_when_it_exceeds_a_target(
         budget = build(**values).budget
         assert budget.rto_budget_seconds == rto_budget <= rto_target
         assert budget.rpo_budget_seconds == rpo_budget <= rpo_target
+
+
+def _budget_values(**overrides: Any) -> dict[str, Any]:
+    return {
+        "healthCheckIntervalSeconds": 10,
+        "healthCheckFailureThreshold": 3,
+        "replicationLagAlarmSeconds": 30,
+        **overrides,
+    }
+
+
+RTO_BUDGET = 10 * 3 + contract.ALIAS_RECORD_TTL_SECONDS + FAILOVER_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("rto_target", "accepted"),
+    [(RTO_BUDGET - 1, False), (RTO_BUDGET, True), (RTO_BUDGET + 1, True)],
+    ids=["one-below-the-budget", "equal-to-the-budget", "one-above-the-budget"],
+)
+def test_the_rto_target_may_equal_the_budget_but_not_fall_below_it(
+    rto_target: int, accepted: bool
+) -> None:
+    values = _budget_values(rtoTargetSeconds=rto_target)
+    if accepted:
+        assert build(**values).budget.rto_budget_seconds == RTO_BUDGET
+    else:
+        with pytest.raises(ConfigError) as refused:
+            build(**values)
+        assert refused.value.key == "rtoTargetSeconds"
+        assert f"failover can take {RTO_BUDGET} s" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("lag", "accepted"),
+    [(299, True), (300, True), (301, False)],
+    ids=["lag-below-the-target", "lag-equal-to-the-target", "lag-above-the-target"],
+)
+@pytest.mark.parametrize("mode", list(ConsistencyMode))
+def test_the_rpo_target_may_equal_the_lag_alarm_but_not_fall_below_it(
+    lag: int, accepted: bool, mode: ConsistencyMode
+) -> None:
+    values = _budget_values(
+        rpoTargetSeconds=300, replicationLagAlarmSeconds=lag, consistencyMode=mode
+    )
+    if accepted or mode is ConsistencyMode.STRONG:  # strong mode loses nothing: budget 0
+        budget = build(**values).budget
+        assert budget.rpo_budget_seconds == (0 if mode is ConsistencyMode.STRONG else lag)
+    else:
+        with pytest.raises(ConfigError) as refused:
+            build(**values)
+        assert refused.value.key == "replicationLagAlarmSeconds"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import iam, resource_policies
+from payments_dr.service.model import payment_id
+from payments_dr.service.store import HEALTH_PROBE_KEY
 
 ACCOUNT = "111122223333"
 REGION = "us-east-2"
@@ -186,7 +189,9 @@ def test_bucket_policy_denies_plain_http_and_old_tls() -> None:
 
 
 def test_key_policy_limits_logs_service_to_its_region() -> None:
-    statements = resource_policies.key_policy("us-east-2", ACCOUNT)["Statement"]
+    alarms = f"arn:aws:cloudwatch:us-east-2:{ACCOUNT}:alarm:payments-dr-dev-us-east-2-*"
+    topic = f"arn:aws:sns:us-east-2:{ACCOUNT}:payments-dr-dev-alarms"
+    statements = resource_policies.log_key_policy("us-east-2", ACCOUNT, alarms, topic)["Statement"]
     logs = next(s for s in statements if "logs" in str(s["Principal"]))
     assert logs["Principal"] == {"Service": "logs.us-east-2.amazonaws.com"}
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith(
@@ -268,3 +273,28 @@ def test_authorizer_reads_only_merchant_records() -> None:
     (read,) = [s for s in document["Statement"] if "dynamodb:GetItem" in s["Action"]]
     leading_keys = read["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert leading_keys == [f"{contract.MERCHANT_ITEM_PREFIX}*"]
+
+
+@pytest.mark.parametrize("function", [Function.API, Function.RETRY_WORKER])
+def test_payment_writers_cannot_write_a_merchant_key_or_a_conflict(function: Function) -> None:
+    """Issue 16, point 9: without LeadingKeys, a compromised API could enrol a merchant key of
+    its choosing (`merchant#...`)."""
+    document = iam.function_policy(scope(function))
+    table_statements = [
+        s for s in document["Statement"] if any(a.startswith("dynamodb:") for a in s["Action"])
+    ]
+    assert table_statements
+    for statement in table_statements:
+        patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+        admits = [p for p in patterns if fnmatch.fnmatchcase(payment_id("m-1", "key-0001"), p)]
+        assert admits, statement["Sid"]
+        for forbidden in (contract.merchant_item_key("m-1"), "conflict#pay_x#abc"):
+            assert not any(fnmatch.fnmatchcase(forbidden, p) for p in patterns), forbidden
+    readable = [
+        p
+        for s in table_statements
+        if "dynamodb:GetItem" in s["Action"]
+        for p in s["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    ]
+    if function is Function.API:
+        assert HEALTH_PROBE_KEY in readable  # the health check reads its probe key

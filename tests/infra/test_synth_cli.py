@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,13 +134,17 @@ def test_short_type_keeps_package_module_and_class() -> None:
 
 def test_a_closed_pipe_ends_the_command_quietly() -> None:
     """`payments-dr synth | head -1`: no traceback when the reader stops early."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "payments_dr.cli", "synth", str(STACK_FILES["eventual"])],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdout is not None and process.stderr is not None
-    process.stdout.close()  # the reader is gone before the first line
-    errors = process.stderr.read().decode()
-    assert process.wait(timeout=120) == EXIT_BROKEN_PIPE
-    assert "Traceback" not in errors
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before the first line
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "payments_dr.cli", "synth", str(STACK_FILES["eventual"])],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert completed.returncode == EXIT_BROKEN_PIPE
+    assert b"Traceback" not in completed.stderr

@@ -38,7 +38,7 @@ def lab_settings(mode: ConsistencyMode, time_scale: float) -> LabSettings:
 def enrol(lab: Lab, merchant: str = "merchant-01") -> str:
     """A merchant's API key, its record replicated to every region."""
     api_key = lab.enrol_merchant(merchant)
-    assert lab.settle(20)
+    assert lab.settle(60)
     return api_key
 
 
@@ -154,6 +154,6 @@ class Process:
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
-        self.process.wait()
-        for reader in self._readers:
-            reader.join()
+        self.process.wait(timeout=30)
+        for reader in self._readers:  # the pipes close with the process: they end at once
+            reader.join(timeout=30)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import string
 from typing import Any
+from urllib.parse import unquote
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,12 +72,28 @@ def test_binary_bodies_are_base64_encoded_as_api_gateway_does() -> None:
 
 
 @given(st.text(alphabet=string.ascii_letters + string.digits + "_-.~%", min_size=1, max_size=40))
-def test_any_single_segment_becomes_the_id_path_parameter(segment: str) -> None:
+def test_any_single_segment_becomes_the_decoded_id_path_parameter(segment: str) -> None:
+    # REST APIs route on the encoded path and hand Lambda the percent-decoded parameter, so a
+    # `%2F` segment is one id holding a slash (which the service then refuses as malformed).
     matched = match_resource(f"/v1/payments/{segment}")
-    assert matched is not None
-    resource, parameters = matched
-    assert resource == contract.PAYMENT_PATH
-    assert parameters is not None and "/" not in parameters["id"]
+    assert matched == (contract.PAYMENT_PATH, {"id": unquote(segment)})
+
+
+@pytest.mark.parametrize(
+    ("segment", "decoded"),
+    [("a%2Fb", "a/b"), ("%2F", "/"), ("pay_%61%62", "pay_ab"), ("100%", "100%"), ("%zz", "%zz")],
+)
+def test_percent_escapes_in_the_id_are_decoded_and_the_path_stays_encoded(
+    segment: str, decoded: str
+) -> None:
+    event = event_for(f"/v1/payments/{segment}")
+    assert event["pathParameters"] == {"id": decoded}
+    assert event["path"] == f"/v1/payments/{segment}"
+    assert event["resource"] == contract.PAYMENT_PATH
+
+
+def test_a_raw_slash_makes_another_resource() -> None:
+    assert match_resource("/v1/payments/a/b") is None
 
 
 def verdict(*statements: tuple[str, list[str]]) -> dict[str, Any]:

@@ -189,7 +189,7 @@ def test_the_control_endpoint_enrols_a_merchant_whose_key_works_in_both_regions(
     status, answer = control.handle("POST", "/merchants", b'{"merchant_id": "globex"}')
     assert status == 201 and answer["merchant_id"] == "globex"
     lab = control._lab
-    assert lab.settle(20)
+    assert lab.settle(60)
     for region in (PRIMARY, SECONDARY):
         status, _, created = post_payment(
             lab.region_url(region), f"globex-key-{region}", answer["api_key"]

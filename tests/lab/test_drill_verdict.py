@@ -65,7 +65,7 @@ def send(lab: Lab, payment: ClientPayment, api_key: str, region: str) -> ClientP
 
 
 def verdict(lab: Lab, payments: list[ClientPayment]) -> DrillReport:
-    assert lab.settle(20)
+    assert lab.settle(60)
     checked = report(failback_seconds=None, detection_seconds=None, failover_seconds=None)
     verify(
         lab,
@@ -99,7 +99,7 @@ def test_payments_stored_in_both_regions_pass(lab: Lab, api_key: str) -> None:
 
 def test_an_acknowledged_payment_that_vanishes_is_lost(lab: Lab, api_key: str) -> None:
     sent = send(lab, fresh(), api_key, PRIMARY)
-    assert lab.settle(20)
+    assert lab.settle(60)
     for region in lab.regions.values():  # a bug deletes it everywhere
         region.aws.lab_dynamodb.delete_item(
             TableName=region.resources.table_name,

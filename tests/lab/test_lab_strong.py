@@ -44,7 +44,7 @@ def test_a_retry_in_the_other_region_replays_instead_of_creating(lab: Lab, api_k
     second = post_payment(lab.region_url(SECONDARY), key, api_key)
     assert (first[0], second[0]) == (201, 200)
     assert second[2] == first[2]
-    assert lab.settle(20)
+    assert lab.settle(60)
     created = lab.ledger.created()[first[2]["id"]]
     assert [write.region for write in created] == [PRIMARY]
 
@@ -77,7 +77,7 @@ def test_an_isolated_replica_acknowledges_only_through_the_peer_queue(
         assert status == 202 and body["status"] == "pending"
         health, _, report = request(lab.region_url(PRIMARY), "GET", "/v1/health")
         assert health == 503 and "table unreachable" in report["reasons"]
-        assert lab.settle(20)
+        assert lab.settle(60)
         assert body["id"] in lab.table_items(SECONDARY)
         assert body["id"] not in lab.table_items(PRIMARY)
         assert [w.region for w in lab.ledger.created()[body["id"]]] == [SECONDARY]

@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from payments_dr import contract
 from payments_dr.infra.gateway_responses import GATEWAY_RESPONSES, THROTTLED_RETRY_AFTER_SECONDS
+from payments_dr.lab import lab as lab_module
 from payments_dr.lab.apigw import THROTTLED, RegionApi, ThrottleLimits, TokenBucket
 from payments_dr.lab.aws import RegionFaults
-from payments_dr.lab.client_payments import ACKNOWLEDGED, REJECTED
+from payments_dr.lab.client_payments import (
+    ACKNOWLEDGED,
+    REJECTED,
+    TrafficOptions,
+    Workload,
+    new_payment,
+)
 from payments_dr.lab.drill import DrillOptions
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
+from payments_dr.lab.traffic import Traffic
 from payments_dr.service.model import payment_id
 
 from .helpers import PRIMARY, SECONDARY, post_payment, request
 
-# Small limits, so a handful of requests reaches them. Real time (scale 1): a request's few
-# wall milliseconds refill almost nothing, so the counts below hold on a loaded machine.
+# Small limits, so a handful of requests reaches them. The lab's gateways run on a clock the
+# tests stop while they count (ThrottleClock below).
 STAGE = ThrottleLimits(rate=2, burst=4)
 MERCHANT = ThrottleLimits(rate=1, burst=2)
 THROTTLED_CONFIG = dataclasses.replace(
@@ -62,6 +72,7 @@ def test_a_bucket_admits_its_burst_at_once_then_its_rate_per_second() -> None:
     assert sum(bucket.take() for _ in range(10)) == 5
 
 
+@settings(deadline=None)  # real work per example; a loaded machine must not fail it
 @given(
     rate=st.integers(min_value=1, max_value=50),
     extra_burst=st.integers(min_value=0, max_value=50),
@@ -77,14 +88,16 @@ def test_no_window_admits_more_than_the_burst_plus_the_rate_times_its_length(
     limits = ThrottleLimits(rate=rate, burst=rate + extra_burst)  # burst >= rate, as validated
     clock = FakeClock()
     bucket = TokenBucket(clock.now, limits)
-    admitted_at: list[float] = []
+    admitted: list[tuple[float, int]] = []  # (instant, requests admitted then)
     for gap, requests in steps:
         clock.seconds += gap
-        admitted_at.extend(clock.seconds for _ in range(requests) if bucket.take())
-    for first, start in enumerate(admitted_at):
-        for last in range(first, len(admitted_at)):
-            window = admitted_at[last] - start
-            assert last - first + 1 <= limits.burst + limits.rate * window + 1e-6
+        admitted.append((clock.seconds, sum(bucket.take() for _ in range(requests))))
+    # Every window from one instant to a later one (requests at one instant count together).
+    for first, (start, _) in enumerate(admitted):
+        in_window = 0
+        for end, count in admitted[first:]:
+            in_window += count
+            assert in_window <= limits.burst + limits.rate * (end - start) + 1e-6
 
 
 def test_the_throttled_answer_is_the_deployed_gateway_response() -> None:
@@ -93,17 +106,6 @@ def test_the_throttled_answer_is_the_deployed_gateway_response() -> None:
     assert status == 429 and headers == {"Retry-After": str(THROTTLED_RETRY_AFTER_SECONDS)}
     assert set(body) == {"code", "message"} and f'"{body["code"]}"' in template
     assert body["code"] == "throttled" and body["message"] == "Too Many Requests"
-
-
-def test_the_drill_retries_a_throttled_payment_and_stays_under_the_default_limits() -> None:
-    assert 429 not in ACKNOWLEDGED and 429 not in REJECTED  # so the client tries again
-    options = DrillOptions()
-    # One client per merchant, one request at a time, at least a second between retries.
-    per_merchant = max(
-        options.payments_per_second / options.clients, 1 / options.initial_backoff_seconds
-    )
-    assert per_merchant <= BUILTIN_CONFIG.merchant_throttle_rate_limit
-    assert options.clients * per_merchant < BUILTIN_CONFIG.api_throttle_rate_limit
 
 
 # --- one region's API on a fake clock ------------------------------------------------------
@@ -174,17 +176,59 @@ def test_usage_plan_then_stage_limit_per_method(
 # --- against a running lab ------------------------------------------------------------------
 
 
+class ThrottleClock:
+    """The gateways' clock in the lab: the lab's own, except that a test can stop it while it
+    counts what a bucket admits, and step it on by exactly a refill. A slow request on a
+    loaded machine then refills nothing, so the counts below are exact."""
+
+    def __init__(self) -> None:
+        self.base: Callable[[], float] = lambda: 0.0
+        self._offset = 0.0
+        self._stopped_at: float | None = None
+
+    def now(self) -> float:
+        return self._stopped_at if self._stopped_at is not None else self.base() + self._offset
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        self._stopped_at = self.now()
+        try:
+            yield
+        finally:  # runs on from where it stood: time never goes back for a bucket
+            self._offset = self._stopped_at - self.base()
+            self._stopped_at = None
+
+    def advance(self, seconds: float) -> None:
+        assert self._stopped_at is not None, "advance only a stopped clock"
+        self._stopped_at += seconds
+
+
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def throttle_clock() -> ThrottleClock:
+    return ThrottleClock()
+
+
+@pytest.fixture(scope="module")
+def lab(throttle_clock: ThrottleClock) -> Iterator[Lab]:
+    def region_api(*args: Any, now: Callable[[], float], **kwargs: Any) -> RegionApi:
+        throttle_clock.base = now  # the lab's clock, which the gateways would have used
+        return RegionApi(*args, now=throttle_clock.now, **kwargs)
+
     settings = LabSettings(THROTTLED_CONFIG, time_scale=1.0, replication_lag_seconds=0.2)
-    with Lab(settings) as running:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lab_module, "RegionApi", region_api)
+        running = Lab(settings)
+        running.start()
+    try:
         yield running
+    finally:
+        running.stop()
 
 
 def enrol_all(lab: Lab, merchants: list[str]) -> dict[str, str]:
     """API keys by merchant, every record replicated to both regions."""
     keys = {merchant: lab.enrol_merchant(merchant) for merchant in merchants}
-    assert lab.settle(20)
+    assert lab.settle(60)
     return keys
 
 
@@ -204,57 +248,82 @@ def assert_throttled_and_not_written(
     assert payment_id(merchant, idempotency_key) not in lab.table_items(region)
 
 
-def test_a_merchant_over_its_limit_is_throttled_while_another_is_served(lab: Lab) -> None:
+def test_a_merchant_over_its_limit_is_throttled_while_another_is_served(
+    lab: Lab, throttle_clock: ThrottleClock
+) -> None:
     url = lab.region_url(PRIMARY)
     keys = enrol_all(lab, ["busy-merchant", "other-merchant"])
     busy_key, other_key = keys["busy-merchant"], keys["other-merchant"]
     before = set(lab.table_items(PRIMARY))
-    started = lab.clock.now()
-    admitted: list[str] = []
-    throttled_key = ""
-    while not throttled_key:
-        assert len(admitted) <= MERCHANT.burst + 5, "the merchant is never throttled"
-        key = new_key()
-        answer = post_payment(url, key, busy_key)
-        if answer[0] == 201:
-            admitted.append(answer[2]["id"])
-        else:
-            assert_throttled_and_not_written(lab, PRIMARY, "busy-merchant", key, answer)
-            throttled_key = key
-    elapsed = lab.clock.now() - started
-    assert MERCHANT.burst <= len(admitted) <= MERCHANT.burst + MERCHANT.rate * elapsed
+    with throttle_clock.stopped():
+        answers = [(key, post_payment(url, key, busy_key)) for key in [new_key() for _ in "123"]]
+        assert [answer[0] for _, answer in answers] == [201] * MERCHANT.burst + [429]
+        throttled_key, throttled = answers[-1]
+        assert_throttled_and_not_written(lab, PRIMARY, "busy-merchant", throttled_key, throttled)
 
-    # The same moment, another merchant: its own bucket, and the stage has room.
-    status, _, body = post_payment(url, new_key(), other_key)
-    assert status == 201
-    assert set(lab.table_items(PRIMARY)) - before == {*admitted, body["id"]}
+        # The same moment, another merchant: its own bucket, and the stage has room.
+        status, _, body = post_payment(url, new_key(), other_key)
+        assert status == 201
+        admitted = {answer[2]["id"] for _, answer in answers[: MERCHANT.burst]}
+        assert set(lab.table_items(PRIMARY)) - before == {*admitted, body["id"]}
 
-    # One token's refill later (lab clock), the busy merchant is served again.
-    lab.clock.sleep(1 / MERCHANT.rate)
-    status, _, body = post_payment(url, throttled_key, busy_key)
-    assert status == 201 and body["id"] == payment_id("busy-merchant", throttled_key)
+        # One token's refill later, the busy merchant is served again, once.
+        throttle_clock.advance(1 / MERCHANT.rate)
+        status, _, body = post_payment(url, throttled_key, busy_key)
+        assert status == 201 and body["id"] == payment_id("busy-merchant", throttled_key)
+        assert post_payment(url, new_key(), busy_key)[0] == 429
 
 
-def test_the_stage_limit_caps_all_merchants_together(lab: Lab) -> None:
+def test_the_stage_limit_caps_all_merchants_together(
+    lab: Lab, throttle_clock: ThrottleClock
+) -> None:
     url = lab.region_url(SECONDARY)
     merchants = enrol_all(lab, [f"stage-merchant-{n}" for n in range(6)])
-    started = lab.clock.now()
     answers: list[tuple[str, str, tuple]] = []
-    # Each merchant stays within its own burst; together they are three times the stage's.
-    for _ in range(MERCHANT.burst):
-        for merchant, api_key in merchants.items():
-            key = new_key()
-            answers.append((merchant, key, post_payment(url, key, api_key)))
-    elapsed = lab.clock.now() - started
-    admitted = [answer for _, _, answer in answers if answer[0] == 201]
-    refused = [(m, k, answer) for m, k, answer in answers if answer[0] != 201]
-    assert refused, "the stage admitted every request"
-    assert len(admitted) <= STAGE.burst + STAGE.rate * elapsed
-    for merchant, key, answer in refused:
-        assert_throttled_and_not_written(lab, SECONDARY, merchant, key, answer)
+    with throttle_clock.stopped():
+        # Each merchant stays within its own burst; together they are three times the stage's.
+        for _ in range(MERCHANT.burst):
+            for merchant, api_key in merchants.items():
+                key = new_key()
+                answers.append((merchant, key, post_payment(url, key, api_key)))
+        statuses = [answer[0] for _, _, answer in answers]
+        assert statuses == [201] * STAGE.burst + [429] * (len(answers) - STAGE.burst)
+        for merchant, key, answer in answers[STAGE.burst :]:
+            assert_throttled_and_not_written(lab, SECONDARY, merchant, key, answer)
 
-    # Later, the merchant's bucket and this method's stage bucket hold a token again (health
-    # probes draw on their own method's limit, so they take none of it).
-    lab.clock.sleep(max(1 / STAGE.rate, 1 / MERCHANT.rate))
-    merchant, key, _ = refused[-1]
-    assert post_payment(url, key, merchants[merchant])[0] == 201
+        # Later, the merchant's bucket and this method's stage bucket hold a token again
+        # (health probes draw on their own method's limit, so they take none of it).
+        throttle_clock.advance(max(1 / STAGE.rate, 1 / MERCHANT.rate))
+        merchant, key, _ = answers[-1]
+        assert post_payment(url, key, merchants[merchant])[0] == 201
+
+
+def test_the_drill_client_retries_a_throttled_payment_until_it_is_served(
+    lab: Lab, throttle_clock: ThrottleClock
+) -> None:
+    assert 429 not in ACKNOWLEDGED and 429 not in REJECTED  # so the client tries again
+    api_key = enrol_all(lab, ["retrying-merchant"])["retrying-merchant"]
+    url = lab.region_url(PRIMARY)
+    with throttle_clock.stopped():
+        for _ in range(MERCHANT.burst):  # spend the merchant's burst
+            assert post_payment(url, new_key(), api_key)[0] == 201
+    # The clock runs again: the client's retry, after the gateway's Retry-After, is served.
+    options = TrafficOptions(1, 0.5, Workload.STEADY, 60.0, 1.0, 8.0)
+    traffic = Traffic(lab, options, lab.clock.now(), api_keys={0: api_key})
+    payment = new_payment(random.Random(0), 0, 1)
+    payment.merchant_id = "retrying-merchant"
+    traffic._submit(payment, api_key, PRIMARY)
+    statuses = [attempt.status for attempt in payment.attempts]
+    assert statuses[0] == 429 and statuses[-1] == 201 and payment.acknowledged
+    assert set(statuses[:-1]) == {429}
+    assert payment.payment_id in lab.table_items(PRIMARY)
+
+
+def test_the_drills_default_clients_stay_under_the_default_limits() -> None:
+    options = DrillOptions()
+    # One client per merchant, one request at a time, at least a second between retries.
+    per_merchant = max(
+        options.payments_per_second / options.clients, 1 / options.initial_backoff_seconds
+    )
+    assert per_merchant <= BUILTIN_CONFIG.merchant_throttle_rate_limit
+    assert options.clients * per_merchant < BUILTIN_CONFIG.api_throttle_rate_limit

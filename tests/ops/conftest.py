@@ -7,7 +7,7 @@ and TestDNSAnswer are not evaluated by moto, so tests script them with a Stubber
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -76,16 +77,77 @@ def put_alarm(aws: Aws, region: str, purpose: str, state: str) -> str:
 
 
 class FakeClock:
-    """Monotonic clock whose sleep only advances time."""
+    """Monotonic clock whose sleep only advances time (and runs what time would bring)."""
 
     def __init__(self) -> None:
         self.now = 0.0
+        self.on_sleep: list[Callable[[], None]] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+        for happen in self.on_sleep:
+            happen()
+
+
+def put_switch_alarm(aws: Aws, region: str) -> dict[str, Any]:
+    """The switch of `region`, as infra/switch.py declares it: an alarm in the peer region."""
+    peer = SECONDARY if region == PRIMARY else PRIMARY
+    name = contract.switch_alarm_name(STACK, region)
+    dimensions = contract.switch_dimensions(STACK, region)
+    aws.client("cloudwatch", peer).put_metric_alarm(
+        AlarmName=name,
+        Namespace=contract.SWITCH_NAMESPACE,
+        MetricName=contract.SWITCH_METRIC,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        Statistic="Maximum",
+        Period=contract.SWITCH_PERIOD_SECONDS,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="ignore",
+    )
+    return {
+        "kind": "alarm",
+        "health_check_id": f"hc-switch-{region}",
+        "region": peer,
+        "alarm_name": name,
+        "namespace": contract.SWITCH_NAMESPACE,
+        "metric_name": contract.SWITCH_METRIC,
+        "dimensions": dimensions,
+    }
+
+
+def evaluate_switch_alarms(aws: Aws) -> None:
+    """What CloudWatch does and moto does not: each switch alarm follows its latest datapoint
+    (and, with missing data ignored, keeps its state without one)."""
+    for region in (PRIMARY, SECONDARY):
+        peer = SECONDARY if region == PRIMARY else PRIMARY
+        cloudwatch = aws.client("cloudwatch", peer)
+        dimensions = contract.switch_dimensions(STACK, region)
+        try:
+            points = cloudwatch.get_metric_statistics(
+                Namespace=contract.SWITCH_NAMESPACE,
+                MetricName=contract.SWITCH_METRIC,
+                Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+                # Simulated clocks move datapoints ahead of the wall clock.
+                StartTime=datetime.now(UTC) - timedelta(hours=1),
+                EndTime=datetime.now(UTC) + timedelta(hours=3),
+                Period=60,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+        except EndpointConnectionError:
+            continue  # CloudWatch down in that region evaluates nothing
+        if points:
+            latest = max(points, key=lambda point: point["Timestamp"])
+            state = "ALARM" if latest["Maximum"] >= 1 else "OK"
+            cloudwatch.set_alarm_state(
+                AlarmName=contract.switch_alarm_name(STACK, region),
+                StateValue=state,
+                StateReason="test: evaluated",
+            )
 
 
 @dataclass
@@ -180,6 +242,15 @@ class Deployed:
         for index in range(count):
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"n": index}))
 
+    def switch_state(self, region: str) -> str:
+        """The switch alarm's state after CloudWatch evaluated it."""
+        evaluate_switch_alarms(self.aws)
+        switch = self.outputs[StackOutput.REGIONS][region][RegionOutput.SWITCH]
+        alarms = self.aws.client("cloudwatch", switch["region"]).describe_alarms(
+            AlarmNames=[switch["alarm_name"]]
+        )["MetricAlarms"]
+        return str(alarms[0]["StateValue"])
+
     def assert_stubs_used(self) -> None:
         self.route53.stubber.assert_no_pending_responses()
 
@@ -229,6 +300,8 @@ def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
         RegionOutput.WEB_ACL_ARN: (
             f"arn:aws:wafv2:{region}:{ACCOUNT}:regional/webacl/{contract.PROJECT}-{STACK}/w1"
         ),
+        RegionOutput.RECORD_HEALTH_CHECK_ID: f"hc-record-{region}",
+        RegionOutput.SWITCH: put_switch_alarm(aws, region),
     }
 
 
@@ -248,6 +321,7 @@ def stack_outputs(regions: dict[str, Any]) -> dict[str, Any]:
             contract.DrBudgetField.RPO_BUDGET_SECONDS: 30,
         },
         StackOutput.REGIONS: regions,
+        StackOutput.FAILOVER_CONTROL: {"kind": "alarm"},
     }
 
 

@@ -6,8 +6,10 @@ against botocore's service models: the operation exists and takes each flag give
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
+from enum import Enum
 from pathlib import Path
 
 import botocore.session
@@ -81,7 +83,64 @@ def test_documented_payments_dr_command_parses(command: str) -> None:
         assert argv[0] in subparsers.choices
         return
     args = parser.parse_args(argv)
-    assert callable(args.run)
+    command = _subcommand(parser, argv)
+    # The command's own handler runs, not one a shared default would pick.
+    assert args.run is command.get_default("run") and args.run is not None
+    options = {o: a for a in command._actions for o in a.option_strings}
+    given = vars(args)
+    words = [w for w in argv if w not in _command_words(parser, argv)]
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word.startswith("--"):
+            name, _, inline = word.partition("=")
+            # Spelled out in full: argparse would also take an abbreviation, which a later
+            # option could make ambiguous.
+            assert name in options, f"{name} is not an option of {command.prog}"
+            action = options[name]
+            if action.nargs == 0:  # a flag: it sets its constant
+                assert given[action.dest] == action.const, name
+            else:
+                value = inline or words[index + 1]
+                index += 0 if inline else 1
+                assert _shown(given[action.dest]) == value, (name, given[action.dest])
+        else:  # a positional value reaches the command as typed
+            assert _value_taken(given, word), f"{word!r} is not among {given}"
+        index += 1
+
+
+def _command_words(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """The leading words that name (sub)commands, e.g. ["stack", "up"]."""
+    words, current = [], parser
+    for word in argv:
+        choices = _subparser_choices(current)
+        if word not in choices:
+            break
+        words.append(word)
+        current = choices[word]
+    return words
+
+
+def _subcommand(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    current = parser
+    for word in _command_words(parser, argv):
+        current = _subparser_choices(current)[word]
+    return current
+
+
+def _subparser_choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _shown(value: object) -> str:
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def _value_taken(given: dict[str, object], word: str) -> bool:
+    return any(_shown(value) == word for value in given.values())
 
 
 @pytest.mark.parametrize("command", AWS_COMMANDS)

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
@@ -164,12 +164,55 @@ def test_a_second_create_is_refused_until_revoked(
         assert len(plan_keys(deployed, region)) == 1  # only the new key's usage key
 
 
+@pytest.fixture()
+def stages(deployed: Deployed) -> dict[str, list[dict[str, Any]]]:
+    """Each region's usage plan on a stage, and every authorizer-cache flush sent there.
+
+    moto has no FlushStageAuthorizersCache: a before-call hook answers it, as botocore lets
+    a handler do, and records the call."""
+    flushes: dict[str, list[dict[str, Any]]] = {}
+    for region in (PRIMARY, SECONDARY):
+        apigateway = deployed.aws.client("apigateway", region)
+        api_id = apigateway.create_rest_api(name=f"payments-{region}")["id"]
+        plan_id = deployed.outputs[contract.StackOutput.REGIONS][region][
+            contract.RegionOutput.USAGE_PLAN_ID
+        ]
+        apigateway.update_usage_plan(
+            usagePlanId=plan_id,
+            patchOperations=[
+                {"op": "add", "path": "/apiStages", "value": f"{api_id}:{contract.API_STAGE}"}
+            ],
+        )
+        calls = flushes.setdefault(region, [])
+
+        def flush(params: dict[str, Any], calls: list[dict[str, Any]] = calls, **_: Any) -> Any:
+            calls.append(params)
+            return FlushAnswer(), {}
+
+        apigateway.meta.events.register("before-call.api-gateway.FlushStageAuthorizersCache", flush)
+    return flushes
+
+
+class FlushAnswer:
+    """The HTTP side of the answer botocore takes from a before-call handler."""
+
+    status_code = 202
+    headers: ClassVar[dict[str, str]] = {}
+
+
 def test_revoke_marks_the_record_and_empties_both_usage_plans(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+    deployed: Deployed,
+    capsys: pytest.CaptureFixture[str],
+    stages: dict[str, list[dict[str, Any]]],
 ) -> None:
     run(deployed, "create", MERCHANT)
     assert run(deployed, "revoke", MERCHANT) == EXIT_OK
-    assert f"within {contract.AUTHORIZER_CACHE_TTL_SECONDS} s" in capsys.readouterr().out
+    assert "every region refuses them at once" in capsys.readouterr().out
+    # Both stages forget their cached verdicts: the revoked key is not admitted from a cache.
+    for region in (PRIMARY, SECONDARY):
+        (call,) = stages[region]
+        assert call["url_path"].endswith(f"/stages/{contract.API_STAGE}/cache/authorizers")
+        assert call["method"] == "DELETE"
     record = CredentialStore(
         deployed.aws.client("dynamodb", PRIMARY), contract.table_name(STACK)
     ).get(MERCHANT)
@@ -177,6 +220,26 @@ def test_revoke_marks_the_record_and_empties_both_usage_plans(
     assert record.revoked_at is not None
     assert plan_keys(deployed, PRIMARY) == plan_keys(deployed, SECONDARY) == []
     assert run(deployed, "revoke", "merchant-unknown") == EXIT_REFUSED
+
+
+def test_a_cache_that_cannot_be_flushed_is_named_and_fails_the_command(
+    deployed: Deployed,
+    capsys: pytest.CaptureFixture[str],
+    stages: dict[str, list[dict[str, Any]]],
+) -> None:
+    run(deployed, "create", MERCHANT)
+
+    def refuse(**_: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url=f"https://apigateway.{SECONDARY}")
+
+    deployed.aws.client("apigateway", SECONDARY).meta.events.register_first(
+        "before-call.api-gateway.FlushStageAuthorizersCache", refuse
+    )
+    assert run(deployed, "revoke", MERCHANT) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert f"authorizer cache in {SECONDARY} not flushed" in captured.err
+    assert f"within {contract.AUTHORIZER_CACHE_TTL_SECONDS} s" in captured.out
+    assert len(stages[PRIMARY]) == 1  # the other region was still flushed
 
 
 def test_list_shows_merchants_without_secrets_or_hashes(

@@ -21,6 +21,7 @@ from .conftest import PRIMARY, SECONDARY, STACK, TARGETS, health_check_id, stack
 def raw_outputs() -> dict[str, Any]:
     region = {key.value: f"{key.value}-value" for key in RegionOutput if key != RegionOutput.ROLE}
     region[RegionOutput.ALARM_ARNS] = {"dlq-not-empty": "arn:aws:cloudwatch:r:1:alarm:x"}
+    region[RegionOutput.SWITCH] = {"kind": "alarm", "health_check_id": "hc-switch"}
     regions = {
         PRIMARY: {
             **region,

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from payments_dr import contract
 from payments_dr.contract import Mode, Param, StackOutput
@@ -80,7 +81,45 @@ def test_status_table_is_readable(deployed: Deployed, capsys: pytest.CaptureFixt
     assert "no data" in primary_row
     assert secondary_row.split()[:5] == [SECONDARY, "secondary", "healthy", "8/8", "active"]
     assert f"->{PRIMARY} 0.8s" in secondary_row
-    assert "all OK (3)" in secondary_row
+    assert secondary_row.split()[5] == "serve"  # its switch, read in the primary
+    assert lines[-2:] == ["alarms:", "  OK: 6"]
+
+
+def test_status_groups_alarms_by_state_within_80_columns(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for region in (PRIMARY, SECONDARY):
+        for purpose in ("api-5xx", "dlq-not-empty"):
+            deployed.aws.client("cloudwatch", region).set_alarm_state(
+                AlarmName=alarm_name(region, purpose), StateValue="ALARM", StateReason="test"
+            )
+    script_status_reads(deployed, SECONDARY)
+
+    commands.run_status(status_args(deployed), deployed.aws, resolve)
+
+    out = capsys.readouterr().out
+    alarms = out[out.index("alarms:") :].splitlines()
+    assert alarms[1].startswith("  ALARM (4): us-east-1 api-5xx, us-east-1 dlq-not-empty,")
+    assert alarms[-1] == "  OK: 2"
+    assert all(len(line) <= 80 for line in alarms)
+
+
+def test_status_shows_the_unreadable_as_unknown_with_where_it_was_read(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def down(**_: object) -> None:
+        raise EndpointConnectionError(endpoint_url=f"https://cloudwatch.{SECONDARY}.amazonaws.com")
+
+    deployed.aws.client("cloudwatch", SECONDARY).meta.events.register("before-call", down)
+    script_status_reads(deployed, PRIMARY)
+
+    assert commands.run_status(status_args(deployed), deployed.aws, resolve) == EXIT_FAILED
+
+    out = capsys.readouterr().out
+    primary_row = out.splitlines()[3]
+    assert primary_row.split()[5] == "unknown"  # the primary's switch lives in us-east-2
+    assert f"  {PRIMARY}: switch (read in {SECONDARY}) failed: Could not connect" in out
+    assert f"  unknown: {SECONDARY} (not read)" in out
 
 
 def test_status_header_links_the_dashboard_when_the_stack_exports_one(
@@ -133,9 +172,7 @@ def test_status_counts_open_conflicts_in_each_region_and_says_which_it_could_not
     script_status_reads(deployed, PRIMARY)
     commands.run_status(status_args(deployed), deployed.aws, resolve)
     table_text = capsys.readouterr().out
-    header, primary_row = table_text.splitlines()[2:4]
-    column = header.index("CONFLICTS")  # the table's columns are aligned
-    assert primary_row[column:].split()[0] == "2"
+    assert f"open conflict records: {PRIMARY} 2, {SECONDARY} unknown" in table_text
 
 
 def test_status_still_reports_when_one_reading_fails(
@@ -185,9 +222,9 @@ def test_status_without_credentials_exits_2(
 
 
 def test_regional_readings_are_taken_at_the_same_time(deployed: Deployed) -> None:
-    # Each regional call waits until all 10 are in flight: one after another, they would
+    # Each regional call waits until all 12 are in flight: one after another, they would
     # break the barrier instead.
-    barrier = threading.Barrier(10, timeout=30)
+    barrier = threading.Barrier(12, timeout=30)
     met: list[int] = []
 
     def wait_for_the_others(**_: object) -> None:
@@ -202,5 +239,17 @@ def test_regional_readings_are_taken_at_the_same_time(deployed: Deployed) -> Non
 
     status = collect_status(deployed.aws, outputs, resolve)
 
-    assert sorted(met) == list(range(10))
+    assert sorted(met) == list(range(12))
     assert all(not region.errors for region in status.regions)
+
+
+def test_status_says_when_traffic_left_by_health_alone_and_would_return(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script_status_reads(deployed, SECONDARY)  # DNS answers the secondary; no switch was set
+
+    commands.run_status(status_args(deployed), deployed.aws, resolve)
+
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"note: traffic left {PRIMARY} by its health check alone" in out
+    assert f"run `payments-dr failover --stack {STACK} --to {SECONDARY}`" in out

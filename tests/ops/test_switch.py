@@ -1,10 +1,13 @@
-"""failover / failback: mode switch in SSM (moto), Route 53 scripted, instant fake clock."""
+"""failover / failback through the traffic switch: the switch alarm and SSM in moto (CloudWatch's
+evaluation played by the fake clock), Route 53 scripted, us-east-1 taken down by client hooks."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
@@ -12,7 +15,7 @@ from pulumi import automation
 from pulumi.automation._cmd import CommandResult
 
 from payments_dr.contract import Mode
-from payments_dr.ops import commands, switch
+from payments_dr.ops import commands
 from payments_dr.ops.aws import (
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -22,7 +25,17 @@ from payments_dr.ops.aws import (
     Aws,
 )
 
-from .conftest import PRIMARY, SECONDARY, STACK, Deployed, FakeClock, resolve
+from .conftest import (
+    ADDRESSES,
+    API_DOMAIN,
+    PRIMARY,
+    SECONDARY,
+    STACK,
+    Deployed,
+    FakeClock,
+    evaluate_switch_alarms,
+    resolve,
+)
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -31,173 +44,360 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def failover(deployed: Deployed, clock: FakeClock, *extra: str, to: str = SECONDARY) -> int:
-    args = parse(
-        "failover", "--stack", STACK, "--outputs", str(deployed.outputs_file), "--to", to, *extra
-    )
-    return commands.run_failover(args, deployed.aws, resolve, clock, clock.sleep)
+def run(
+    deployed: Deployed, clock: FakeClock, command: str, *extra: str, resolver: Any = resolve
+) -> int:
+    argv = [command, "--stack", STACK, "--outputs", str(deployed.outputs_file), "--yes", *extra]
+    if command == "failover" and "--to" not in extra:
+        argv += ["--to", SECONDARY]
+    args = parse(*argv)
+    clock.on_sleep.append(lambda: evaluate_switch_alarms(deployed.aws))  # CloudWatch, in time
+    runner = commands.run_failover if command == "failover" else commands.run_failback
+    return runner(args, deployed.aws, resolver, clock, clock.sleep)
 
 
-def failback(deployed: Deployed, clock: FakeClock, *extra: str) -> int:
-    args = parse("failback", "--stack", STACK, "--outputs", str(deployed.outputs_file), *extra)
-    return commands.run_failback(args, deployed.aws, resolve, clock, clock.sleep)
+def region_down(deployed: Deployed, region: str, *services: str) -> None:
+    """Every call to `services` in `region` fails to connect, as in a regional outage."""
+    for service in services:
+
+        def refuse(service: str = service, **_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url=f"https://{service}.{region}.amazonaws.com")
+
+        deployed.aws.client(service, region).meta.events.register("before-call", refuse)
 
 
-def test_failover_fences_the_primary_and_times_until_dns_agrees(
+def route53_down(deployed: Deployed, polls: int) -> None:
+    """The Route 53 API (control plane, in us-east-1) fails the verdict's reading and every
+    reading of `polls` polls."""
+    stubber = deployed.route53.stubber
+    operations = ["get_health_check_status"] + [
+        "get_health_check_status",
+        "test_dns_answer",
+    ] * polls
+    for operation in operations:
+        stubber.add_client_error(
+            operation, service_error_code="ServiceUnavailable", http_status_code=503
+        )
+
+
+# --- failover ---------------------------------------------------------------------------------
+def test_failover_flips_the_switch_in_the_target_fences_and_waits_for_dns(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    route53 = deployed.route53
-    route53.health(SECONDARY, healthy=8)  # pre-flight: is the target healthy?
-    route53.poll(primary_healthy=True, secondary_healthy=True, answer=PRIMARY)  # t=0
-    route53.poll(primary_healthy=False, secondary_healthy=True, answer=PRIMARY)  # t=5
-    route53.poll(primary_healthy=False, secondary_healthy=True, answer=SECONDARY)  # t=10
+    script_failover(deployed)  # the verdict, then polls at t=0 and t=5
 
-    exit_code = failover(deployed, clock, "--poll-interval", "5")
+    exit_code = run(deployed, clock, "failover", "--poll-interval", "5")
 
     captured = capsys.readouterr()
-    assert exit_code == EXIT_OK
+    assert exit_code == EXIT_OK, captured.err
+    assert deployed.switch_state(PRIMARY) == "ALARM"  # the alarm lives in us-east-2
+    assert deployed.switch_state(SECONDARY) == "OK"  # untouched
     assert deployed.mode(PRIMARY) == Mode.FENCED
     assert deployed.mode(SECONDARY) == Mode.ACTIVE
     assert captured.out.strip() == (
-        f"failover to {SECONDARY} complete in 10.0s; health checks saw the fence after 5.0s; "
-        "RTO target 900s"
+        f"failover to {SECONDARY} complete in 5.0s; switch read back after 5.0s; RTO target 900s"
     )
-    progress = captured.err.splitlines()
-    assert len(progress) == 3
-    assert progress[0].startswith("[   0.0s] us-east-1 healthy 8/8")
-    assert progress[2].endswith(f"DNS -> {SECONDARY}")
+    assert f"set {PRIMARY} switch away (CloudWatch in {SECONDARY})" in captured.err
     deployed.assert_stubs_used()
 
 
-def test_failover_refuses_an_unhealthy_target_and_changes_nothing(
+def test_failover_moves_traffic_with_us_east_1_and_the_route53_api_down(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deployed.route53.health(SECONDARY, healthy=1, total=8)
+    region_down(deployed, PRIMARY, "ssm", "cloudwatch", "dynamodb")
+    route53_down(deployed, polls=2)
+    answers = iter([ADDRESSES[PRIMARY], ADDRESSES[SECONDARY]])
 
-    exit_code = failover(deployed, clock)
+    def public_dns(host: str) -> set[str]:
+        return set(next(answers)) if host == API_DOMAIN else resolve(host)
 
-    assert exit_code == EXIT_REFUSED
+    exit_code = run(deployed, clock, "failover", "--poll-interval", "5", resolver=public_dns)
+
+    captured = capsys.readouterr()
+    # Traffic moved; the fence could not be written, which is an incomplete result (exit 1).
+    assert exit_code == EXIT_FAILED
+    assert deployed.switch_state(PRIMARY) == "ALARM"
+    assert captured.out.startswith(f"failover to {SECONDARY} complete in 5.0s")
+    assert f"warning: {PRIMARY} is not fenced (Could not connect" in captured.out
+    # Every reading that failed is shown as unknown, with its region; none refused.
+    assert f"health check [{SECONDARY}]: unknown (ServiceUnavailable" in captured.err
+    assert f"switch [{SECONDARY}]: unknown (Could not connect" in captured.err
+    assert f"replication lag {PRIMARY}->{SECONDARY} [{PRIMARY}]: unknown" in captured.err
+    assert "refusing" not in captured.err
+    deployed.assert_stubs_used()
+
+
+@pytest.mark.parametrize(
+    ("prepare", "reason"),
+    [
+        (
+            lambda d: d.route53.health(SECONDARY, healthy=1),
+            f"target {SECONDARY} is unhealthy: Route 53 health check UNHEALTHY 1/8",
+        ),
+        (
+            lambda d: (d.route53.health(SECONDARY, healthy=8), d.set_mode(SECONDARY, Mode.FENCED)),
+            f"target {SECONDARY} is in mode 'fenced', not 'active'",
+        ),
+        (
+            lambda d: (
+                d.route53.health(SECONDARY, healthy=8),
+                d.replication_latency(PRIMARY, SECONDARY, 400_000.0),
+            ),
+            f"replication lag {PRIMARY}->{SECONDARY} is 400s, above the RPO target of 300s",
+        ),
+    ],
+    ids=["unhealthy-target", "fenced-target", "lagging-replication"],
+)
+def test_failover_refuses_on_what_it_read_and_writes_nothing(
+    deployed: Deployed,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    prepare: Any,
+    reason: str,
+) -> None:
+    prepare(deployed)
+
+    exit_code = run(deployed, clock, "failover")
+
     err = capsys.readouterr().err
-    assert f"refusing failover to {SECONDARY}:" in err
-    assert (
-        f"target {SECONDARY} is unhealthy: Route 53 health check hc-{SECONDARY} has "
-        "1 of 8 checkers reporting healthy"
-    ) in err
-    assert "--force" in err
+    assert exit_code == EXIT_REFUSED
+    assert f"refusing: {reason}" in err
+    assert "(re-run with --force to override)" in err
+    assert deployed.switch_state(PRIMARY) == "OK"
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
 
 
-def test_failover_refuses_a_fenced_target(
+def test_force_goes_past_a_refusal_and_says_so(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deployed.set_mode(SECONDARY, Mode.FENCED)
-    deployed.route53.health(SECONDARY, healthy=8)
+    script_failover(deployed, target_checkers_healthy=0)
 
-    assert failover(deployed, clock) == EXIT_REFUSED
-    assert f"target {SECONDARY} is in mode 'fenced', not 'active'" in capsys.readouterr().err
+    exit_code = run(deployed, clock, "failover", "--force")
+
+    assert exit_code == EXIT_OK
+    assert "forced past: target us-east-2 is unhealthy" in capsys.readouterr().err
+    assert deployed.switch_state(PRIMARY) == "ALARM"
 
 
-def test_failover_refuses_when_replication_lags_beyond_the_rpo(
+def test_the_switch_that_cannot_be_written_is_an_error_and_nothing_is_fenced(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deployed.replication_latency(PRIMARY, SECONDARY, 412_000.0)
     deployed.route53.health(SECONDARY, healthy=8)
+    region_down(deployed, SECONDARY, "cloudwatch")
 
-    assert failover(deployed, clock) == EXIT_REFUSED
-    assert (
-        f"replication lag {PRIMARY} -> {SECONDARY} is 412.0s, above the RPO target of 300s"
-        in capsys.readouterr().err
-    )
+    exit_code = run(deployed, clock, "failover", "--force")
+
+    err = capsys.readouterr().err
+    assert exit_code == EXIT_FAILED
+    assert f"error: could not set the traffic switch ({PRIMARY}): Could not connect" in err
+    assert "Written before it: nothing." in err
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
-
-
-def test_failover_accepts_lag_within_the_rpo(deployed: Deployed, clock: FakeClock) -> None:
-    deployed.replication_latency(PRIMARY, SECONDARY, 299_000.0)
-    deployed.route53.health(SECONDARY, healthy=8)
-    deployed.route53.poll(primary_healthy=False, secondary_healthy=True, answer=SECONDARY)
-
-    assert failover(deployed, clock) == EXIT_OK
-
-
-def test_force_goes_past_the_refusal_and_says_so(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    deployed.replication_latency(PRIMARY, SECONDARY, 412_000.0)
-    deployed.route53.health(SECONDARY, healthy=8)
-    deployed.route53.poll(primary_healthy=False, secondary_healthy=True, answer=SECONDARY)
-
-    assert failover(deployed, clock, "--force") == EXIT_OK
-    assert "warning: forced past: replication lag" in capsys.readouterr().err
-    assert deployed.mode(PRIMARY) == Mode.FENCED
+    assert "Traceback" not in err
 
 
 def test_failover_to_the_primary_points_to_failback(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert failover(deployed, clock, to=PRIMARY) == EXIT_REFUSED
+    assert run(deployed, clock, "failover", "--to", PRIMARY) == EXIT_REFUSED
     assert "return traffic to it with `payments-dr failback`" in capsys.readouterr().err
 
 
-def test_failover_to_an_unknown_region_exits_2(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert failover(deployed, clock, to="eu-west-1") == EXIT_ENVIRONMENT
-    assert "has no region eu-west-1" in capsys.readouterr().err
-
-
-def test_failover_that_never_settles_times_out_with_the_last_state(
+def test_a_failover_that_never_settles_times_out_with_the_last_state(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployed.route53.health(SECONDARY, healthy=8)
-    for _ in range(3):  # t = 0, 10, 20; the next poll would pass the 25 s timeout
-        deployed.route53.poll(primary_healthy=True, secondary_healthy=True, answer=PRIMARY)
+    for _ in range(3):  # t=0, 5, 10
+        deployed.route53.health(SECONDARY, healthy=8)
+        deployed.route53.dns(PRIMARY)
 
-    exit_code = failover(deployed, clock, "--timeout", "25", "--poll-interval", "10")
+    exit_code = run(deployed, clock, "failover", "--timeout", "12", "--poll-interval", "5")
 
-    assert exit_code == EXIT_FAILED
     out = capsys.readouterr().out
-    assert f"failover to {SECONDARY} did not settle within 20.0s" in out
+    assert exit_code == EXIT_FAILED
+    assert f"did not settle within 10.0s; last seen: {PRIMARY} switch away" in out
     assert f"DNS -> {PRIMARY}" in out
-    deployed.assert_stubs_used()
 
 
-def test_failback_unfences_the_primary_and_waits_for_dns(
+# --- failback: the only way back -----------------------------------------------------------------
+def script_failover(deployed: Deployed, target_checkers_healthy: int = 8) -> None:
+    """The verdict, then two polls: CloudWatch evaluates the switch between them."""
+    deployed.route53.health(SECONDARY, healthy=target_checkers_healthy)
+    for answer in (PRIMARY, SECONDARY):
+        deployed.route53.health(SECONDARY, healthy=target_checkers_healthy)
+        deployed.route53.dns(answer)
+
+
+def failed_over(deployed: Deployed, clock: FakeClock) -> None:
+    script_failover(deployed)
+    assert run(deployed, clock, "failover") == EXIT_OK
+    clock.on_sleep.clear()
+
+
+def test_a_recovered_primary_gets_traffic_back_only_through_failback(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deployed.set_mode(PRIMARY, Mode.FENCED)
-    deployed.route53.poll(primary_healthy=False, secondary_healthy=True, answer=SECONDARY)
-    deployed.route53.poll(primary_healthy=True, secondary_healthy=True, answer=PRIMARY)
+    failed_over(deployed, clock)
+    clock.sleep(3600)  # an hour later, with no new datapoint: the switch holds
+    assert deployed.switch_state(PRIMARY) == "ALARM"
+    deployed.replication_latency(SECONDARY, PRIMARY, 800.0)
+    deployed.route53.health(PRIMARY, healthy=8)  # t=0
+    deployed.route53.dns(SECONDARY)
+    deployed.route53.health(PRIMARY, healthy=8)  # t=5
+    deployed.route53.dns(PRIMARY)
 
-    exit_code = failback(deployed, clock, "--poll-interval", "30")
+    exit_code = run(deployed, clock, "failback", "--poll-interval", "5")
 
-    assert exit_code == EXIT_OK
+    captured = capsys.readouterr()
+    assert exit_code == EXIT_OK, captured.err
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
-    assert capsys.readouterr().out.startswith(f"failback to {PRIMARY} complete in 30.0s")
+    assert deployed.switch_state(PRIMARY) == "OK"
+    assert f"replication lag {SECONDARY}->{PRIMARY} [{SECONDARY}]: 0.8" in captured.err
+    assert captured.out.splitlines()[-1].startswith(f"failback to {PRIMARY} complete in 5.0s")
     deployed.assert_stubs_used()
 
 
-def test_failback_refuses_when_the_primary_table_is_unreachable(
+def test_failback_refuses_while_replication_into_the_primary_lags(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deployed.set_mode(PRIMARY, Mode.FENCED)
-    deployed.aws.client("dynamodb", PRIMARY).delete_table(TableName=deployed.outputs["table_name"])
-
-    assert failback(deployed, clock) == EXIT_REFUSED
-    err = capsys.readouterr().err
-    assert f"table {deployed.outputs['table_name']} in {PRIMARY} is unreachable" in err
-    assert "ResourceNotFoundException" in err
-    assert deployed.mode(PRIMARY) == Mode.FENCED
-
-
-def test_failback_refuses_while_writes_taken_in_dr_still_replicate(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    deployed.set_mode(PRIMARY, Mode.FENCED)
+    failed_over(deployed, clock)
     deployed.replication_latency(SECONDARY, PRIMARY, 301_000.0)
 
-    assert failback(deployed, clock) == EXIT_REFUSED
-    assert f"replication lag {SECONDARY} -> {PRIMARY} is 301.0s" in capsys.readouterr().err
+    assert run(deployed, clock, "failback") == EXIT_REFUSED
+    assert f"replication lag {SECONDARY}->{PRIMARY} is 301s" in capsys.readouterr().err
+    assert deployed.switch_state(PRIMARY) == "ALARM"
     assert deployed.mode(PRIMARY) == Mode.FENCED
+
+
+def test_failback_refuses_when_it_cannot_read_the_lag_or_the_table(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed_over(deployed, clock)
+    region_down(deployed, SECONDARY, "cloudwatch")
+    region_down(deployed, PRIMARY, "dynamodb")
+
+    assert run(deployed, clock, "failback") == EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert f"cannot read replication lag {SECONDARY}->{PRIMARY} in {SECONDARY}" in err
+    assert f"cannot read table of {PRIMARY}" in err
+    assert deployed.mode(PRIMARY) == Mode.FENCED
+
+
+# --- the operator's protections -------------------------------------------------------------------
+def test_dry_run_shows_verdicts_and_writes_and_writes_nothing(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.route53.health(SECONDARY, healthy=8)
+
+    exit_code = run(deployed, clock, "failover", "--dry-run")
+
+    err = capsys.readouterr().err
+    assert exit_code == EXIT_OK
+    assert "would write:" in err
+    assert f"  - set {PRIMARY} switch away (CloudWatch in {SECONDARY})" in err
+    assert f"  - set {PRIMARY} mode fenced (SSM in {PRIMARY}; best effort)" in err
+    assert "dry run: nothing written" in err
+    assert deployed.switch_state(PRIMARY) == "OK"
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
+
+
+def test_json_reports_each_step_with_a_utc_timestamp(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script_failover(deployed)
+
+    exit_code = run(deployed, clock, "failover", "--json")
+
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert exit_code == EXIT_OK
+    assert captured.err == ""
+    assert report["outcome"] == "complete"
+    assert [step["name"] for step in report["steps"]] == [
+        "switch",
+        "fence",
+        "switch seen",
+        "dns moved",
+    ]
+    for stamp in [step["at"] for step in report["steps"]] + [report["started_at"]]:
+        assert stamp.endswith("Z") and "T" in stamp
+    assert {r["what"] for r in report["readings"]} >= {"health check", "mode", "switch"}
+
+
+def test_errors_are_json_too_with_json(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exit_code = run(deployed, clock, "failover", "--to", "us-west-2", "--json")
+
+    error = json.loads(capsys.readouterr().out)
+    assert exit_code == EXIT_ENVIRONMENT
+    assert error["exit_code"] == EXIT_ENVIRONMENT
+    assert "has no region us-west-2" in error["error"]
+
+
+def test_without_a_terminal_or_yes_it_refuses_before_anything(
+    deployed: Deployed,
+    clock: FakeClock,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    args = parse(
+        "failover", "--stack", STACK, "--outputs", str(deployed.outputs_file), "--to", SECONDARY
+    )
+
+    exit_code = commands.run_failover(args, deployed.aws, resolve, clock, clock.sleep)
+
+    assert exit_code == EXIT_ENVIRONMENT
+    assert "no terminal to confirm on: pass --yes" in capsys.readouterr().err
+    deployed.assert_stubs_used()  # not even a reading was taken
+
+
+def test_a_no_at_the_prompt_writes_nothing(
+    deployed: Deployed, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployed.route53.health(SECONDARY, healthy=8)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+    args = parse(
+        "failover", "--stack", STACK, "--outputs", str(deployed.outputs_file), "--to", SECONDARY
+    )
+
+    exit_code = commands.run_failover(
+        args, deployed.aws, resolve, clock, clock.sleep, lambda q: bool(asked.append(q))
+    )
+
+    assert exit_code == EXIT_REFUSED
+    assert asked == [f"failover to {SECONDARY} on stack {STACK}?"]
+    assert deployed.switch_state(PRIMARY) == "OK"
+
+
+def test_ctrl_c_while_waiting_prints_the_undo_with_every_option(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.route53.health(SECONDARY, healthy=8)
+    deployed.route53.health(SECONDARY, healthy=8)
+    deployed.route53.dns(PRIMARY)
+
+    def interrupt(seconds: float) -> None:
+        clock.sleep(seconds)
+        raise KeyboardInterrupt
+
+    outputs = str(deployed.outputs_file)
+    args = parse(
+        "failover",
+        *("--stack", STACK, "--outputs", outputs, "--to", SECONDARY, "--yes"),
+        *("--timeout", "120", "--poll-interval", "2"),
+    )
+    exit_code = commands.run_failover(args, deployed.aws, resolve, clock, interrupt)
+
+    err = capsys.readouterr().err
+    assert exit_code == EXIT_INTERRUPTED
+    assert "Traceback" not in err
+    assert "The switch stays written" in err
+    assert (
+        f"To undo: `payments-dr failback --stack {STACK} --outputs {outputs} --timeout 120"
+        " --poll-interval 2 --yes`."
+    ) in err
 
 
 def test_failover_on_a_missing_stack_exits_2_with_its_name(
@@ -213,7 +413,9 @@ def test_failover_on_a_missing_stack_exits_2_with_its_name(
     monkeypatch.setattr(shutil, "which", lambda name: f"/opt/bin/{name}")
     monkeypatch.setattr(automation, "select_stack", select_stack)
     (tmp_path / "Pulumi.yaml").write_text("name: payments-dr\nruntime: python\n")
-    args = parse("failover", "--stack", "gone", "--to", SECONDARY, "--work-dir", str(tmp_path))
+    args = parse(
+        "failover", "--stack", "gone", "--to", SECONDARY, "--work-dir", str(tmp_path), "--yes"
+    )
 
     exit_code = commands.run_failover(args, Aws(), resolve, clock, clock.sleep)
 
@@ -221,109 +423,3 @@ def test_failover_on_a_missing_stack_exits_2_with_its_name(
     assert capsys.readouterr().err == (
         f"error: stack gone does not exist in the project at {tmp_path}\n"
     )
-
-
-def test_a_failed_reading_while_waiting_is_retried(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    route53 = deployed.route53
-    route53.health(SECONDARY, healthy=8)
-    route53.stubber.add_client_error(
-        "get_health_check_status", service_error_code="Throttling", service_message="Rate exceeded"
-    )
-    route53.poll(primary_healthy=False, secondary_healthy=True, answer=SECONDARY)
-
-    exit_code = failover(deployed, clock, "--poll-interval", "5")
-
-    captured = capsys.readouterr()
-    assert exit_code == EXIT_OK
-    assert "[   0.0s] reading failed, retrying: Throttling: Rate exceeded" in captured.err
-    assert captured.out.startswith(f"failover to {SECONDARY} complete in 5.0s")
-    deployed.assert_stubs_used()
-
-
-def test_ctrl_c_while_waiting_says_the_fence_stays_and_how_to_undo(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
-) -> None:
-    deployed.route53.health(SECONDARY, healthy=8)
-    deployed.route53.poll(primary_healthy=True, secondary_healthy=True, answer=PRIMARY)
-
-    def interrupt(seconds: float) -> None:
-        clock.sleep(seconds)
-        raise KeyboardInterrupt
-
-    args = parse(
-        "failover", "--stack", STACK, "--outputs", str(deployed.outputs_file), "--to", SECONDARY
-    )
-    exit_code = commands.run_failover(args, deployed.aws, resolve, clock, interrupt)
-
-    captured = capsys.readouterr()
-    assert exit_code == EXIT_INTERRUPTED
-    assert deployed.mode(PRIMARY) == Mode.FENCED
-    assert "Traceback" not in captured.err
-    assert (
-        f"failover to {SECONDARY} interrupted after 5.0s of waiting. The modes stay written "
-        f"({PRIMARY} fenced)"
-    ) in captured.err
-    assert f"To undo: `payments-dr failback --stack {STACK}`." in captured.err
-    assert captured.out == ""
-
-
-def test_ctrl_c_while_writing_the_mode_says_it_may_be_written(
-    deployed: Deployed,
-    clock: FakeClock,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    deployed.set_mode(PRIMARY, Mode.FENCED)
-
-    def interrupted_write(*args: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(switch, "write_mode", interrupted_write)
-
-    exit_code = failback(deployed, clock)
-
-    err = capsys.readouterr().err
-    assert exit_code == EXIT_INTERRUPTED
-    assert f"failback to {PRIMARY} interrupted while writing the modes" in err
-    assert f"`payments-dr status --stack {STACK}`" in err
-
-
-def test_ctrl_c_before_any_write_exits_130_without_a_traceback(
-    deployed: Deployed,
-    clock: FakeClock,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def interrupted_check(*args: object) -> list[str]:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(commands, "refusal_reasons", interrupted_check)
-
-    assert failover(deployed, clock) == EXIT_INTERRUPTED
-    assert capsys.readouterr().err == "\ninterrupted\n"
-    assert deployed.mode(PRIMARY) == Mode.ACTIVE
-
-
-def test_a_fence_that_cannot_be_written_says_so_and_what_route53_does(
-    deployed: Deployed,
-    clock: FakeClock,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    deployed.route53.health(SECONDARY, healthy=8)
-
-    def region_down(**kwargs: object) -> None:
-        raise EndpointConnectionError(endpoint_url=f"https://ssm.{PRIMARY}.amazonaws.com/")
-
-    monkeypatch.setattr(deployed.aws.client("ssm", PRIMARY), "put_parameter", region_down)
-
-    exit_code = failover(deployed, clock, "--force")
-
-    err = capsys.readouterr().err
-    assert exit_code == EXIT_FAILED
-    assert f"error: could not set {PRIMARY} fenced: Could not connect" in err
-    assert "Written before it: nothing." in err
-    assert "repeat this command as soon as its SSM answers" in err
-    assert "Traceback" not in err

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from payments_dr import contract
+from payments_dr.infra import resource_policies
 from payments_dr.policy import tokens
 
 ACCOUNT = "123456789012"
@@ -85,6 +86,41 @@ def _tls_only_policy(bucket: str) -> str:
             ],
         }
     )
+
+
+def _tls_only_queue_policy(region: str, queue: str) -> str:
+    return json.dumps(
+        resource_policies.tls_only_queue_policy(f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}")
+    )
+
+
+def _keys(region: str) -> list[dict[str, Any]]:
+    """The data key (a replica outside the first region) and the region's log key."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/{STACK}/retry-worker-{region}"
+    users = resource_policies.DataKeyUsers(
+        sqs=[role], s3=[role], replication=[role], break_glass=None
+    )
+    alarms = f"arn:aws:cloudwatch:{region}:{ACCOUNT}:alarm:payments-dr-{STACK}-{region}-*"
+    topic = f"arn:aws:sns:{region}:{ACCOUNT}:alarms"
+    data_type = tokens.KMS_KEY if region == REGIONS[0] else tokens.KMS_REPLICA_KEY
+    return [
+        _resource(
+            data_type,
+            f"data-key-{region}",
+            region,
+            {"policy": json.dumps(resource_policies.key_policy(region, ACCOUNT, users))},
+        ),
+        _resource(
+            tokens.KMS_KEY,
+            f"log-key-{region}",
+            region,
+            {
+                "policy": json.dumps(
+                    resource_policies.log_key_policy(region, ACCOUNT, alarms, topic)
+                )
+            },
+        ),
+    ]
 
 
 def _urn(type_: str, name: str) -> str:
@@ -184,6 +220,7 @@ def _queues(region: str) -> list[dict[str, Any]]:
             region,
             {
                 "name": contract.dlq_name(STACK),
+                "policy": _tls_only_queue_policy(region, contract.dlq_name(STACK)),
                 "kmsMasterKeyId": _key_arn(region),
                 "messageRetentionSeconds": float(contract.DLQ_RETENTION_SECONDS),
                 "arn": dlq_arn,
@@ -203,6 +240,7 @@ def _queues(region: str) -> list[dict[str, Any]]:
             region,
             {
                 "name": contract.retry_queue_name(STACK),
+                "policy": _tls_only_queue_policy(region, contract.retry_queue_name(STACK)),
                 "kmsMasterKeyId": _key_arn(region),
                 "messageRetentionSeconds": float(contract.RETRY_QUEUE_RETENTION_SECONDS),
                 "redrivePolicy": json.dumps(
@@ -227,6 +265,9 @@ def _archive_failures(region: str) -> list[dict[str, Any]]:
             region,
             {
                 "name": contract.archive_failures_queue_name(STACK),
+                "policy": _tls_only_queue_policy(
+                    region, contract.archive_failures_queue_name(STACK)
+                ),
                 "kmsMasterKeyId": _key_arn(region),
                 "messageRetentionSeconds": float(contract.ARCHIVE_FAILURES_RETENTION_SECONDS),
                 "arn": queue_arn,
@@ -335,7 +376,10 @@ def _functions(region: str) -> list[dict[str, Any]]:
                         "securityGroupIds": [f"sg-functions-{region}"],
                     },
                     "environment": {
-                        "variables": {contract.ENV_SSM_PATH: contract.ssm_path(STACK, region)}
+                        "variables": {
+                            contract.ENV_SSM_PATH: contract.ssm_path(STACK, region),
+                            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+                        }
                     },
                 },
             )
@@ -388,7 +432,20 @@ def _api(region: str) -> list[dict[str, Any]]:
             tokens.WAFV2_WEB_ACL,
             f"web-acl-{region}",
             region,
-            {"name": "payments", "scope": "REGIONAL", "defaultAction": {"allow": {}}},
+            {
+                "name": "payments",
+                "scope": "REGIONAL",
+                "defaultAction": {"allow": {}},
+                "visibilityConfig": {"sampledRequestsEnabled": True},
+                "dataProtectionConfig": {
+                    "dataProtections": [
+                        {
+                            "action": "SUBSTITUTION",
+                            "field": {"fieldType": "SINGLE_HEADER", "fieldKeys": ["Authorization"]},
+                        }
+                    ]
+                },
+            },
         ),
         _resource(
             tokens.WAFV2_WEB_ACL_ASSOCIATION,
@@ -474,6 +531,45 @@ def _api(region: str) -> list[dict[str, Any]]:
                 "failureThreshold": 3.0,
             },
         ),
+        # The region's traffic switch: an alarm held in the peer region, and the CALCULATED
+        # check the record uses, healthy only while both children are.
+        _resource(
+            tokens.CLOUDWATCH_METRIC_ALARM,
+            f"switch-alarm-{region}",
+            _peer(region),
+            {
+                "name": contract.switch_alarm_name(STACK, region),
+                "namespace": contract.SWITCH_NAMESPACE,
+                "metricName": contract.SWITCH_METRIC,
+                "dimensions": contract.switch_dimensions(STACK, region),
+                "statistic": "Maximum",
+                "period": 60.0,
+                "evaluationPeriods": 1.0,
+                "threshold": 1.0,
+                "comparisonOperator": "GreaterThanOrEqualToThreshold",
+            },
+        ),
+        _resource(
+            tokens.ROUTE53_HEALTH_CHECK,
+            f"switch-{region}",
+            contract.DEFAULT_PRIMARY_REGION,
+            {
+                "type": "CLOUDWATCH_METRIC",
+                "cloudwatchAlarmName": contract.switch_alarm_name(STACK, region),
+                "cloudwatchAlarmRegion": _peer(region),
+                "insufficientDataHealthStatus": "LastKnownStatus",
+            },
+        ),
+        _resource(
+            tokens.ROUTE53_HEALTH_CHECK,
+            f"record-health-{region}",
+            contract.DEFAULT_PRIMARY_REGION,
+            {
+                "type": "CALCULATED",
+                "childHealthchecks": [f"health-{region}_id", f"switch-{region}_id"],
+                "childHealthThreshold": 2.0,
+            },
+        ),
         # Route 53 publishes health-check metrics only in us-east-1, so the alarm lives there.
         _resource(
             tokens.CLOUDWATCH_METRIC_ALARM,
@@ -503,7 +599,7 @@ def _api(region: str) -> list[dict[str, Any]]:
                 "failoverRoutingPolicies": [
                     {"type": "PRIMARY" if region == REGIONS[0] else "SECONDARY"}
                 ],
-                "healthCheckId": f"health-{region}_id",
+                "healthCheckId": f"record-health-{region}_id",
                 "aliases": [
                     {
                         "name": f"d-abc.execute-api.{region}.amazonaws.com",
@@ -543,7 +639,7 @@ def build_good_stack() -> list[dict[str, Any]]:
     resources = [_table(), _replication_role()]
     for region in REGIONS:
         resources += _storage(region) + _queues(region) + _archive_failures(region)
-        resources += _functions(region) + _api(region)
+        resources += _functions(region) + _api(region) + _keys(region)
     return resources
 
 

@@ -6,11 +6,13 @@ it prints, and sends the same gRPC requests `pulumi preview --policy-pack policy
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import pytest
@@ -37,7 +39,7 @@ def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     )
     try:
         assert server.stdout is not None
-        port = int(server.stdout.readline())
+        port = int(_first_line(server.stdout, STARTUP_TIMEOUT_SECONDS))
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=STARTUP_TIMEOUT_SECONDS)
         yield analyzer_pb2_grpc.AnalyzerStub(channel)
@@ -45,6 +47,22 @@ def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _first_line(stream: IO[str], timeout: float) -> str:
+    """The stream's first line, read by a thread so that a server that never prints fails the
+    test after `timeout` instead of hanging it; the thread then drains the rest."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"the policy pack printed no port within {timeout} s") from None
 
 
 def _struct(values: dict[str, Any]) -> struct_pb2.Struct:

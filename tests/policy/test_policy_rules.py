@@ -154,6 +154,37 @@ API_POLICY = f"api-policy-{EAST}"
 API_ROLE = f"api-role-{EAST}"
 API_FUNCTION = f"api-{EAST}"
 
+ROOT = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+ROOT_KMS_STAR = {
+    "Statement": [
+        {
+            "Sid": "EnableIamUserPermissions",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ]
+}
+ROOT_DECRYPTS = {
+    "Statement": [
+        {
+            "Sid": "Admin",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": ["kms:Describe*"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "Use",
+            "Effect": "Allow",
+            "Principal": ROOT,
+            "Action": ["kms:Decrypt"],
+            "Resource": "*",
+        },
+    ]
+}
+
 CASES = [
     Case(
         "table-pitr",
@@ -429,6 +460,46 @@ CASES = [
         API_POLICY,
     ),
     Case(
+        "not-action",
+        _set(
+            API_POLICY,
+            _policy({"Effect": "Allow", "NotAction": ["iam:*"], "Resource": "arn:aws:s3:::b"}),
+            "policy",
+        ),
+        "iam-no-wildcard-action",
+        "allows every action",
+        API_POLICY,
+    ),
+    Case(
+        "not-resource",
+        _set(
+            API_POLICY,
+            _policy(
+                {
+                    "Effect": "Allow",
+                    "Action": ["dynamodb:PutItem", "xray:PutTraceSegments"],
+                    "NotResource": "arn:aws:dynamodb:us-east-1:111111111111:table/other",
+                }
+            ),
+            "policy",
+        ),
+        "iam-no-wildcard-resource",
+        "grants dynamodb:PutItem on every resource",
+        API_POLICY,
+    ),
+    Case(
+        "not-action-on-not-resource",
+        _set(
+            API_POLICY,
+            _policy({"Effect": "Allow", "NotAction": "iam:*", "NotResource": "arn:aws:s3:::b"}),
+            "policy",
+        ),
+        "iam-no-wildcard-resource",
+        "grants every action except iam:* on every resource",
+        API_POLICY,
+        also=("iam-no-wildcard-action",),
+    ),
+    Case(
         "inline-admin",
         _set(API_ROLE, [{"name": "admin", "policy": _policy(_allow("*", "*"))}], "inlinePolicies"),
         "iam-no-admin",
@@ -610,6 +681,34 @@ CASES = [
         f"health-{EAST}",
     ),
     Case(
+        "record-without-switch",
+        _set(f"failover-{EAST}", f"health-{EAST}_id", "healthCheckId"),
+        "dr-failover-switch",
+        f"can be moved away from {EAST} only by its own health check",
+        f"failover-{EAST}",
+    ),
+    Case(
+        "switch-alarm-in-the-region-it-moves-traffic-from",
+        _set(f"switch-{EAST}", EAST, "cloudwatchAlarmRegion"),
+        "dr-failover-switch",
+        f"follows an alarm in {EAST}, the region it is meant to move traffic away from",
+        f"switch-{EAST}",
+    ),
+    Case(
+        "switch-alarm-not-declared",
+        _drop(f"switch-alarm-{WEST}"),
+        "dr-failover-switch",
+        "which the stack does not declare there",
+        f"switch-{WEST}",
+    ),
+    Case(
+        "switch-outvoted-by-the-health-check",
+        _set(f"record-health-{EAST}", 1.0, "childHealthThreshold"),
+        "dr-failover-switch",
+        "stays healthy with 1 of 2 children healthy",
+        f"record-health-{EAST}",
+    ),
+    Case(
         "two-primaries",
         _set(f"failover-{WEST}", [{"type": "PRIMARY"}], "failoverRoutingPolicies"),
         "dr-failover-health-checks",
@@ -709,7 +808,113 @@ CASES = [
         "would not notify anyone when it fails",
         f"health-alarm-{EAST}",
     ),
+    # Issue 16: no card data or merchant key in any sample, trace, log or archive.
+    Case(
+        "web-acl-samples-without-data-protection",
+        _set(f"web-acl-{EAST}", None, "dataProtectionConfig"),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{EAST}",
+    ),
+    Case(
+        "web-acl-protects-another-header",
+        _set(
+            f"web-acl-{WEST}",
+            ["x-other"],
+            "dataProtectionConfig",
+            "dataProtections",
+            0,
+            "field",
+            "fieldKeys",
+        ),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{WEST}",
+    ),
+    Case(
+        "web-acl-exempts-rule-match-details",
+        _set(
+            f"web-acl-{WEST}",
+            True,
+            "dataProtectionConfig",
+            "dataProtections",
+            0,
+            "excludeRuleMatchDetails",
+        ),
+        "waf-sampling-data-protection",
+        "samples requests without protecting the authorization header",
+        f"web-acl-{WEST}",
+    ),
+    Case(
+        "traced-function-records-responses",
+        _set_everywhere(
+            "api-{region}", None, "environment", "variables", "POWERTOOLS_TRACER_CAPTURE_RESPONSE"
+        ),
+        "lambda-traces-without-responses",
+        "may record its responses in X-Ray",
+        f"api-{EAST}",
+    ),
+    Case(
+        "key-policy-gives-the-account-kms-star",
+        _set(f"log-key-{EAST}", json.dumps(ROOT_KMS_STAR), "policy"),
+        "kms-administration-apart-from-use",
+        "gives the account kms:* (statement 'EnableIamUserPermissions') with no separate",
+        f"log-key-{EAST}",
+    ),
+    Case(
+        "key-policy-lets-the-account-decrypt-directly",
+        _set(f"data-key-{WEST}", json.dumps(ROOT_DECRYPTS), "policy"),
+        "kms-administration-apart-from-use",
+        "lets the whole account use the key directly (statement 'Use')",
+        f"data-key-{WEST}",
+    ),
+    Case(
+        "key-without-a-policy",
+        _set(f"data-key-{EAST}", None, "policy"),
+        "kms-administration-apart-from-use",
+        "has no key policy, so AWS gives the account kms:*",
+        f"data-key-{EAST}",
+    ),
+    Case(
+        "queue-without-tls-policy",
+        _set(f"retry-{WEST}", None, "policy"),
+        "sqs-tls-only",
+        f"Queue 'retry-{WEST}' in {WEST} accepts requests without TLS",
+        f"retry-{WEST}",
+    ),
+    Case(
+        "queue-policy-denies-only-sends",
+        _set(
+            f"retry-dlq-{EAST}",
+            json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "sqs:SendMessage",
+                            "Resource": "*",
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ]
+                }
+            ),
+            "policy",
+        ),
+        "sqs-tls-only",
+        "accepts requests without TLS",
+        f"retry-dlq-{EAST}",
+    ),
 ]
+
+
+def test_a_web_acl_that_samples_nothing_needs_no_data_protection() -> None:
+    stack = build_good_stack()
+    for region in REGIONS:
+        acl = find(stack, f"web-acl-{region}")["inputs"]
+        acl.pop("dataProtectionConfig")
+        acl["visibilityConfig"]["sampledRequestsEnabled"] = False
+    assert evaluate(stack) == []
 
 
 def test_every_rule_is_exercised_by_a_broken_case() -> None:

@@ -176,6 +176,31 @@ def test_the_table_unavailable_fails_closed(region: Region) -> None:
         build_authorizer(region.deps)(authorizer_event(region.name, bearer(issued.api_key)), None)
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "Bearer  {key}",
+        "Bearer {key} ",
+        " Bearer {key}",
+        "bearer {key}",
+        "BEARER {key}",
+        "Bearer\t{key}",
+        "Bearer {key} {key}",
+    ],
+)
+def test_only_the_canonical_spelling_of_a_key_is_read(region: Region, spelling: str) -> None:
+    """Each spelling would be its own authorizer-cache entry: a non-canonical one is refused
+    before any table read, so it cannot force a read per request (issue 16, point 7)."""
+    issued = enrol(region)
+    authorize = build_authorizer(region.deps)
+    assert effect(authorize(authorizer_event(region.name, bearer(issued.api_key)), None)) == "Allow"
+    region.deps.dynamodb = FaultyClient(
+        region.dynamodb, {"get_item": AssertionError("the table was read")}
+    )
+    event = authorizer_event(region.name, spelling.format(key=issued.api_key))
+    assert_denied(build_authorizer(region.deps)(event, None))
+
+
 def test_the_secondary_authorizes_with_the_primary_table_unavailable(aws: None) -> None:
     primary = provision(contract.DEFAULT_PRIMARY_REGION, peer=contract.DEFAULT_SECONDARY_REGION)
     secondary = provision(contract.DEFAULT_SECONDARY_REGION, peer=contract.DEFAULT_PRIMARY_REGION)

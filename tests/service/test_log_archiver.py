@@ -8,7 +8,13 @@ from typing import Any
 from payments_dr import contract
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.credentials import CredentialStore, issue_key
-from payments_dr.service.log_archiver import archive_key, build_log_archiver, plain_value
+from payments_dr.service.log_archiver import (
+    ARCHIVED_FIELDS,
+    archive_key,
+    archived_image,
+    build_log_archiver,
+    plain_value,
+)
 
 from .conftest import SESSION, VALID_REQUEST, Region, post_event
 
@@ -143,3 +149,49 @@ def test_a_batch_of_only_credential_records_writes_nothing(region: Region) -> No
     result = build_log_archiver(region.deps)(stream_event(region), None)
     assert result == {"batchItemFailures": [], "archived": 0}
     assert archived_objects(region) == {}
+
+
+def test_only_allow_listed_fields_reach_the_log(region: Region) -> None:
+    api = build_api_handler(region.deps)
+    request = {**VALID_REQUEST, "reference": "order-77", "description": "blue widget"}
+    assert api(post_event(request, key="key-0001-abcd"), None)["statusCode"] == 201
+    # An attribute someone adds to items later is not archived until it is allow-listed.
+    region.dynamodb.update_item(
+        TableName=region.table_name,
+        Key={contract.TABLE_HASH_KEY: {"S": region.items()[0][contract.TABLE_HASH_KEY]["S"]}},
+        UpdateExpression="SET card_holder = :name",
+        ExpressionAttributeValues={":name": {"S": "A N Other"}},
+    )
+    build_log_archiver(region.deps)(stream_event(region), None)
+    (lines,) = archived_objects(region).values()
+    text = json.dumps(lines)
+    assert VALID_REQUEST["payment_token"] not in text
+    assert "blue widget" not in text and "A N Other" not in text
+    for line in lines:
+        for image in (line["new_image"], line["old_image"]):
+            if image is not None:
+                assert set(image) <= set(ARCHIVED_FIELDS)
+    assert lines[0]["new_image"]["reference"] == "order-77"
+    assert set(lines[0]["new_image"]) == set(ARCHIVED_FIELDS)  # nothing allowed is lost
+
+
+def test_a_conflict_record_is_archived_without_the_tokens_of_its_versions() -> None:
+    version = {
+        contract.TABLE_HASH_KEY: {"S": "pay_" + "0" * 32},
+        "amount": {"N": "1999"},
+        "payment_token": {"S": "tok_secretsecret"},
+        "description": {"S": "free text"},
+    }
+    conflict = {
+        contract.TABLE_HASH_KEY: {"S": "conflict#pay_x#abc"},
+        contract.CONFLICT_STATUS_ATTRIBUTE: {"S": "open"},
+        "acknowledged_by": {"S": "us-east-1"},
+        "overwritten": {"M": version},
+        "stored": {"M": version},
+    }
+    archived = archived_image(conflict)
+    assert archived["acknowledged_by"] == "us-east-1"
+    assert archived["conflict_status"] == "open"
+    for name in ("overwritten", "stored"):
+        assert archived[name] == {contract.TABLE_HASH_KEY: "pay_" + "0" * 32, "amount": 1999}
+    assert "tok_" not in json.dumps(archived) and "free text" not in json.dumps(archived)

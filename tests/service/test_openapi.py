@@ -6,7 +6,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import jsonschema
+import openapi_spec_validator
 import pytest
+import schemathesis
 
 from payments_dr import contract
 from payments_dr.service import model
@@ -118,9 +121,7 @@ def test_each_call_returns_an_independent_copy() -> None:
 
 
 def test_document_is_valid_openapi_and_loads_in_schemathesis() -> None:
-    validator = pytest.importorskip("openapi_spec_validator")
-    schemathesis = pytest.importorskip("schemathesis")
-    validator.validate(load_openapi())
+    openapi_spec_validator.validate(load_openapi())
     schema = schemathesis.openapi.from_dict(load_openapi())
     operations = {(op.ok().method, op.ok().path) for op in schema.get_all_operations()}
     assert operations == {
@@ -150,7 +151,6 @@ REQUEST_CASES = [
 def test_gateway_schema_and_service_agree_on_requests(change: dict[str, Any], valid: bool) -> None:
     """API Gateway validates with the document's schema (JSON Schema draft 4), the service
     with model.py: both must draw the same line."""
-    jsonschema = pytest.importorskip("jsonschema")
     schema = load_openapi()["components"]["schemas"]["PaymentRequest"]
     request = {**VALID_REQUEST, **change}
     gateway_accepts = jsonschema.Draft4Validator(schema).is_valid(request)

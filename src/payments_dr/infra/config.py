@@ -16,7 +16,7 @@ from typing import Any, Final
 import yaml
 
 from payments_dr import contract
-from payments_dr.contract import ConsistencyMode
+from payments_dr.contract import ConsistencyMode, FailoverControl
 from payments_dr.infra.config_rules import KEYS, ConfigError, coerce, strong_region_set, validate
 
 # Time for Route 53 to publish a changed health status to its DNS servers and for clients to
@@ -62,6 +62,8 @@ class StackConfig:
     consistency_mode: ConsistencyMode = ConsistencyMode.EVENTUAL
     # Strong mode only; needed when the region set offers more than one witness region.
     witness_region_setting: str | None = None
+    # What moves traffic away from a region without calling into it (infra/switch.py).
+    failover_control: FailoverControl = FailoverControl.ALARM
     health_check_interval_seconds: int = 10
     health_check_failure_threshold: int = 3
     rto_target_seconds: int = 900
@@ -71,6 +73,11 @@ class StackConfig:
     log_retention_days: int = 90  # function logs: operational, not the audit trail
     # Access, WAF, flow and execution logs: the audit trail (PCI DSS 10.5.1: 12 months).
     audit_log_retention_days: int = 365
+    # Transaction-log objects in both buckets expire this long after they are written.
+    transaction_log_retention_days: int = 400
+    # The operators' role that may read transaction logs and dead letters (decrypting with the
+    # data key); unset: no person can, only the archiver and S3 replication.
+    break_glass_role_arn: str | None = None
     # An existing role for API Gateway's region-wide logging setting; unset: the stack's own.
     api_gateway_logging_role_arn: str | None = None
     archiver_stream_shards: int = 8  # expected peak shards of each region's table stream

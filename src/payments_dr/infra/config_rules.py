@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from payments_dr import contract
-from payments_dr.contract import ConsistencyMode
+from payments_dr.contract import ConsistencyMode, FailoverControl
 
 if TYPE_CHECKING:
     from payments_dr.infra.config import StackConfig
@@ -82,6 +82,9 @@ AUDIT_LOG_MIN_RETENTION_DAYS: Final = 365
 # Expected peak shards of one region's table stream (one per table partition; an on-demand
 # table starts with about four). The log archiver reserves one execution per shard.
 ARCHIVER_STREAM_SHARDS_RANGE: Final = (1, 100)
+# Days the transaction logs are kept. At least the table's point-in-time recovery window
+# (35 days), the history a dropped range is rebuilt from; at most ten years.
+TRANSACTION_LOG_RETENTION_RANGE: Final = (35, 3653)
 _ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # Tags: the characters AWS accepts across services (letters, digits, spaces, _ . : / = + - @),
 # at most 50 per resource; the stack always adds `project` and `stack`.
@@ -117,6 +120,7 @@ KEYS: Final = {
     "primaryRegion": "primary_region",
     "secondaryRegion": "secondary_region",
     "consistencyMode": "consistency_mode",
+    "failoverControl": "failover_control",
     "witnessRegion": "witness_region_setting",
     "healthCheckIntervalSeconds": "health_check_interval_seconds",
     "healthCheckFailureThreshold": "health_check_failure_threshold",
@@ -126,7 +130,9 @@ KEYS: Final = {
     "alarmEmail": "alarm_email",
     "logRetentionDays": "log_retention_days",
     "auditLogRetentionDays": "audit_log_retention_days",
+    "transactionLogRetentionDays": "transaction_log_retention_days",
     "apiGatewayLoggingRoleArn": "api_gateway_logging_role_arn",
+    "breakGlassRoleArn": "break_glass_role_arn",
     "archiverStreamShards": "archiver_stream_shards",
     "apiThrottleRateLimit": "api_throttle_rate_limit",
     "apiThrottleBurstLimit": "api_throttle_burst_limit",
@@ -144,6 +150,7 @@ INT_KEYS: Final = frozenset(
         "replicationLagAlarmSeconds",
         "logRetentionDays",
         "auditLogRetentionDays",
+        "transactionLogRetentionDays",
         "archiverStreamShards",
         "apiThrottleRateLimit",
         "apiThrottleBurstLimit",
@@ -173,6 +180,16 @@ def coerce(key: str, value: Any) -> Any:
         except ValueError:
             choices = ", ".join(mode.value for mode in ConsistencyMode)
             raise ConfigError(key, f"unknown mode {value!r}", f"use one of: {choices}") from None
+    if key == "failoverControl":
+        try:
+            return FailoverControl(str(value))
+        except ValueError:
+            raise ConfigError(
+                key,
+                f"unknown switch {value!r}",
+                "use alarm (a CloudWatch alarm in the other region, about $2 a month) or arc"
+                " (Route 53 ARC routing controls, about $1,825 a month for the cluster)",
+            ) from None
     if key == "tags":
         if not isinstance(value, Mapping):
             raise ConfigError(
@@ -319,6 +336,14 @@ def validate(config: StackConfig) -> None:
             f"keep access, WAF and flow logs at least {AUDIT_LOG_MIN_RETENTION_DAYS} days"
             " (PCI DSS 10.5.1)",
         )
+    low, high = TRANSACTION_LOG_RETENTION_RANGE
+    if not low <= config.transaction_log_retention_days <= high:
+        raise ConfigError(
+            "transactionLogRetentionDays",
+            f"{config.transaction_log_retention_days} days is out of range",
+            f"keep the transaction logs from {low} days (the table's point-in-time recovery"
+            f" window, which rebuilds a lost range) to {high} days (ten years)",
+        )
     _require_in_range(
         "archiverStreamShards", config.archiver_stream_shards, ARCHIVER_STREAM_SHARDS_RANGE
     )
@@ -328,6 +353,14 @@ def validate(config: StackConfig) -> None:
             "apiGatewayLoggingRoleArn",
             f"{role_arn!r} is not an IAM role ARN",
             "use arn:aws:iam::<account>:role/<name> or leave it unset to create the role",
+        )
+    break_glass = config.break_glass_role_arn
+    if break_glass is not None and not _ROLE_ARN_RE.match(break_glass):
+        raise ConfigError(
+            "breakGlassRoleArn",
+            f"{break_glass!r} is not an IAM role ARN",
+            "use arn:aws:iam::<account>:role/<name> (with its path, if it has one), or leave it"
+            " unset so that no person can read the transaction logs",
         )
     if config.alarm_email is not None and not _EMAIL_RE.match(config.alarm_email):
         raise ConfigError(

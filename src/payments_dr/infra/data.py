@@ -1,8 +1,9 @@
-"""Data layer: the DynamoDB global table and the customer-managed multi-Region key.
+"""Data layer: the DynamoDB global table and the customer-managed multi-Region data key.
 
 The key is created as a multi-Region primary key in the primary region and replicated to the
-secondary, so both replicas of the table, the queues, buckets, topics and log groups of a region
-are encrypted under the same key material, administered once.
+secondary, so both replicas of the table, the queues, buckets and function environments of a
+region are encrypted under the same key material, administered once. Log groups and alarm
+topics have keys of their own (`infra.log_keys`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
-from payments_dr.contract import ConsistencyMode
-from payments_dr.infra import resource_policies
+from payments_dr.contract import ConsistencyMode, Function
+from payments_dr.infra import resource_policies, role_names
 from payments_dr.infra.replica_stream import ReplicaStream
 
 KEY_DELETION_WINDOW_DAYS = 30  # the longest window: time to notice a mistaken deletion
@@ -31,6 +32,30 @@ class DataArgs:
     consistency_mode: ConsistencyMode
     witness_region: str | None
     tags: Mapping[str, str]
+    break_glass_role_arn: str | None = None  # reads logs and dead letters in an incident
+
+
+def key_users(region: str, peer_region: str, args: DataArgs) -> resource_policies.DataKeyUsers:
+    """The roles that use the data key of `region`, each through one service."""
+
+    def role(name: str) -> str:
+        return role_names.role_arn(args.account_id, args.stack, name)
+
+    # The retry worker consumes the retries, the archiver records dropped ranges, and the
+    # peer region's API queues its retries here.
+    return resource_policies.DataKeyUsers(
+        sqs=[
+            role(role_names.function_role_name(Function.RETRY_WORKER, region)),
+            role(role_names.function_role_name(Function.LOG_ARCHIVER, region)),
+            role(role_names.function_role_name(Function.API, peer_region)),
+        ],
+        s3=[role(role_names.function_role_name(Function.LOG_ARCHIVER, region))],
+        replication=[
+            role(role_names.replication_role_name(region)),
+            role(role_names.replication_role_name(peer_region)),
+        ],
+        break_glass=args.break_glass_role_arn,
+    )
 
 
 def table_arn(region: str, account_id: str, stack: str) -> str:
@@ -52,11 +77,15 @@ class Data(pulumi.ComponentResource):
         primary_key = aws.kms.Key(
             f"{name}-key-{primary}",
             region=primary,
-            description=f"{contract.PROJECT} {args.stack}: table, queues, logs, alarms",
+            description=f"{contract.PROJECT} {args.stack}: table, queues, transaction logs",
             multi_region=True,
             enable_key_rotation=True,
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-            policy=json.dumps(resource_policies.key_policy(primary, args.account_id)),
+            policy=json.dumps(
+                resource_policies.key_policy(
+                    primary, args.account_id, key_users(primary, secondary, args)
+                )
+            ),
             tags=dict(args.tags),
             opts=child,
         )
@@ -66,7 +95,11 @@ class Data(pulumi.ComponentResource):
             description=f"{contract.PROJECT} {args.stack}: replica of the {primary} key",
             primary_key_arn=primary_key.arn,
             deletion_window_in_days=KEY_DELETION_WINDOW_DAYS,
-            policy=json.dumps(resource_policies.key_policy(secondary, args.account_id)),
+            policy=json.dumps(
+                resource_policies.key_policy(
+                    secondary, args.account_id, key_users(secondary, primary, args)
+                )
+            ),
             tags=dict(args.tags),
             opts=child,
         )

@@ -4,6 +4,11 @@ Each health check probes its region's own name (api.<region>.<domain>) on the de
 path, never the shared failover name, so it measures that region alone (function, table,
 mode) and not just "some region answers". The default execute-api endpoint is disabled, so
 the check goes through the same custom domain, certificate and TLS policy as the traffic.
+
+The failover record does not use that check alone: it uses a CALCULATED check that is healthy
+only while the HTTPS check *and* the region's traffic switch (infra/switch.py) are. So
+traffic leaves a region when it fails its checks, or when an operator flips its switch from
+outside it, even while its health path still answers 200 (a gray failure).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import RegionRole
+from payments_dr.infra.switch import RECORD_CHILDREN
 
 HTTPS_PORT = 443
 
@@ -102,11 +108,14 @@ class FailoverDnsArgs:
     endpoints: tuple[RegionEndpoint, ...]
     request_interval_seconds: int
     failure_threshold: int
+    # region -> the health check of its traffic switch (infra/switch.py)
+    switch_health_check_ids: Mapping[str, pulumi.Input[str]]
     tags: Mapping[str, str]
 
 
 class FailoverDns(pulumi.ComponentResource):
-    """HTTPS health checks and PRIMARY/SECONDARY failover alias records for the API name."""
+    """HTTPS health checks, each combined with its region's switch, and PRIMARY/SECONDARY
+    failover alias records for the API name."""
 
     def __init__(
         self, name: str, args: FailoverDnsArgs, opts: pulumi.ResourceOptions | None = None
@@ -114,6 +123,7 @@ class FailoverDns(pulumi.ComponentResource):
         super().__init__("payments-dr:infra:FailoverDns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.health_checks: dict[str, aws.route53.HealthCheck] = {}
+        self.record_health_checks: dict[str, aws.route53.HealthCheck] = {}
         self.health_check_urls: dict[str, pulumi.Output[str]] = {}
         for endpoint in args.endpoints:
             region = endpoint.region
@@ -130,6 +140,14 @@ class FailoverDns(pulumi.ComponentResource):
                 tags={**args.tags, "Name": f"{contract.PROJECT}-{region}-health"},
                 opts=child,
             )
+            record_check = aws.route53.HealthCheck(
+                f"{name}-guard-{region}",
+                type="CALCULATED",
+                child_healthchecks=[health_check.id, args.switch_health_check_ids[region]],
+                child_health_threshold=RECORD_CHILDREN,
+                tags={**args.tags, "Name": f"{contract.PROJECT}-{region}-health-and-switch"},
+                opts=child,
+            )
             aws.route53.Record(
                 f"{name}-failover-{region}",
                 zone_id=args.zone_id,
@@ -137,7 +155,7 @@ class FailoverDns(pulumi.ComponentResource):
                 type="A",
                 set_identifier=f"{endpoint.role.value}-{region}",
                 failover_routing_policies=[{"type": endpoint.role.value.upper()}],
-                health_check_id=health_check.id,
+                health_check_id=record_check.id,
                 aliases=[
                     {
                         "name": endpoint.custom_domain_target,
@@ -149,6 +167,7 @@ class FailoverDns(pulumi.ComponentResource):
                 opts=child,
             )
             self.health_checks[region] = health_check
+            self.record_health_checks[region] = record_check
             self.health_check_urls[region] = pulumi.Output.concat(
                 "https://", endpoint.regional_host, contract.HEALTH_PATH
             )
@@ -156,5 +175,8 @@ class FailoverDns(pulumi.ComponentResource):
             {
                 "health_check_ids": {r: hc.id for r, hc in self.health_checks.items()},
                 "health_check_urls": self.health_check_urls,
+                "record_health_check_ids": {
+                    r: hc.id for r, hc in self.record_health_checks.items()
+                },
             }
         )

@@ -38,6 +38,39 @@ class FirewallArgs:
     tags: Mapping[str, str]
 
 
+def data_protection() -> aws.wafv2.WebAclDataProtectionConfigArgsDict:
+    """What the ACL blanks out of every copy of a request it keeps: logs, sampled requests.
+
+    Logging redaction does not reach sampled requests; the ACL's data protection does
+    (AWS WAF: "data protection ... alters the data that's available for any other data
+    collection activity, including ... web ACL request sampling"). The merchant key is
+    replaced; the idempotency key is hashed, which still correlates a client's retries.
+    """
+    return {
+        "data_protections": [
+            {
+                "action": "SUBSTITUTION",
+                "field": {
+                    "field_type": "SINGLE_HEADER",
+                    "field_keys": [contract.AUTH_HEADER.lower()],
+                },
+                # Protected in rule match and rate-based details too.
+                "exclude_rule_match_details": False,
+                "exclude_rate_based_details": False,
+            },
+            {
+                "action": "HASH",
+                "field": {
+                    "field_type": "SINGLE_HEADER",
+                    "field_keys": [contract.IDEMPOTENCY_HEADER.lower()],
+                },
+                "exclude_rule_match_details": False,
+                "exclude_rate_based_details": False,
+            },
+        ]
+    }
+
+
 def metric_name(stack: str, rule: str) -> str:
     return f"{contract.PROJECT}-{stack}-{rule}"
 
@@ -119,6 +152,7 @@ class Firewall(pulumi.ComponentResource):
             ),
             rules=web_acl_rules(args.stack, args.requests_per_ip_per_5_minutes),
             visibility_config=visibility(args.stack, "web-acl"),
+            data_protection_config=data_protection(),
             tags=dict(args.tags),
             opts=child,
         )

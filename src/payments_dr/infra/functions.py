@@ -11,7 +11,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam
+from payments_dr.infra import iam, role_names
 from payments_dr.infra.queues import (
     RegionQueues,
     archive_failures_queue_arn,
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from payments_dr.infra.service import RegionalServiceArgs
 
 LAMBDA_ARCHITECTURE = "arm64"  # the artifact is pure Python; Graviton is cheaper per ms
+# Powertools' switch for recording each handler's response as trace metadata.
+TRACER_CAPTURE_RESPONSE_ENV = "POWERTOOLS_TRACER_CAPTURE_RESPONSE"
 # A failing stream batch is retried for 23 h, not dropped after a few attempts: a short S3
 # outage must not punch holes in the transaction log. The archiver's errors alarm pages while
 # the shard waits. A batch still failing then is discarded *by this limit*, an hour before the
@@ -58,12 +60,15 @@ def create_function(
         region=region,
         name=log_group_name(function_name),
         retention_in_days=args.log_retention_days,
-        kms_key_id=args.key_arn,
+        kms_key_id=args.log_key_arn,
         tags=dict(args.tags),
         opts=child,
     )
     role = aws.iam.Role(
         f"{prefix}-role",
+        # Named, so the data key and the bucket policy can name it before it exists.
+        name=role_names.function_role_name(function, region),
+        path=role_names.role_path(args.stack),
         assume_role_policy=json.dumps(
             iam.service_assume_role_policy("lambda.amazonaws.com", account)
         ),
@@ -125,6 +130,9 @@ def create_function(
                 contract.ENV_SSM_PATH: ssm_path,
                 "POWERTOOLS_SERVICE_NAME": contract.service_name(function),
                 "POWERTOOLS_METRICS_NAMESPACE": contract.SERVICE_METRICS_NAMESPACE,
+                # Responses hold payments and usage keys: none goes into X-Ray metadata. The
+                # handlers also pass capture_response=False; this makes it visible to policy.
+                TRACER_CAPTURE_RESPONSE_ENV: "false",
             }
         },
         tags=dict(args.tags),

@@ -14,6 +14,11 @@ from typing import Any, Final
 
 from payments_dr import contract
 from payments_dr.contract import Function
+from payments_dr.service.store import HEALTH_PROBE_KEY
+
+# Partition keys of payment items (service.model.payment_id): the API and the retry worker
+# write these and nothing else, never a `merchant#` credential or a `conflict#` record.
+PAYMENT_KEY_PATTERN: Final = "pay_*"
 
 PolicyDocument = dict[str, Any]
 Statement = dict[str, Any]
@@ -110,6 +115,11 @@ def _via(service: str, region: str) -> dict[str, Any]:
     return {"Condition": {"StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"}}}
 
 
+def _leading_keys(*patterns: str) -> dict[str, Any]:
+    """Only items whose partition key matches one of `patterns`."""
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(patterns)}}
+
+
 def ssm_parameter_arns(region: str, account_id: str, path: str) -> list[str]:
     base = f"arn:aws:ssm:{region}:{account_id}:parameter{path}"
     return [base, f"{base}/*"]
@@ -163,8 +173,16 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
         return [
             allow(
                 "WritePayments",
-                ["dynamodb:PutItem", "dynamodb:GetItem"],
+                ["dynamodb:PutItem"],
                 [scope.table_arn],
+                Condition=_leading_keys(PAYMENT_KEY_PATTERN),
+            ),
+            # Payments, and the health check's probe of the table.
+            allow(
+                "ReadPayments",
+                ["dynamodb:GetItem"],
+                [scope.table_arn],
+                Condition=_leading_keys(PAYMENT_KEY_PATTERN, HEALTH_PROBE_KEY),
             ),
             # Outside this region's failure domain, so a 202 survives the loss of the region.
             allow("QueueRetriesInPeerRegion", ["sqs:SendMessage"], [scope.peer_queue_arn]),
@@ -191,7 +209,12 @@ def _function_data_statements(scope: FunctionScope) -> list[Statement]:
         ]
     if scope.function is Function.RETRY_WORKER:
         return [
-            allow("ApplyRetries", ["dynamodb:PutItem", "dynamodb:GetItem"], [scope.table_arn]),
+            allow(
+                "ApplyRetries",
+                ["dynamodb:PutItem", "dynamodb:GetItem"],
+                [scope.table_arn],
+                Condition=_leading_keys(PAYMENT_KEY_PATTERN),
+            ),
             allow(
                 "ConsumeRetryQueue",
                 [

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
+from payments_dr.infra.resource_policies import tls_only_queue_policy
 
 KMS_DATA_KEY_REUSE_SECONDS = 300
 
@@ -48,6 +49,7 @@ def create_queues(
         f"{name}-dlq",
         region=region,
         name=contract.dlq_name(stack),
+        policy=json.dumps(tls_only_queue_policy(dlq_arn(region, account_id, stack))),
         message_retention_seconds=contract.DLQ_RETENTION_SECONDS,
         kms_master_key_id=key_arn,
         kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
@@ -65,6 +67,7 @@ def create_queues(
         f"{name}-retry-queue",
         region=region,
         name=contract.retry_queue_name(stack),
+        policy=json.dumps(tls_only_queue_policy(retry_queue_arn(region, account_id, stack))),
         message_retention_seconds=contract.RETRY_QUEUE_RETENTION_SECONDS,
         visibility_timeout_seconds=contract.RETRY_QUEUE_VISIBILITY_SECONDS,
         kms_master_key_id=key_arn,
@@ -83,6 +86,9 @@ def create_queues(
         f"{name}-archive-failures",
         region=region,
         name=contract.archive_failures_queue_name(stack),
+        policy=json.dumps(
+            tls_only_queue_policy(archive_failures_queue_arn(region, account_id, stack))
+        ),
         message_retention_seconds=contract.ARCHIVE_FAILURES_RETENTION_SECONDS,
         kms_master_key_id=key_arn,
         kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,

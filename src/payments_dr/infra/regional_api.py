@@ -178,7 +178,7 @@ def create_api(
             region=region,
             name=log_group_name,
             retention_in_days=args.audit_log_retention_days,
-            kms_key_id=args.key_arn,
+            kms_key_id=args.log_key_arn,
             tags=dict(args.tags),
             opts=child,
         )

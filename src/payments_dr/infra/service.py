@@ -39,7 +39,8 @@ class RegionalServiceArgs:
     table_name: pulumi.Input[str]
     table_arn: str
     stream_arn: pulumi.Input[str]
-    key_arn: pulumi.Input[str]
+    key_arn: pulumi.Input[str]  # the data key: queues, function environments
+    log_key_arn: pulumi.Input[str]  # the region's key for log groups
     bucket_name: str
     bucket_arn: str
     subnet_ids: Sequence[pulumi.Input[str]]

@@ -22,6 +22,7 @@ from payments_dr.infra.dashboard import Dashboard, DashboardArgs
 from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
 from payments_dr.infra.firewall import Firewall, FirewallArgs
+from payments_dr.infra.log_keys import LogKeys
 from payments_dr.infra.metrics import ROUTE53_METRICS_REGION
 from payments_dr.infra.monitoring import Monitoring, MonitoringArgs
 from payments_dr.infra.network import Network, NetworkArgs
@@ -29,6 +30,7 @@ from payments_dr.infra.peering import RegionPeering, RegionPeeringArgs
 from payments_dr.infra.queues import dlq_arn, retry_queue_arn
 from payments_dr.infra.service import RegionalService, RegionalServiceArgs
 from payments_dr.infra.storage import Storage, StorageArgs, replication_rule_id
+from payments_dr.infra.switch import TrafficSwitch, TrafficSwitchArgs
 
 # Non-overlapping address space per region role, so the VPCs can be peered if ever needed.
 VPC_CIDRS = {
@@ -53,7 +55,15 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             consistency_mode=config.consistency_mode,
             witness_region=config.witness_region,
             tags=tags,
+            break_glass_role_arn=config.break_glass_role_arn,
         ),
+    )
+    log_keys = LogKeys(
+        "log-keys",
+        stack=config.stack,
+        account_id=account_id,
+        regions=config.regions,
+        tags=tags,
     )
     storage = Storage(
         "storage",
@@ -62,7 +72,9 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             account_id=account_id,
             regions=config.regions,
             key_arns=data.key_arns,
+            log_retention_days=config.transaction_log_retention_days,
             tags=tags,
+            break_glass_role_arn=config.break_glass_role_arn,
         ),
     )
     zone = HostedZone(contract.HOSTED_ZONE_NAME, config.domain_name, config.hosted_zone_id, tags)
@@ -76,7 +88,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 cidr_block=VPC_CIDRS[config.role_of(region)],
                 stack=config.stack,
                 account_id=account_id,
-                key_arn=data.key_arns[region],
+                key_arn=log_keys.key_arns[region],
                 log_retention_days=config.audit_log_retention_days,
                 endpoint_policies=iam.endpoint_policies(
                     region=region,
@@ -117,6 +129,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 table_arn=data.table_arns[region],
                 stream_arn=data.stream_arns[region],
                 key_arn=data.key_arns[region],
+                log_key_arn=log_keys.key_arns[region],
                 bucket_name=storage.bucket_names[region],
                 bucket_arn=storage.bucket_arns[region],
                 subnet_ids=network.private_subnet_ids,
@@ -136,6 +149,16 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             ),
         )
 
+    switch = TrafficSwitch(
+        "switch",
+        TrafficSwitchArgs(
+            stack=config.stack,
+            kind=config.failover_control,
+            regions=config.regions,
+            peer_of={region: config.peer_region(region) for region in config.regions},
+            tags=tags,
+        ),
+    )
     dns = FailoverDns(
         "failover",
         FailoverDnsArgs(
@@ -153,6 +176,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             ),
             request_interval_seconds=config.health_check_interval_seconds,
             failure_threshold=config.health_check_failure_threshold,
+            switch_health_check_ids={r: check.id for r, check in switch.health_checks.items()},
             tags=tags,
         ),
     )
@@ -168,7 +192,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 region=region,
                 peer_region=peer,
                 account_id=account_id,
-                key_arn=data.key_arns[region],
+                key_arn=log_keys.key_arns[region],
                 table_name=data.table_name,
                 consistency_mode=config.consistency_mode,
                 replication_lag_alarm_seconds=config.replication_lag_alarm_seconds,
@@ -210,7 +234,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 stack=config.stack,
                 region=region,
                 stage_arn=service.stage.arn,
-                key_arn=data.key_arns[region],
+                key_arn=log_keys.key_arns[region],
                 alarm_topic_arn=monitors[region].topic.arn,
                 requests_per_ip_per_5_minutes=config.waf_requests_per_ip_per_5_minutes,
                 log_retention_days=config.audit_log_retention_days,
@@ -256,6 +280,8 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             RegionOutput.FUNCTION_NAMES: service.function_names,
             RegionOutput.USAGE_PLAN_ID: service.usage_plan.id,
             RegionOutput.WEB_ACL_ARN: firewalls[region].web_acl.arn,
+            RegionOutput.RECORD_HEALTH_CHECK_ID: dns.record_health_checks[region].id,
+            RegionOutput.SWITCH: switch.descriptions[region],
         }
         for region, service in services.items()
     }
@@ -271,6 +297,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         StackOutput.REGIONS: regions_output,
         StackOutput.DASHBOARD_URL: dashboard.url,
         StackOutput.CONSISTENCY_MODE: config.consistency_mode.value,
+        StackOutput.FAILOVER_CONTROL: switch.control,
     }
 
 

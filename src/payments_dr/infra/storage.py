@@ -16,13 +16,17 @@ import pulumi
 import pulumi_aws as aws
 
 from payments_dr import contract
-from payments_dr.infra import iam, resource_policies
+from payments_dr.contract import Function
+from payments_dr.infra import iam, resource_policies, role_names
 
 RTC_MINUTES = 15  # the only value S3 Replication Time Control accepts
 INFREQUENT_ACCESS_AFTER_DAYS = 30
 GLACIER_AFTER_DAYS = 180
 NONCURRENT_VERSION_EXPIRY_DAYS = 90
 ABORT_MULTIPART_AFTER_DAYS = 7
+# S3 bills objects in these classes for at least this long: a transition is worth making only
+# when the object stays that long before it expires.
+MINIMUM_STORAGE_DAYS = {"STANDARD_IA": 30, "GLACIER": 90}
 
 
 def replication_rule_id(destination_region: str) -> str:
@@ -36,7 +40,9 @@ class StorageArgs:
     account_id: str
     regions: tuple[str, str]
     key_arns: Mapping[str, pulumi.Input[str]]
+    log_retention_days: int  # transaction-log objects expire this long after they are written
     tags: Mapping[str, str]
+    break_glass_role_arn: str | None = None  # the operators' role that may read the logs
 
 
 class Storage(pulumi.ComponentResource):
@@ -65,6 +71,9 @@ class Storage(pulumi.ComponentResource):
         for source_region, destination_region in ((source, destination), (destination, source)):
             role = aws.iam.Role(
                 f"{name}-replication-{source_region}",
+                # Named, so the data key and the bucket policies can name it before it exists.
+                name=role_names.replication_role_name(source_region),
+                path=role_names.role_path(args.stack),
                 assume_role_policy=json.dumps(
                     iam.service_assume_role_policy("s3.amazonaws.com", args.account_id)
                 ),
@@ -134,6 +143,27 @@ class Storage(pulumi.ComponentResource):
 
         self.register_outputs({"bucket_names": self.bucket_names})
 
+    @staticmethod
+    def _log_readers(region: str, args: StorageArgs) -> list[str]:
+        """Who may read the objects of `region`'s bucket: its archiver, replication, and the
+        break-glass role."""
+        readers = [
+            role_names.role_arn(
+                args.account_id,
+                args.stack,
+                role_names.function_role_name(Function.LOG_ARCHIVER, region),
+            ),
+            *(
+                role_names.role_arn(
+                    args.account_id, args.stack, role_names.replication_role_name(source)
+                )
+                for source in args.regions
+            ),
+        ]
+        if args.break_glass_role_arn is not None:
+            readers.append(args.break_glass_role_arn)
+        return readers
+
     def _bucket(
         self,
         name: str,
@@ -194,7 +224,9 @@ class Storage(pulumi.ComponentResource):
             region=region,
             bucket=bucket.id,
             policy=json.dumps(
-                resource_policies.tls_only_bucket_policy(f"arn:aws:s3:::{bucket_name}")
+                resource_policies.log_bucket_policy(
+                    f"arn:aws:s3:::{bucket_name}", self._log_readers(region, args)
+                )
             ),
             opts=child,
         )
@@ -202,31 +234,47 @@ class Storage(pulumi.ComponentResource):
             f"{prefix}-lifecycle",
             region=region,
             bucket=bucket.id,
-            rules=[
-                {
-                    "id": "age-transaction-logs",
-                    "status": "Enabled",
-                    "filter": {"prefix": contract.LOG_PREFIX},
-                    "transitions": [
-                        {"days": INFREQUENT_ACCESS_AFTER_DAYS, "storage_class": "STANDARD_IA"},
-                        {"days": GLACIER_AFTER_DAYS, "storage_class": "GLACIER"},
-                    ],
-                    "noncurrent_version_expiration": {
-                        "noncurrent_days": NONCURRENT_VERSION_EXPIRY_DAYS
-                    },
-                },
-                {
-                    "id": "abort-incomplete-uploads",
-                    "status": "Enabled",
-                    "filter": {},
-                    "abort_incomplete_multipart_upload": {
-                        "days_after_initiation": ABORT_MULTIPART_AFTER_DAYS
-                    },
-                },
-            ],
+            rules=lifecycle_rules(args.log_retention_days),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         return bucket, versioning
+
+
+def lifecycle_rules(retention_days: int) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
+    """Age the logs into cheaper classes, expire them after `retention_days`.
+
+    Expiry puts a delete marker on the current version; the version itself goes 90 days
+    later with the noncurrent versions (time to undo a mistake). Each bucket expires its own
+    copies: S3 does not replicate lifecycle actions, and both buckets get the same rules.
+    """
+    transitions: list[aws.s3.BucketLifecycleConfigurationRuleTransitionArgsDict] = [
+        {"days": days, "storage_class": storage_class}
+        for days, storage_class in (
+            (INFREQUENT_ACCESS_AFTER_DAYS, "STANDARD_IA"),
+            (GLACIER_AFTER_DAYS, "GLACIER"),
+        )
+        if days + MINIMUM_STORAGE_DAYS[storage_class] <= retention_days
+    ]
+    return [
+        {
+            "id": "age-transaction-logs",
+            "status": "Enabled",
+            "filter": {"prefix": contract.LOG_PREFIX},
+            "transitions": transitions,
+            "expiration": {"days": retention_days},
+            "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_EXPIRY_DAYS},
+        },
+        {
+            "id": "abort-incomplete-uploads",
+            "status": "Enabled",
+            "filter": {},
+            "abort_incomplete_multipart_upload": {
+                "days_after_initiation": ABORT_MULTIPART_AFTER_DAYS
+            },
+            # The markers expiry leaves once their last version is gone.
+            "expiration": {"expired_object_delete_marker": True},
+        },
+    ]
 
 
 def _replication_policy_json(

@@ -361,6 +361,13 @@ class RegionApi(LoopbackServer):
                     self._send_gateway_error(MISSING_AUTHENTICATION_TOKEN)
                     return
                 resource, path_parameters = matched
+                if api.faults.payments_failing:
+                    # A gray failure: the health path exercises nothing that is broken.
+                    if (method, resource) == ("GET", contract.HEALTH_PATH):
+                        self._send(200, {"status": "ok", "region": api.region}, {})
+                    else:
+                        self._send_gateway_error(INTEGRATION_FAILURE)
+                    return
                 event = proxy_event(
                     method=method,
                     target=self.path,

@@ -30,7 +30,7 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1})
 
 
 @functools.cache
-def _shared_session() -> boto3.session.Session:
+def shared_session() -> boto3.session.Session:
     # One session for every lab client: service models are loaded and parsed once instead of
     # once per client, which cuts the lab's start-up by seconds.
     return boto3.session.Session()
@@ -44,6 +44,9 @@ class RegionFaults:
         self.table_outage = False  # DynamoDB only
         # The region still processes requests, but its answers never reach the clients.
         self.answers_lost = False
+        # A gray failure: payments fail while the health path still answers 200.
+        self.payments_failing = False
+        self.ssm_outage = False  # SSM only: the service's reads and the operator's writes
 
     @property
     def table_reachable(self) -> bool:
@@ -74,7 +77,11 @@ def _serialize_calls(
 
 def _inject_faults(client: BaseClient, service: str, region: str, faults: RegionFaults) -> None:
     def refuse_when_faulty(**_: Any) -> None:
-        if faults.outage or (service == "dynamodb" and faults.table_outage):
+        if (
+            faults.outage
+            or (service == "dynamodb" and faults.table_outage)
+            or (service == "ssm" and faults.ssm_outage)
+        ):
             raise EndpointConnectionError(
                 endpoint_url=f"https://{service}.{region}.amazonaws.com (simulated outage)"
             )
@@ -115,12 +122,13 @@ class RegionAws:
         # queue poller call moto only when there may be something new (moto calls cost ms).
         self.table_writes = 0
         self.queue_sends = 0
-        self._session = _shared_session()
+        self._session = shared_session()
         self.lab_dynamodb = self._client("dynamodb")
         self.lab_sqs = self._client("sqs")
         self.lab_ssm = self._client("ssm")
         self.lab_s3 = self._client("s3")
         self.lab_streams = self._client("dynamodbstreams")
+        self.lab_cloudwatch = self._client("cloudwatch")
 
     def _client(self, service: str) -> BaseClient:
         endpoint_url = None

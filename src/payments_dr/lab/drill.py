@@ -23,7 +23,7 @@ from payments_dr.lab.client_payments import ClientPayment, merchant_of
 from payments_dr.lab.drill_options import DrillOptions
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.ledger import Write
-from payments_dr.lab.scenarios import SCENARIOS, Phase, Step
+from payments_dr.lab.scenarios import OPERATOR_FAILBACK_AFTER_SECONDS, SCENARIOS, Phase, Step
 from payments_dr.lab.settings import LabSettings
 from payments_dr.lab.traffic import Traffic
 from payments_dr.lab.verdict import verify
@@ -105,9 +105,28 @@ def run_drill(
             lost_at=phases.last_fault_step_at or phases.fault_at,
             settled=settled,
         )
+        if scenario.operator_switch:
+            _check_operator_switch(report)
         writes = lab.ledger.writes
     report.wall_seconds = round(time.monotonic() - wall_started, 2)
     return DrillResult(report=report, payments=traffic.payments, writes=writes, conflicts=conflicts)
+
+
+def _check_operator_switch(report: DrillReport) -> None:
+    """Health checks cannot see this fault: traffic must move by the operator's switch within
+    the RTO budget, and come back only through the operator's failback."""
+    budget = report.rto_budget_seconds
+    if report.failover_seconds is not None and report.failover_seconds > budget:
+        report.failed_checks.append(
+            f"traffic moved {report.failover_seconds:g} s after the fault, beyond the RTO"
+            f" budget of {budget:g} s"
+        )
+    back = report.failback_seconds
+    if back is not None and back < OPERATOR_FAILBACK_AFTER_SECONDS:
+        report.failed_checks.append(
+            f"the primary served again {back:g} s after it recovered, before the operator's"
+            f" failback at {OPERATOR_FAILBACK_AFTER_SECONDS:g} s: traffic returned on its own"
+        )
 
 
 def _play(

@@ -22,7 +22,13 @@ from payments_dr.lab.clock import SimClock
 from payments_dr.lab.inspection import LabInspection
 from payments_dr.lab.ledger import WriteLedger
 from payments_dr.lab.replication import Replicator
-from payments_dr.lab.routing import FailoverDns, FailoverRouter, RegionHealthCheck
+from payments_dr.lab.routing import (
+    FailoverDns,
+    FailoverRouter,
+    RecordHealth,
+    RegionHealthCheck,
+    TrafficSwitchCheck,
+)
 from payments_dr.lab.settings import LabSettings
 from payments_dr.lab.signals import main_thread_signals
 from payments_dr.lab.workers import Handler, LogArchiverFeed, RetryQueuePoller
@@ -78,6 +84,9 @@ class Fault(StrEnum):
     # Eventual mode: both directions stall. Strong mode: the region's replica is cut off from
     # the region set (no writes, no strongly consistent reads there).
     REPLICATION_STALL = "replication-stall"
+    # Payments fail while the health path answers 200; the region's SSM and the Route 53 API
+    # are down: only the traffic switch moves clients (`payments-dr failover` in the drill).
+    GRAY_FAILURE = "gray-failure"
 
 
 @dataclass
@@ -91,6 +100,7 @@ class Region:
     retry_poller: RetryQueuePoller
     archiver_feed: LogArchiverFeed
     health: RegionHealthCheck
+    record: RecordHealth  # what its failover record follows: health AND switch
 
 
 class Lab(LabInspection):
@@ -121,6 +131,8 @@ class Lab(LabInspection):
         self._aws_by_region: dict[str, RegionAws] = {}
         self._stops: list[Callable[[], None]] = []
         self.replicator: Replicator
+        # The Route 53 API (its control plane, in us-east-1) refuses every call while True.
+        self.route53_api_down = False
         self.dns: FailoverDns
         self.router: FailoverRouter
 
@@ -190,11 +202,12 @@ class Lab(LabInspection):
             self.regions[region] = self._wire_region(
                 aws_by_region[region], apis[region], resources[region]
             )
+        switches = [self._traffic_switch(name) for name in self.regions]
         primary, secondary = (self.regions[r] for r in settings.config.regions)
         self.dns = FailoverDns(
             self.clock,
-            primary.health,
-            secondary.health,
+            primary.record,
+            secondary.record,
             settings.config.budget.dns_seconds,
             on_switch=lambda region: self.note("dns", f"clients now resolve the API to {region}"),
         )
@@ -211,6 +224,9 @@ class Lab(LabInspection):
         for started in self.regions.values():
             started.health.start()
             self._stops.append(started.health.stop)
+        for switch in switches:
+            switch.start()
+            self._stops.append(switch.stop)
         self.router.start()
         self._stops.append(self.router.stop)
 
@@ -232,6 +248,18 @@ class Lab(LabInspection):
         api.handler = _as_lambda(build_api_handler(api_deps))
         api.authorizer = _as_lambda(build_authorizer(self._deps(aws, resources)))
         archiver = _as_lambda(build_log_archiver(archiver_deps))
+        health = RegionHealthCheck(
+            region,
+            api.url + contract.HEALTH_PATH,
+            self.clock,
+            interval_seconds=settings.config.health_check_interval_seconds,
+            failure_threshold=settings.config.health_check_failure_threshold,
+            checkers=settings.health_checkers,
+            healthy_fraction=settings.healthy_checker_fraction,
+            on_change=lambda _region, _healthy: record.recompute("health checks"),
+            fault_began_at=lambda: self._fault_began_at.get(region, float("-inf")),
+        )
+        record = RecordHealth(health, self._record_changed)
         return Region(
             name=region,
             aws=aws,
@@ -245,18 +273,38 @@ class Lab(LabInspection):
                 settings.stack,
             ),
             archiver_feed=LogArchiverFeed(region, aws.faults, archiver, settings.stack),
-            health=RegionHealthCheck(
-                region,
-                api.url + contract.HEALTH_PATH,
-                self.clock,
-                interval_seconds=settings.config.health_check_interval_seconds,
-                failure_threshold=settings.config.health_check_failure_threshold,
-                checkers=settings.health_checkers,
-                healthy_fraction=settings.healthy_checker_fraction,
-                on_change=self._health_changed,
-                fault_began_at=lambda: self._fault_began_at.get(region, float("-inf")),
-            ),
+            health=health,
+            record=record,
         )
+
+    def _traffic_switch(self, region: str) -> TrafficSwitchCheck:
+        """The region's switch: its alarm lives in the peer region, as the stack puts it."""
+        holder = self.regions[self.peer_of(region)].aws
+        stack = self.settings.stack
+        dimensions = contract.switch_dimensions(stack, region)
+        holder.lab_cloudwatch.put_metric_alarm(
+            AlarmName=contract.switch_alarm_name(stack, region),
+            Namespace=contract.SWITCH_NAMESPACE,
+            MetricName=contract.SWITCH_METRIC,
+            Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+            Statistic="Maximum",
+            Period=contract.SWITCH_PERIOD_SECONDS,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="ignore",
+        )
+        record = self.regions[region].record
+        switch = TrafficSwitchCheck(
+            region,
+            holder.lab_cloudwatch,
+            lambda: holder.faults.outage,
+            stack,
+            self.clock,
+            on_change=lambda: record.recompute("the traffic switch"),
+        )
+        record.switch = switch
+        return switch
 
     def _deps(self, aws: RegionAws, resources: RegionResources) -> ServiceDeps:
         """One function's dependencies, as its cold start would build them."""
@@ -293,13 +341,16 @@ class Lab(LabInspection):
         if self._on_event is not None:
             self._on_event(event)
 
-    def _health_changed(self, region: str, healthy: bool) -> None:
+    def _record_changed(self, region: str, healthy: bool, cause: str) -> None:
+        """The region's failover record changed: its health check or its switch moved."""
         with self._events_lock:
             self.health_changes.append((self.clock.now(), region, healthy))
         if healthy:
-            self.note("recovered", f"health checks see {region} healthy again")
-        else:
+            self.note("recovered", f"Route 53 counts {region} healthy again ({cause})")
+        elif cause == "health checks":
             self.note("detected", f"health checks see {region} unhealthy")
+        else:
+            self.note("detected", f"the traffic switch keeps traffic away from {region}")
 
     def _archive_stream_records(self, region: str, records: list[dict[str, Any]]) -> None:
         self.regions[region].archiver_feed.submit(records)
@@ -343,6 +394,14 @@ class Lab(LabInspection):
         self._began(region, lost)
         self.regions[region].aws.faults.answers_lost = lost
 
+    def set_gray_failure(self, region: str, failing: bool) -> None:
+        """Payments fail while the health path answers 200; the region's SSM and the Route 53
+        API are down with them."""
+        self._began(region, failing)
+        faults = self.regions[region].aws.faults
+        faults.payments_failing = faults.ssm_outage = failing
+        self.route53_api_down = failing
+
     def set_mode(self, region: str, mode: Mode) -> None:
         """The operator's switch: `fenced` fails the region's health check."""
         self._began(region, mode is Mode.FENCED)
@@ -377,6 +436,8 @@ class Lab(LabInspection):
             self.set_answers_lost(region, active)
         elif fault is Fault.FENCED:
             self.set_mode(region, Mode.FENCED if active else Mode.ACTIVE)
+        elif fault is Fault.GRAY_FAILURE:
+            self.set_gray_failure(region, active)
         else:
             self.stall_replication(region, active)
         self.note(
@@ -397,11 +458,14 @@ class Lab(LabInspection):
                     "role": self.settings.config.role_of(name).value,
                     "api": region.api.url,
                     "healthy": region.health.healthy,
+                    "switch_serves": region.record.switch is None or region.record.switch.serves,
+                    "record_healthy": region.record.healthy,
                     "outage": region.aws.faults.outage,
                     "table_outage": region.aws.faults.table_outage,
                     "answers_lost": region.aws.faults.answers_lost,
                     "fenced": self.mode(name) is Mode.FENCED,
                     "replication_stall": self.replicator.stalls(name),
+                    "gray_failure": region.aws.faults.payments_failing,
                 }
                 for name, region in self.regions.items()
             },

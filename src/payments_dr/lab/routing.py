@@ -5,7 +5,11 @@
   consecutive results the other way; the region counts as healthy while more than 18% of
   the checkers see it healthy. A probe fails on a non-2xx/3xx status, no answer, or no
   answer within the timeout.
-- DNS answers PRIMARY while it is healthy, else SECONDARY when that is healthy, else
+- Each failover record follows a CALCULATED check: the region's health check AND its traffic
+  switch, an alarm held in the other region (infra/switch.py). CloudWatch evaluates the alarm
+  once a period on its latest minute, and Route 53 follows it; with no new data the switch
+  keeps its state, so a recovered region stays out until `failback` flips it.
+- DNS answers PRIMARY while its record is healthy, else SECONDARY when that one is, else
   PRIMARY (Route 53 treats "all unhealthy" as "all healthy").
 - Clients keep an answer for the record's TTL, so traffic moves at most one TTL after the
   health status changes. The router plays the client side of that: it forwards each
@@ -20,6 +24,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
@@ -158,14 +163,101 @@ class RegionHealthCheck:
             self._on_change(self.region, healthy)
 
 
+class TrafficSwitchCheck:
+    """One region's switch: an alarm in the peer region on the switch metric, evaluated once
+    a period (what CloudWatch does) and followed by the region's record (what Route 53 does)."""
+
+    def __init__(
+        self,
+        region: str,
+        cloudwatch: Any,  # the holding region's (fault-free) client
+        holder_down: Callable[[], bool],  # CloudWatch in the holding region is out
+        stack: str,
+        clock: SimClock,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.region = region
+        self.serves = True  # a new CLOUDWATCH_METRIC check is healthy
+        self._cloudwatch = cloudwatch
+        self._holder_down = holder_down
+        self._stack = stack
+        self._clock = clock
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lab-switch-{region}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._clock.wait(self._stop, contract.SWITCH_PERIOD_SECONDS):
+            self.evaluate()
+
+    def evaluate(self) -> None:
+        if self._holder_down():
+            return  # no evaluation: the check keeps its last known status
+        now = self._clock.epoch()
+        dimensions = contract.switch_dimensions(self._stack, self.region)
+        points = self._cloudwatch.get_metric_statistics(
+            Namespace=contract.SWITCH_NAMESPACE,
+            MetricName=contract.SWITCH_METRIC,
+            Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+            StartTime=datetime.fromtimestamp(now - 3 * 3600, UTC),
+            EndTime=datetime.fromtimestamp(now, UTC),
+            Period=contract.SWITCH_PERIOD_SECONDS,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        if not points:
+            return
+        away = max(points, key=lambda point: point["Timestamp"])["Maximum"] >= 1
+        self._cloudwatch.set_alarm_state(
+            AlarmName=contract.switch_alarm_name(self._stack, self.region),
+            StateValue="ALARM" if away else "OK",
+            StateReason="lab: evaluated the latest minute",
+        )
+        if self.serves == away:
+            self.serves = not away
+            self._on_change()
+
+
+class RecordHealth:
+    """What a failover record follows: its region's health check AND its switch."""
+
+    def __init__(
+        self,
+        check: RegionHealthCheck,
+        on_change: Callable[[str, bool, str], None],
+    ) -> None:
+        self.region = check.region
+        self.check = check
+        self.switch: TrafficSwitchCheck | None = None
+        self.healthy = True
+        self._on_change = on_change  # (region, healthy, what changed)
+        self._lock = threading.Lock()
+
+    def recompute(self, cause: str) -> None:
+        with self._lock:
+            switch_serves = self.switch is None or self.switch.serves
+            healthy = self.check.healthy and switch_serves
+            if healthy == self.healthy:
+                return
+            self.healthy = healthy
+        self._on_change(self.region, healthy, cause)
+
+
 class FailoverDns:
     """Failover records PRIMARY/SECONDARY, answered from health, cached for the TTL."""
 
     def __init__(
         self,
         clock: SimClock,
-        primary: RegionHealthCheck,
-        secondary: RegionHealthCheck,
+        primary: RecordHealth,
+        secondary: RecordHealth,
         ttl_seconds: float,
         on_switch: Callable[[str], None] = lambda _region: None,
     ) -> None:

@@ -21,6 +21,7 @@ class ScenarioName(StrEnum):
     FENCED = "fenced"  # the name the drill on AWS uses for the same fault
     REPLICATION_STALL = "replication-stall"
     REGION_LOSS = "region-loss"
+    GRAY_FAILURE = "gray-failure"
 
 
 DEFAULT_SCENARIO: Final = ScenarioName.REGION_OUTAGE
@@ -51,6 +52,9 @@ class Scenario:
     # The primary never comes back: no failback, and what it acknowledged without
     # replicating is lost for good when the last fault step runs (the drill measures that RPO).
     permanent: bool = False
+    # Health checks cannot see the fault: the operator's traffic switch moves clients. The
+    # drill then holds the failover to the RTO budget, and the failback to the operator's.
+    operator_switch: bool = False
 
 
 def _outage(down: bool) -> Callable[[Lab], None]:
@@ -72,6 +76,22 @@ def _answers_lost(lab: Lab) -> None:
 def _answers_lost_then_outage(lab: Lab) -> None:
     lab.set_region_outage(lab.primary, True)
     lab.set_answers_lost(lab.primary, False)
+
+
+def _gray(failing: bool) -> Callable[[Lab], None]:
+    return lambda lab: lab.set_gray_failure(lab.primary, failing)
+
+
+def _operator_failover(lab: Lab) -> None:
+    from payments_dr.lab.operator import operator_failover  # imports the ops package
+
+    operator_failover(lab)
+
+
+def _operator_failback(lab: Lab) -> None:
+    from payments_dr.lab.operator import operator_failback
+
+    operator_failback(lab)
 
 
 def _stall(lab: Lab) -> None:
@@ -96,6 +116,13 @@ TABLE_BACK_BEFORE_LOSS_SECONDS: Final = 2.0
 STALL_LEAD_SECONDS: Final = 10.0
 ANSWERS_LOST_SECONDS: Final = 10.0
 STALL_TAIL_SECONDS: Final = 30.0
+
+# Gray failure: the page (payments failing, seen by the other region's canary and the API's
+# 5XX alarm) reaches the operator, who runs `payments-dr failover` this long after the fault.
+# The failback comes this long after the region recovered, well past a health-check detection
+# and a DNS TTL, so an automatic return of traffic would show before it.
+OPERATOR_REACTION_SECONDS: Final = 20.0
+OPERATOR_FAILBACK_AFTER_SECONDS: Final = 120.0
 
 SCENARIOS: Final = {
     ScenarioName.REGION_OUTAGE: Scenario(
@@ -161,6 +188,50 @@ SCENARIOS: Final = {
             Step(Phase.RESTORE, 0.0, "restore", "primary region is back", _outage(False)),
             Step(Phase.RESTORE, STALL_TAIL_SECONDS, "note", "replication resumes", _resume),
         ),
+    ),
+    ScenarioName.GRAY_FAILURE: Scenario(
+        name=ScenarioName.GRAY_FAILURE,
+        summary=(
+            "the primary's payments fail while its health path answers 200, and its SSM and the"
+            " Route 53 API are down: the operator moves traffic with the traffic switch, and"
+            " only the operator's failback brings it back"
+        ),
+        real_counterpart=(
+            "a gray failure cannot be injected safely into a real stack; the same switch and"
+            f" commands are rehearsed with {ON_AWS}"
+        ),
+        steps=(
+            Step(
+                Phase.FAULT,
+                0.0,
+                "fault",
+                "primary's payments fail (health path still 200); its SSM and the Route 53 API"
+                " are down",
+                _gray(True),
+            ),
+            Step(
+                Phase.FAULT,
+                OPERATOR_REACTION_SECONDS,
+                "operator",
+                "payments-dr failover: the switch, written outside the primary",
+                _operator_failover,
+            ),
+            Step(
+                Phase.RESTORE,
+                0.0,
+                "restore",
+                "primary, its SSM and Route 53's API are back",
+                _gray(False),
+            ),
+            Step(
+                Phase.RESTORE,
+                OPERATOR_FAILBACK_AFTER_SECONDS,
+                "operator",
+                "payments-dr failback: replication checked, mode active, switch serve",
+                _operator_failback,
+            ),
+        ),
+        operator_switch=True,
     ),
     ScenarioName.REGION_LOSS: Scenario(
         name=ScenarioName.REGION_LOSS,

@@ -56,6 +56,16 @@ class Aws:
                 )
             return self._clients[key]
 
+    def endpoint_client(self, service: str, region: str, endpoint_url: str) -> Any:
+        """A client for one given endpoint (the ARC cluster's data plane has five)."""
+        key = (service, endpoint_url)
+        with self._lock:
+            if key not in self._clients:
+                self._clients[key] = self._session.client(
+                    service, region_name=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG
+                )
+            return self._clients[key]
+
     def route53(self) -> Any:
         return self.client("route53", ROUTE53_API_REGION)
 

@@ -1,11 +1,13 @@
 """`payments-dr drill --on-aws`: a timed failover and failback on a deployed stack.
 
-Synthetic payments flow through the failover URL the whole time. The fault is the manual
-failover switch (the primary's mode set to `fenced`), the one fault that is safe to inject
-into a real stack; the lab covers outages, table faults and replication stalls. The result
+Synthetic payments flow through the failover URL the whole time. The fault is the operator's
+failover, exactly as `payments-dr failover` makes it: the primary's traffic switch set away
+(from outside the primary) and its mode fenced; the one fault that is safe to inject into a
+real stack. The lab covers outages, gray failures, table faults and replication stalls. The result
 is the same `DrillReport` the lab produces, with `simulated=False`: evidence for a DR test.
 
-Whatever happens, the primary is set active again before the drill returns.
+Whatever happens, the primary's switch is set to serve and its mode active again before the
+drill returns.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from payments_dr.cli_arguments import confirmation_refusal, write_text_creating_folders
-from payments_dr.contract import PAYMENTS_PATH, TABLE_HASH_KEY, ConsistencyMode, Mode
+from payments_dr.contract import PAYMENTS_PATH, TABLE_HASH_KEY, ConsistencyMode, Mode, SwitchState
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.merchants import Merchants
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
@@ -38,16 +40,10 @@ from payments_dr.ops.observe import (
 )
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.ops.progress import Progress, Timing
-from payments_dr.ops.switch import (
-    SwitchPlan,
-    SwitchResult,
-    execute,
-    observe,
-    plan_failback,
-    plan_failover,
-    refusal_reasons,
-)
+from payments_dr.ops.switch import SwitchResult, execute, observe
+from payments_dr.ops.switch_plan import SwitchPlan, assess, plan_failback, plan_failover
 from payments_dr.ops.synthetic import Sender, SyntheticTraffic, post_json
+from payments_dr.ops.traffic_switch import write_switches
 
 # The one fault injected on AWS; the lab's drill offers the others.
 AWS_SCENARIO = "fenced"
@@ -101,14 +97,16 @@ class Drill:
         try:
             self.traffic.run_for(self.settings.warmup_seconds)
             fault_at = self.elapsed()
-            self.note("fault", f"{primary} fenced (mode={Mode.FENCED.value} in SSM)")
+            self.note("fault", f"{primary}'s switch set away, then its mode fenced")
             failover = self._switch(plan_failover(self.outputs, secondary))
-            report.detection_seconds = failover.detection_seconds
-            if failover.detection_seconds is not None:
-                at = fault_at + failover.detection_seconds
+            report.detection_seconds = failover.switch_seen_seconds
+            if failover.switch_seen_seconds is not None:
+                at = fault_at + failover.switch_seen_seconds
                 self.timeline.append(
-                    TimelineEvent(at, "detected", f"Route 53 reports {primary} unhealthy")
+                    TimelineEvent(at, "detected", f"the switch keeps traffic away from {primary}")
                 )
+            for step in failover.fence_failed:
+                report.failed_checks.append(f"failover: {step.region} not fenced: {step.error}")
             report.failover_seconds = self._record(report, "failover", failover, fault_at)
             self.traffic.run_for(self.settings.hold_seconds)
             unfenced_at = self.elapsed()
@@ -120,7 +118,10 @@ class Drill:
         finally:
             if not failed_back:
                 write_mode(self.aws, self.outputs, primary, Mode.ACTIVE)
-                self.note("note", f"drill interrupted: {primary} set {Mode.ACTIVE.value} again")
+                write_switches(self.aws, self.outputs, {primary: SwitchState.SERVE})
+                self.note(
+                    "note", f"drill interrupted: {primary} set {Mode.ACTIVE.value}, switch serve"
+                )
         self._settle(report)
         self._add_metrics(report, wall_started)
         return report
@@ -135,8 +136,7 @@ class Drill:
         )
         if not result.converged:
             report.failed_checks.append(
-                f"{kind}: health checks and DNS did not agree on {target} within "
-                f"{result.seconds:.1f}s"
+                f"{kind}: the switch and DNS did not agree on {target} within {result.seconds:.1f}s"
             )
         served = first_served(self.traffic.samples, target, switched_at)
         if served is None:
@@ -231,16 +231,16 @@ class Drill:
 
 def starting_problems(aws: Aws, outputs: StackOutputs, resolve: Resolver) -> list[str]:
     """Why the stack is not in normal operation, where a drill must start; empty if it is."""
-    seen = observe(aws, outputs, 0.0, resolve)
-    problems = [
-        f"{region} is unhealthy ({state.describe()})"
-        for region, state in seen.health.items()
-        if not state.healthy
-    ]
-    if seen.dns.region != outputs.primary:
-        problems.append(f"DNS answers {seen.dns.describe()}, not {outputs.primary}")
     plan = plan_failover(outputs, outputs.secondary)
-    return problems + refusal_reasons(aws, outputs, plan)
+    seen = observe(aws, outputs, plan, 0.0, resolve)
+    problems = [
+        f"{region}'s switch is {reading.value or 'unknown: ' + str(reading.error)}"
+        for region, reading in seen.switches.items()
+        if reading.value != SwitchState.SERVE
+    ]
+    if seen.dns_region != outputs.primary:
+        problems.append(f"DNS answers {seen.dns_region or 'unknown'}, not {outputs.primary}")
+    return problems + assess(aws, outputs, plan).reasons
 
 
 def check_starting_point(
@@ -281,10 +281,12 @@ def dry_run_plan(outputs: StackOutputs, settings: DrillSettings, forced: list[st
         " key in each region), revoked at the end",
         f"  2. send synthetic payments to {outputs.failover_url} at"
         f" {settings.rate_per_second:g}/s for about {traffic:g} s plus the switches",
-        f"  3. after {settings.warmup_seconds:g} s: put {primary_path}/mode = {Mode.FENCED.value}"
-        f" in {primary}, wait up to {timeout:g} s for Route 53 to answer {secondary}",
-        f"  4. after {settings.hold_seconds:g} s: put {primary_path}/mode = {Mode.ACTIVE.value}"
-        f" in {primary}, wait up to {timeout:g} s for Route 53 to answer {primary}",
+        f"  3. after {settings.warmup_seconds:g} s: set {primary}'s traffic switch away (from"
+        f" outside {primary}) and put {primary_path}/mode = {Mode.FENCED.value} in {primary},"
+        f" as `failover --to {secondary}` does; wait up to {timeout:g} s for {secondary} to serve",
+        f"  4. after {settings.hold_seconds:g} s: set the switch back to serve and put"
+        f" {primary_path}/mode = {Mode.ACTIVE.value} in {primary}, as `failback` does; wait up to"
+        f" {timeout:g} s for {primary} to serve",
         f"  5. wait up to {settings.settle_seconds:g} s for both tables to hold every payment,"
         " then revoke the key",
     ]
@@ -325,7 +327,7 @@ def present_ids(aws: Aws, table: str, region: str, ids: set[str]) -> set[str]:
 def _switch_note(result: SwitchResult) -> str:
     plan = result.plan
     if result.converged:
-        return f"DNS answers {plan.target}; health checks agree after {result.seconds:.1f}s"
+        return f"DNS answers {plan.target}; the switch agrees after {result.seconds:.1f}s"
     return f"{plan.action} to {plan.target} did not settle within {result.seconds:.1f}s"
 
 

@@ -16,17 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from payments_dr.cli_arguments import (
-    EXIT_USAGE,
     aws_region,
     confirmation_refusal,
     int_between,
-    positive_seconds_problem,
 )
+from payments_dr.ops import switch_cli
 from payments_dr.ops.aws import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_REFUSED,
     Aws,
     OpsError,
 )
@@ -41,15 +39,15 @@ from payments_dr.ops.redrive import (
 )
 from payments_dr.ops.stack import OPERATIONS, run_lifecycle
 from payments_dr.ops.status import collect_status, render_json, render_table
-from payments_dr.ops.switch import (
-    SwitchInterrupted,
-    SwitchPlan,
-    execute,
-    plan_failback,
-    plan_failover,
-    refusal_reasons,
-    summary,
+from payments_dr.ops.switch_cli import (
+    Confirm,
+    add_switch_arguments,
+    check_confirmable,
+    json_error,
+    positive_seconds,
+    terminal_confirm,
 )
+from payments_dr.ops.switch_plan import SwitchPlan, plan_failback, plan_failover
 
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -78,10 +76,10 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_wait_arguments(parser: argparse.ArgumentParser, timeout_help: str) -> None:
-    parser.add_argument("--timeout", type=float, help=timeout_help)
+    parser.add_argument("--timeout", type=positive_seconds, help=timeout_help)
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_POLL_SECONDS,
         help=f"seconds between checks (default {DEFAULT_POLL_SECONDS:g})",
     )
@@ -96,24 +94,27 @@ def register(subparsers: Any) -> None:
     status.set_defaults(run=run_status)
 
     failover = subparsers.add_parser(
-        "failover", help="fence the other region(s) so Route 53 answers with the target"
+        "failover",
+        help="flip the traffic switch of the other region(s) from the target, fence them,"
+        " and wait for Route 53 to answer with the target",
     )
     add_stack_arguments(failover)
-    failover.add_argument("--to", required=True, metavar="REGION", help="region to move to")
     failover.add_argument(
-        "--force", action="store_true", help="move even if a safety check refuses"
+        "--to",
+        required=True,
+        metavar="REGION",
+        help="the region to move to: the stack's secondary (e.g. us-east-2)",
     )
-    _add_wait_arguments(failover, "seconds to wait for DNS (default: the stack's RTO target)")
+    add_switch_arguments(failover)
     failover.set_defaults(run=run_failover)
 
     failback = subparsers.add_parser(
-        "failback", help="set the primary region active again and wait for DNS to return"
+        "failback",
+        help="once replication into the primary has caught up, set it active and its switch"
+        " to serve, and wait for Route 53 to return to it",
     )
     add_stack_arguments(failback)
-    failback.add_argument(
-        "--force", action="store_true", help="move even if a safety check refuses"
-    )
-    _add_wait_arguments(failback, "seconds to wait for DNS (default: the stack's RTO target)")
+    add_switch_arguments(failback)
     failback.set_defaults(run=run_failback)
 
     redrive_parser = subparsers.add_parser(
@@ -177,7 +178,7 @@ def register(subparsers: Any) -> None:
     stack.add_argument("--confirm", metavar="STACK", help="destroy only: the stack name again")
     stack.add_argument(
         "--delegation-timeout",
-        type=float,
+        type=positive_seconds,
         help="up only, for a stack creating its zone: seconds to wait for the domain's"
         " delegation (default: an hour)",
     )
@@ -225,9 +226,10 @@ def run_failover(
     resolve: Resolver = resolve_ipv4,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    confirm: Confirm = terminal_confirm,
 ) -> int:
     return _run_switch(
-        args, lambda outputs: plan_failover(outputs, args.to), aws, resolve, clock, sleep
+        args, lambda outputs: plan_failover(outputs, args.to), aws, resolve, clock, sleep, confirm
     )
 
 
@@ -237,8 +239,9 @@ def run_failback(
     resolve: Resolver = resolve_ipv4,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    confirm: Confirm = terminal_confirm,
 ) -> int:
-    return _run_switch(args, plan_failback, aws, resolve, clock, sleep)
+    return _run_switch(args, plan_failback, aws, resolve, clock, sleep, confirm)
 
 
 def _run_switch(
@@ -248,41 +251,24 @@ def _run_switch(
     resolve: Resolver,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
+    confirm: Confirm,
 ) -> int:
-    def command() -> int:
-        clients = aws or Aws()
-        outputs = _outputs(args, clients)
-        return _switch(args, clients, outputs, plan_for(outputs), resolve, clock, sleep)
-
-    return run_guarded(command)
-
-
-def _switch(
-    args: argparse.Namespace,
-    aws: Aws,
-    outputs: StackOutputs,
-    plan: SwitchPlan,
-    resolve: Resolver,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> int:
-    reasons = refusal_reasons(aws, outputs, plan)
-    if reasons and not args.force:
-        listed = "\n".join(f"  - {reason}" for reason in reasons)
-        print(f"refusing {plan.action} to {plan.target}:\n{listed}", file=sys.stderr)
-        print("(re-run with --force to override)", file=sys.stderr)
-        return EXIT_REFUSED
-    for reason in reasons:
-        print(f"warning: forced past: {reason}", file=sys.stderr)
-    timeout = args.timeout if args.timeout is not None else outputs.rto_target_seconds
-    timing = Timing(timeout, args.poll_interval, clock, sleep)
+    """Arguments (the plan's region too) and confirmability first, then credentials."""
     try:
-        result = execute(aws, outputs, plan, timing, Progress(), resolve)
-    except SwitchInterrupted as interrupted:
-        print(f"\n{interrupted.describe(outputs)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(summary(result, outputs))
-    return EXIT_OK if result.converged else EXIT_FAILED
+        outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
+        plan = plan_for(outputs)
+        check_confirmable(args)
+        clients = aws or Aws()
+        clients.require_credentials()
+        timeout = args.timeout if args.timeout is not None else outputs.rto_target_seconds
+        timing = Timing(timeout, args.poll_interval, clock, sleep)
+        return switch_cli.run(args, clients, outputs, plan, resolve, timing, confirm)
+    except OpsError as error:
+        return json_error(args, str(error), error.exit_code)
+    except AWS_ERRORS as error:
+        return json_error(args, f"AWS call failed: {describe_aws_error(error)}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return json_error(args, "interrupted before anything was written", EXIT_INTERRUPTED)
 
 
 def run_redrive(
@@ -293,11 +279,6 @@ def run_redrive(
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
     as_json = bool(getattr(args, "json", False))
-    problem = positive_seconds_problem("--timeout", args.timeout) or positive_seconds_problem(
-        "--poll-interval", args.poll_interval
-    )
-    if problem is not None:
-        return _redrive_error(problem, EXIT_USAGE, as_json)
 
     def command() -> int:
         clients = aws or Aws()
@@ -364,11 +345,6 @@ def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
         DELEGATION_TIMEOUT_SECONDS,
         UpGuards,
     )
-
-    problem = positive_seconds_problem("--delegation-timeout", args.delegation_timeout)
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
 
     def command() -> int:
         work_dir = args.work_dir or project_root()

@@ -5,17 +5,49 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from payments_dr.contract import DrBudgetField, RegionOutput, RegionRole, StackOutput
+from payments_dr.contract import (
+    DrBudgetField,
+    FailoverControl,
+    RegionOutput,
+    RegionRole,
+    StackOutput,
+)
 from payments_dr.ops.aws import OpsError
 
 # (stack name, project directory) -> the stack's outputs; raises OpsError when unreadable.
 OutputsReader = Callable[[str, Path], Mapping[str, Any]]
 # Outputs a stack deployed by an earlier version of the program may lack.
-OPTIONAL_OUTPUTS = frozenset({StackOutput.DASHBOARD_URL, StackOutput.CONSISTENCY_MODE})
+OPTIONAL_OUTPUTS = frozenset(
+    {StackOutput.DASHBOARD_URL, StackOutput.CONSISTENCY_MODE, StackOutput.FAILOVER_CONTROL}
+)
+# Region outputs of the traffic switch, absent from stacks deployed before it.
+OPTIONAL_REGION_OUTPUTS = frozenset({RegionOutput.RECORD_HEALTH_CHECK_ID, RegionOutput.SWITCH})
+
+
+@dataclass(frozen=True)
+class RegionSwitch:
+    """Where one region's traffic switch lives (infra/switch.py)."""
+
+    kind: FailoverControl
+    health_check_id: str
+    # alarm: the metric and its alarm, in `region` (the peer of the region it governs)
+    region: str | None = None
+    alarm_name: str | None = None
+    namespace: str | None = None
+    metric_name: str | None = None
+    dimensions: dict[str, str] = field(default_factory=dict)
+    # arc
+    routing_control_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterEndpoint:
+    endpoint: str
+    region: str
 
 
 @dataclass(frozen=True)
@@ -33,6 +65,7 @@ class RegionOutputs:
     log_bucket: str
     usage_plan_id: str
     web_acl_arn: str
+    switch: RegionSwitch | None = None  # None: deployed before the switch existed
 
 
 @dataclass(frozen=True)
@@ -48,6 +81,8 @@ class StackOutputs:
     rpo_budget_seconds: float
     regions: dict[str, RegionOutputs]
     dashboard_url: str | None = None
+    failover_control: FailoverControl | None = None  # None: deployed before the switch
+    cluster_endpoints: tuple[ClusterEndpoint, ...] = ()  # ARC only
 
     @property
     def primary(self) -> str:
@@ -122,13 +157,55 @@ def parse_outputs(stack: str, raw: Any) -> StackOutputs:
         dashboard_url=None
         if dashboard_url is None
         else _text(raw, StackOutput.DASHBOARD_URL, where),
+        **_parse_control(stack, raw.get(StackOutput.FAILOVER_CONTROL)),
     )
+
+
+def _parse_control(stack: str, control: Any) -> dict[str, Any]:
+    if control is None:
+        return {}
+    if not isinstance(control, Mapping) or control.get("kind") not in set(FailoverControl):
+        raise OpsError(
+            f"stack {stack}: output {StackOutput.FAILOVER_CONTROL.value} is not an object with"
+            f" a kind ({', '.join(FailoverControl)})"
+        )
+    endpoints = tuple(
+        ClusterEndpoint(str(item["endpoint"]), str(item["region"]))
+        for item in control.get("cluster_endpoints") or ()
+        if isinstance(item, Mapping) and item.get("endpoint")
+    )
+    return {"failover_control": FailoverControl(control["kind"]), "cluster_endpoints": endpoints}
+
+
+def _parse_switch(stack: str, region: str, raw: Any) -> RegionSwitch | None:
+    if raw is None:
+        return None
+    try:
+        return RegionSwitch(
+            kind=FailoverControl(raw["kind"]),
+            health_check_id=str(raw["health_check_id"]),
+            region=raw.get("region"),
+            alarm_name=raw.get("alarm_name"),
+            namespace=raw.get("namespace"),
+            metric_name=raw.get("metric_name"),
+            dimensions=dict(raw.get("dimensions") or {}),
+            routing_control_arn=raw.get("routing_control_arn"),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise OpsError(
+            f"stack {stack}, region {region}: output {RegionOutput.SWITCH.value} is malformed"
+            f" ({error!r})"
+        ) from error
 
 
 def _parse_region(stack: str, region: str, raw: Any) -> RegionOutputs:
     where = f"stack {stack}, region {region}"
     values = _mapping(raw, where)
-    missing = [key.value for key in RegionOutput if key.value not in values]
+    missing = [
+        key.value
+        for key in RegionOutput
+        if key not in OPTIONAL_REGION_OUTPUTS and key.value not in values
+    ]
     if missing:
         raise OpsError(f"{where} lacks the outputs {', '.join(missing)}")
     role = _text(values, RegionOutput.ROLE, where)
@@ -150,6 +227,7 @@ def _parse_region(stack: str, region: str, raw: Any) -> RegionOutputs:
         log_bucket=_text(values, RegionOutput.LOG_BUCKET, where),
         usage_plan_id=_text(values, RegionOutput.USAGE_PLAN_ID, where),
         web_acl_arn=_text(values, RegionOutput.WEB_ACL_ARN, where),
+        switch=_parse_switch(stack, region, values.get(RegionOutput.SWITCH)),
     )
 
 

@@ -1,13 +1,16 @@
 """`payments-dr status`: one look at both regions, as a table or JSON.
 
-Each reading is taken on its own, so a region that does not answer shows its error in its
-cells while the rest of the picture is still printed: that is when on-call needs it most.
-The command then exits 1, so a script never mistakes a partial picture for a whole one.
+Each reading is taken on its own, so a region that does not answer shows "unknown" in its
+cells, and the failure below the table with the region it was read in, while the rest of the
+picture is still printed: that is when on-call needs it most. The command then exits 1, so a
+script never mistakes a partial picture for a whole one. Alarms are listed below the table,
+grouped by state and wrapped to 80 columns.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -15,7 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from payments_dr.contract import ConflictStatus
-from payments_dr.ops.aws import Aws
+from payments_dr.ops.aws import Aws, OpsError
 from payments_dr.ops.observe import (
     AWS_ERRORS,
     DnsAnswer,
@@ -31,12 +34,13 @@ from payments_dr.ops.observe import (
     resolve_ipv4,
 )
 from payments_dr.ops.outputs import StackOutputs
+from payments_dr.ops.traffic_switch import read_switch, switch_location
 from payments_dr.service.conflicts import ConflictStore
 from payments_dr.service.store import TableUnavailable
 
 T = TypeVar("T")
 
-PARALLEL_READINGS = 10  # every regional reading of a two-region stack at once
+PARALLEL_READINGS = 12  # every regional reading of a two-region stack at once
 
 
 @dataclass
@@ -45,6 +49,7 @@ class RegionStatus:
     role: str
     health: HealthCheckState | None = None
     mode: str | None = None
+    switch: str | None = None  # serve / away, read where the switch lives
     alarms: dict[str, str] | None = None
     replication_latency_ms: dict[str, float | None] = field(default_factory=dict)  # by receiver
     dlq_depth: int | None = None
@@ -98,6 +103,13 @@ def _regional_readings(
         ),
         _RegionalReading(
             status,
+            _switch_key(outputs, name),
+            partial(setattr, status, "switch"),
+            _switch_value,
+            (aws, outputs, name),
+        ),
+        _RegionalReading(
+            status,
             "dlq_depth",
             partial(setattr, status, "dlq_depth"),
             dlq_depth,
@@ -122,6 +134,18 @@ def _regional_readings(
         for peer in outputs.others(name)
     ]
     return readings
+
+
+def _switch_key(outputs: StackOutputs, region: str) -> str:
+    """The switch's error key names where it was read: outside the region it governs."""
+    try:
+        return f"switch (read in {switch_location(outputs, region)})"
+    except OpsError:
+        return "switch"
+
+
+def _switch_value(aws: Aws, outputs: StackOutputs, region: str) -> str:
+    return read_switch(aws, outputs, region).value
 
 
 def collect_status(
@@ -156,74 +180,127 @@ def open_conflicts(aws: Aws, outputs: StackOutputs, region: str) -> int:
 
 
 def _read(errors: dict[str, str], what: str, reading: Callable[..., T], *args: Any) -> T | None:
-    """Takes one reading; an AWS failure is recorded under `what` instead of raised."""
+    """Takes one reading; a failure is recorded under `what` instead of raised."""
     try:
         return reading(*args)
     except AWS_ERRORS as error:
         errors[what] = describe_aws_error(error)
-        return None
-    except TableUnavailable as error:
+    except (OpsError, TableUnavailable) as error:  # OpsError: e.g. a stack without the switch
         errors[what] = str(error)
-        return None
+    return None
 
 
 def render_json(status: StackStatus) -> str:
     return json.dumps(status.to_dict(), indent=2, sort_keys=True, default=str)
 
 
+WIDTH = 80
+UNKNOWN = "unknown"
+
+
 def render_table(status: StackStatus) -> str:
-    serving = status.dns.describe() if status.dns else f"error: {status.errors['dns']}"
+    serving = status.dns.describe() if status.dns else f"{UNKNOWN} ({status.errors['dns']})"
     title = f"stack {status.stack}: {status.api_domain} answers -> {serving}"
     if status.dashboard_url:
         title += f"  dashboard {status.dashboard_url}"
     lines = [title, ""]
-    header = (
-        "REGION",
-        "ROLE",
-        "HEALTH CHECK",
-        "MODE",
-        "REPLICATION LAG",
-        "DLQ",
-        "CONFLICTS",
-        "ALARMS",
-    )
+    header = ("REGION", "ROLE", "HEALTH CHECK", "MODE", "SWITCH", "REPLICATION LAG", "DLQ")
     rows = [header] + [_row(region) for region in status.regions]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines += [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
-    for region in status.regions:
-        lines += [f"{region.region}: {what} failed: {why}" for what, why in region.errors.items()]
+    lines += _unlatched(status)
+    lines += _conflict_lines(status)
+    lines += ["", *_alarm_lines(status.regions)]
+    failures = [
+        f"{region.region}: {what} failed: {why}"
+        for region in status.regions
+        for what, why in region.errors.items()
+    ]
+    if failures:
+        lines += ["", "unknown readings:"]
+        lines += [
+            textwrap.fill(f, WIDTH, initial_indent="  ", subsequent_indent="    ") for f in failures
+        ]
     return "\n".join(lines)
+
+
+def _conflict_lines(status: StackStatus) -> list[str]:
+    """Open conflict records per region, when there are any (or they could not be read)."""
+    counts = {r.region: r.open_conflicts for r in status.regions}
+    if not any(count != 0 for count in counts.values()):
+        return []
+    text = "open conflict records: " + ", ".join(
+        f"{region} {UNKNOWN if count is None else count}" for region, count in counts.items()
+    )
+    return ["", textwrap.fill(f"{text} (payments-dr conflicts list --stack {status.stack})", WIDTH)]
+
+
+def _unlatched(status: StackStatus) -> list[str]:
+    """Route 53 moved traffic by a health check alone: it will return on its own."""
+    serving = status.dns.region if status.dns else None
+    left = [
+        region
+        for region in status.regions
+        if region.role == "primary"
+        and serving not in (None, region.region)
+        and region.switch == "serve"
+    ]
+    if not left:
+        return []
+    text = (
+        f"note: traffic left {left[0].region} by its health check alone and returns when the"
+        f" check passes, before anyone checked replication: run `payments-dr failover --stack"
+        f" {status.stack} --to {serving}` to keep it away until `payments-dr failback`"
+    )
+    return ["", textwrap.fill(text, WIDTH)]
 
 
 def _row(region: RegionStatus) -> tuple[str, ...]:
     errors = region.errors
-    health = region.health.describe() if region.health else "error"
-    mode = region.mode or "error"
+    health = region.health.describe() if region.health else UNKNOWN
     lag = ", ".join(
         f"->{peer} {_latency_text(value, f'replication_latency_ms.{peer}' in errors)}"
         for peer, value in region.replication_latency_ms.items()
     )
-    dlq = "error" if region.dlq_depth is None else str(region.dlq_depth)
-    conflicts = "error" if region.open_conflicts is None else str(region.open_conflicts)
-    alarms = _alarms_text(region.alarms)
-    return (region.region, region.role, health, mode, lag, dlq, conflicts, alarms)
+    dlq = UNKNOWN if region.dlq_depth is None else str(region.dlq_depth)
+    return (
+        region.region,
+        region.role,
+        health,
+        region.mode or UNKNOWN,
+        region.switch or UNKNOWN,
+        lag,
+        dlq,
+    )
 
 
 def _latency_text(value_ms: float | None, failed: bool) -> str:
     if failed:
-        return "error"
+        return UNKNOWN
     if value_ms is None:
         return "no data"
     return f"{value_ms / 1000:.1f}s"
 
 
-def _alarms_text(alarms: dict[str, str] | None) -> str:
-    if alarms is None:
-        return "error"
-    firing = sorted(purpose for purpose, state in alarms.items() if state != "OK")
-    if not firing:
-        return f"all OK ({len(alarms)})"
-    return ", ".join(f"{purpose}={alarms[purpose]}" for purpose in firing)
+def _alarm_lines(regions: list[RegionStatus]) -> list[str]:
+    """Alarms grouped by state, worst first; each group wrapped to the terminal's 80 columns."""
+    by_state: dict[str, list[str]] = {}
+    unread = [region.region for region in regions if region.alarms is None]
+    for region in regions:
+        for purpose, state in sorted((region.alarms or {}).items()):
+            by_state.setdefault(state, []).append(f"{region.region} {purpose}")
+    order = ("ALARM", "MISSING", "INSUFFICIENT_DATA", "OK")
+    lines = ["alarms:"]
+    for state in sorted(by_state, key=lambda s: (order.index(s) if s in order else 0, s)):
+        names = by_state[state]
+        if state == "OK":
+            lines.append(f"  OK: {len(names)}")
+            continue
+        text = f"{state} ({len(names)}): " + ", ".join(names)
+        lines.append(textwrap.fill(text, WIDTH, initial_indent="  ", subsequent_indent="    "))
+    if unread:
+        lines.append(f"  {UNKNOWN}: {', '.join(unread)} (not read)")
+    return lines

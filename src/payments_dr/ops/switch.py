@@ -1,211 +1,190 @@
-"""Failover and failback: flip a region's mode in SSM, then watch Route 53 follow.
+"""Failover and failback: flip the traffic switch from outside the failing region, fence it,
+then watch Route 53 follow.
 
-The mode parameter is the only switch. Fencing a region makes its deep health check fail;
-Route 53's failover records then answer with the other region. The commands refuse to move
-traffic towards a region that cannot take it, or while replication lags behind the RPO
-target, unless forced.
+Failover to T writes only outside the region it leaves: the switch of every other region R
+lives in T (alarm) or in the ARC cluster, so traffic moves even when R, its SSM or the
+Route 53 control plane are down. Fencing R's SSM `mode` (writes refused by the service)
+follows, as a guard for clients that call R directly; if R's SSM does not answer, that is
+reported and traffic still moves.
+
+Failback is the only way back: a recovered region's switch stays `away`, so Route 53 does
+not return traffic on its own. It checks that the region's table serves and that replication
+into it has caught up, sets its mode active, then its switch to `serve`.
+
+Every reading is taken on its own; one that fails is shown as unknown with its region, and the
+decision is made on what could be read.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 
-from payments_dr.contract import Mode
-from payments_dr.ops.aws import EXIT_FAILED, EXIT_REFUSED, Aws, OpsError
+from payments_dr.contract import SWITCH_PERIOD_SECONDS, Mode
+from payments_dr.ops.aws import EXIT_FAILED, Aws, OpsError
 from payments_dr.ops.observe import (
     AWS_ERRORS,
     DnsAnswer,
-    HealthCheckState,
     Resolver,
+    any_dns_answer,
     describe_aws_error,
-    dns_answer,
     health_check_state,
-    read_mode,
-    replication_latency_ms,
     resolve_ipv4,
     write_mode,
 )
 from payments_dr.ops.outputs import StackOutputs
 from payments_dr.ops.progress import Progress, Timing
+from payments_dr.ops.switch_plan import (
+    READ_ERRORS,
+    Reading,
+    SwitchPlan,
+    error_text,
+    take,
+    where,
+)
+from payments_dr.ops.traffic_switch import read_switch, write_switches
 
-Action = Literal["failover", "failback"]
+# --- carrying the plan out --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SwitchPlan:
-    action: Action
-    target: str  # the region that should answer for the API name afterwards
-    fence: tuple[str, ...]  # regions whose mode becomes fenced
-    unfence: tuple[str, ...]  # regions whose mode becomes active
+@dataclass
+class Step:
+    """One write or one thing first seen, stamped in UTC for the incident record."""
+
+    name: str
+    region: str | None
+    at: str
+    ok: bool = True
+    error: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
 class Observation:
-    at_seconds: float  # since the mode was written
-    health: dict[str, HealthCheckState]
-    dns: DnsAnswer
+    at_seconds: float  # since the switch was written
+    switches: dict[str, Reading]
+    dns: Reading  # value: DnsAnswer
+    target_health: Reading
+
+    @property
+    def dns_region(self) -> str | None:
+        return self.dns.value.region if isinstance(self.dns.value, DnsAnswer) else None
 
     def describe(self) -> str:
-        checks = "  ".join(f"{region} {state.describe()}" for region, state in self.health.items())
-        return f"{checks}  DNS -> {self.dns.describe()}"
+        parts = [f"{region} switch {_short(r)}" for region, r in self.switches.items()]
+        parts.append(f"{self.target_health.region} health {_short(self.target_health)}")
+        dns = self.dns.value.describe() if isinstance(self.dns.value, DnsAnswer) else "unknown"
+        parts.append(f"DNS -> {dns}")
+        return "  ".join(parts)
+
+
+def _short(reading: Reading) -> str:
+    return "unknown" if reading.error else str(reading.value)
 
 
 @dataclass
 class SwitchResult:
     plan: SwitchPlan
-    converged: bool
-    seconds: float  # mode written -> health checks and DNS agree (or the timeout)
-    detection_seconds: float | None = None  # mode written -> fenced regions reported unhealthy
+    converged: bool = False
+    seconds: float = 0.0  # switch written -> the switches and DNS agree (or the timeout)
+    switch_seen_seconds: float | None = None  # switch written -> read back as planned
+    steps: list[Step] = field(default_factory=list)
     observations: list[Observation] = field(default_factory=list)
 
-
-def plan_failover(outputs: StackOutputs, target: str) -> SwitchPlan:
-    outputs.region(target)  # an unknown region is reported before anything else
-    if target == outputs.primary:
-        raise OpsError(
-            f"{target} is the primary region: return traffic to it with `payments-dr failback`",
-            EXIT_REFUSED,
-        )
-    return SwitchPlan("failover", target, fence=outputs.others(target), unfence=())
-
-
-def plan_failback(outputs: StackOutputs) -> SwitchPlan:
-    return SwitchPlan("failback", outputs.primary, fence=(), unfence=(outputs.primary,))
-
-
-def refusal_reasons(aws: Aws, outputs: StackOutputs, plan: SwitchPlan) -> list[str]:
-    """Why traffic must not move to the plan's target now; empty when it may."""
-    reasons = _target_reasons(aws, outputs, plan)
-    for source in outputs.others(plan.target):
-        reasons += _lag_reasons(aws, outputs, source, plan.target)
-    return reasons
-
-
-def _target_reasons(aws: Aws, outputs: StackOutputs, plan: SwitchPlan) -> list[str]:
-    target = plan.target
-    if plan.action == "failback":
-        # A fenced region fails its health check by design, so Route 53 cannot vouch for it;
-        # check that its replica table serves instead. The health check is awaited afterwards.
-        return _table_reasons(aws, outputs, target)
-    try:
-        state = health_check_state(aws, outputs.region(target).health_check_id)
-        mode = read_mode(aws, outputs, target)
-    except AWS_ERRORS as error:
-        return [f"cannot tell whether {target} is healthy: {describe_aws_error(error)}"]
-    reasons = []
-    if not state.healthy:
-        reasons.append(
-            f"target {target} is unhealthy: Route 53 health check {state.check_id} has "
-            f"{state.reporting_healthy} of {state.checkers} checkers reporting healthy"
-        )
-    if mode != Mode.ACTIVE:
-        reasons.append(f"target {target} is in mode {mode!r}, not {Mode.ACTIVE.value!r}")
-    return reasons
-
-
-def _table_reasons(aws: Aws, outputs: StackOutputs, region: str) -> list[str]:
-    try:
-        table = aws.client("dynamodb", region).describe_table(TableName=outputs.table_name)
-    except AWS_ERRORS as error:
-        return [
-            f"table {outputs.table_name} in {region} is unreachable: {describe_aws_error(error)}"
-        ]
-    status = table["Table"]["TableStatus"]
-    if status != "ACTIVE":
-        return [f"table {outputs.table_name} in {region} is {status}, not ACTIVE"]
-    return []
-
-
-def _lag_reasons(aws: Aws, outputs: StackOutputs, source: str, receiving: str) -> list[str]:
-    try:
-        latency_ms = replication_latency_ms(aws, outputs, source, receiving)
-    except AWS_ERRORS as error:
-        return [f"cannot read replication lag {source} -> {receiving}: {describe_aws_error(error)}"]
-    # No datapoint means nothing was written recently, so nothing is waiting to replicate.
-    if latency_ms is not None and latency_ms / 1000 > outputs.rpo_target_seconds:
-        return [
-            f"replication lag {source} -> {receiving} is {latency_ms / 1000:.1f}s, above the "
-            f"RPO target of {outputs.rpo_target_seconds:g}s"
-        ]
-    return []
-
-
-def apply_modes(aws: Aws, outputs: StackOutputs, plan: SwitchPlan) -> None:
-    writes = [(region, Mode.FENCED) for region in plan.fence]
-    writes += [(region, Mode.ACTIVE) for region in plan.unfence]
-    for done, (region, mode) in enumerate(writes):
-        try:
-            write_mode(aws, outputs, region, mode)
-        except AWS_ERRORS as error:
-            written = ", ".join(f"{name} {value.value}" for name, value in writes[:done])
-            hint = (
-                " If the region is down, Route 53 moves traffic away once its health check "
-                "fails; repeat this command as soon as its SSM answers, so that it comes back "
-                "fenced."
-                if mode is Mode.FENCED
-                else ""
-            )
-            raise OpsError(
-                f"could not set {region} {mode.value}: {describe_aws_error(error)}. "
-                f"Written before it: {written or 'nothing'}.{hint}",
-                EXIT_FAILED,
-            ) from error
-
-
-def observe(aws: Aws, outputs: StackOutputs, at_seconds: float, resolve: Resolver) -> Observation:
-    health = {
-        name: health_check_state(aws, region.health_check_id)
-        for name, region in outputs.regions.items()
-    }
-    return Observation(at_seconds, health, dns_answer(aws, outputs, resolve))
-
-
-def fenced_regions_down(plan: SwitchPlan, seen: Observation) -> bool:
-    return all(not seen.health[region].healthy for region in plan.fence)
-
-
-def converged(plan: SwitchPlan, seen: Observation) -> bool:
-    return (
-        seen.health[plan.target].healthy
-        and fenced_regions_down(plan, seen)
-        and seen.dns.region == plan.target
-    )
+    @property
+    def fence_failed(self) -> list[Step]:
+        return [step for step in self.steps if step.name == "fence" and not step.ok]
 
 
 class SwitchInterrupted(KeyboardInterrupt):
     """Ctrl-C during a switch, with what it left behind; still a KeyboardInterrupt."""
 
-    def __init__(self, plan: SwitchPlan, modes_written: bool, seconds: float) -> None:
+    def __init__(self, result: SwitchResult, switched: bool, seconds: float) -> None:
         super().__init__()
-        self.plan = plan
-        self.modes_written = modes_written
+        self.result = result
+        self.switched = switched
         self.seconds = seconds
 
-    def describe(self, outputs: StackOutputs) -> str:
-        plan = self.plan
-        status = f"`payments-dr status --stack {outputs.stack}`"
-        if not self.modes_written:
-            return (
-                f"{plan.action} to {plan.target} interrupted while writing the modes: some may "
-                f"be written. Run {status} to see each region's mode; the command is safe to "
-                "run again."
-            )
-        if plan.action == "failover":
-            undo = f"payments-dr failback --stack {outputs.stack}"
-        else:
-            undo = f"payments-dr failover --stack {outputs.stack} --to {outputs.secondary}"
-        return (
-            f"{plan.action} to {plan.target} interrupted after {self.seconds:.1f}s of waiting. "
-            f"The modes stay written ({_modes_text(plan)}) and Route 53 follows them without "
-            f"this command: watch {status}. To undo: `{undo}`."
+
+def apply_writes(
+    aws: Aws,
+    outputs: StackOutputs,
+    plan: SwitchPlan,
+    result: SwitchResult,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Unfence (required), switch (required), fence (best effort), each stamped."""
+    for region in plan.unfence:
+        try:
+            write_mode(aws, outputs, region, Mode.ACTIVE)
+        except AWS_ERRORS as error:
+            raise OpsError(
+                f"could not set {region} {Mode.ACTIVE.value}: {describe_aws_error(error)}."
+                " Nothing else was written.",
+                EXIT_FAILED,
+            ) from error
+        result.steps.append(Step("unfence", region, utc_now(), detail=f"mode {Mode.ACTIVE}"))
+    try:
+        write_switches(aws, outputs, plan.switches, now)
+    except READ_ERRORS as error:
+        written = ", ".join(f"{s.region} {s.name}" for s in result.steps) or "nothing"
+        raise OpsError(
+            f"could not set the traffic switch ({', '.join(plan.switches)}):"
+            f" {error_text(error)}. Written before it: {written}.",
+            EXIT_FAILED,
+        ) from error
+    for region, state in plan.switches.items():
+        result.steps.append(
+            Step("switch", region, utc_now(), detail=f"{state} ({where(outputs, region)})")
         )
+    for region in plan.fence:
+        try:
+            write_mode(aws, outputs, region, Mode.FENCED)
+            result.steps.append(Step("fence", region, utc_now(), detail=f"mode {Mode.FENCED}"))
+        except AWS_ERRORS as error:
+            result.steps.append(
+                Step("fence", region, utc_now(), ok=False, error=describe_aws_error(error))
+            )
 
 
-def _modes_text(plan: SwitchPlan) -> str:
-    written = [f"{region} {Mode.FENCED.value}" for region in plan.fence]
-    written += [f"{region} {Mode.ACTIVE.value}" for region in plan.unfence]
-    return ", ".join(written)
+def observe(
+    aws: Aws, outputs: StackOutputs, plan: SwitchPlan, at_seconds: float, resolve: Resolver
+) -> Observation:
+    """The switches are read in parallel in their own regions; Route 53 (one API, in
+    us-east-1) is read meanwhile, in a fixed order."""
+    target = plan.target
+    with ThreadPoolExecutor(max_workers=len(plan.switches)) as pool:
+        futures = {
+            region: pool.submit(take, "switch", region, partial(read_switch, aws, outputs, region))
+            for region in plan.switches
+        }
+        health = take(
+            "health check",
+            target,
+            lambda: health_check_state(aws, outputs.region(target).health_check_id).describe(),
+        )
+        dns = take("DNS answer", "Route 53", lambda: any_dns_answer(aws, outputs, resolve))
+        switches = {region: future.result() for region, future in futures.items()}
+    return Observation(at_seconds, switches, dns, health)
+
+
+def switches_as_planned(plan: SwitchPlan, seen: Observation) -> bool:
+    return all(seen.switches[r].value == state for r, state in plan.switches.items())
+
+
+def converged(plan: SwitchPlan, seen: Observation) -> bool:
+    return switches_as_planned(plan, seen) and seen.dns_region == plan.target
 
 
 def execute(
@@ -216,26 +195,28 @@ def execute(
     progress: Progress,
     resolve: Resolver = resolve_ipv4,
 ) -> SwitchResult:
-    """Writes the modes, then polls until health checks and DNS agree or time runs out.
+    """Writes, then polls until the switches and DNS agree or time runs out.
 
-    Ctrl-C raises `SwitchInterrupted`, which says whether the modes were written.
+    Ctrl-C raises `SwitchInterrupted`, which says whether the switch was written.
     """
+    result = SwitchResult(plan)
+    wall = _wall_clock(timing.clock)
     try:
-        apply_modes(aws, outputs, plan)
+        apply_writes(aws, outputs, plan, result, wall)
     except KeyboardInterrupt:
-        raise SwitchInterrupted(plan, modes_written=False, seconds=0.0) from None
+        switched = any(step.name == "switch" for step in result.steps)
+        raise SwitchInterrupted(result, switched, 0.0) from None
     started = timing.clock()
-    result = SwitchResult(plan, converged=False, seconds=0.0)
     try:
-        _wait_until_converged(aws, outputs, result, started, timing, progress, resolve)
+        _wait(aws, outputs, result, started, timing, progress, resolve, wall)
     except KeyboardInterrupt:
         progress.finish()
-        raise SwitchInterrupted(plan, True, timing.clock() - started) from None
+        raise SwitchInterrupted(result, True, timing.clock() - started) from None
     progress.finish()
     return result
 
 
-def _wait_until_converged(
+def _wait(
     aws: Aws,
     outputs: StackOutputs,
     result: SwitchResult,
@@ -243,40 +224,74 @@ def _wait_until_converged(
     timing: Timing,
     progress: Progress,
     resolve: Resolver,
+    wall: Callable[[], datetime],
 ) -> None:
     plan = result.plan
+    dns_moved = False
+    sent_at = 0.0
     while True:
         elapsed = timing.clock() - started
         result.seconds = elapsed
-        try:
-            seen = observe(aws, outputs, elapsed, resolve)
-        except AWS_ERRORS as error:
-            # The modes are written: a failed reading (throttling, a slow API) must not end
-            # the wait, only this poll.
-            progress.update(elapsed, f"reading failed, retrying: {describe_aws_error(error)}")
-        else:
-            result.observations.append(seen)
-            progress.update(elapsed, seen.describe())
-            if result.detection_seconds is None and plan.fence and fenced_regions_down(plan, seen):
-                result.detection_seconds = elapsed
-            if converged(plan, seen):
-                result.converged = True
-                return
+        seen = observe(aws, outputs, plan, elapsed, resolve)
+        result.observations.append(seen)
+        progress.update(elapsed, seen.describe())
+        if result.switch_seen_seconds is None and switches_as_planned(plan, seen):
+            result.switch_seen_seconds = elapsed
+            result.steps.append(Step("switch seen", None, utc_now(), detail=_switch_text(plan)))
+        if not dns_moved and seen.dns_region == plan.target:
+            dns_moved = True
+            result.steps.append(Step("dns moved", None, utc_now(), detail=f"-> {plan.target}"))
+        if converged(plan, seen):
+            result.converged = True
+            return
+        if not switches_as_planned(plan, seen) and elapsed - sent_at >= SWITCH_PERIOD_SECONDS:
+            # An alarm switch reads the Maximum of each minute: a switch flipped back within
+            # the minute of the previous flip shows only once a later minute holds the value.
+            sent_at = elapsed
+            try:
+                write_switches(aws, outputs, plan.switches, wall)
+                result.steps.append(
+                    Step("switch re-sent", None, utc_now(), detail=_switch_text(plan))
+                )
+            except READ_ERRORS as error:
+                progress.update(elapsed, f"re-sending the switch failed: {error_text(error)}")
         if elapsed + timing.poll_interval_seconds > timing.timeout_seconds:
             return
         timing.sleep(timing.poll_interval_seconds)
+
+
+# clock -> (UTC time, clock reading) when it was first used for the switch's datapoints
+_WALL_ANCHORS: dict[Callable[[], float], tuple[datetime, float]] = {}
+
+
+def _wall_clock(clock: Callable[[], float]) -> Callable[[], datetime]:
+    """UTC time that advances with `clock`: datetime.now with the real clock; a simulated
+    clock (tests) moves the switch's datapoints with it, across commands."""
+    wall_start, clock_start = _WALL_ANCHORS.setdefault(clock, (datetime.now(UTC), clock()))
+    return lambda: wall_start + timedelta(seconds=clock() - clock_start)
+
+
+def _switch_text(plan: SwitchPlan) -> str:
+    return ", ".join(f"{region} {state}" for region, state in plan.switches.items())
 
 
 def summary(result: SwitchResult, outputs: StackOutputs) -> str:
     plan = result.plan
     if not result.converged:
         last = result.observations[-1].describe() if result.observations else "nothing observed"
-        return (
+        text = (
             f"{plan.action} to {plan.target} did not settle within {result.seconds:.1f}s; "
-            f"last seen: {last}. The modes stay as written: check `payments-dr status`."
+            f"last seen: {last}. The switch stays as written: check `payments-dr status`."
         )
-    parts = [f"{plan.action} to {plan.target} complete in {result.seconds:.1f}s"]
-    if result.detection_seconds is not None:
-        parts.append(f"health checks saw the fence after {result.detection_seconds:.1f}s")
-    parts.append(f"RTO target {outputs.rto_target_seconds:g}s")
-    return "; ".join(parts)
+    else:
+        parts = [f"{plan.action} to {plan.target} complete in {result.seconds:.1f}s"]
+        if result.switch_seen_seconds is not None:
+            parts.append(f"switch read back after {result.switch_seen_seconds:.1f}s")
+        parts.append(f"RTO target {outputs.rto_target_seconds:g}s")
+        text = "; ".join(parts)
+    for step in result.fence_failed:
+        text += (
+            f"\nwarning: {step.region} is not fenced ({step.error}): traffic moved all the same;"
+            f" repeat the command once {step.region}'s SSM answers, so that it comes back fenced"
+        )
+    return text

@@ -149,3 +149,25 @@ def refers_to(
 ) -> bool:
     """Whether `source.props[prop]` points at `target`, one of `candidates`."""
     return target.urn in {c.urn for c in resolve(source, prop, candidates, *keys)}
+
+
+def everyone(principal: Any) -> bool:
+    """Whether a statement's principal is anyone at all."""
+    if principal == "*":
+        return True
+    return isinstance(principal, Mapping) and "*" in strings(principal.get("AWS"))
+
+
+def requires_secure_transport(condition: Any) -> bool:
+    """Whether a Deny's condition matches requests made without TLS."""
+    if not isinstance(condition, Mapping):
+        return False
+    for operator, tests in condition.items():
+        if operator.lower() != "bool" or not isinstance(tests, Mapping):
+            continue
+        for key, value in tests.items():
+            if key.lower() == "aws:securetransport" and [str(v).lower() for v in blocks(value)] == [
+                "false"
+            ]:
+                return True
+    return False

@@ -42,3 +42,8 @@ CLOUDWATCH_METRIC_ALARM: Final = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 WAFV2_WEB_ACL: Final = "aws:wafv2/webAcl:WebAcl"
 WAFV2_WEB_ACL_ASSOCIATION: Final = "aws:wafv2/webAclAssociation:WebAclAssociation"
+
+KMS_KEY: Final = "aws:kms/key:Key"
+KMS_REPLICA_KEY: Final = "aws:kms/replicaKey:ReplicaKey"
+
+SQS_QUEUE_POLICY: Final = "aws:sqs/queuePolicy:QueuePolicy"

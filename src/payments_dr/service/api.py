@@ -75,6 +75,8 @@ class ProxyRequest:
     # Lower-cased names sent with more than one distinct value. API Gateway's `headers` keeps
     # only the last value of a repeated header, so reading it alone would pick one silently.
     ambiguous_headers: frozenset[str] = frozenset()
+    # The gateway's `{id}`, percent-decoded (`path` stays encoded, as the client sent it).
+    path_id: str | None = None
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> ProxyRequest:
@@ -93,6 +95,7 @@ class ProxyRequest:
             is_base64_encoded=bool(event.get("isBase64Encoded")),
             merchant_id=str(merchant_id) if merchant_id else None,
             ambiguous_headers=frozenset(name for name, seen in values.items() if len(seen) > 1),
+            path_id=(event.get("pathParameters") or {}).get("id"),
         )
 
     def header(self, name: str) -> str | None:
@@ -264,7 +267,7 @@ def build_api_handler(
             count("RequestsUnauthenticated")
             return error(401, "unauthorized", "a merchant API key is required")
         if payment_match is not None:
-            return get_payment(payment_match["id"], event.merchant_id)
+            return get_payment(event.path_id or payment_match["id"], event.merchant_id)
         return create_payment(event, event.merchant_id)
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -284,7 +287,7 @@ def _handler_from_environment() -> Handler:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point."""

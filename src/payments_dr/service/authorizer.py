@@ -68,11 +68,18 @@ class MethodArn:
 
 
 def bearer_token(headers: dict[str, str] | None) -> str | None:
-    """The key from `Authorization: Bearer <key>`; header names are case-insensitive."""
+    """The key from `Authorization: Bearer <key>`, written exactly so; header names are
+    case-insensitive.
+
+    API Gateway caches verdicts per header value: if `Bearer  <key>` or `bearer <key>` were
+    read as the same key, every spelling would be a new cache entry and a new table read.
+    Only the one canonical spelling of a key is accepted.
+    """
     for name, value in (headers or {}).items():
         if name.lower() == AUTH_HEADER.lower():
-            scheme, _, token = str(value).partition(" ")
-            return token.strip() if scheme.lower() == AUTH_SCHEME.lower() else None
+            scheme, separator, token = str(value).partition(" ")
+            canonical = scheme == AUTH_SCHEME and separator and token == token.strip()
+            return token if canonical and " " not in token else None
     return None
 
 

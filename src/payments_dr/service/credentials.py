@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_dr.contract import MERCHANT_ITEM_PREFIX, TABLE_HASH_KEY, merchant_item_key
-from payments_dr.service.model import MERCHANT_ID_PATTERN, iso_timestamp
+from payments_dr.service.model import MERCHANT_ID_PATTERN, contains_card_number, iso_timestamp
 
 KEY_PREFIX = "pdr"
 SECRET_BYTES = 32
@@ -189,6 +189,8 @@ def _new_key_id_and_secret() -> tuple[str, str]:
 def issue_key(merchant_id: str, now: float) -> IssuedKey:
     if not MERCHANT_ID_PATTERN.fullmatch(merchant_id):
         raise ValueError("merchant id must be 3-64 characters of A-Z a-z 0-9 _ - (not leading)")
+    if contains_card_number(merchant_id):  # it is stored, logged and in every payment
+        raise ValueError("merchant id must not contain a card number")
     key_id, secret = _new_key_id_and_secret()
     record = MerchantRecord(
         merchant_id=merchant_id,

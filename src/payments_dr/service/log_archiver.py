@@ -6,6 +6,11 @@ Two-way bucket replication then copies each region's objects under that region's
 where they never collide with the local ones, so each bucket holds two complete logs and
 no object twice. Keys depend only on the batch (its first record's time and its sequence
 range), so a redelivered batch overwrites its own object instead of adding a duplicate.
+
+Only an allow-list of attributes is archived (`ARCHIVED_FIELDS`): the log is the payments'
+history for reconciliation and audit, kept for years in two regions, and holds neither the
+payment token nor the merchant's free-text description. The table keeps both; a version's
+fingerprint (SHA-256 of the whole request) still ties each logged line to the exact request.
 """
 
 from __future__ import annotations
@@ -15,16 +20,49 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from payments_dr.contract import MERCHANT_ITEM_PREFIX, TABLE_HASH_KEY, log_region_prefix
+from payments_dr.contract import (
+    CONFLICT_DETECTED_AT_ATTRIBUTE,
+    CONFLICT_STATUS_ATTRIBUTE,
+    MERCHANT_ITEM_PREFIX,
+    TABLE_HASH_KEY,
+    log_region_prefix,
+)
 from payments_dr.service.config import ServiceConfig
 from payments_dr.service.conflicts import ConflictStore, accepted_twice, overwritten_version
 from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.model import iso_timestamp
 from payments_dr.service.observability import count, logger, metrics, tracer
-from payments_dr.service.store import CorruptItem, integer_from_number
+from payments_dr.service.store import Attr, CorruptItem, integer_from_number
 
 SEQUENCE_DIGITS = 40  # stream sequence numbers have up to 40 digits; padding keeps keys sorted
 CONTENT_TYPE = "application/x-ndjson"
+# What a payment version contributes to the log: never the token or the description.
+ARCHIVED_FIELDS = frozenset(
+    {
+        Attr.PK,
+        Attr.MERCHANT_ID,
+        Attr.AMOUNT,
+        Attr.CURRENCY,
+        Attr.REFERENCE,
+        Attr.FINGERPRINT,
+        Attr.REGION,
+        Attr.CREATED_AT,
+    }
+)
+# A conflict record (service.conflicts) adds these; its two payment versions are archived
+# through ARCHIVED_FIELDS like any other.
+ARCHIVED_CONFLICT_FIELDS = frozenset(
+    {
+        CONFLICT_STATUS_ATTRIBUTE,
+        CONFLICT_DETECTED_AT_ATTRIBUTE,
+        "payment_id",
+        "acknowledged_by",
+        "overwritten_at",
+        "detected_in",
+        "resolution",
+    }
+)
+CONFLICT_VERSIONS = ("overwritten", "stored")
 
 
 def plain_value(attribute: dict[str, Any]) -> Any:
@@ -46,9 +84,21 @@ def plain_value(attribute: dict[str, Any]) -> Any:
     return value  # S, BOOL, B (already base64 text in the event)
 
 
+def archived_image(image: dict[str, Any]) -> dict[str, Any]:
+    """The allow-listed attributes of an item image, as plain JSON."""
+    kept = {name: value for name, value in image.items() if name in ARCHIVED_FIELDS}
+    for name in ARCHIVED_CONFLICT_FIELDS & image.keys():
+        kept[name] = image[name]
+    for name in CONFLICT_VERSIONS:
+        version = image.get(name, {}).get("M")
+        if version is not None:
+            kept[name] = {"M": {k: v for k, v in version.items() if k in ARCHIVED_FIELDS}}
+    return dict(plain_value({"M": kept}))
+
+
 def _image(record: dict[str, Any], name: str) -> dict[str, Any] | None:
     image = record["dynamodb"].get(name)
-    return None if image is None else plain_value({"M": image})
+    return None if image is None else archived_image(image)
 
 
 def log_line(record: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +188,7 @@ def _handler_from_environment() -> Handler:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point."""

@@ -25,8 +25,10 @@ PAYMENT_TOKEN_PATTERN = re.compile(r"tok_[A-Za-z0-9]{8,64}")
 REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 DESCRIPTION_PATTERN = re.compile(r"[A-Za-z0-9 .,:;'()&/_-]{1,140}")
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
-# A run of digits, perhaps grouped by single spaces or hyphens, as card numbers are written.
-DIGIT_RUN_PATTERN = re.compile(r"\d(?:[ -]?\d)*")
+# Anything between digits that is not a letter counts as a separator: card numbers are
+# written with spaces, hyphens, dots, slashes, colons, underscores, or run into other digits.
+CARD_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
+DIGIT_RUN_PATTERN = re.compile(r"[0-9]+")
 CARD_NUMBER_DIGITS = range(13, 20)  # ISO/IEC 7812 card numbers have 13 to 19 digits
 PAYMENT_ID_PATTERN = re.compile(r"pay_[0-9a-f]{32}")
 
@@ -126,6 +128,10 @@ def validate_idempotency_key(value: str | None) -> str:
         raise InvalidRequest("the Idempotency-Key header is required")
     if not IDEMPOTENCY_KEY_PATTERN.fullmatch(value):
         raise InvalidRequest("Idempotency-Key must be 8-64 characters of A-Z a-z 0-9 _ -")
+    # The key is hashed into the payment id and logged as a digest: a card number there
+    # would be recoverable offline from either.
+    if contains_card_number(value):
+        raise InvalidRequest("Idempotency-Key must not contain a card number")
     return value
 
 
@@ -185,22 +191,28 @@ def _parse_json_object(raw: bytes) -> dict[str, Any]:
     return document
 
 
-def _passes_luhn(digits: str) -> bool:
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        value = int(digit) * (2 if position % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0
+# A digit's contribution to a Luhn sum when doubled: 2d, less 9 when that has two digits.
+_LUHN_DOUBLED = tuple(2 * d - 9 if d > 4 else 2 * d for d in range(10))
 
 
 def contains_card_number(text: str) -> bool:
-    """Whether `text` holds what looks like a card number (a Luhn-valid run of 13-19 digits,
-    not starting with 0). Free-text fields are stored, archived and replicated: card data
-    there would put every copy in PCI scope."""
-    for run in DIGIT_RUN_PATTERN.findall(text):
-        digits = run.replace(" ", "").replace("-", "")
-        if len(digits) in CARD_NUMBER_DIGITS and digits[0] != "0" and _passes_luhn(digits):
-            return True
+    """Whether `text` may hold a card number: once separators are removed, any window of 13
+    to 19 consecutive digits that does not start with 0 (no card number does) and passes the
+    Luhn check. Windows, not whole runs: digits next to a card number ("2024 4111 ...",
+    "tok_12" + card) must not hide it. Free-text fields are stored, archived and replicated:
+    card data there would put every copy in PCI scope."""
+    shortest, longest = CARD_NUMBER_DIGITS.start, CARD_NUMBER_DIGITS.stop - 1
+    for run in DIGIT_RUN_PATTERN.findall(CARD_SEPARATORS.sub("", text)):
+        digits = [int(digit) for digit in run]
+        # For each window end, grow the window leftwards: its Luhn sum gains one digit at a
+        # time (doubled at odd distances from the end), so a run costs 19 steps per digit.
+        for end in range(shortest, len(digits) + 1):
+            total = 0
+            for length in range(1, min(longest, end) + 1):
+                digit = digits[end - length]
+                total += _LUHN_DOUBLED[digit] if length % 2 == 0 else digit
+                if length >= shortest and digit != 0 and total % 10 == 0:
+                    return True
     return False
 
 
@@ -239,7 +251,7 @@ def validate_fields(fields: dict[str, Any]) -> PaymentRequest:
     if not isinstance(currency, str) or currency not in CURRENCIES:
         raise InvalidRequest(f"currency must be one of {', '.join(sorted(CURRENCIES))}")
     return PaymentRequest(
-        merchant_id=_string_field(fields, "merchant_id", MERCHANT_ID_PATTERN),
+        merchant_id=_client_text_field(fields, "merchant_id", MERCHANT_ID_PATTERN),
         amount=_amount(fields["amount"]),
         currency=currency,
         payment_token=_client_text_field(fields, "payment_token", PAYMENT_TOKEN_PATTERN),

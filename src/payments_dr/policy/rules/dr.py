@@ -14,7 +14,16 @@ from typing import Any
 from payments_dr import contract
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceView, StackRule, StackView
-from payments_dr.policy.props import blocks, describe, get, number, resolve, text
+from payments_dr.policy.props import (
+    blocks,
+    describe,
+    get,
+    identities,
+    number,
+    resolve,
+    strings,
+    text,
+)
 
 # Route 53's defaults when a health check leaves them out.
 DEFAULT_REQUEST_INTERVAL_SECONDS = 30.0
@@ -33,6 +42,10 @@ ROUTE53_NAMESPACE = "AWS/Route53"
 HEALTH_CHECK_METRIC = "HealthCheckStatus"
 HEALTH_CHECK_ID = "HealthCheckId"
 ROUTE53_METRICS_REGION = "us-east-1"
+# Health checks that probe an endpoint themselves (the others combine checks, or follow an
+# alarm or an ARC routing control).
+ENDPOINT_CHECK_TYPES = frozenset({"HTTP", "HTTPS", "HTTP_STR_MATCH", "HTTPS_STR_MATCH", "TCP"})
+SWITCH_CHECK_TYPES = frozenset({"CLOUDWATCH_METRIC", "RECOVERY_CONTROL"})
 
 # What must match between the regions' copies of a function, and where it is in the props.
 FUNCTION_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -124,6 +137,42 @@ def _health_check_of(stack: StackView, record: ResourceView) -> ResourceView | N
     return checks[0] if checks else None
 
 
+def _check_type(check: ResourceView) -> str:
+    return text(check.props.get("type")) or "HTTP"
+
+
+def _children(stack: StackView, check: ResourceView) -> list[ResourceView]:
+    """The child health checks a CALCULATED check combines."""
+    candidates = stack.of_type(tokens.ROUTE53_HEALTH_CHECK)
+    reported = check.references.get("childHealthchecks")
+    if reported:
+        return [candidate for candidate in candidates if candidate.urn in reported]
+    values = set(strings(check.props.get("childHealthchecks")))
+    found = [candidate for candidate in candidates if values & identities(candidate)]
+    if found:
+        return found
+    # Offline, provider-computed ids are unknown: the checks it depends on are its children.
+    return [candidate for candidate in candidates if candidate.urn in check.dependencies]
+
+
+def _endpoint_check_of(stack: StackView, record: ResourceView) -> ResourceView | None:
+    """The check that probes the record's region: the record's own, or its CALCULATED child."""
+    check = _health_check_of(stack, record)
+    if check is None or _check_type(check) != "CALCULATED":
+        return check
+    probing = [c for c in _children(stack, check) if _check_type(c) in ENDPOINT_CHECK_TYPES]
+    return probing[0] if probing else None
+
+
+def _served_region(record: ResourceView) -> str:
+    """The region an alias to an API Gateway regional domain routes to ('' if unknown)."""
+    for alias in blocks(record.props.get("aliases")):
+        labels = text(get(alias, "name")).rstrip(".").split(".")
+        if "execute-api" in labels and labels.index("execute-api") + 1 < len(labels):
+            return labels[labels.index("execute-api") + 1]
+    return ""
+
+
 def _check_failover_health_checks(stack: StackView) -> Iterator[Finding]:
     record_sets: dict[tuple[str, str, str], list[ResourceView]] = defaultdict(list)
     for record in _failover_records(stack):
@@ -138,11 +187,12 @@ def _check_failover_health_checks(stack: StackView) -> Iterator[Finding]:
                 record.urn,
             )
             continue
-        check = _health_check_of(stack, record)
+        check = _endpoint_check_of(stack, record)
         if check is None:
             yield Finding(
-                f"{describe(record)} names a health check that is not in the stack. Fix: point "
-                "health_check_id at the stack's health check for this region.",
+                f"{describe(record)} names a health check that is not in the stack or probes no"
+                " endpoint. Fix: point health_check_id at the stack's health check for this"
+                " region (or a CALCULATED check combining it).",
                 record.urn,
             )
         elif text(check.props.get("fqdn")) == text(props.get("name")):
@@ -173,7 +223,7 @@ def _check_failover_timing(stack: StackView) -> Iterator[Finding]:
     target = stack.targets.rto_target_seconds
     margin = stack.targets.rto_margin_seconds
     for record in _failover_records(stack):
-        check = _health_check_of(stack, record)
+        check = _endpoint_check_of(stack, record)
         if check is None:
             continue  # reported by dr-failover-health-checks
         interval = number(check.props.get("requestInterval")) or DEFAULT_REQUEST_INTERVAL_SECONDS
@@ -332,8 +382,60 @@ def _fires_when_unhealthy(alarm: ResourceView) -> bool:
     return False
 
 
+def _check_failover_switch(stack: StackView) -> Iterator[Finding]:
+    alarms = stack.of_type(tokens.CLOUDWATCH_METRIC_ALARM)
+    for record in _failover_records(stack):
+        check = _health_check_of(stack, record)
+        if check is None:
+            continue  # reported by dr-failover-health-checks
+        served = _served_region(record)
+        children = _children(stack, check) if _check_type(check) == "CALCULATED" else []
+        switches = [child for child in children if _check_type(child) in SWITCH_CHECK_TYPES]
+        fix = (
+            "Fix: guard the record with a CALCULATED health check that needs all of its"
+            " children: the region's HTTPS check and a switch held outside the region (a"
+            " CLOUDWATCH_METRIC check on an alarm in another region, or a RECOVERY_CONTROL"
+            " check)."
+        )
+        if not switches:
+            yield Finding(
+                f"{describe(record)} can be moved away from {served or 'its region'} only by"
+                f" its own health check or the Route 53 control plane. {fix}",
+                record.urn,
+            )
+            continue
+        threshold = number(check.props.get("childHealthThreshold"))
+        if threshold is None or threshold < len(children):
+            yield Finding(
+                f"{describe(check)} stays healthy with {threshold or 0:.0f} of {len(children)}"
+                f" children healthy, so its switch cannot move traffic alone. {fix}",
+                check.urn,
+            )
+        for switch in switches:
+            if _check_type(switch) == "RECOVERY_CONTROL":
+                continue
+            held_in = text(switch.props.get("cloudwatchAlarmRegion"))
+            name = text(switch.props.get("cloudwatchAlarmName"))
+            if served and held_in == served:
+                yield Finding(
+                    f"{describe(switch)} follows an alarm in {held_in}, the region it is meant"
+                    f" to move traffic away from: flipping it needs that region. {fix}",
+                    switch.urn,
+                )
+            elif not any(a.region == held_in and text(a.props.get("name")) == name for a in alarms):
+                yield Finding(
+                    f"{describe(switch)} follows alarm {name!r} in {held_in}, which the stack"
+                    f" does not declare there. {fix}",
+                    switch.urn,
+                )
+
+
 def _check_health_check_alarms(stack: StackView) -> Iterator[Finding]:
-    checks = stack.of_type(tokens.ROUTE53_HEALTH_CHECK)
+    checks = [
+        check
+        for check in stack.of_type(tokens.ROUTE53_HEALTH_CHECK)
+        if _check_type(check) in ENDPOINT_CHECK_TYPES
+    ]
     alarms = stack.of_type(tokens.CLOUDWATCH_METRIC_ALARM)
     watching = {alarm.urn: _watched_health_checks(alarm, checks) for alarm in alarms}
     for check in checks:
@@ -378,6 +480,15 @@ RULES = (
         check=_check_failover_health_checks,
     ),
     StackRule(
+        name="dr-failover-switch",
+        description=(
+            "Each failover record's health check includes a switch held outside the region it"
+            " serves (an alarm in another region or an ARC routing control), so traffic can"
+            " leave a region with data-plane calls that need nothing in it."
+        ),
+        check=_check_failover_switch,
+    ),
+    StackRule(
         name="dr-failover-within-rto",
         description="Health-check interval x threshold + TTL + margin is within the RTO target.",
         check=_check_failover_timing,
@@ -395,8 +506,8 @@ RULES = (
     StackRule(
         name="dr-health-check-alarm",
         description=(
-            "Every Route 53 health check has an alarm in us-east-1 (where its metric is) that "
-            "fires and notifies when the check fails."
+            "Every Route 53 health check that probes an endpoint has an alarm in us-east-1"
+            " (where its metric is) that fires and notifies when the check fails."
         ),
         check=_check_health_check_alarms,
     ),

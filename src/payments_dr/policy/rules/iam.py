@@ -167,6 +167,9 @@ def _check_wildcard_resource(view: ResourceView) -> Iterator[str]:
             for action in strings(statement.get("Action"))
             if action.lower() not in ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS
         ]
+        if "NotAction" in statement:  # every action but a few: scoped ones among them
+            excluded = ", ".join(strings(statement.get("NotAction"))) or "none"
+            scoped.append(f"every action except {excluded}")
         if scoped:
             yield (
                 f"{describe(view)}: {label} grants {', '.join(scoped)} on every resource, though "
@@ -187,13 +190,19 @@ def _covers(granted: str, evaluated: str) -> bool:
 def _check_list_actions(view: ResourceView) -> Iterator[str]:
     for label, statement in _allow_statements(view):
         granted = strings(statement.get("Resource"))
+        # NotResource grants everything but the listed ARNs: covered unless one excludes it.
+        excluded = strings(statement.get("NotResource"))
+        negated = "NotResource" in statement
         for action in strings(statement.get("Action")):
             evaluated = EVALUATED_AGAINST.get(action.lower())
-            if evaluated is None or any(_covers(r, evaluated) for r in granted):
+            if evaluated is None:
+                continue
+            if negated != any(_covers(r, evaluated) for r in (excluded if negated else granted)):
                 continue
             shown = evaluated.format(region="REGION", account="ACCOUNT")
+            where = f"everything but {', '.join(excluded)}" if negated else ", ".join(granted)
             yield (
-                f"{describe(view)}: {label} grants {action} on {', '.join(granted)}, but AWS "
+                f"{describe(view)}: {label} grants {action} on {where}, but AWS "
                 f"authorizes it against {shown!r}, which none of them matches: the call is "
                 f"denied. Fix: grant {action} on "
                 + ('"*"' if evaluated == "*" else "arn:aws:logs:REGION:ACCOUNT:log-group:*")

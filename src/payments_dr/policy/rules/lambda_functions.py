@@ -43,6 +43,23 @@ def _check_tracing(view: ResourceView) -> Iterator[str]:
         )
 
 
+# Powertools records every handler's response as trace metadata unless told not to; a
+# payment API's responses hold payments and keys.
+CAPTURE_RESPONSE_ENV = "POWERTOOLS_TRACER_CAPTURE_RESPONSE"
+
+
+def _check_trace_responses(view: ResourceView) -> Iterator[str]:
+    if text(get(view.props, "tracingConfig", "mode")) != "Active":
+        return
+    value = get(view.props, "environment", "variables", CAPTURE_RESPONSE_ENV)
+    if text(value).lower() != "false":
+        yield (
+            f"{describe(view)} is traced and may record its responses in X-Ray. Fix: set "
+            f"{CAPTURE_RESPONSE_ENV}=false in its environment (and capture_response=False on "
+            "the handler's tracer decorator)."
+        )
+
+
 def _check_concurrency(view: ResourceView) -> Iterator[str]:
     reserved = number(view.props.get("reservedConcurrentExecutions"))
     if reserved is None or reserved < 1:
@@ -87,6 +104,12 @@ RULES = (
         description="Lambda functions have active X-Ray tracing.",
         resource_types=_FUNCTIONS,
         check=_check_tracing,
+    ),
+    ResourceRule(
+        name="lambda-traces-without-responses",
+        description="Traced Lambda functions keep their responses out of X-Ray.",
+        resource_types=_FUNCTIONS,
+        check=_check_trace_responses,
     ),
     ResourceRule(
         name="lambda-bounded-concurrency",

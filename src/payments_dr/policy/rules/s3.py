@@ -18,10 +18,12 @@ from payments_dr.policy.props import (
     InvalidDocumentError,
     blocks,
     describe,
+    everyone,
     get,
     number,
     policy_document,
     refers_to,
+    requires_secure_transport,
     resolve,
     statements,
     strings,
@@ -103,27 +105,6 @@ def _check_public_access_block(stack: StackView) -> Iterator[Finding]:
             )
 
 
-def _everyone(principal: Any) -> bool:
-    if principal == "*":
-        return True
-    return isinstance(principal, Mapping) and "*" in strings(principal.get("AWS"))
-
-
-def _requires_secure_transport(condition: Any) -> bool:
-    """Whether a Deny's condition matches requests made without TLS."""
-    if not isinstance(condition, Mapping):
-        return False
-    for operator, tests in condition.items():
-        if operator.lower() != "bool" or not isinstance(tests, Mapping):
-            continue
-        for key, value in tests.items():
-            if key.lower() == "aws:securetransport" and [str(v).lower() for v in blocks(value)] == [
-                "false"
-            ]:
-                return True
-    return False
-
-
 def _covers_bucket_and_objects(statement: Mapping[str, Any]) -> bool:
     resources = strings(statement.get("Resource"))
     if "*" in resources:
@@ -134,9 +115,9 @@ def _covers_bucket_and_objects(statement: Mapping[str, Any]) -> bool:
 def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
     return (
         statement.get("Effect") == "Deny"
-        and _everyone(statement.get("Principal"))
+        and everyone(statement.get("Principal"))
         and bool({"s3:*", "*"} & {action.lower() for action in strings(statement.get("Action"))})
-        and _requires_secure_transport(statement.get("Condition"))
+        and requires_secure_transport(statement.get("Condition"))
         and _covers_bucket_and_objects(statement)
     )
 
