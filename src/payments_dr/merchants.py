@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from payments_dr import contract
+from payments_dr.cli_arguments import MERCHANT_ID_HELP, merchant_id
 from payments_dr.contract import AUTHORIZER_CACHE_TTL_SECONDS
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.commands import add_stack_arguments, project_root, run_guarded
@@ -298,11 +299,11 @@ def register(subparsers: Any) -> None:
     )
     actions = merchant.add_subparsers(dest="merchant_command", required=True)
     create = actions.add_parser("create", help="issue a key (printed once, stored hashed)")
-    create.add_argument("merchant_id")
+    create.add_argument("merchant_id", type=merchant_id, help=MERCHANT_ID_HELP)
     rotate = actions.add_parser(
         "rotate", help="issue a new key; the replaced one stays valid for an overlap window"
     )
-    rotate.add_argument("merchant_id")
+    rotate.add_argument("merchant_id", type=merchant_id, help=MERCHANT_ID_HELP)
     rotate.add_argument(
         "--overlap-minutes",
         type=int,
@@ -313,7 +314,7 @@ def register(subparsers: Any) -> None:
     revoke = actions.add_parser(
         "revoke", help="revoke a merchant's keys (current and previous) in every region"
     )
-    revoke.add_argument("merchant_id")
+    revoke.add_argument("merchant_id", type=merchant_id, help=MERCHANT_ID_HELP)
     listing = actions.add_parser("list", help="merchants and key states, never secrets")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     actions.add_parser("sync", help="bring every region's usage plan in line with the keys")

@@ -9,10 +9,13 @@ real; every provider-computed value is labelled simulated.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextvars
 import json
+import shutil
 import sys
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from payments_dr import contract
+from payments_dr.cli_arguments import output_path_problem, write_text_creating_folders
 from payments_dr.infra.config import (
     LAMBDA_UNRESERVED_MINIMUM,
     ConfigError,
@@ -33,6 +37,7 @@ from payments_dr.infra.config import (
 )
 from payments_dr.infra.ssm_budget import ssm_loads
 from payments_dr.infra.stack import build_stack
+from payments_dr.lab.signals import main_thread_signals
 from payments_dr.policy import evaluate, format_verdicts
 from payments_dr.service.artifact import build_artifact
 from payments_dr.simulated_aws import GLOBAL_REGION, RecordingMonitor, SimulatedAws
@@ -42,6 +47,8 @@ SIMULATION_NOTE = (
     " not by AWS. Names, settings, policies and wiring are the program's own."
 )
 DEFAULT_STACK_FILE = "Pulumi.dev.yaml"
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,40 @@ def _synthesize_with_artifact(config: StackConfig, artifact_path: Path | None) -
         return synthesize_config(config, build_artifact(Path(build_dir)))
 
 
+def synthesize_interruptibly(config: StackConfig) -> SynthResult:
+    """`_synthesize_with_artifact` for the command line, where Ctrl-C must stop it at once.
+
+    Pulumi's runtime catches every exception its program raises, KeyboardInterrupt included,
+    and then waits for the registrations in flight; one that the interrupt cut short never
+    finishes, and the process hangs. So the program runs in a worker thread that never gets
+    SIGINT, and the main thread, waiting for it, takes the Ctrl-C and returns (the worker is a
+    daemon: it ends with the process, and its build folder is removed here).
+    """
+    build_dir = Path(tempfile.mkdtemp(prefix="payments-dr-synth-"))
+    outcome: list[SynthResult | BaseException] = []
+
+    def work() -> None:
+        loop = asyncio.new_event_loop()  # Pulumi's runtime wants one in its thread
+        asyncio.set_event_loop(loop)
+        try:
+            outcome.append(synthesize_config(config, build_artifact(build_dir)))
+        except BaseException as error:  # handed to the main thread, raised there
+            outcome.append(error)
+        finally:
+            loop.close()
+
+    worker = threading.Thread(target=work, name="synth", daemon=True)
+    try:
+        with main_thread_signals():
+            worker.start()
+        worker.join()
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready copy: enum keys become their values, archives their file names.
 
@@ -210,37 +251,53 @@ class UnreadableOutputsError(ValueError):
 
 def deployed_consistency(outputs_file: Path) -> str | None:
     """The consistency mode a deployed stack's outputs record (stacks before it: None)."""
+    fix = "pass the file `pulumi stack output --json` wrote"
     try:
         outputs = json.loads(outputs_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except OSError as error:
         raise UnreadableOutputsError(
-            f"--outputs {outputs_file} is not readable JSON ({error}): pass the file"
-            " `pulumi stack output --json` wrote"
+            f"--outputs {outputs_file} cannot be read ({error.strerror}): {fix}"
         ) from None
-    mode = outputs.get(contract.StackOutput.CONSISTENCY_MODE) if isinstance(outputs, dict) else None
+    except UnicodeDecodeError:
+        raise UnreadableOutputsError(f"--outputs {outputs_file} is not UTF-8 text: {fix}") from None
+    except json.JSONDecodeError as error:
+        raise UnreadableOutputsError(
+            f"--outputs {outputs_file} is not JSON ({error}): {fix}"
+        ) from None
+    if not isinstance(outputs, dict):
+        raise UnreadableOutputsError(f"--outputs {outputs_file} is not a JSON object: {fix}")
+    mode = outputs.get(contract.StackOutput.CONSISTENCY_MODE)
     return str(mode) if mode else None
 
 
 def run(args: argparse.Namespace) -> int:
+    written = None
     try:
+        json_problem = None if args.json is None else output_path_problem(args.json)
+        if json_problem is not None:
+            raise UnreadableOutputsError(f"--json {json_problem}")
         config = load_stack_file(args.stack_config)
         if args.outputs:
-            refuse_consistency_change(config, deployed_consistency(Path(args.outputs)))
-        result = _synthesize_with_artifact(config, None)
+            refuse_consistency_change(config, deployed_consistency(args.outputs))
+        result = synthesize_interruptibly(config)
+        print(render(result))
+        violations = evaluate(result.resources, result.budget.to_dict())
+        print("\nPolicy verdicts (the CrossGuard pack's rules, run offline):")
+        print(format_verdicts(violations))
+        if args.json:
+            document = result.to_dict()
+            document["policy_violations"] = [asdict(violation) for violation in violations]
+            text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+            write_text_creating_folders(args.json, text)
+            written = args.json
+            print(f"\nWrote {len(result.resources)} resources to {args.json}")
     except (ConfigError, UnreadableOutputsError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(render(result))
-    violations = evaluate(result.resources, result.budget.to_dict())
-    print("\nPolicy verdicts (the CrossGuard pack's rules, run offline):")
-    print(format_verdicts(violations))
-    if args.json:
-        document = result.to_dict()
-        document["policy_violations"] = [asdict(violation) for violation in violations]
-        Path(args.json).write_text(
-            json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        print(f"\nWrote {len(result.resources)} resources to {args.json}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        done = f"{written} was written" if written else "no file was written"
+        print(f"\nsynth interrupted: it deploys nothing; {done}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 1 if violations else 0
 
 
@@ -256,9 +313,15 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_STACK_FILE,
         help=f"a Pulumi.<stack>.yaml file (default: {DEFAULT_STACK_FILE})",
     )
-    parser.add_argument("--json", metavar="FILE", help="write every resource and output as JSON")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write every resource and output as JSON (missing folders are created)",
+    )
     parser.add_argument(
         "--outputs",
+        type=Path,
         metavar="FILE",
         help="the deployed stack's `pulumi stack output --json`: refuse a consistencyMode its"
         " table cannot change to",

@@ -17,7 +17,7 @@ from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.client_payments import REJECTED, TrafficOptions, Workload, new_payment
 from payments_dr.lab.control import ControlServer
-from payments_dr.lab.lab import Lab
+from payments_dr.lab.lab import Fault, Lab
 from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
 from payments_dr.lab.traffic import Traffic
 from payments_dr.service.credentials import CredentialStore
@@ -392,3 +392,28 @@ def test_malformed_http_gets_a_json_refusal_from_the_gateway_and_the_router(
         assert head.split(b" ")[1] == str(status).encode(), (base, head)
         assert b"Content-Type: application/json" in head
         assert json.loads(body)["code"] in ("bad_request", "not_found")
+
+
+def test_status_shows_every_fault_the_control_endpoint_switches(lab: Lab) -> None:
+    control = ControlServer(lab)
+
+    def faults_on(region: str) -> set[str]:
+        status, body = control.handle("GET", "/status", b"")
+        assert status == 200
+        return {
+            fault.value for fault in Fault if body["regions"][region][fault.value.replace("-", "_")]
+        }
+
+    assert faults_on(SECONDARY) == set()
+    for fault in Fault:
+        switch = {"region": SECONDARY, "fault": fault.value}
+        assert (
+            control.handle("POST", "/faults", json.dumps({**switch, "active": True}).encode())[0]
+            == 200
+        )
+        try:
+            assert faults_on(SECONDARY) == {fault.value}
+        finally:
+            control.handle("POST", "/faults", json.dumps({**switch, "active": False}).encode())
+        assert faults_on(SECONDARY) == set()
+    assert lab.settle(20)

@@ -151,6 +151,7 @@ def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse
         "hold": 20.0,
         "settle": 10.0,
         "poll_interval": 5.0,
+        "yes": True,  # confirmed, as a script without a terminal must
     }
     values.update(overrides)
     return argparse.Namespace(**values)
@@ -277,6 +278,54 @@ def test_drill_refuses_to_start_from_a_degraded_stack(
     assert "a drill starts from normal operation" in err
     assert f"target {SECONDARY} is unhealthy: Route 53 health check UNHEALTHY 0/8" in err
     assert deployed.mode(PRIMARY) == Mode.ACTIVE
+    # Refused before its first write: no merchant key was issued.
+    assert CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list() == []
+
+
+def test_a_dry_run_checks_the_starting_point_and_lists_the_writes_without_making_them(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = drill_args(deployed, tmp_path, dry_run=True)
+    api = FakeApi(FakeRoute53(clock, deployed.aws))
+
+    assert run_drill(deployed, clock, args, api) == EXIT_OK
+
+    out = capsys.readouterr().out
+    assert out.startswith(f"dry run of the drill on stack {STACK}: nothing was written")
+    mode_parameter = contract.ssm_parameter_name(STACK, PRIMARY, Param.MODE)
+    assert f"put {mode_parameter} = fenced in {PRIMARY}" in out
+    assert f"put {mode_parameter} = active in {PRIMARY}" in out
+    assert "issue a merchant key drill-<random>" in out
+    assert clock() == 0.0  # no payment sent, no wait
+    assert CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list() == []
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
+    assert not Path(args.json).exists()
+
+
+def test_a_drill_whose_table_does_not_answer_could_not_start(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for region in (PRIMARY, SECONDARY):
+        deployed.aws.client("dynamodb", region).delete_table(TableName=TABLE)
+
+    assert run_drill(deployed, clock, drill_args(deployed, tmp_path)) == EXIT_ENVIRONMENT
+
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: could not issue the drill's merchant key: no region's table")
+    assert last.endswith("the stack was not changed") and "Traceback" not in err
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE
+
+
+def test_a_dry_run_from_a_degraded_stack_is_refused_like_the_drill(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    route53 = FakeRoute53(clock, deployed.aws)
+    route53.healthy[SECONDARY] = False
+    args = drill_args(deployed, tmp_path, dry_run=True)
+
+    assert run_drill(deployed, clock, args, FakeApi(route53)) == EXIT_REFUSED
+    assert f"{SECONDARY} is unhealthy" in capsys.readouterr().err
 
 
 def test_an_interrupted_drill_sets_the_primary_active_again(
@@ -374,7 +423,7 @@ def test_the_drill_command_line_of_the_lab_drives_the_aws_drill(
     args = build_parser().parse_args(
         [
             *("drill", "--on-aws", "--stack", STACK, "--scenario", "fenced", "--rate", "0.5"),
-            *("--json", str(tmp_path / "drill.json"), "--timeline", str(timeline)),
+            *("--json", str(tmp_path / "drill.json"), "--timeline", str(timeline), "--yes"),
         ]
     )
     # The lab's parser has no --outputs; a test has no Pulumi CLI, so the file comes in here.
@@ -426,3 +475,15 @@ def test_present_ids_asks_again_for_unprocessed_keys() -> None:
         )
 
     assert found == {"pay_a", "pay_b"}
+
+
+def test_without_a_terminal_or_yes_the_drill_changes_nothing(
+    deployed: Deployed, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = drill_args(deployed, tmp_path, yes=False)
+
+    assert run_drill(deployed, clock, args) == EXIT_ENVIRONMENT
+
+    assert "there is no terminal to confirm on; pass --yes" in capsys.readouterr().err
+    assert CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list() == []
+    assert deployed.mode(PRIMARY) == Mode.ACTIVE

@@ -297,8 +297,10 @@ def test_an_unreachable_usage_plan_is_reported_and_sync_repairs_it(
     assert plan_keys(deployed, SECONDARY) == plan_keys(deployed, PRIMARY) != []
 
 
-def test_invalid_merchant_ids_are_refused(deployed: Deployed) -> None:
-    assert run(deployed, "create", "bad id!") == EXIT_REFUSED
+def test_an_invalid_merchant_id_is_a_usage_error(deployed: Deployed) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run(deployed, "create", "bad id!")
+    assert exit_.value.code == 2
     assert table_items(deployed, PRIMARY) == []
 
 

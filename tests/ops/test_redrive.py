@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import io
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
+from payments_dr.cli_arguments import confirmation_refusal
 from payments_dr.ops import commands
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws
 
@@ -23,9 +27,13 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def redrive_args(deployed: Deployed, *extra: str) -> argparse.Namespace:
+def redrive_args(deployed: Deployed, *extra: str, yes: bool = True) -> argparse.Namespace:
+    """The command line of a redrive; `yes`: confirmed with --yes, as a script would."""
     outputs = str(deployed.outputs_file)
-    return parse("redrive", "--stack", STACK, "--outputs", outputs, "--region", SECONDARY, *extra)
+    confirm = ["--yes"] if yes else []
+    return parse(
+        "redrive", "--stack", STACK, "--outputs", outputs, "--region", SECONDARY, *confirm, *extra
+    )
 
 
 class SqsScript:
@@ -193,3 +201,92 @@ def test_ctrl_c_while_watching_tells_how_to_follow_or_cancel_the_task(
     assert "the move task keeps running in SQS" in err
     assert f"--source-arn {DLQ_ARN}" in err
     assert f"cancel-message-move-task --region {SECONDARY} --task-handle handle-1" in err
+
+
+def test_a_dry_run_reads_the_dlq_and_starts_nothing(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=10)
+    sqs.tasks(task("COMPLETED", 4, 4))  # no start_message_move_task is scripted
+
+    with sqs.stubber:
+        args = redrive_args(deployed, "--dry-run", "--max-per-second", "20", yes=False)
+        exit_code = commands.run_redrive(args, sqs.aws(), clock, clock.sleep)
+
+    assert exit_code == EXIT_OK
+    assert capsys.readouterr().out == (
+        f"dry run: {SECONDARY}: start an SQS message move task of about 10 messages from"
+        f" {DLQ_ARN} to {RETRY_ARN}, at most 20 messages/s\n"
+    )
+    sqs.stubber.assert_no_pending_responses()
+
+
+def test_without_a_terminal_or_yes_nothing_moves(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=3)
+    sqs.tasks()
+
+    with sqs.stubber:  # pytest's stdin is no terminal
+        args = redrive_args(deployed, yes=False)
+        exit_code = commands.run_redrive(args, sqs.aws(), clock, clock.sleep)
+
+    assert exit_code == 2
+    assert capsys.readouterr().err == (
+        f"error: Move about 3 messages in {SECONDARY} changes a deployed stack: there is no"
+        " terminal to confirm on; pass --yes\n"
+    )
+
+
+@pytest.mark.parametrize(("answer", "refusal"), [("y", None), ("yes", None), ("", 3), ("n", 3)])
+def test_on_a_terminal_the_operator_is_asked(answer: str, refusal: int | None) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return answer
+
+    refused = confirmation_refusal("Move about 3 messages in us-east-2", False, Terminal(), ask)
+    assert asked == ["Move about 3 messages in us-east-2? [y/N] "]
+    assert (refused and refused.exit_code) == refusal
+
+
+def test_json_gives_the_result_with_utc_times_and_errors_as_json(
+    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=2)
+    sqs.tasks()
+    sqs.start()
+    sqs.tasks(task("COMPLETED", 2, 2), newest_only=True)
+    times = iter(
+        [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 9, tzinfo=UTC)]
+    )
+
+    with sqs.stubber:
+        args = redrive_args(deployed, "--json")
+        exit_code = commands.run_redrive(args, sqs.aws(), clock, clock.sleep, times.__next__)
+
+    assert exit_code == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == {
+        "region": SECONDARY,
+        "status": "COMPLETED",
+        "moved": 2,
+        "to_move": 2,
+        "failure_reason": "",
+        "succeeded": True,
+        "started_at": "2026-01-02T03:04:05+00:00",
+        "finished_at": "2026-01-02T03:04:09+00:00",
+    }
+
+    other = redrive_args(deployed, "--json")
+    other.region = "eu-west-1"
+    assert commands.run_redrive(other, sqs.aws(), clock, clock.sleep) == 2
+    error = json.loads(capsys.readouterr().out)
+    assert error["exit_code"] == 2 and "has no region eu-west-1" in error["error"]

@@ -247,8 +247,60 @@ def stack_name_from_path(path: Path) -> str:
 def load_stack_file(path: Path | str) -> StackConfig:
     """Read a `Pulumi.<stack>.yaml` file; the stack name comes from the file name."""
     path = Path(path)
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = _read_stack_document(path)
     values = document.get("config") or {}
     if not isinstance(values, Mapping):
         raise ConfigError("config", f"{path} has no config mapping", "put the keys under `config:`")
     return StackConfig.from_mapping(stack_name_from_path(path), values)
+
+
+def _read_stack_document(path: Path) -> Mapping[str, Any]:
+    """The stack file's YAML mapping; anything else is a ConfigError naming the file."""
+    stack_name_from_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "stack file", f"{path} does not exist", "check the path (e.g. Pulumi.dev.yaml)"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            "stack file", f"{path} is a directory", "name the Pulumi.<stack>.yaml file itself"
+        ) from None
+    except UnicodeDecodeError as error:
+        before = error.object[: error.start]
+        line, column = before.count(b"\n") + 1, error.start - before.rfind(b"\n")
+        raise ConfigError(
+            "stack file",
+            f"{path} is not UTF-8 text (line {line}, column {column}:"
+            f" byte {error.object[error.start]:#04x})",
+            "save the file as UTF-8",
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            "stack file", f"{path} cannot be read ({error.strerror})", "check its permissions"
+        ) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            "stack file", f"{path} is not valid YAML ({_yaml_problem(error)})", "correct the YAML"
+        ) from None
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            "stack file",
+            f"{path} holds a YAML {type(document).__name__}, not a mapping",
+            "put the keys under a top-level `config:` mapping",
+        )
+    return document
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """`line L, column C: problem`, 1-based as editors count."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if mark is None:
+        return str(problem)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

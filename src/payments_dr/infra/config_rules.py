@@ -97,6 +97,11 @@ SSM_THROUGHPUT_RANGE: Final = (1, SSM_HIGHER_THROUGHPUT_TPS)
 # Synthetics schedules `rate(n minutes)` from 1 minute up to an hour.
 CANARY_INTERVAL_MINUTES_RANGE: Final = (1, 60)
 _ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+# Tags: the characters AWS accepts across services (letters, digits, spaces, _ . : / = + - @),
+# at most 50 per resource; the stack always adds `project` and `stack`.
+_TAG_TEXT_RE: Final = re.compile(r"^[\w\s.:/=+\-@]*$")
+ALWAYS_ADDED_TAGS: Final = ("project", "stack")
+MAX_TAGS_PER_RESOURCE: Final = 50
 
 
 def strong_region_set(regions: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -209,8 +214,47 @@ def coerce(key: str, value: Any) -> Any:
             raise ConfigError(
                 key, "expected a mapping of tag names to values", "write tags as a YAML map"
             )
-        return {str(name): str(tag) for name, tag in value.items()}
+        return {str(name): _tag_value(str(name), tag) for name, tag in value.items()}
     return str(value)
+
+
+def _tag_value(name: str, value: Any) -> str:
+    """A tag's value as text; YAML that is not a plain value is refused, not stringified."""
+    if value is None:
+        raise ConfigError("tags", f"tag {name!r} has no value", "give it a value or remove it")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        shown = "true/false" if isinstance(value, bool) else f"a {type(value).__name__}"
+        raise ConfigError(
+            "tags", f"tag {name!r} is {shown}, not text", "write the value as a quoted string"
+        )
+    return str(value)
+
+
+def _validate_tags(tags: Mapping[str, str]) -> None:
+    if len(tags) > MAX_TAGS_PER_RESOURCE - len(ALWAYS_ADDED_TAGS):
+        raise ConfigError(
+            "tags",
+            f"{len(tags)} tags; with {' and '.join(ALWAYS_ADDED_TAGS)} that is over AWS's"
+            f" {MAX_TAGS_PER_RESOURCE} per resource",
+            "remove some",
+        )
+    fix = (
+        "use names of 1-128 and values of up to 256 letters, digits, spaces and _ . : / = + - @,"
+        " not starting with aws:"
+    )
+    for name, value in tags.items():
+        if name in ALWAYS_ADDED_TAGS:
+            raise ConfigError(
+                "tags", f"tag {name!r} would replace the one the stack always adds", "rename it"
+            )
+        if not 1 <= len(name) <= 128 or not _TAG_TEXT_RE.match(name):
+            raise ConfigError("tags", f"tag name {name!r} is not accepted by AWS", fix)
+        if len(value) > 256 or not _TAG_TEXT_RE.match(value):
+            raise ConfigError("tags", f"the value of tag {name!r} is not accepted by AWS", fix)
+        if name.lower().startswith("aws:") or value.lower().startswith("aws:"):
+            raise ConfigError(
+                "tags", f"tag {name!r} is not accepted by AWS (aws: is reserved)", fix
+            )
 
 
 def validate(config: StackConfig) -> None:
@@ -347,17 +391,7 @@ def validate(config: StackConfig) -> None:
             f"{config.alarm_email!r} is not an e-mail address",
             "use name@example.com or leave it unset",
         )
-    for tag_name, tag_value in config.tags.items():
-        if (
-            not 1 <= len(tag_name) <= 128
-            or tag_name.lower().startswith("aws:")
-            or len(tag_value) > 256
-        ):
-            raise ConfigError(
-                "tags",
-                f"tag {tag_name!r} is not accepted by AWS",
-                "use names of 1-128 characters not starting with aws: and values up to 256",
-            )
+    _validate_tags(config.tags)
     budget = config.budget
     if budget.rto_budget_seconds > config.rto_target_seconds:
         raise ConfigError(

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import importlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from payments_dr import contract
+from payments_dr.cli_arguments import output_path_problem, write_text_creating_folders
 from payments_dr.contract import ConsistencyMode
 from payments_dr.infra.config import ConfigError
 from payments_dr.lab.client_payments import ClientKind, Workload
@@ -49,7 +49,7 @@ LAB_ONLY_FLAGS = (
     "clients",
     "client",
 )
-AWS_ONLY_FLAGS = ("stack", "outputs", "force")
+AWS_ONLY_FLAGS = ("stack", "outputs", "force", "dry_run", "yes")
 EXIT_INTERRUPTED = 130
 
 
@@ -78,7 +78,9 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="print the service's JSON logs here instead of writing them to --log-file",
     )
-    up.set_defaults(run=run_lab_up)
+    # It ends only on Ctrl-C or SIGTERM, once the lab is stopped: then the process ends at once
+    # (see cli._exit_at_once).
+    up.set_defaults(run=run_lab_up, end_at_once=True)
 
     drill = subparsers.add_parser(
         "drill",
@@ -140,6 +142,17 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="fail over even when a safety check refuses (with --on-aws)",
     )
+    drill.add_argument(
+        "--yes",
+        action="store_true",
+        help="start without asking (with --on-aws; needed without a terminal)",
+    )
+    drill.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the starting point and print every write the drill would make, writing"
+        " nothing (with --on-aws)",
+    )
     drill.set_defaults(run=run_drill_command)
 
 
@@ -190,7 +203,7 @@ def run_lab_up(args: argparse.Namespace) -> int:
     from payments_dr.lab.control import ControlServer
     from payments_dr.lab.lab import Lab
 
-    problem = None if args.show_logs else output_path_problem(args.log_file, None)
+    problem = None if args.show_logs else output_path_problem(args.log_file)
     if problem is not None:
         print(f"error: --log-file {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -311,26 +324,12 @@ def drill_usage_problem(args: argparse.Namespace) -> str | None:
         return "--rate must be a positive number of payments per second"
     if args.time_scale is not None and not args.time_scale > 0:
         return "--time-scale must be a positive number of wall seconds per simulated second"
-    for path, suffix in ((args.json, None), (args.timeline, ".png")):
-        problem = None if path is None else output_path_problem(path, suffix)
+    if args.timeline is not None and args.timeline.suffix.lower() != ".png":
+        return f"{args.timeline}: the timeline is a .png picture; name the file *.png"
+    for path in (args.json, args.timeline):
+        problem = None if path is None else output_path_problem(path)
         if problem:
             return problem
-    return None
-
-
-def output_path_problem(path: Path, suffix: str | None) -> str | None:
-    """Why a report cannot be written at `path` (checked before the drill spends minutes)."""
-    if suffix is not None and path.suffix.lower() != suffix:
-        return f"{path}: the timeline is a {suffix} picture; name the file *{suffix}"
-    if path.is_dir():
-        return f"{path} is a directory; name a file"
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{path}: {parent} is a file, not a directory"
-            if not os.access(parent, os.W_OK):
-                return f"{path}: {parent} is not writable"
-            return None
     return None
 
 
@@ -376,8 +375,7 @@ def run_drill_command(args: argparse.Namespace) -> int:
     report = result.report
     print(report.to_text())
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(report.to_json() + "\n", encoding="utf-8")
+        write_text_creating_folders(args.json, report.to_json() + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
     if args.timeline:
         draw_timeline(report, args.timeline)

@@ -412,6 +412,12 @@ class Lab(LabInspection):
         self._began(region, mode is Mode.FENCED)
         set_parameter(self.regions[region].aws, self.settings.stack, Param.MODE, mode.value)
 
+    def mode(self, region: str) -> Mode:
+        """The region's mode as its service reads it from SSM."""
+        name = contract.ssm_parameter_name(self.settings.stack, region, Param.MODE)
+        aws = self.regions[region].aws
+        return Mode(aws.lab_ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
     def stall_replication(self, region: str, stalled: bool) -> None:
         """Eventual: replication stops both ways. Strong: `region`'s replica is cut off."""
         self._began(region, stalled and self.settings.strong)
@@ -462,6 +468,9 @@ class Lab(LabInspection):
                     "outage": region.aws.faults.outage,
                     "table_outage": region.aws.faults.table_outage,
                     "answers_lost": region.aws.faults.answers_lost,
+                    "fenced": self.mode(name) is Mode.FENCED,
+                    "replication_stall": self.replicator.stalls(name),
+                    "gray_failure": region.aws.faults.payments_failing,
                 }
                 for name, region in self.regions.items()
             },

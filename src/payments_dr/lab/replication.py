@@ -146,6 +146,11 @@ class Replicator:
             if isolated is not None:
                 self.catch_up(isolated)
 
+    def stalls(self, region: str) -> bool:
+        """Is replication to or from `region` stalled (the `replication-stall` fault)?"""
+        with self._lock:
+            return self._stalled or self._isolated == region
+
     def reachable(self, region: str) -> bool:
         """Can `region`'s replica take part in replication?"""
         return self._regions[region].faults.table_reachable and region != self._isolated

@@ -23,13 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from payments_dr.cli_arguments import confirmation_refusal, write_text_creating_folders
 from payments_dr.contract import PAYMENTS_PATH, TABLE_HASH_KEY, ConsistencyMode, Mode, SwitchState
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.merchants import Merchants
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.commands import DEFAULT_POLL_SECONDS, project_root, run_guarded
 from payments_dr.ops.observe import (
+    AWS_ERRORS,
     Resolver,
+    describe_aws_error,
     dlq_depth,
     replication_latency_series,
     resolve_ipv4,
@@ -87,7 +90,6 @@ class Drill:
         self.timeline.append(TimelineEvent(self.elapsed(), kind, detail))
 
     def run(self) -> DrillReport:
-        self._check_starting_point()
         wall_started = self.wall_clock()
         primary, secondary = self.outputs.primary, self.outputs.secondary
         report = self._empty_report()
@@ -144,24 +146,6 @@ class Drill:
                 TimelineEvent(switched_at + served, kind, f"first payment served by {target}")
             )
         return served
-
-    def _check_starting_point(self) -> None:
-        plan = plan_failover(self.outputs, self.outputs.secondary)
-        seen = observe(self.aws, self.outputs, plan, 0.0, self.resolve)
-        problems = [
-            f"{region}'s switch is {reading.value or 'unknown: ' + str(reading.error)}"
-            for region, reading in seen.switches.items()
-            if reading.value != SwitchState.SERVE
-        ]
-        if seen.dns_region != self.outputs.primary:
-            problems.append(
-                f"DNS answers {seen.dns_region or 'unknown'}, not {self.outputs.primary}"
-            )
-        problems += assess(self.aws, self.outputs, plan).reasons
-        if problems and not self.settings.force:
-            raise OpsError(
-                "a drill starts from normal operation, but: " + "; ".join(problems), EXIT_REFUSED
-            )
 
     def _switch(self, plan: SwitchPlan) -> SwitchResult:
         timing = Timing(
@@ -245,6 +229,70 @@ class Drill:
         )
 
 
+def starting_problems(aws: Aws, outputs: StackOutputs, resolve: Resolver) -> list[str]:
+    """Why the stack is not in normal operation, where a drill must start; empty if it is."""
+    plan = plan_failover(outputs, outputs.secondary)
+    seen = observe(aws, outputs, plan, 0.0, resolve)
+    problems = [
+        f"{region}'s switch is {reading.value or 'unknown: ' + str(reading.error)}"
+        for region, reading in seen.switches.items()
+        if reading.value != SwitchState.SERVE
+    ]
+    if seen.dns_region != outputs.primary:
+        problems.append(f"DNS answers {seen.dns_region or 'unknown'}, not {outputs.primary}")
+    return problems + assess(aws, outputs, plan).reasons
+
+
+def check_starting_point(
+    aws: Aws, outputs: StackOutputs, settings: DrillSettings, resolve: Resolver
+) -> list[str]:
+    """Refuses (exit 3) a drill from a degraded stack unless forced; returns the problems.
+
+    Run before the drill writes anything. A stack that cannot be read cannot be drilled:
+    that is "could not start" (exit 2), not a failed drill.
+    """
+    try:
+        problems = starting_problems(aws, outputs, resolve)
+    except AWS_ERRORS as error:
+        raise OpsError(
+            f"cannot read the stack's health checks, DNS or replication: "
+            f"{describe_aws_error(error)}; nothing was changed"
+        ) from None
+    if problems and not settings.force:
+        raise OpsError(
+            "a drill starts from normal operation, but: " + "; ".join(problems), EXIT_REFUSED
+        )
+    return problems
+
+
+def dry_run_plan(outputs: StackOutputs, settings: DrillSettings, forced: list[str]) -> str:
+    """What the drill would write and how long it would run; printed by --dry-run."""
+    primary, secondary = outputs.primary, outputs.secondary
+    primary_path = outputs.region(primary).ssm_path
+    timeout = settings.switch_timeout_seconds or outputs.rto_target_seconds
+    traffic = settings.warmup_seconds + settings.hold_seconds + settings.cooldown_seconds
+    lines = [f"dry run of the drill on stack {outputs.stack}: nothing was written"]
+    lines += [f"  forced past: {problem}" for problem in forced]
+    if not forced:
+        lines.append("  starting point: both regions healthy, DNS answers the primary")
+    lines += [
+        "it would:",
+        "  1. issue a merchant key drill-<random> (a credential record in the table, a usage-plan"
+        " key in each region), revoked at the end",
+        f"  2. send synthetic payments to {outputs.failover_url} at"
+        f" {settings.rate_per_second:g}/s for about {traffic:g} s plus the switches",
+        f"  3. after {settings.warmup_seconds:g} s: set {primary}'s traffic switch away (from"
+        f" outside {primary}) and put {primary_path}/mode = {Mode.FENCED.value} in {primary},"
+        f" as `failover --to {secondary}` does; wait up to {timeout:g} s for {secondary} to serve",
+        f"  4. after {settings.hold_seconds:g} s: set the switch back to serve and put"
+        f" {primary_path}/mode = {Mode.ACTIVE.value} in {primary}, as `failback` does; wait up to"
+        f" {timeout:g} s for {primary} to serve",
+        f"  5. wait up to {settings.settle_seconds:g} s for both tables to hold every payment,"
+        " then revoke the key",
+    ]
+    return "\n".join(lines)
+
+
 def first_served(samples: Iterable[RequestSample], region: str, since: float) -> float | None:
     """Seconds from `since` to the first successful answer from `region`."""
     for sample in samples:
@@ -325,10 +373,28 @@ def run(
         )
         clients.require_credentials()
         settings = drill_settings(args)
+        forced = check_starting_point(clients, outputs, settings, resolve)
+        if getattr(args, "dry_run", False):
+            print(dry_run_plan(outputs, settings, forced))
+            return EXIT_OK
+        refusal = confirmation_refusal(
+            f"Fence {outputs.primary} of stack {outputs.stack} for a failover drill",
+            bool(getattr(args, "yes", False)),
+        )
+        if refusal is not None:
+            raise OpsError(*refusal)
+        for problem in forced:
+            print(f"warning: forced past: {problem}", file=sys.stderr)
         # The drill pays as a merchant of its own, with a key that lives only as long as it.
         merchant_id = f"drill-{uuid.uuid4().hex[:16]}"
         merchants = Merchants(outputs, clients, sys.stderr, sys.stderr)
-        issued, _ = merchants.issue(merchant_id)
+        try:
+            issued, _ = merchants.issue(merchant_id)
+        except (OpsError, *AWS_ERRORS) as error:
+            reason = error if isinstance(error, OpsError) else describe_aws_error(error)
+            raise OpsError(
+                f"could not issue the drill's merchant key: {reason}; the stack was not changed"
+            ) from None
         try:
             traffic = SyntheticTraffic(
                 url=outputs.failover_url.rstrip("/") + PAYMENTS_PATH,
@@ -352,7 +418,7 @@ def run(
             merchants.revoke(merchant_id)
         print(report.to_text())
         if getattr(args, "json", None):
-            Path(args.json).write_text(report.to_json() + "\n")
+            write_text_creating_folders(Path(args.json), report.to_json() + "\n")
         if getattr(args, "timeline", None):
             from payments_dr.lab.timeline import draw_timeline  # matplotlib: only when asked
 

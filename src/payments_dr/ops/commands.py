@@ -7,12 +7,19 @@ by functions that take an `Aws` client factory, so tests hand in moto or stubbed
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from payments_dr.cli_arguments import (
+    aws_region,
+    confirmation_refusal,
+    int_between,
+)
 from payments_dr.ops import switch_cli
 from payments_dr.ops.aws import (
     EXIT_FAILED,
@@ -24,7 +31,12 @@ from payments_dr.ops.aws import (
 from payments_dr.ops.observe import AWS_ERRORS, Resolver, describe_aws_error, resolve_ipv4
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.ops.progress import Progress, Timing
-from payments_dr.ops.redrive import redrive
+from payments_dr.ops.redrive import (
+    MAX_MOVE_RATE,
+    REDRIVE_TIMEOUT_SECONDS,
+    plan_redrive,
+    redrive,
+)
 from payments_dr.ops.stack import OPERATIONS, run_lifecycle
 from payments_dr.ops.status import collect_status, render_json, render_table
 from payments_dr.ops.switch_cli import (
@@ -32,7 +44,6 @@ from payments_dr.ops.switch_cli import (
     add_switch_arguments,
     check_confirmable,
     json_error,
-    positive_count,
     positive_seconds,
     terminal_confirm,
 )
@@ -107,16 +118,42 @@ def register(subparsers: Any) -> None:
     failback.set_defaults(run=run_failback)
 
     redrive_parser = subparsers.add_parser(
-        "redrive", help="move a region's DLQ messages back to its retry queue"
+        "redrive",
+        help="move a region's DLQ messages back to its retry queue",
+        description="Starts an SQS message move task from the region's dead-letter queue to"
+        " its retry queue and follows it until it finishes; the retry worker then applies each"
+        " payment idempotently. Ctrl-C stops watching, not the task.",
     )
     add_stack_arguments(redrive_parser)
-    redrive_parser.add_argument("--region", required=True)
+    redrive_parser.add_argument(
+        "--region",
+        required=True,
+        type=aws_region,
+        help="the region whose DLQ to move, one of the stack's regions (e.g. us-east-1)",
+    )
     redrive_parser.add_argument(
         "--max-per-second",
-        type=positive_count,
-        help="throttle the move (default: as fast as SQS goes)",
+        type=int_between(1, MAX_MOVE_RATE, "messages per second"),
+        metavar="N",
+        help=f"throttle the move to N messages per second, 1 to {MAX_MOVE_RATE}"
+        " (default: SQS picks the rate from the backlog)",
     )
     _add_wait_arguments(redrive_parser, "seconds to wait for the move (default 900)")
+    redrive_parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the DLQ and print the move it would start, changing nothing",
+    )
+    redrive_parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="start the move without asking (needed without a terminal)",
+    )
+    redrive_parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result (or the error) as JSON, with UTC start and end times",
+    )
     redrive_parser.set_defaults(run=run_redrive)
 
     preflight = subparsers.add_parser(
@@ -130,9 +167,14 @@ def register(subparsers: Any) -> None:
     stack = subparsers.add_parser(
         "stack", help="preview, up, destroy or print outputs of a stack (Automation API)"
     )
-    stack.add_argument("operation", choices=OPERATIONS)
-    stack.add_argument("--stack", required=True)
-    stack.add_argument("--work-dir", type=Path, default=None)
+    stack.add_argument("operation", choices=OPERATIONS, help="what to do with the stack")
+    stack.add_argument("--stack", required=True, help="Pulumi stack name, e.g. prod")
+    stack.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="the Pulumi project directory (default: nearest one holding Pulumi.yaml)",
+    )
     stack.add_argument("--confirm", metavar="STACK", help="destroy only: the stack name again")
     stack.add_argument(
         "--region",
@@ -146,7 +188,7 @@ def register(subparsers: Any) -> None:
     )
     stack.add_argument(
         "--delegation-timeout",
-        type=float,
+        type=positive_seconds,
         help="up only, for a stack creating its zone: seconds to wait for the domain's"
         " delegation (default: an hour)",
     )
@@ -244,19 +286,58 @@ def run_redrive(
     aws: Aws | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
+    as_json = bool(getattr(args, "json", False))
+
     def command() -> int:
         clients = aws or Aws()
         outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
-        outputs.region(args.region)  # an unknown region is named before credentials
+        outputs.region(args.region)  # a region the stack lacks is named before credentials
         clients.require_credentials()
-        timeout = args.timeout if args.timeout is not None else 900.0
+        plan = plan_redrive(clients, outputs, args.region, args.max_per_second)
+        if getattr(args, "dry_run", False):
+            dry_run = {"dry_run": True, "plan": plan.to_dict()}
+            print(json.dumps(dry_run, indent=2) if as_json else f"dry run: {plan.describe()}")
+            return EXIT_OK
+        if plan.depth:
+            refusal = confirmation_refusal(
+                f"Move about {plan.depth} messages in {plan.region}", getattr(args, "yes", False)
+            )
+            if refusal is not None:
+                raise OpsError(*refusal)
+        timeout = args.timeout if args.timeout is not None else REDRIVE_TIMEOUT_SECONDS
         timing = Timing(timeout, args.poll_interval, clock, sleep)
-        result = redrive(clients, outputs, args.region, timing, Progress(), args.max_per_second)
-        print(result.describe())
+        started_at = wall_clock()
+        result = redrive(clients, outputs, args.region, timing, Progress(), plan=plan)
+        if as_json:
+            document = {
+                **result.to_dict(),
+                "started_at": started_at.isoformat(),
+                "finished_at": wall_clock().isoformat(),
+            }
+            print(json.dumps(document, indent=2))
+        else:
+            print(result.describe())
         return EXIT_OK if result.succeeded else EXIT_FAILED
 
-    return run_guarded(command)
+    if not as_json:
+        return run_guarded(command)
+    try:
+        return command()
+    except OpsError as error:
+        return _redrive_error(str(error), error.exit_code, as_json)
+    except AWS_ERRORS as error:
+        return _redrive_error(f"AWS call failed: {describe_aws_error(error)}", EXIT_FAILED, True)
+
+
+def _redrive_error(message: str, exit_code: int, as_json: bool) -> int:
+    """One line on stderr, or with --json a JSON object on stdout for the incident record."""
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": exit_code}))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return exit_code
 
 
 def run_preflight(args: argparse.Namespace, aws: Aws | None = None) -> int:

@@ -125,33 +125,52 @@ class StackOutputs:
         return next(name for name, region in self.regions.items() if region.role == role)
 
 
-def parse_outputs(stack: str, raw: Mapping[str, Any]) -> StackOutputs:
-    """Validates the raw outputs (plain values) into `StackOutputs`."""
+def parse_outputs(stack: str, raw: Any) -> StackOutputs:
+    """Validates the raw outputs (plain values) into `StackOutputs`.
+
+    A wrong shape is an OpsError naming the output, since a hand-edited or truncated file
+    would otherwise fail deep inside a command.
+    """
+    if not isinstance(raw, Mapping):
+        raise OpsError(
+            f"the outputs of stack {stack} are a JSON {_json_type(raw)}, not a JSON object:"
+            f" pass what `pulumi stack output --json -s {stack}` writes"
+        )
     missing = [
         name.value for name in StackOutput if name not in OPTIONAL_OUTPUTS and name.value not in raw
     ]
     if missing:
         raise OpsError(f"stack {stack} lacks the outputs {', '.join(missing)}: is it deployed?")
-    budget = raw[StackOutput.DR_BUDGET]
+    where = f"stack {stack}"
+    budget = _mapping(raw[StackOutput.DR_BUDGET], f"{where}: output {StackOutput.DR_BUDGET}")
     regions = {
-        name: _parse_region(stack, name, values)
-        for name, values in raw[StackOutput.REGIONS].items()
+        str(name): _parse_region(stack, str(name), values)
+        for name, values in _mapping(
+            raw[StackOutput.REGIONS], f"{where}: output {StackOutput.REGIONS}"
+        ).items()
     }
     roles = sorted(region.role.value for region in regions.values())
     if roles != sorted(role.value for role in RegionRole):
         raise OpsError(f"stack {stack} must have one primary and one secondary region: {roles}")
+
+    def seconds(field: DrBudgetField) -> float:
+        return _seconds(budget, field, f"{where}: output {StackOutput.DR_BUDGET}")
+
+    dashboard_url = raw.get(StackOutput.DASHBOARD_URL)
     return StackOutputs(
         stack=stack,
-        failover_url=raw[StackOutput.FAILOVER_URL],
-        api_domain=raw[StackOutput.API_DOMAIN],
-        hosted_zone_id=raw[StackOutput.HOSTED_ZONE_ID],
-        table_name=raw[StackOutput.TABLE_NAME],
-        rto_target_seconds=float(budget[DrBudgetField.RTO_TARGET_SECONDS]),
-        rpo_target_seconds=float(budget[DrBudgetField.RPO_TARGET_SECONDS]),
-        rto_budget_seconds=float(budget[DrBudgetField.RTO_BUDGET_SECONDS]),
-        rpo_budget_seconds=float(budget[DrBudgetField.RPO_BUDGET_SECONDS]),
+        failover_url=_text(raw, StackOutput.FAILOVER_URL, where),
+        api_domain=_text(raw, StackOutput.API_DOMAIN, where),
+        hosted_zone_id=_text(raw, StackOutput.HOSTED_ZONE_ID, where),
+        table_name=_text(raw, StackOutput.TABLE_NAME, where),
+        rto_target_seconds=seconds(DrBudgetField.RTO_TARGET_SECONDS),
+        rpo_target_seconds=seconds(DrBudgetField.RPO_TARGET_SECONDS),
+        rto_budget_seconds=seconds(DrBudgetField.RTO_BUDGET_SECONDS),
+        rpo_budget_seconds=seconds(DrBudgetField.RPO_BUDGET_SECONDS),
         regions=regions,
-        dashboard_url=raw.get(StackOutput.DASHBOARD_URL),
+        dashboard_url=None
+        if dashboard_url is None
+        else _text(raw, StackOutput.DASHBOARD_URL, where),
         **_parse_control(stack, raw.get(StackOutput.FAILOVER_CONTROL)),
     )
 
@@ -193,30 +212,77 @@ def _parse_switch(stack: str, region: str, raw: Any) -> RegionSwitch | None:
         ) from error
 
 
-def _parse_region(stack: str, region: str, values: Mapping[str, Any]) -> RegionOutputs:
+def _parse_region(stack: str, region: str, raw: Any) -> RegionOutputs:
+    where = f"stack {stack}, region {region}"
+    values = _mapping(raw, where)
     missing = [
         key.value
         for key in RegionOutput
         if key not in OPTIONAL_REGION_OUTPUTS and key.value not in values
     ]
     if missing:
-        raise OpsError(f"stack {stack}, region {region} lacks the outputs {', '.join(missing)}")
+        raise OpsError(f"{where} lacks the outputs {', '.join(missing)}")
+    role = _text(values, RegionOutput.ROLE, where)
+    if role not in set(RegionRole):
+        allowed = " or ".join(role.value for role in RegionRole)
+        raise OpsError(f"{where}: output {RegionOutput.ROLE} is {role!r}, not {allowed}")
+    alarms = _mapping(values[RegionOutput.ALARM_ARNS], f"{where}: output {RegionOutput.ALARM_ARNS}")
     return RegionOutputs(
         region=region,
-        role=RegionRole(values[RegionOutput.ROLE]),
-        api_endpoint=values[RegionOutput.API_ENDPOINT],
-        custom_domain_target=values[RegionOutput.CUSTOM_DOMAIN_TARGET],
-        health_check_id=values[RegionOutput.HEALTH_CHECK_ID],
-        health_check_url=values[RegionOutput.HEALTH_CHECK_URL],
-        alarm_arns=dict(values[RegionOutput.ALARM_ARNS]),
-        ssm_path=values[RegionOutput.SSM_PATH],
-        retry_queue_url=values[RegionOutput.RETRY_QUEUE_URL],
-        dlq_url=values[RegionOutput.DLQ_URL],
-        log_bucket=values[RegionOutput.LOG_BUCKET],
-        usage_plan_id=values[RegionOutput.USAGE_PLAN_ID],
-        web_acl_arn=values[RegionOutput.WEB_ACL_ARN],
+        role=RegionRole(role),
+        api_endpoint=_text(values, RegionOutput.API_ENDPOINT, where),
+        custom_domain_target=_text(values, RegionOutput.CUSTOM_DOMAIN_TARGET, where),
+        health_check_id=_text(values, RegionOutput.HEALTH_CHECK_ID, where),
+        health_check_url=_text(values, RegionOutput.HEALTH_CHECK_URL, where),
+        alarm_arns={str(purpose): str(arn) for purpose, arn in alarms.items()},
+        ssm_path=_text(values, RegionOutput.SSM_PATH, where),
+        retry_queue_url=_text(values, RegionOutput.RETRY_QUEUE_URL, where),
+        dlq_url=_text(values, RegionOutput.DLQ_URL, where),
+        log_bucket=_text(values, RegionOutput.LOG_BUCKET, where),
+        usage_plan_id=_text(values, RegionOutput.USAGE_PLAN_ID, where),
+        web_acl_arn=_text(values, RegionOutput.WEB_ACL_ARN, where),
         switch=_parse_switch(stack, region, values.get(RegionOutput.SWITCH)),
     )
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, Mapping) else type(value).__name__
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise OpsError(f"{what} is a JSON {_json_type(value)}, not an object: is the file intact?")
+    return value
+
+
+def _text(values: Mapping[str, Any], key: str, where: str) -> str:
+    value = values[key]
+    if not isinstance(value, str):
+        raise OpsError(
+            f"{where}: output {key} is a JSON {_json_type(value)}, not a string:"
+            " is the file intact?"
+        )
+    return value
+
+
+def _seconds(budget: Mapping[str, Any], field: DrBudgetField, what: str) -> float:
+    if field.value not in budget:
+        raise OpsError(f"{what} lacks {field.value}: is the file intact?")
+    value = budget[field.value]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise OpsError(f"{what}: {field.value} is {value!r}, not a number of seconds")
+    return float(value)
 
 
 def pulumi_cli_available() -> bool:
@@ -256,11 +322,19 @@ def load_outputs(
     """Reads outputs from `outputs_file` when given, else through the Automation API."""
     if outputs_file is not None:
         try:
-            raw = json.loads(outputs_file.read_text())
-        except FileNotFoundError as error:
-            raise OpsError(f"outputs file {outputs_file} does not exist") from error
+            raw = json.loads(outputs_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise OpsError(f"outputs file {outputs_file} does not exist") from None
+        except IsADirectoryError:
+            raise OpsError(f"outputs file {outputs_file} is a directory: name the file") from None
+        except OSError as error:
+            raise OpsError(
+                f"outputs file {outputs_file} cannot be read: {error.strerror}"
+            ) from None
+        except UnicodeDecodeError:
+            raise OpsError(f"outputs file {outputs_file} is not UTF-8 text") from None
         except json.JSONDecodeError as error:
-            raise OpsError(f"outputs file {outputs_file} is not JSON: {error}") from error
+            raise OpsError(f"outputs file {outputs_file} is not JSON: {error}") from None
         return parse_outputs(stack, raw)
     if not cli_available():
         raise OpsError(

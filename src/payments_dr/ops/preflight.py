@@ -134,8 +134,10 @@ def run_preflight_command(
     if args.outputs is not None:
         try:
             deployed = json.loads(args.outputs.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise OpsError(f"outputs file {args.outputs} is not readable JSON: {error}") from error
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise OpsError(f"outputs file {args.outputs} is not readable JSON: {error}") from None
+        if not isinstance(deployed, dict):
+            raise OpsError(f"outputs file {args.outputs} is not a JSON object")
     else:
         deployed = read(args.stack, work_dir)
     aws.require_credentials()
