@@ -29,6 +29,7 @@ import payments_dr
 from payments_dr import contract
 from payments_dr.infra import canary_iam, iam, resource_policies
 from payments_dr.infra.alarms import AlarmFactory, AlarmPurpose
+from payments_dr.infra.buckets import private_bucket
 from payments_dr.infra.metrics import canary_success
 from payments_dr.service.artifact import FILE_MODE, FIXED_TIMESTAMP
 
@@ -188,48 +189,8 @@ def _artifact_bucket(
     child: pulumi.ResourceOptions,
 ) -> aws.s3.Bucket:
     """Private, versioned, KMS-encrypted, TLS-only; run artifacts expire after a month."""
-    bucket = aws.s3.Bucket(
-        f"{name}-artifacts", region=region, bucket=bucket_name, tags=tags, opts=child
-    )
-    aws.s3.BucketPublicAccessBlock(
-        f"{name}-artifacts-public-access-block",
-        region=region,
-        bucket=bucket.id,
-        block_public_acls=True,
-        block_public_policy=True,
-        ignore_public_acls=True,
-        restrict_public_buckets=True,
-        opts=child,
-    )
-    aws.s3.BucketOwnershipControls(
-        f"{name}-artifacts-ownership",
-        region=region,
-        bucket=bucket.id,
-        rule={"object_ownership": "BucketOwnerEnforced"},
-        opts=child,
-    )
-    versioning = aws.s3.BucketVersioning(
-        f"{name}-artifacts-versioning",
-        region=region,
-        bucket=bucket.id,
-        versioning_configuration={"status": "Enabled"},
-        opts=child,
-    )
-    aws.s3.BucketServerSideEncryptionConfiguration(
-        f"{name}-artifacts-encryption",
-        region=region,
-        bucket=bucket.id,
-        rules=[
-            {
-                "apply_server_side_encryption_by_default": {
-                    "sse_algorithm": "aws:kms",
-                    "kms_master_key_id": key_arn,
-                },
-                "bucket_key_enabled": True,
-            }
-        ],
-        opts=child,
-    )
+    prefix = f"{name}-artifacts"
+    bucket, versioning = private_bucket(prefix, prefix, region, bucket_name, key_arn, tags, child)
     aws.s3.BucketPolicy(
         f"{name}-artifacts-tls-only",
         region=region,

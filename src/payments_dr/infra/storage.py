@@ -18,6 +18,7 @@ import pulumi_aws as aws
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import iam, resource_policies, role_names
+from payments_dr.infra.buckets import private_bucket
 
 RTC_MINUTES = 15  # the only value S3 Replication Time Control accepts
 INFREQUENT_ACCESS_AFTER_DAYS = 30
@@ -173,51 +174,14 @@ class Storage(pulumi.ComponentResource):
         child: pulumi.ResourceOptions,
     ) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
         prefix = f"{name}-{region}"
-        bucket = aws.s3.Bucket(
+        bucket, versioning = private_bucket(
             f"{prefix}-bucket",
-            region=region,
-            bucket=bucket_name,
-            tags=dict(args.tags),
-            opts=child,
-        )
-        aws.s3.BucketPublicAccessBlock(
-            f"{prefix}-public-access-block",
-            region=region,
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{prefix}-ownership",
-            region=region,
-            bucket=bucket.id,
-            rule={"object_ownership": "BucketOwnerEnforced"},  # no ACLs at all
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{prefix}-versioning",
-            region=region,
-            bucket=bucket.id,
-            versioning_configuration={"status": "Enabled"},
-            opts=child,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{prefix}-encryption",
-            region=region,
-            bucket=bucket.id,
-            rules=[
-                {
-                    "apply_server_side_encryption_by_default": {
-                        "sse_algorithm": "aws:kms",
-                        "kms_master_key_id": args.key_arns[region],
-                    },
-                    "bucket_key_enabled": True,  # fewer KMS calls per object
-                }
-            ],
-            opts=child,
+            prefix,
+            region,
+            bucket_name,
+            args.key_arns[region],
+            dict(args.tags),
+            child,
         )
         aws.s3.BucketPolicy(
             f"{prefix}-tls-only",
