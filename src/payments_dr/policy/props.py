@@ -171,3 +171,29 @@ def requires_secure_transport(condition: Any) -> bool:
             ]:
                 return True
     return False
+
+
+def alarm_watches(
+    alarm: ResourceView,
+    candidates: Sequence[ResourceView],
+    namespace: str,
+    metric_name: str,
+    dimension: str,
+    *keys: str,
+) -> set[str]:
+    """URNs of the candidates whose `namespace`/`metric_name` metric `alarm` watches, directly
+    or in a metric query, identified by the metric's `dimension` (compared with `keys`)."""
+    metrics = [("dimensions", alarm.props)]
+    metrics += [
+        ("metricQueries", get(q, "metric")) for q in blocks(alarm.props.get("metricQueries"))
+    ]
+    watched: set[str] = set()
+    for prop, metric in metrics:
+        if (
+            isinstance(metric, Mapping)
+            and text(metric.get("namespace")) == namespace
+            and text(metric.get("metricName")) == metric_name
+        ):
+            value = get(metric.get("dimensions"), dimension)
+            watched |= {c.urn for c in resolve(alarm, prop, candidates, *keys, value=value)}
+    return watched

@@ -7,12 +7,12 @@ so the page about a failing region would never come.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from payments_dr import contract
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceView, StackRule, StackView
-from payments_dr.policy.props import blocks, describe, get, number, resolve, text
+from payments_dr.policy.props import alarm_watches, blocks, describe, get, number, text
 
 SYNTHETICS_NAMESPACE = "CloudWatchSynthetics"
 SUCCESS_METRIC = "SuccessPercent"
@@ -21,20 +21,9 @@ CANARY_DIMENSION = "CanaryName"
 
 def _watched_canaries(alarm: ResourceView, canaries: list[ResourceView]) -> set[str]:
     """URNs of the canaries whose success `alarm` watches, directly or in a metric query."""
-    metrics = [("dimensions", alarm.props)]
-    metrics += [
-        ("metricQueries", get(q, "metric")) for q in blocks(alarm.props.get("metricQueries"))
-    ]
-    watched: set[str] = set()
-    for prop, metric in metrics:
-        if (
-            isinstance(metric, Mapping)
-            and text(metric.get("namespace")) == SYNTHETICS_NAMESPACE
-            and text(metric.get("metricName")) == SUCCESS_METRIC
-        ):
-            name = get(metric.get("dimensions"), CANARY_DIMENSION)
-            watched |= {c.urn for c in resolve(alarm, prop, canaries, "name", value=name)}
-    return watched
+    return alarm_watches(
+        alarm, canaries, SYNTHETICS_NAMESPACE, SUCCESS_METRIC, CANARY_DIMENSION, "name"
+    )
 
 
 def _fires_on_failed_runs(alarm: ResourceView) -> bool:

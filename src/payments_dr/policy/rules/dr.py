@@ -15,6 +15,7 @@ from payments_dr import contract
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceView, StackRule, StackView
 from payments_dr.policy.props import (
+    alarm_watches,
     blocks,
     describe,
     get,
@@ -353,20 +354,7 @@ def _check_replication_alarms(stack: StackView) -> Iterator[Finding]:
 
 def _watched_health_checks(alarm: ResourceView, checks: list[ResourceView]) -> set[str]:
     """URNs of the health checks whose status `alarm` watches, directly or in a query."""
-    metrics = [("dimensions", alarm.props)]
-    metrics += [
-        ("metricQueries", get(q, "metric")) for q in blocks(alarm.props.get("metricQueries"))
-    ]
-    watched: set[str] = set()
-    for prop, metric in metrics:
-        if (
-            isinstance(metric, Mapping)
-            and text(metric.get("namespace")) == ROUTE53_NAMESPACE
-            and text(metric.get("metricName")) == HEALTH_CHECK_METRIC
-        ):
-            check_id = get(metric.get("dimensions"), HEALTH_CHECK_ID)
-            watched |= {check.urn for check in resolve(alarm, prop, checks, value=check_id)}
-    return watched
+    return alarm_watches(alarm, checks, ROUTE53_NAMESPACE, HEALTH_CHECK_METRIC, HEALTH_CHECK_ID)
 
 
 def _fires_when_unhealthy(alarm: ResourceView) -> bool:
