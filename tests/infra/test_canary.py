@@ -4,13 +4,22 @@ and the outputs listing every alarm with its region."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from payments_dr import contract
 from payments_dr.contract import RegionOutput, StackOutput
-from payments_dr.infra.canary import CANARY_HANDLER, CANARY_RUNTIME, canary_alarm_key
+from payments_dr.infra.canary import (
+    CANARY_HANDLER,
+    CANARY_RUNTIME,
+    build_canary_zip,
+    canary_alarm_key,
+)
 from payments_dr.synth import SynthResult
 
 from .support import ALARM, one, paging_alarms, policy
@@ -161,3 +170,30 @@ def test_the_alarms_output_lists_every_alarm_with_its_region(
     assert {(a["region"], a["inputs"]["name"]) for a in alarms} == {
         (e["region"], e["arn"].rsplit(":", 1)[-1]) for e in listed
     }
+
+
+def test_the_zip_holds_the_layout_synthetics_runs_and_imports_alone(tmp_path: Path) -> None:
+    first = build_canary_zip(tmp_path / "a")
+    second = build_canary_zip(tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()  # reproducible
+    assert first.stat().st_size < 225 * 1024  # Synthetics' limit for an inline zip
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "unzipped")
+    module = CANARY_HANDLER.split(".")[0]
+    assert f"python/{module}.py" in names
+    # As the runtime loads it: python/ on the path, nothing of this project installed.
+    check = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        f"import {module}; assert callable({module}.handler); "
+        "assert 'payments_dr.infra' not in sys.modules; print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", check, str(tmp_path / "unzipped" / "python")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -4,14 +4,10 @@ entry point with the key in (moto's) Secrets Manager, and the zip Synthetics run
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,7 +15,6 @@ import pytest
 from moto import mock_aws
 
 from payments_dr import contract
-from payments_dr.infra.canary import CANARY_HANDLER, build_canary_zip
 from payments_dr.service import canary
 from payments_dr.service.canary import ProbeFailed, probe
 from payments_dr.service.model import contains_card_number
@@ -193,30 +188,3 @@ def test_an_empty_secret_store_names_the_command_that_fills_it(
 ) -> None:
     with mock_aws(), pytest.raises(ProbeFailed, match="run `payments-dr canary enrol`"):
         canary.read_api_key("payments-dr/test/canary-key/us-east-1", WATCHER)
-
-
-def test_the_zip_holds_the_layout_synthetics_runs_and_imports_alone(tmp_path: Path) -> None:
-    first = build_canary_zip(tmp_path / "a")
-    second = build_canary_zip(tmp_path / "b")
-    assert first.read_bytes() == second.read_bytes()  # reproducible
-    assert first.stat().st_size < 225 * 1024  # Synthetics' limit for an inline zip
-    with zipfile.ZipFile(first) as archive:
-        names = archive.namelist()
-        archive.extractall(tmp_path / "unzipped")
-    module = CANARY_HANDLER.split(".")[0]
-    assert f"python/{module}.py" in names
-    # As the runtime loads it: python/ on the path, nothing of this project installed.
-    check = (
-        "import sys; sys.path.insert(0, sys.argv[1]); "
-        f"import {module}; assert callable({module}.handler); "
-        "assert 'payments_dr.infra' not in sys.modules; print('ok')"
-    )
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", check, str(tmp_path / "unzipped" / "python")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
