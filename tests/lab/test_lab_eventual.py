@@ -7,7 +7,6 @@ import json
 import random
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -22,7 +21,16 @@ from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
 from payments_dr.lab.traffic import Traffic
 from payments_dr.service.credentials import CredentialStore
 
-from .helpers import PRIMARY, SECONDARY, bearer, enrol, lab_settings, post_payment, request
+from .helpers import (
+    PRIMARY,
+    SECONDARY,
+    bearer,
+    enrol,
+    lab_settings,
+    new_idempotency_key,
+    post_payment,
+    request,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +61,7 @@ def clients_on_the_primary(lab: Lab) -> Iterator[None]:
 
 
 def new_key() -> str:
-    return f"test-{uuid.uuid4().hex[:20]}"
+    return new_idempotency_key("test")
 
 
 def stream_records_for(lab: Lab, region: str, payment_id: str) -> int:

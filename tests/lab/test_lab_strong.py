@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +9,16 @@ import pytest
 from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.lab import Lab
 
-from .helpers import PRIMARY, SECONDARY, bearer, enrol, lab_settings, post_payment, request
+from .helpers import (
+    PRIMARY,
+    SECONDARY,
+    bearer,
+    enrol,
+    lab_settings,
+    new_idempotency_key,
+    post_payment,
+    request,
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +33,7 @@ def api_key(lab: Lab) -> str:
 
 
 def new_key() -> str:
-    return f"strong-{uuid.uuid4().hex[:20]}"
+    return new_idempotency_key("strong")
 
 
 def test_an_acknowledged_write_is_readable_in_the_peer_at_once(lab: Lab, api_key: str) -> None:

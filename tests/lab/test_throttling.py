@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import itertools
 import random
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,7 +31,7 @@ from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
 from payments_dr.lab.traffic import Traffic
 from payments_dr.service.model import payment_id
 
-from .helpers import PRIMARY, SECONDARY, post_payment, request
+from .helpers import PRIMARY, SECONDARY, new_idempotency_key, post_payment, request
 
 # Small limits, so a handful of requests reaches them. The lab's gateways run on a clock the
 # tests stop while they count (ThrottleClock below).
@@ -233,7 +232,7 @@ def enrol_all(lab: Lab, merchants: list[str]) -> dict[str, str]:
 
 
 def new_key() -> str:
-    return f"test-{uuid.uuid4().hex[:20]}"
+    return new_idempotency_key("test")
 
 
 def assert_throttled_and_not_written(
