@@ -50,6 +50,7 @@ from moto import mock_aws
 from payments_dr import contract
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.artifact import build_artifact, find_runtime_python
+from payments_dr.service.config import ServiceConfig
 from payments_dr.service.deps import ServiceDeps
 from payments_dr.service.model import new_payment, parse_payment_request
 from payments_dr.service.store import to_item
@@ -111,9 +112,14 @@ def provision(session: boto3.session.Session) -> ServiceDeps:
     return ServiceDeps(
         region=REGION,
         ssm_path=contract.ssm_path(STACK, REGION),
+        # The stack puts these in the functions' environment at deploy time.
+        config=ServiceConfig.from_values(
+            {p.value: values[p] for p in contract.DEPLOY_TIME_PARAMS if p in values}
+        ),
         ssm=ssm,
         dynamodb=dynamodb,
         sqs=sqs,
+        mode_read_spread_seconds=0,  # no random delay before the first read in a benchmark
     )
 
 
