@@ -27,6 +27,7 @@ from moto import mock_aws
 from payments_dr import contract
 from payments_dr.service.artifact import build_artifact
 from payments_dr.service.authorizer import build_authorizer
+from payments_dr.service.config import ServiceConfig
 from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import ServiceDeps
 from payments_dr.synth import synthesize
@@ -61,7 +62,16 @@ def provision(session: boto3.session.Session) -> ServiceDeps:
         clients["ssm"].put_parameter(
             Name=contract.ssm_parameter_name(STACK, REGION, param), Value=value, Type="String"
         )
-    return ServiceDeps(region=REGION, ssm_path=contract.ssm_path(STACK, REGION), **clients)
+    return ServiceDeps(
+        region=REGION,
+        ssm_path=contract.ssm_path(STACK, REGION),
+        # The stack puts these in the functions' environment at deploy time.
+        config=ServiceConfig.from_values(
+            {p.value: values[p] for p in contract.DEPLOY_TIME_PARAMS if p in values}
+        ),
+        mode_read_spread_seconds=0,  # no random delay before the first read in a benchmark
+        **clients,
+    )
 
 
 def event(key: str) -> dict[str, Any]:
