@@ -102,6 +102,12 @@ sys.exit(cli.main(["synth", sys.argv[1]]))
 """
 
 
+def interruptible() -> None:
+    """For `preexec_fn`: the child takes Ctrl-C even when this run inherited SIGINT ignored
+    (a shell starts background jobs so), as the test sends it one."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_real_ctrl_c_stops_a_running_synthesis(tmp_path: Path) -> None:
     """SIGINT reaches the main thread, not the one running the program, and ends the process
     (Pulumi's runtime would swallow the interrupt and wait forever for the cut-short run)."""
@@ -111,6 +117,7 @@ def test_a_real_ctrl_c_stops_a_running_synthesis(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert process.stderr is not None

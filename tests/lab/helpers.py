@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -106,6 +107,12 @@ def report(**changes: object) -> DrillReport:
     return base
 
 
+def interruptible() -> None:
+    """For `preexec_fn`: the child takes Ctrl-C even when this run inherited SIGINT ignored
+    (a shell starts background jobs so: `nohup make test &`), as the tests send it one."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Process:
     """A command whose output pipes are read to the end by threads: a full pipe can't block it."""
 
@@ -117,6 +124,7 @@ class Process:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=interruptible,
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
