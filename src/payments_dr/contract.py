@@ -250,6 +250,8 @@ def function_name(stack: str, function: Function) -> str:
 # `service` dimension Powertools adds to each, naming the function.
 SERVICE_METRICS_NAMESPACE: Final = "PaymentsDr"
 REPLICATION_CONFLICTS_METRIC: Final = "ReplicationConflicts"  # counted by the log archiver
+# Age in days of the merchant key the authorizer admitted (its current key), per table read.
+MERCHANT_KEY_AGE_METRIC: Final = "MerchantKeyAgeDays"
 
 
 def service_name(function: Function) -> str:
