@@ -252,6 +252,8 @@ SERVICE_METRICS_NAMESPACE: Final = "PaymentsDr"
 REPLICATION_CONFLICTS_METRIC: Final = "ReplicationConflicts"  # counted by the log archiver
 # Age in days of the merchant key the authorizer admitted (its current key), per table read.
 MERCHANT_KEY_AGE_METRIC: Final = "MerchantKeyAgeDays"
+# Requests the authorizer admitted with the key a rotation replaced (the rotation's progress).
+AUTH_PREVIOUS_KEY_METRIC: Final = "AuthPreviousKey"
 
 
 def service_name(function: Function) -> str:

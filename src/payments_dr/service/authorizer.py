@@ -25,6 +25,7 @@ from typing import Any
 from payments_dr.contract import (
     AUTH_CONTEXT_MERCHANT_ID,
     AUTH_HEADER,
+    AUTH_PREVIOUS_KEY_METRIC,
     AUTH_SCHEME,
     MERCHANT_KEY_AGE_METRIC,
     PAYMENT_PATH,
@@ -126,7 +127,7 @@ def build_authorizer(deps: ServiceDeps) -> Handler:
                 logger.info("authorization refused: rotated key expired", extra=previous_context)
                 return policy(key.merchant_id, "Deny", resources)
             # Tells operators which merchants still use the old key before its window ends.
-            count("AuthPreviousKey")
+            count(AUTH_PREVIOUS_KEY_METRIC)
             logger.info("authorized with the previous key of a rotation", extra=previous_context)
         else:
             # The key-age alarm's metric (docs/security.md, "Key age"): the current key's age
