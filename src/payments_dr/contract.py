@@ -397,6 +397,9 @@ class StackOutput(StrEnum):
     # `alarm_arns` holds the same ones, but for the health-check alarms of a stack without
     # us-east-1, which live in us-east-1 and are listed under the primary there.
     ALARMS = "alarms"
+    # `merchantKeyMaxAgeDays`, the key-age alarms' threshold: `merchant list` flags older keys.
+    # Stacks deployed before the alarm lack it.
+    MERCHANT_KEY_MAX_AGE_DAYS = "merchant_key_max_age_days"
 
 
 class RegionOutput(StrEnum):

@@ -345,6 +345,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         ],
         StackOutput.CONSISTENCY_MODE: config.consistency_mode.value,
         StackOutput.FAILOVER_CONTROL: switch.control,
+        StackOutput.MERCHANT_KEY_MAX_AGE_DAYS: config.merchant_key_max_age_days,
     }
 
 
