@@ -58,7 +58,7 @@ def test_the_key_age_maximum_is_optional_and_checked() -> None:
     assert parse_outputs(STACK, raw).merchant_key_max_age_days == 45
     for bad in ("45", 0, True, 4.5):
         raw[StackOutput.MERCHANT_KEY_MAX_AGE_DAYS] = bad
-        with pytest.raises(OpsError, match="output merchant_key_max_age_days is .* days"):
+        with pytest.raises(OpsError, match=r"output merchant_key_max_age_days is .* days"):
             parse_outputs(STACK, raw)
 
 

@@ -38,7 +38,6 @@ from payments_dr.infra.metrics import (
     function_metric,
     health_check_status,
     log_replication_metric,
-    merchant_key_age,
     queue_metric,
     service_metric,
     table_operation_metric,
@@ -360,7 +359,12 @@ def _merchant_keys(r: RegionMetrics) -> dict[str, Any]:
         f"Merchant keys in use, {r.region}",
         r.region,
         [
-            _line(merchant_key_age(), r.region, "Maximum", "oldest key admitted (days)"),
+            _line(
+                service_metric(contract.MERCHANT_KEY_AGE_METRIC, authorizer),
+                r.region,
+                "Maximum",
+                "oldest key admitted (days)",
+            ),
             _line(
                 service_metric(contract.AUTH_PREVIOUS_KEY_METRIC, authorizer),
                 r.region,

@@ -98,14 +98,6 @@ def service_metric(name: str, service: V) -> Metric[V]:
     return Metric(contract.SERVICE_METRICS_NAMESPACE, name, {"service": service})
 
 
-def merchant_key_age() -> Metric[str]:
-    """The age in days of each merchant key the region's authorizer admits (its current key,
-    at each table read: a cache miss). One metric per region: no merchant dimension."""
-    return service_metric(
-        contract.MERCHANT_KEY_AGE_METRIC, contract.service_name(contract.Function.AUTHORIZER)
-    )
-
-
 def canary_success(canary_name: V) -> Metric[V]:
     """Per canary, in the region it runs in (the watching region, not the probed one)."""
     return Metric(SYNTHETICS_NAMESPACE, CANARY_SUCCESS, {"CanaryName": canary_name})

@@ -35,7 +35,6 @@ from payments_dr.infra.metrics import (
     api_metric,
     function_metric,
     log_replication_metric,
-    merchant_key_age,
     queue_metric,
     service_metric,
     table_operation_metric,
@@ -166,7 +165,11 @@ class Monitoring(pulumi.ComponentResource):
             f"A merchant key in use in {region} is more than {args.merchant_key_max_age_days}"
             " days old: find it with `payments-dr merchant list` and rotate it"
             f" ({KEY_ROTATION_RUNBOOK})",
-            merchant_key_age(),
+            # The age in days of each key the authorizer admits from the table (its current
+            # key, at each cache miss). One metric per region: no merchant dimension.
+            service_metric(
+                contract.MERCHANT_KEY_AGE_METRIC, contract.service_name(Function.AUTHORIZER)
+            ),
             statistic="Maximum",
             threshold=args.merchant_key_max_age_days,
             period_seconds=KEY_AGE_ALARM_PERIOD_SECONDS,
