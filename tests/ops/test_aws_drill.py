@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from botocore.stub import Stubber
 
 from payments_dr import contract
+from payments_dr.client import Failure, HttpReply, TransportError
 from payments_dr.contract import IDEMPOTENCY_HEADER, REGION_HEADER, Mode, Param
 from payments_dr.ops import aws_drill
 from payments_dr.ops.aws import (
@@ -24,13 +27,17 @@ from payments_dr.ops.aws import (
     EXIT_REFUSED,
     Aws,
 )
-from payments_dr.ops.synthetic import HttpAnswer, SyntheticTraffic
+from payments_dr.lab.client_payments import ClientKind
+from payments_dr.ops.drill_accounting import present_ids
+from payments_dr.ops.drill_traffic import drill_traffic
+from payments_dr.ops.synthetic import HttpAnswer
 from payments_dr.service.authorizer import bearer_token
 from payments_dr.service.credentials import CredentialStore, KeyStatus, issue_key, parse_key
 from payments_dr.service.model import payment_id
 
 from .conftest import (
     ADDRESSES,
+    DOMAIN_NAME,
     PRIMARY,
     SECONDARY,
     SESSION,
@@ -100,8 +107,9 @@ class FakeRoute53:
 
 
 class FakeApi:
-    """Answers from the region DNS points at, like the service: 503 when fenced, else the
-    write lands in that region's table and replicates to the other."""
+    """Answers like the service: 503 when fenced, else the write lands in that region's table
+    and replicates to the other. Through the failover name it answers from the region DNS
+    points at; the SDK's requests (`transport`) from the region their endpoint names."""
 
     def __init__(
         self,
@@ -109,16 +117,34 @@ class FakeApi:
         drop_writes_in: str | None = None,
         refuse_keys_in: str | None = None,
         misname_payments_in: str | None = None,
+        drop_sdk_writes_in: str | None = None,
+        silent_when_fenced: bool = False,
+        fenced_answer_seconds: float = 0.0,
     ) -> None:
         self.route53 = route53
         self.drop_writes_in = drop_writes_in
         self.refuse_keys_in = refuse_keys_in  # as if the key had not reached that region
         # Stores the payment under its id but answers another one, as a second write would.
         self.misname_payments_in = misname_payments_in
+        self.drop_sdk_writes_in = drop_sdk_writes_in  # loses only the SDK's payments there
+        self.silent_when_fenced = silent_when_fenced  # an outage: no answer at all
+        # A fenced region that answers slowly (a read timeout for the SDK when long enough).
+        self.fenced_answer_seconds = fenced_answer_seconds
+        self.sdk_requests: dict[str, int] = {PRIMARY: 0, SECONDARY: 0}
+        self.transport = FakeTransport(self)
 
     def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
-        region = self.route53.serving()
-        if mode_of(self.route53.aws, region) == Mode.FENCED:
+        return self.answer(self.route53.serving(), headers, body, via_sdk=False)
+
+    def fenced(self, region: str) -> bool:
+        return mode_of(self.route53.aws, region) == Mode.FENCED
+
+    def answer(
+        self, region: str, headers: dict[str, str], body: bytes, via_sdk: bool
+    ) -> HttpAnswer:
+        if self.fenced(region):
+            if self.silent_when_fenced:
+                return HttpAnswer(0, {}, {})
             return HttpAnswer(503, {REGION_HEADER: region}, {"error": "region fenced"})
         # What the authorizer checks: a key whose record the drill stored before its traffic
         # (read from the primary's table: moto's tables do not replicate).
@@ -127,16 +153,67 @@ class FakeApi:
         record = store.get(key.merchant_id)
         if record is None or not record.secret_matches(key) or region == self.refuse_keys_in:
             return HttpAnswer(403, {REGION_HEADER: region}, {"code": "forbidden"})
-        assert "merchant_id" not in json.loads(body)  # the merchant is the key's
+        fields = json.loads(body)
+        assert "merchant_id" not in fields  # the merchant is the key's
         pay_id = payment_id(key.merchant_id, headers[IDEMPOTENCY_HEADER])
-        if region != self.drop_writes_in:
+        dropped = region == self.drop_writes_in or (via_sdk and region == self.drop_sdk_writes_in)
+        if not dropped:
             for table_region in (PRIMARY, SECONDARY):
                 self.route53.aws.client("dynamodb", table_region).put_item(
                     TableName=contract.table_name(STACK),
                     Item={contract.TABLE_HASH_KEY: {"S": pay_id}},
                 )
         answered_id = f"{pay_id}-other" if region == self.misname_payments_in else pay_id
-        return HttpAnswer(201, {REGION_HEADER: region}, {"id": answered_id, "status": "accepted"})
+        payment = {
+            "id": answered_id,
+            "status": "accepted",
+            "merchant_id": key.merchant_id,
+            "amount": fields["amount"],
+            "currency": fields["currency"],
+            "region": region,
+            "created_at": "2026-12-06T06:00:00.000Z",
+        }
+        return HttpAnswer(201, {REGION_HEADER: region}, payment)
+
+
+class FakeTransport:
+    """The SDK's HTTP: each regional endpoint of the test stack answered by `FakeApi`."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> HttpReply:
+        region = next(r for r in (PRIMARY, SECONDARY) if urlsplit(url).hostname == host_of(r))
+        if self.api.fenced(region) and self.api.fenced_answer_seconds:
+            self.api.route53.clock.sleep(min(self.api.fenced_answer_seconds, read_timeout))
+            if self.api.fenced_answer_seconds >= read_timeout:
+                raise TransportError(Failure.READ_TIMEOUT, "ReadTimeoutError")
+        if method == "GET":  # the deep health check, which a fenced region fails
+            healthy = not self.api.fenced(region)
+            data = {"status": "ok" if healthy else "unhealthy", "region": region}
+            return HttpReply(200 if healthy else 503, {}, json.dumps(data).encode())
+        assert url.endswith(contract.PAYMENTS_PATH) and body is not None
+        self.api.sdk_requests[region] += 1
+        answer = self.api.answer(region, dict(headers), body, via_sdk=True)
+        if answer.status == 0:
+            raise TransportError(Failure.CONNECT, "NewConnectionError")
+        lowered = {name.lower(): value for name, value in answer.headers.items()}
+        return HttpReply(answer.status, lowered, json.dumps(answer.body).encode())
+
+    def close(self) -> None:
+        pass
+
+
+def host_of(region: str) -> str:
+    return contract.regional_api_domain(DOMAIN_NAME, region)
 
 
 def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse.Namespace:
@@ -160,12 +237,12 @@ def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse
 def run_drill(
     deployed: Deployed, clock: FakeClock, args: argparse.Namespace, api: FakeApi | None = None
 ) -> int:
-    route53 = api.route53 if api else FakeRoute53(clock, deployed.aws)
-    aws = Aws(SESSION, clients={("route53", "us-east-1"): route53})
+    api = api or FakeApi(FakeRoute53(clock, deployed.aws))
+    aws = Aws(SESSION, clients={("route53", "us-east-1"): api.route53})
     now = datetime.now(UTC)
     wall = iter([now - timedelta(minutes=5), now])
     return aws_drill.run(
-        args, aws, api or FakeApi(route53), resolve, clock, clock.sleep, wall.__next__
+        args, aws, api, resolve, clock, clock.sleep, wall.__next__, api.transport, seed=7
     )
 
 
@@ -376,24 +453,30 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
         return next(answers, fallback)
 
     issued = issue_key("drill-merchant", 0.0)
-    traffic = SyntheticTraffic(
-        "https://api/v1/payments",
-        "drill-merchant",
-        issued.api_key,
-        send,
-        clock,
-        clock.sleep,
-        1.0,
-        clock(),
+    traffic = drill_traffic(
+        failover_url="https://api",
+        endpoints={},
+        merchant_id="drill-merchant",
+        api_key=issued.api_key,
+        client_kind=ClientKind.DNS,
+        clients=1,
+        rate_per_second=0.1,  # the next payment only after 10 s
+        send=send,
+        transport=None,
+        clock=clock,
+        sleep=clock.sleep,
     )
-    traffic.run_for(1.0)
+    traffic.run_for(5.0)
+    traffic.close()
 
     assert len(sent) == 3
     assert len({headers[IDEMPOTENCY_HEADER] for headers in sent}) == 1
-    assert [sample.status for sample in traffic.samples] == [0, 503, 201]
-    assert len(traffic.acknowledged) == 1
-    assert traffic.failed == 0
-    assert traffic.duplicates == []
+    (tally,) = traffic.tallies()
+    assert [sample.at_seconds for sample in tally.samples] == [0.0, 1.0, 2.0]
+    assert [sample.status for sample in tally.samples] == [0, 503, 201]
+    assert len(tally.acknowledged) == 1
+    assert tally.failed == 0
+    assert tally.duplicates == []
 
 
 def test_a_failover_that_never_settles_fails_the_drill(
@@ -442,7 +525,7 @@ def test_present_ids_reads_in_batches_of_100(deployed: Deployed) -> None:
         dynamodb.put_item(TableName=table, Item={contract.TABLE_HASH_KEY: {"S": pay_id}})
     missing = {f"pay_{index:032x}" for index in range(120, 150)}
 
-    found = aws_drill.present_ids(deployed.aws, table, SECONDARY, stored | missing)
+    found = present_ids(deployed.aws, table, SECONDARY, stored | missing)
 
     assert found == stored
 
@@ -467,7 +550,7 @@ def test_present_ids_asks_again_for_unprocessed_keys() -> None:
             {"RequestItems": {table: {"Keys": [keys[1]], **projection}}},
         )
 
-        found = aws_drill.present_ids(
+        found = present_ids(
             Aws(SESSION, clients={("dynamodb", PRIMARY): client}),
             table,
             PRIMARY,
