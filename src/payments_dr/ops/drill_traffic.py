@@ -134,7 +134,7 @@ class DrillClient(ABC):
                 self.pause(next_at - self.traffic.clock())
         except _Stopped:
             pass
-        except BaseException as error:  # Ctrl-C from a test's fake included: the drill's
+        except BaseException as error:  # Ctrl-C from a test fake too: raised on the drill thread
             self.error = error
         finally:
             self.done = True
