@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,6 +31,27 @@ class ClientRto:
     p50_seconds: float | None
     p99_seconds: float | None
     max_seconds: float | None
+
+    @classmethod
+    def of(cls, clients: int, waits: Iterable[float]) -> ClientRto:
+        """From the waits of the clients served again (fault to each one's first success);
+        `clients` counts those never served again too."""
+        ordered = sorted(waits)
+        return cls(
+            clients=clients,
+            recovered=len(ordered),
+            p50_seconds=_percentile(ordered, 0.50),
+            p99_seconds=_percentile(ordered, 0.99),
+            max_seconds=round(ordered[-1], 2) if ordered else None,
+        )
+
+
+def _percentile(ordered: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of sorted values."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return round(ordered[rank - 1], 2)
 
 
 @dataclass

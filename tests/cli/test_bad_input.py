@@ -218,10 +218,24 @@ DRILL_CASES = [
     (["drill", "--json", "reports"], "reports is a directory"),
     ([*AWS_DRILL, "--mode", "strong"], "--mode applies to the lab drill only"),
     ([*AWS_DRILL, "--time-scale", "1"], "--time-scale applies to the lab drill only"),
-    ([*AWS_DRILL, "--clients", "2"], "--clients applies to the lab drill only"),
+    ([*AWS_DRILL, "--client", "sdk", "--clients", "0"], "--clients must be at least 1"),
+    ([*AWS_DRILL, "--client", "sdk", "--rate", "0"], "--rate must be a positive number"),
     ([*AWS_DRILL, "--config", "Pulumi.dev.yaml"], "--config applies to the lab drill only"),
     ([*AWS_DRILL, "--workload", "adversarial"], "--workload applies to the lab drill only"),
-    ([*AWS_DRILL, "--client", "sdk"], "--client applies to the lab drill only"),
+    ([*AWS_DRILL, "--client", "sdk", "--workload", "adversarial"], "--workload applies to the"),
+    ([*AWS_DRILL, "--client", "both", "--time-scale", "1"], "--time-scale applies to the lab"),
+    (
+        [*AWS_DRILL, "--client", "sdk", "--scenario", "region-outage"],
+        "run scenario 'region-outage' in the lab",
+    ),
+    # The SDK needs each region's own https endpoint; these outputs hold none (nor does the
+    # default, both kinds): refused before credentials, with the way out.
+    (
+        [*AWS_DRILL, "--outputs", "outputs.json", "--client", "sdk"],
+        "--client sdk needs each region's own API endpoint in the stack's outputs",
+    ),
+    ([*AWS_DRILL, "--outputs", "outputs.json"], "run with --client dns, or update the stack"),
+    (["drill", "--on-aws", "--client", "sdk"], "--on-aws needs --stack NAME"),
     (["drill", "--stack", "prod"], "--stack applies to --on-aws drills only"),
     (["drill", "--outputs", "outputs.json"], "--outputs applies to --on-aws drills only"),
     (["drill", "--force"], "--force applies to --on-aws drills only"),

@@ -1,21 +1,17 @@
-"""The drill on AWS against a small fake world: moto for SSM, DynamoDB, SQS and CloudWatch,
-a fake Route 53 whose health checks follow the SSM mode after a detection delay, and a fake
-API that answers from the region DNS points at."""
+"""The drill on AWS against the fake world of drill_fakes: the failover and failback, the
+checks that fail it, and its clients of the failover name."""
 
 from __future__ import annotations
 
-import argparse
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
 from payments_dr import contract
 from payments_dr.contract import IDEMPOTENCY_HEADER, REGION_HEADER, Mode, Param
-from payments_dr.ops import aws_drill
+from payments_dr.lab.client_payments import ClientKind
 from payments_dr.ops.aws import (
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -24,149 +20,30 @@ from payments_dr.ops.aws import (
     EXIT_REFUSED,
     Aws,
 )
-from payments_dr.ops.synthetic import HttpAnswer, SyntheticTraffic
+from payments_dr.ops.drill_accounting import present_ids
+from payments_dr.ops.drill_traffic import drill_traffic
+from payments_dr.ops.synthetic import HttpAnswer
 from payments_dr.service.authorizer import bearer_token
 from payments_dr.service.credentials import CredentialStore, KeyStatus, issue_key, parse_key
 from payments_dr.service.model import payment_id
 
 from .conftest import (
-    ADDRESSES,
     PRIMARY,
     SECONDARY,
     SESSION,
     STACK,
     Deployed,
     FakeClock,
-    evaluate_switch_alarms,
-    resolve,
 )
-
-TABLE = contract.table_name(STACK)
-
-DETECTION_DELAY = 30.0  # fake Route 53: seconds a new mode takes to show in a health check
-
-
-def mode_of(aws: Aws, region: str) -> str:
-    # The fakes read AWS on every request: `Aws` reuses clients, which are slow to create.
-    name = contract.ssm_parameter_name(STACK, region, Param.MODE)
-    return str(aws.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"])
-
-
-class FakeRoute53:
-    """Health follows each region's mode, and each record its health and its switch alarm,
-    once they have held for DETECTION_DELAY seconds."""
-
-    def __init__(self, clock: FakeClock, aws: Aws) -> None:
-        self.clock = clock
-        self.aws = aws
-        self.healthy = {PRIMARY: True, SECONDARY: True}
-        self.pending: dict[str, tuple[bool, float]] = {}
-        self.frozen = False  # True: health checks (and so DNS) never change
-
-    def _update(self, region: str) -> bool:
-        return self._follow(region, mode_of(self.aws, region) == Mode.ACTIVE)
-
-    def _follow(self, key: str, wanted: bool) -> bool:
-        if self.frozen:
-            return self.healthy.get(key, True)
-        if wanted == self.healthy.setdefault(key, True):
-            self.pending.pop(key, None)
-        else:
-            _, since = self.pending.setdefault(key, (wanted, self.clock()))
-            if self.clock() - since >= DETECTION_DELAY:
-                self.healthy[key] = wanted
-                del self.pending[key]
-        return self.healthy[key]
-
-    def _switch_serves(self, region: str) -> bool:
-        evaluate_switch_alarms(self.aws)
-        peer = SECONDARY if region == PRIMARY else PRIMARY
-        (alarm,) = self.aws.client("cloudwatch", peer).describe_alarms(
-            AlarmNames=[contract.switch_alarm_name(STACK, region)]
-        )["MetricAlarms"]
-        return self._follow(f"switch-{region}", alarm["StateValue"] != "ALARM")
-
-    def get_health_check_status(self, HealthCheckId: str) -> dict[str, Any]:
-        region = HealthCheckId.removeprefix("hc-")
-        status = "Success: HTTP 200" if self._update(region) else "Failure: HTTP 503"
-        return {"HealthCheckObservations": [{"StatusReport": {"Status": status}}] * 8}
-
-    def serving(self) -> str:
-        record_healthy = self._update(PRIMARY) and self._switch_serves(PRIMARY)
-        return PRIMARY if record_healthy else SECONDARY
-
-    def test_dns_answer(self, **_: Any) -> dict[str, Any]:
-        return {"RecordData": ADDRESSES[self.serving()][:1]}
-
-
-class FakeApi:
-    """Answers from the region DNS points at, like the service: 503 when fenced, else the
-    write lands in that region's table and replicates to the other."""
-
-    def __init__(
-        self,
-        route53: FakeRoute53,
-        drop_writes_in: str | None = None,
-        refuse_keys_in: str | None = None,
-        misname_payments_in: str | None = None,
-    ) -> None:
-        self.route53 = route53
-        self.drop_writes_in = drop_writes_in
-        self.refuse_keys_in = refuse_keys_in  # as if the key had not reached that region
-        # Stores the payment under its id but answers another one, as a second write would.
-        self.misname_payments_in = misname_payments_in
-
-    def __call__(self, url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
-        region = self.route53.serving()
-        if mode_of(self.route53.aws, region) == Mode.FENCED:
-            return HttpAnswer(503, {REGION_HEADER: region}, {"error": "region fenced"})
-        # What the authorizer checks: a key whose record the drill stored before its traffic
-        # (read from the primary's table: moto's tables do not replicate).
-        key = parse_key(bearer_token(headers))
-        store = CredentialStore(self.route53.aws.client("dynamodb", PRIMARY), TABLE)
-        record = store.get(key.merchant_id)
-        if record is None or not record.secret_matches(key) or region == self.refuse_keys_in:
-            return HttpAnswer(403, {REGION_HEADER: region}, {"code": "forbidden"})
-        assert "merchant_id" not in json.loads(body)  # the merchant is the key's
-        pay_id = payment_id(key.merchant_id, headers[IDEMPOTENCY_HEADER])
-        if region != self.drop_writes_in:
-            for table_region in (PRIMARY, SECONDARY):
-                self.route53.aws.client("dynamodb", table_region).put_item(
-                    TableName=contract.table_name(STACK),
-                    Item={contract.TABLE_HASH_KEY: {"S": pay_id}},
-                )
-        answered_id = f"{pay_id}-other" if region == self.misname_payments_in else pay_id
-        return HttpAnswer(201, {REGION_HEADER: region}, {"id": answered_id, "status": "accepted"})
-
-
-def drill_args(deployed: Deployed, tmp_path: Path, **overrides: Any) -> argparse.Namespace:
-    values: dict[str, Any] = {
-        "stack": STACK,
-        "outputs": deployed.outputs_file,
-        "json": tmp_path / "drill.json",
-        "timeline": None,
-        "scenario": None,
-        "rate": 1.0,
-        "warmup": 10.0,
-        "hold": 20.0,
-        "settle": 10.0,
-        "poll_interval": 5.0,
-        "yes": True,  # confirmed, as a script without a terminal must
-    }
-    values.update(overrides)
-    return argparse.Namespace(**values)
-
-
-def run_drill(
-    deployed: Deployed, clock: FakeClock, args: argparse.Namespace, api: FakeApi | None = None
-) -> int:
-    route53 = api.route53 if api else FakeRoute53(clock, deployed.aws)
-    aws = Aws(SESSION, clients={("route53", "us-east-1"): route53})
-    now = datetime.now(UTC)
-    wall = iter([now - timedelta(minutes=5), now])
-    return aws_drill.run(
-        args, aws, api or FakeApi(route53), resolve, clock, clock.sleep, wall.__next__
-    )
+from .drill_fakes import (
+    DETECTION_DELAY,
+    TABLE,
+    FakeApi,
+    FakeRoute53,
+    drill_args,
+    drill_with_fault,
+    run_drill,
+)
 
 
 def test_drill_fails_over_and_back_without_losing_payments(
@@ -213,15 +90,6 @@ def test_drill_fails_over_and_back_without_losing_payments(
     # The drill's own merchant key is revoked once the drill is over.
     (record,) = CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list()
     assert record.merchant_id.startswith("drill-") and record.status is KeyStatus.REVOKED
-
-
-def drill_with_fault(
-    deployed: Deployed, clock: FakeClock, tmp_path: Path, **fault: str
-) -> tuple[int, dict[str, Any]]:
-    """Runs the drill against a FakeApi with `fault`; its exit code and JSON report."""
-    args = drill_args(deployed, tmp_path)
-    exit_code = run_drill(deployed, clock, args, FakeApi(FakeRoute53(clock, deployed.aws), **fault))
-    return exit_code, json.loads(args.json.read_text())
 
 
 def test_a_lost_payment_fails_the_drill(
@@ -376,24 +244,30 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
         return next(answers, fallback)
 
     issued = issue_key("drill-merchant", 0.0)
-    traffic = SyntheticTraffic(
-        "https://api/v1/payments",
-        "drill-merchant",
-        issued.api_key,
-        send,
-        clock,
-        clock.sleep,
-        1.0,
-        clock(),
+    traffic = drill_traffic(
+        failover_url="https://api",
+        endpoints={},
+        merchant_id="drill-merchant",
+        api_key=issued.api_key,
+        client_kind=ClientKind.DNS,
+        clients=1,
+        rate_per_second=0.1,  # the next payment only after 10 s
+        send=send,
+        transport=None,
+        clock=clock,
+        sleep=clock.sleep,
     )
-    traffic.run_for(1.0)
+    traffic.run_for(5.0)
+    traffic.close()
 
     assert len(sent) == 3
     assert len({headers[IDEMPOTENCY_HEADER] for headers in sent}) == 1
-    assert [sample.status for sample in traffic.samples] == [0, 503, 201]
-    assert len(traffic.acknowledged) == 1
-    assert traffic.failed == 0
-    assert traffic.duplicates == []
+    (tally,) = traffic.tallies()
+    assert [sample.at_seconds for sample in tally.samples] == [0.0, 1.0, 2.0]
+    assert [sample.status for sample in tally.samples] == [0, 503, 201]
+    assert len(tally.acknowledged) == 1
+    assert tally.failed == 0
+    assert tally.duplicates == []
 
 
 def test_a_failover_that_never_settles_fails_the_drill(
@@ -442,7 +316,7 @@ def test_present_ids_reads_in_batches_of_100(deployed: Deployed) -> None:
         dynamodb.put_item(TableName=table, Item={contract.TABLE_HASH_KEY: {"S": pay_id}})
     missing = {f"pay_{index:032x}" for index in range(120, 150)}
 
-    found = aws_drill.present_ids(deployed.aws, table, SECONDARY, stored | missing)
+    found = present_ids(deployed.aws, table, SECONDARY, stored | missing)
 
     assert found == stored
 
@@ -467,7 +341,7 @@ def test_present_ids_asks_again_for_unprocessed_keys() -> None:
             {"RequestItems": {table: {"Keys": [keys[1]], **projection}}},
         )
 
-        found = aws_drill.present_ids(
+        found = present_ids(
             Aws(SESSION, clients={("dynamodb", PRIMARY): client}),
             table,
             PRIMARY,

@@ -46,8 +46,6 @@ LAB_ONLY_FLAGS = (
     "time_scale",
     "replication_lag",
     "workload",
-    "clients",
-    "client",
 )
 AWS_ONLY_FLAGS = ("stack", "outputs", "force", "dry_run", "yes")
 EXIT_INTERRUPTED = 130
@@ -112,17 +110,18 @@ def register(subparsers: Any) -> None:
         help="dns: steady clients use the failover name and wait for Route 53; sdk: they use"
         " the merchant SDK with both regional names; both: side by side, each kind with"
         " --clients clients, and the report compares their client-perceived RTO"
-        " (default both)",
+        " (default both, in the lab and with --on-aws)",
     )
     drill.add_argument(
         "--clients",
         type=int,
-        help=f"concurrent steady clients of each kind (default {DrillOptions.clients})",
+        help=f"steady clients of each kind (default {DrillOptions.clients})",
     )
     drill.add_argument(
         "--rate",
         type=float,
-        help="payments per (simulated) second, all clients together (lab default 0.5)",
+        help="payments per (simulated) second, each kind's clients together (default 0.5 in"
+        " the lab, 2 with --on-aws)",
     )
     drill.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
     drill.add_argument("--timeline", type=Path, metavar="FILE.png", help="draw the timeline")

@@ -4,7 +4,6 @@ from what the service wrote, and every check that fails the drill."""
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 
 from payments_dr.drill_report import ClientRto, DrillReport, RequestSample, TimelineEvent
@@ -120,25 +119,10 @@ def client_rto(payments: list[ClientPayment], fault_at: float) -> dict[str, Clie
             earliest = min(acks, default=None)
             if seen is None or (earliest is not None and earliest < seen):
                 first_ack[payment.merchant_id] = earliest
-        if not first_ack:
-            continue
-        waits = sorted(at - fault_at for at in first_ack.values() if at is not None)
-        result[kind.value] = ClientRto(
-            clients=len(first_ack),
-            recovered=len(waits),
-            p50_seconds=_percentile(waits, 0.50),
-            p99_seconds=_percentile(waits, 0.99),
-            max_seconds=round(waits[-1], 2) if waits else None,
-        )
+        if first_ack:
+            waits = [at - fault_at for at in first_ack.values() if at is not None]
+            result[kind.value] = ClientRto.of(len(first_ack), waits)
     return result
-
-
-def _percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of sorted `values`."""
-    if not values:
-        return None
-    rank = max(1, math.ceil(fraction * len(values)))
-    return round(values[rank - 1], 2)
 
 
 def _payments(

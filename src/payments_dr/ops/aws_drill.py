@@ -1,10 +1,13 @@
 """`payments-dr drill --on-aws`: a timed failover and failback on a deployed stack.
 
-Synthetic payments flow through the failover URL the whole time. The fault is the operator's
+Synthetic payments flow the whole time (`--client dns|sdk|both`, ops.drill_traffic): through
+the failover name, and through the merchant SDK with both regional endpoints, side by side
+against the same fault. The fault is the operator's
 failover, exactly as `payments-dr failover` makes it: the primary's traffic switch set away
 (from outside the primary) and its mode fenced; the one fault that is safe to inject into a
 real stack. The lab covers outages, gray failures, table faults and replication stalls. The result
-is the same `DrillReport` the lab produces, with `simulated=False`: evidence for a DR test.
+is the same `DrillReport` the lab produces, with `simulated=False`: evidence for a DR test, with
+each client kind's payments and client-perceived RTO (ops.drill_accounting).
 
 Whatever happens, the primary's switch is set to serve and its mode active again before the
 drill returns.
@@ -17,18 +20,31 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from payments_dr.cli_arguments import confirmation_refusal, write_text_creating_folders
-from payments_dr.contract import PAYMENTS_PATH, TABLE_HASH_KEY, ConsistencyMode, Mode, SwitchState
-from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
+from payments_dr.client import Transport
+from payments_dr.contract import ConsistencyMode, Mode, SwitchState
+from payments_dr.drill_report import DrillReport, TimelineEvent
 from payments_dr.merchants import Merchants
-from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
-from payments_dr.ops.commands import DEFAULT_POLL_SECONDS, project_root, run_guarded
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Aws, OpsError
+from payments_dr.ops.commands import project_root, run_guarded
+from payments_dr.ops.drill_accounting import (
+    account_clients,
+    first_served,
+    present_ids,
+    timed_kinds,
+)
+from payments_dr.ops.drill_setup import (
+    DrillSettings,
+    check_starting_point,
+    drill_settings,
+    dry_run_plan,
+    settings_problem,
+)
+from payments_dr.ops.drill_traffic import DrillTraffic, drill_traffic
 from payments_dr.ops.observe import (
     AWS_ERRORS,
     Resolver,
@@ -40,27 +56,13 @@ from payments_dr.ops.observe import (
 )
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.ops.progress import Progress, Timing
-from payments_dr.ops.switch import SwitchResult, execute, observe
-from payments_dr.ops.switch_plan import SwitchPlan, assess, plan_failback, plan_failover
-from payments_dr.ops.synthetic import Sender, SyntheticTraffic, post_json
+from payments_dr.ops.switch import SwitchResult, execute
+from payments_dr.ops.switch_plan import SwitchPlan, plan_failback, plan_failover
+from payments_dr.ops.synthetic import Sender, post_json
 from payments_dr.ops.traffic_switch import write_switches
 
 # The one fault injected on AWS; the lab's drill offers the others.
 AWS_SCENARIO = "fenced"
-BATCH_GET_LIMIT = 100  # keys per BatchGetItem call
-BATCH_GET_ATTEMPTS = 5  # DynamoDB may leave keys unprocessed under load; ask again
-
-
-@dataclass(frozen=True)
-class DrillSettings:
-    rate_per_second: float = 2.0
-    warmup_seconds: float = 15.0  # normal traffic before the fault
-    hold_seconds: float = 60.0  # time spent failed over
-    cooldown_seconds: float = 15.0  # traffic after failback, to see the primary serve again
-    settle_seconds: float = 120.0  # after failback: time for both tables to hold every payment
-    poll_interval_seconds: float = DEFAULT_POLL_SECONDS
-    switch_timeout_seconds: float | None = None  # per switch; None: the stack's RTO target
-    force: bool = False
 
 
 class Drill:
@@ -68,7 +70,7 @@ class Drill:
         self,
         aws: Aws,
         outputs: StackOutputs,
-        traffic: SyntheticTraffic,
+        traffic: DrillTraffic,
         settings: DrillSettings,
         progress: Progress,
         resolve: Resolver = resolve_ipv4,
@@ -82,9 +84,10 @@ class Drill:
         self.resolve = resolve
         self.wall_clock = wall_clock
         self.timeline: list[TimelineEvent] = []
+        self.fault_at = 0.0
 
     def elapsed(self) -> float:
-        return round(self.traffic.clock() - self.traffic.started, 3)
+        return self.traffic.elapsed()
 
     def note(self, kind: str, detail: str) -> None:
         self.timeline.append(TimelineEvent(self.elapsed(), kind, detail))
@@ -96,7 +99,7 @@ class Drill:
         failed_back = False
         try:
             self.traffic.run_for(self.settings.warmup_seconds)
-            fault_at = self.elapsed()
+            fault_at = self.fault_at = self.elapsed()
             self.note("fault", f"{primary}'s switch set away, then its mode fenced")
             failover = self._switch(plan_failover(self.outputs, secondary))
             report.detection_seconds = failover.switch_seen_seconds
@@ -107,8 +110,9 @@ class Drill:
                 )
             for step in failover.fence_failed:
                 report.failed_checks.append(f"failover: {step.region} not fenced: {step.error}")
-            report.failover_seconds = self._record(report, "failover", failover, fault_at)
+            # Timed once the hold has let payments flow: DNS can move just as the wait ends.
             self.traffic.run_for(self.settings.hold_seconds)
+            report.failover_seconds = self._record(report, "failover", failover, fault_at)
             unfenced_at = self.elapsed()
             self.note("note", f"{primary} set {Mode.ACTIVE.value} again")
             failback = self._switch(plan_failback(self.outputs))
@@ -138,7 +142,8 @@ class Drill:
             report.failed_checks.append(
                 f"{kind}: the switch and DNS did not agree on {target} within {result.seconds:.1f}s"
             )
-        served = first_served(self.traffic.samples, target, switched_at)
+        timed = self.traffic.samples(timed_kinds(self.traffic.kinds))
+        served = first_served(timed, target, switched_at)
         if served is None:
             report.failed_checks.append(f"{kind}: no payment was served by {target} afterwards")
         else:
@@ -158,7 +163,7 @@ class Drill:
 
     def _settle(self, report: DrillReport) -> None:
         """Waits until both regions hold every acknowledged payment, or the settle time ends."""
-        wanted = set(self.traffic.acknowledged.values())
+        wanted = self.traffic.acknowledged_ids()
         deadline = self.traffic.clock() + self.settings.settle_seconds
         while True:
             held = {
@@ -169,28 +174,30 @@ class Drill:
             if in_all == wanted or self.traffic.clock() >= deadline:
                 break
             self.traffic.sleep(self.settings.poll_interval_seconds)
-        report.payments_lost = len(wanted - set[str]().union(*held.values()))
+        missing = wanted - set[str]().union(*held.values())
+        report.payments_lost = len(missing)
         report.regions_consistent_after_failback = in_all == wanted
         self.note("note", f"{len(in_all)} of {len(wanted)} payments in every region")
+        account_clients(report, self.traffic, missing, self.fault_at)
 
     def _add_metrics(self, report: DrillReport, wall_started: datetime) -> None:
-        traffic = self.traffic
-        report.samples = traffic.samples
+        tallies = self.traffic.tallies()
+        report.samples = self.traffic.samples()
         report.timeline = sorted(self.timeline, key=lambda event: event.at_seconds)
-        report.requests_failed = traffic.failed
-        report.payments_rejected = traffic.rejected
-        report.payments_acknowledged = len(traffic.acknowledged)
-        report.payments_duplicated = len(traffic.duplicates)
-        report.duplicate_details = traffic.duplicates
-        if traffic.rejected:
+        report.requests_failed = sum(tally.failed for tally in tallies)
+        report.payments_rejected = sum(tally.rejected for tally in tallies)
+        report.payments_acknowledged = len(self.traffic.acknowledged_ids())
+        report.duplicate_details = [detail for tally in tallies for detail in tally.duplicates]
+        report.payments_duplicated = len(report.duplicate_details)
+        if report.payments_rejected:
             report.failed_checks.append(
-                f"{traffic.rejected} well-formed payments were rejected (4xx)"
+                f"{report.payments_rejected} well-formed payments were rejected (4xx)"
             )
-        if traffic.duplicates:
+        if report.payments_duplicated:
             report.failed_checks.append(
-                f"{len(traffic.duplicates)} payments were answered under an unexpected id"
+                f"{report.payments_duplicated} payments were answered under an unexpected id"
             )
-        for sample in traffic.samples:
+        for sample in report.samples:
             if sample.region:
                 report.requests_by_region[sample.region] = (
                     report.requests_by_region.get(sample.region, 0) + 1
@@ -229,121 +236,11 @@ class Drill:
         )
 
 
-def starting_problems(aws: Aws, outputs: StackOutputs, resolve: Resolver) -> list[str]:
-    """Why the stack is not in normal operation, where a drill must start; empty if it is."""
-    plan = plan_failover(outputs, outputs.secondary)
-    seen = observe(aws, outputs, plan, 0.0, resolve)
-    problems = [
-        f"{region}'s switch is {reading.value or 'unknown: ' + str(reading.error)}"
-        for region, reading in seen.switches.items()
-        if reading.value != SwitchState.SERVE
-    ]
-    if seen.dns_region != outputs.primary:
-        problems.append(f"DNS answers {seen.dns_region or 'unknown'}, not {outputs.primary}")
-    return problems + assess(aws, outputs, plan).reasons
-
-
-def check_starting_point(
-    aws: Aws, outputs: StackOutputs, settings: DrillSettings, resolve: Resolver
-) -> list[str]:
-    """Refuses (exit 3) a drill from a degraded stack unless forced; returns the problems.
-
-    Run before the drill writes anything. A stack that cannot be read cannot be drilled:
-    that is "could not start" (exit 2), not a failed drill.
-    """
-    try:
-        problems = starting_problems(aws, outputs, resolve)
-    except AWS_ERRORS as error:
-        raise OpsError(
-            f"cannot read the stack's health checks, DNS or replication: "
-            f"{describe_aws_error(error)}; nothing was changed"
-        ) from None
-    if problems and not settings.force:
-        raise OpsError(
-            "a drill starts from normal operation, but: " + "; ".join(problems), EXIT_REFUSED
-        )
-    return problems
-
-
-def dry_run_plan(outputs: StackOutputs, settings: DrillSettings, forced: list[str]) -> str:
-    """What the drill would write and how long it would run; printed by --dry-run."""
-    primary, secondary = outputs.primary, outputs.secondary
-    primary_path = outputs.region(primary).ssm_path
-    timeout = settings.switch_timeout_seconds or outputs.rto_target_seconds
-    traffic = settings.warmup_seconds + settings.hold_seconds + settings.cooldown_seconds
-    lines = [f"dry run of the drill on stack {outputs.stack}: nothing was written"]
-    lines += [f"  forced past: {problem}" for problem in forced]
-    if not forced:
-        lines.append("  starting point: both regions healthy, DNS answers the primary")
-    lines += [
-        "it would:",
-        "  1. issue a merchant key drill-<random> (a credential record in the table, a usage-plan"
-        " key in each region), revoked at the end",
-        f"  2. send synthetic payments to {outputs.failover_url} at"
-        f" {settings.rate_per_second:g}/s for about {traffic:g} s plus the switches",
-        f"  3. after {settings.warmup_seconds:g} s: set {primary}'s traffic switch away (from"
-        f" outside {primary}) and put {primary_path}/mode = {Mode.FENCED.value} in {primary},"
-        f" as `failover --to {secondary}` does; wait up to {timeout:g} s for {secondary} to serve",
-        f"  4. after {settings.hold_seconds:g} s: set the switch back to serve and put"
-        f" {primary_path}/mode = {Mode.ACTIVE.value} in {primary}, as `failback` does; wait up to"
-        f" {timeout:g} s for {primary} to serve",
-        f"  5. wait up to {settings.settle_seconds:g} s for both tables to hold every payment,"
-        " then revoke the key",
-    ]
-    return "\n".join(lines)
-
-
-def first_served(samples: Iterable[RequestSample], region: str, since: float) -> float | None:
-    """Seconds from `since` to the first successful answer from `region`."""
-    for sample in samples:
-        if sample.at_seconds >= since and sample.region == region and 200 <= sample.status < 300:
-            return round(sample.at_seconds - since, 3)
-    return None
-
-
-def present_ids(aws: Aws, table: str, region: str, ids: set[str]) -> set[str]:
-    """The ids among `ids` that the table holds in `region`."""
-    client = aws.client("dynamodb", region)
-    found: set[str] = set()
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), BATCH_GET_LIMIT):
-        request: dict[str, Any] = {
-            "Keys": [
-                {TABLE_HASH_KEY: {"S": value}} for value in ordered[start : start + BATCH_GET_LIMIT]
-            ],
-            "ProjectionExpression": "#key",
-            "ExpressionAttributeNames": {"#key": TABLE_HASH_KEY},
-        }
-        for _ in range(BATCH_GET_ATTEMPTS):
-            response = client.batch_get_item(RequestItems={table: request})
-            found |= {item[TABLE_HASH_KEY]["S"] for item in response["Responses"].get(table, [])}
-            unprocessed = response.get("UnprocessedKeys", {}).get(table)
-            if not unprocessed:
-                break
-            request = unprocessed  # keys left over count as absent after the last attempt
-    return found
-
-
 def _switch_note(result: SwitchResult) -> str:
     plan = result.plan
     if result.converged:
         return f"DNS answers {plan.target}; the switch agrees after {result.seconds:.1f}s"
     return f"{plan.action} to {plan.target} did not settle within {result.seconds:.1f}s"
-
-
-def drill_settings(args: argparse.Namespace) -> DrillSettings:
-    defaults = DrillSettings()
-    return DrillSettings(
-        rate_per_second=getattr(args, "rate", None) or defaults.rate_per_second,
-        warmup_seconds=getattr(args, "warmup", None) or defaults.warmup_seconds,
-        hold_seconds=getattr(args, "hold", None) or defaults.hold_seconds,
-        cooldown_seconds=getattr(args, "cooldown", None) or defaults.cooldown_seconds,
-        settle_seconds=getattr(args, "settle", None) or defaults.settle_seconds,
-        poll_interval_seconds=getattr(args, "poll_interval", None)
-        or defaults.poll_interval_seconds,
-        switch_timeout_seconds=getattr(args, "timeout", None),
-        force=bool(getattr(args, "force", False)),
-    )
 
 
 def run(
@@ -354,8 +251,12 @@ def run(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    transport: Transport | None = None,
+    seed: int | None = None,
 ) -> int:
-    """Entry point called by the `drill` command with `--on-aws`."""
+    """Entry point called by the `drill` command with `--on-aws`. `send` carries the clients
+    of the failover name, `transport` the SDK's (None: its own); `seed` fixes the SDK's
+    jitter."""
 
     def command() -> int:
         scenario = getattr(args, "scenario", None)
@@ -371,8 +272,11 @@ def run(
         outputs = load_outputs(
             stack, getattr(args, "outputs", None), getattr(args, "work_dir", None) or project_root()
         )
-        clients.require_credentials()
         settings = drill_settings(args)
+        problem = settings_problem(outputs, settings)
+        if problem is not None:
+            raise OpsError(problem)
+        clients.require_credentials()
         forced = check_starting_point(clients, outputs, settings, resolve)
         if getattr(args, "dry_run", False):
             print(dry_run_plan(outputs, settings, forced))
@@ -395,17 +299,21 @@ def run(
             raise OpsError(
                 f"could not issue the drill's merchant key: {reason}; the stack was not changed"
             ) from None
+        traffic = drill_traffic(
+            failover_url=outputs.failover_url,
+            endpoints=outputs.api_endpoints,
+            merchant_id=merchant_id,
+            api_key=issued.api_key,
+            client_kind=settings.client_kind,
+            clients=settings.clients,
+            rate_per_second=settings.rate_per_second,
+            send=send,
+            transport=transport,
+            clock=clock,
+            sleep=sleep,
+            seed=seed,
+        )
         try:
-            traffic = SyntheticTraffic(
-                url=outputs.failover_url.rstrip("/") + PAYMENTS_PATH,
-                merchant_id=merchant_id,
-                api_key=issued.api_key,
-                send=send,
-                clock=clock,
-                sleep=sleep,
-                rate_per_second=settings.rate_per_second,
-                started=clock(),
-            )
             drill = Drill(clients, outputs, traffic, settings, Progress(), resolve, wall_clock)
             report = drill.run()
         except KeyboardInterrupt:
@@ -415,6 +323,7 @@ def run(
                 EXIT_INTERRUPTED,
             ) from None
         finally:
+            traffic.close()
             merchants.revoke(merchant_id)
         print(report.to_text())
         if getattr(args, "json", None):
