@@ -6,6 +6,7 @@ from payments_dr.policy.rules import (
     canary,
     dr,
     dynamodb,
+    failover,
     iam,
     kms,
     lambda_functions,
@@ -24,5 +25,6 @@ RULES: tuple[Rule, ...] = (
     *apigateway.RULES,
     *waf.RULES,
     *dr.RULES,
+    *failover.RULES,
     *canary.RULES,
 )
