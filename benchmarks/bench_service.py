@@ -16,6 +16,7 @@
 
 Usage: .venv/bin/python benchmarks/bench_service.py [--payments N] [--import-runs N]
        [--runtime-only]  (the artifact and the 3.13 cold starts only)
+       [--instructions]  (also the cold starts' instruction counts, with valgrind)
 """
 
 from __future__ import annotations
@@ -297,6 +298,8 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=300)
     parser.add_argument("--import-runs", type=int, default=5)
     parser.add_argument("--runtime-only", action="store_true")
+    # Instructions under valgrind (callgrind): load-independent, about a minute per figure.
+    parser.add_argument("--instructions", action="store_true")
     args = parser.parse_args()
 
     python_version = sys.version.split()[0]
@@ -332,7 +335,12 @@ def main() -> None:
             python, runtime_site = runtime
             paths = [str(Path(scratch) / "task"), runtime_site]
             print_cold_starts(
-                HANDLER_MODULES, paths, python, lambda_environment(), args.import_runs
+                HANDLER_MODULES,
+                paths,
+                python,
+                lambda_environment(),
+                args.import_runs,
+                count_instructions=args.instructions,
             )
             for module in HANDLER_MODULES:
                 setup = f"import sys; sys.path[:0] = {paths!r}"

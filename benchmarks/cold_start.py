@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 import statistics
 import subprocess
 import time
@@ -235,6 +237,36 @@ def moto_fixture() -> Iterator[Fixture]:
         server.stop()
 
 
+def _probe(
+    fixture: Fixture,
+    module: str,
+    paths: list[str],
+    command: list[str],
+    environment: dict[str, str],
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """One fresh interpreter (`command` + python) importing `module` and calling it once."""
+    env = {**environment, **fixture.environment}
+    # As deployed: metrics are flushed and INFO logs written (to a pipe here).
+    env.pop("POWERTOOLS_METRICS_DISABLED", None)
+    env["POWERTOOLS_LOG_LEVEL"] = "INFO"
+    completed = subprocess.run(
+        [*command, "-S", "-B", "-c", PROBE.format(paths=paths, module=module, account=ACCOUNT_ID)],
+        input=json.dumps(fixture.events[module]()),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{module} cold start failed:\n{completed.stderr[-2000:]}")
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    if not fixture.checks[module](report["result"]):
+        raise RuntimeError(f"{module} answered unexpectedly: {report['result']}")
+    return completed
+
+
 def cold_start(
     fixture: Fixture,
     module: str,
@@ -244,33 +276,45 @@ def cold_start(
     runs: int,
 ) -> ColdStart:
     """`runs` fresh interpreters, each importing `module` and calling it once."""
-    probe = PROBE.format(paths=paths, module=module, account=ACCOUNT_ID)
-    env = {**environment, **fixture.environment}
-    # As deployed: metrics are flushed and INFO logs written (to a pipe here).
-    env.pop("POWERTOOLS_METRICS_DISABLED", None)
-    env["POWERTOOLS_LOG_LEVEL"] = "INFO"
     samples: dict[str, list[float]] = {name: [] for name in ColdStart.__dataclass_fields__}
     for _ in range(runs):
-        completed = subprocess.run(
-            [python, "-S", "-B", "-c", probe],
-            input=json.dumps(fixture.events[module]()),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"{module} cold start failed:\n{completed.stderr[-2000:]}")
+        completed = _probe(fixture, module, paths, [python], environment)
         report = json.loads(completed.stdout.strip().splitlines()[-1])
-        if not fixture.checks[module](report["result"]):
-            raise RuntimeError(f"{module} answered unexpectedly: {report['result']}")
         (import_wall, import_cpu), (invoke_wall, invoke_cpu) = report["import"], report["invoke"]
         samples["import_wall"].append(import_wall)
         samples["import_cpu"].append(import_cpu)
         samples["total_wall"].append(import_wall + invoke_wall)
         samples["total_cpu"].append(import_cpu + invoke_cpu)
     return ColdStart(**samples)
+
+
+def instructions(
+    fixture: Fixture, module: str, paths: list[str], python: str, environment: dict[str, str]
+) -> tuple[float, float]:
+    """Millions of instructions (callgrind) of the import alone and of import + first call.
+
+    The count does not depend on the machine's load, unlike time on shared cores; it
+    includes the interpreter's start-up, the same for every handler."""
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    env = {**environment, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+    import_only = f"import sys\nsys.path[:0] = {paths!r}\nimport {module}\n"
+    counts = []
+    for probe in (import_only, None):
+        if probe is None:
+            completed = _probe(fixture, module, paths, [*valgrind, python], env, timeout=900)
+        else:
+            completed = subprocess.run(
+                [*valgrind, python, "-S", "-B", "-c", probe],
+                capture_output=True,
+                text=True,
+                env={**env, **fixture.environment},
+                timeout=900,
+                check=True,
+            )
+        collected = re.search(r"Collected : (\d+)", completed.stderr)
+        assert collected is not None, completed.stderr[-2000:]
+        counts.append(int(collected.group(1)) / 1e6)
+    return counts[0], counts[1]
 
 
 def import_floor(module: str, paths: list[str], python: str, runs: int) -> tuple[float, float]:
@@ -300,6 +344,7 @@ def print_cold_starts(
     python: str,
     environment: dict[str, str],
     runs: int,
+    count_instructions: bool = False,
 ) -> None:
     """The runtime's cold start per handler, beside the import alone and botocore's floor."""
     print(
@@ -318,8 +363,14 @@ def print_cold_starts(
                 result.summary("total_cpu"),
             )
             wall = result.summary("total_wall")[1]
-            print(
+            line = (
                 f"{module:34s} {import_low * 1000:5.0f} / {import_mid * 1000:3.0f}"
                 f" {total_low * 1000:14.0f} / {total_mid * 1000:3.0f}"
                 f" {wall * 1000:9.0f} median"
             )
+            if count_instructions:
+                if shutil.which("valgrind") is None:
+                    raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+                imported, total = instructions(fixture, module, paths, python, environment)
+                line += f"   instructions: import {imported:4.0f} M, cold start {total:5.0f} M"
+            print(line)
