@@ -9,9 +9,14 @@
   read-only, so the runtime compiles on every cold start), under this Python and under the
   runtime's 3.13; and from the artifact as Lambda loads it: 3.13 with the artifact's
   unchecked-hash bytecode. The 3.13 columns need .venv-runtime (`make test` builds it) for
-  the runtime's boto3, which Lambda provides and the artifact does not carry.
+  the runtime's boto3, which Lambda provides and the artifact does not carry;
+- the cold start under 3.13 as Lambda runs it: import, then the first invocation, which builds
+  the botocore clients and does real work against moto's server (benchmarks/cold_start.py),
+  beside the import of botocore alone.
 
 Usage: .venv/bin/python benchmarks/bench_service.py [--payments N] [--import-runs N]
+       [--runtime-only]  (the artifact and the 3.13 cold starts only)
+       [--instructions]  (also the cold starts' instruction counts, with valgrind)
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from cold_start import print_cold_starts
 from moto import mock_aws
 
 from payments_dr import contract
@@ -216,11 +222,17 @@ def lambda_environment() -> dict[str, str]:
     return environment
 
 
-def import_breakdown(module: str, path_setup: str) -> collections.Counter[str]:
+def load_average() -> str:
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def import_breakdown(
+    module: str, path_setup: str, python: str = sys.executable
+) -> collections.Counter[str]:
     """Seconds of one import by top-level package, from the self times of -X importtime."""
     probe = f"{path_setup}\nimport {module}"
     report = subprocess.run(
-        [sys.executable, "-S", "-X", "importtime", "-c", probe],
+        [python, "-S", "-B", "-X", "importtime", "-c", probe],
         capture_output=True,
         text=True,
         env=lambda_environment(),
@@ -285,21 +297,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=300)
     parser.add_argument("--import-runs", type=int, default=5)
+    parser.add_argument("--runtime-only", action="store_true")
+    # Instructions under valgrind (callgrind): load-independent, about a minute per figure.
+    parser.add_argument("--instructions", action="store_true")
     args = parser.parse_args()
 
-    session = boto3.session.Session()
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"machine: {os.cpu_count()} cores, load average {load}, Python {sys.version.split()[0]}")
-    print("== DynamoDB requests per payment (botocore event hooks, moto) ==")
-    with mock_aws():
-        for label, calls in requests_per_payment(session).items():
-            detail = ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))
-            print(f"{label:40s} {sum(calls.values()):2d}  ({detail})")
+    python_version = sys.version.split()[0]
+    print(f"machine: {os.cpu_count()} cores, load {load_average()}, Python {python_version}")
+    if not args.runtime_only:
+        session = boto3.session.Session()
+        print("== DynamoDB requests per payment (botocore event hooks, moto) ==")
+        with mock_aws():
+            for label, calls in requests_per_payment(session).items():
+                detail = ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))
+                print(f"{label:40s} {sum(calls.values()):2d}  ({detail})")
 
-    print(f"== API handler throughput, {args.payments} requests each (in-process moto) ==")
-    with mock_aws():
-        for label, (per_second, per_cpu_second) in api_throughput(session, args.payments).items():
-            print(f"{label:40s} {per_second:6.0f} /s wall {per_cpu_second:6.0f} /s CPU")
+        print(f"== API handler throughput, {args.payments} requests each (in-process moto) ==")
+        with mock_aws():
+            rates = api_throughput(session, args.payments)
+            for label, (per_second, per_cpu_second) in rates.items():
+                print(f"{label:40s} {per_second:6.0f} /s wall {per_cpu_second:6.0f} /s CPU")
 
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
@@ -313,6 +330,29 @@ def main() -> None:
         print(f"{'zipped size':40s} {artifact.stat().st_size / 1024:8.0f} KiB ({artifact.name})")
         print(f"{'unpacked size':40s} {unpacked / 1024:8.0f} KiB in {entries} files")
         print(f"{'build time':40s} {build_seconds * 1000:8.0f} ms")
+        runtime = runtime_interpreter()
+        if runtime:
+            python, runtime_site = runtime
+            paths = [str(Path(scratch) / "task"), runtime_site]
+            print_cold_starts(
+                HANDLER_MODULES,
+                paths,
+                python,
+                lambda_environment(),
+                args.import_runs,
+                count_instructions=args.instructions,
+            )
+            for module in HANDLER_MODULES:
+                setup = f"import sys; sys.path[:0] = {paths!r}"
+                breakdown = import_breakdown(module, setup, python)
+                total = sum(breakdown.values())
+                shares = ", ".join(
+                    f"{package} {share / total:.0%}" for package, share in breakdown.most_common(6)
+                )
+                print(f"{module:34s} import by package (3.13): {shares}")
+            print(f"load average after: {load_average()}")
+        if args.runtime_only:
+            return
 
         # The same artifact without its bytecode: what every cold start compiled until now.
         sources_only = Path(scratch) / "task-sources"
@@ -322,7 +362,6 @@ def main() -> None:
         site_packages = [p for p in sys.path if p.endswith("site-packages")]
         installed = f"import sys; sys.path[:0] = {site_packages!r}; import site; site.main()"
         task = f"import sys; sys.path[:0] = [{str(sources_only)!r}, *{site_packages!r}]"
-        runtime = runtime_interpreter()
         print(f"== Cold import, median of {args.import_runs} fresh interpreters ==")
         print(
             f"{'module':34s} {'installed, bytecode cached':>27s} {'artifact, no bytecode':>23s}"
@@ -347,12 +386,6 @@ def main() -> None:
                     wall, cpu = import_seconds(module, setup, args.import_runs, python)
                     line += f" {wall * 1000:6.0f} ms wall {cpu * 1000:5.0f} ms CPU"
             print(line)
-            breakdown = import_breakdown(module, installed)
-            total = sum(breakdown.values())
-            shares = ", ".join(
-                f"{package} {share / total:.0%}" for package, share in breakdown.most_common(5)
-            )
-            print(f"{'':34s} by package: {shares}")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from payments_dr import contract
-from payments_dr.service import api, authorizer, log_archiver, retry_worker
+from payments_dr.service import api, authorizer, log_archiver, retry_message, retry_worker
+from payments_dr.service import deps as deps_module
 from payments_dr.service.artifact import build_artifact
 from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import (
@@ -26,8 +28,19 @@ from payments_dr.service.deps import (
     READ_TIMEOUT_SECONDS,
     ServiceDeps,
 )
+from payments_dr.service.model import new_payment, parse_payment_request
+from payments_dr.service.store import Attr, to_item
 
-from .conftest import STACK, VALID_REQUEST, Region, api_event, function_environment, post_event
+from .conftest import (
+    MERCHANT,
+    STACK,
+    VALID_REQUEST,
+    Region,
+    api_event,
+    function_environment,
+    post_event,
+    sqs_event,
+)
 
 HANDLER_MODULES = [settings.handler.rsplit(".", 1)[0] for settings in contract.FUNCTIONS.values()]
 
@@ -111,15 +124,27 @@ def test_artifact_imports_every_handler_on_its_own(tmp_path: Path) -> None:
 import sys
 sys.path[:0] = [{str(task_root)!r}]
 sys.path.append({sysconfig.get_paths()["purelib"]!r})  # botocore, as the runtime provides it
-import aws_lambda_powertools, payments_dr, wrapt.__wrapt__
+import aws_lambda_powertools, payments_dr, wrapt, wrapt.wrappers
 for name in {HANDLER_MODULES!r}:
     assert callable(__import__(name, fromlist=["handler"]).handler), name
 for module in (aws_lambda_powertools, payments_dr):
     assert module.__file__.startswith({str(task_root)!r}), module.__file__
-assert not wrapt.__wrapt__._using_c_extension
+assert wrapt.ObjectProxy is wrapt.wrappers.ObjectProxy  # pure Python, no extension
+# Nothing on a handler's import path uses asyncio; loading it cost every cold start ~17 ms.
+assert "asyncio" not in sys.modules, "a handler's import loaded asyncio"
+assert "aws_xray_sdk.ext.botocore.patch" in sys.modules  # the Tracer patched botocore
 print("ok")
 """
-    environment = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "us-east-1"}
+    environment = {
+        **{
+            name: value for name, value in os.environ.items() if name != "POWERTOOLS_TRACE_DISABLED"
+        },
+        # As in Lambda: the Tracer is on and patches botocore at import.
+        "AWS_LAMBDA_FUNCTION_NAME": "payments-dr-test-api",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_REGION": "us-east-1",
+    }
     result = subprocess.run(
         [sys.executable, "-S", "-c", probe],
         capture_output=True,
@@ -151,6 +176,106 @@ def test_environment_clients_have_short_timeouts_and_bounded_retries(
             READ_TIMEOUT_SECONDS,
         )
         assert config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+
+
+def test_each_entry_point_builds_only_the_clients_every_invocation_uses(
+    lambda_environment: Region, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client costs every cold start its model and endpoint rules; rare paths make theirs."""
+    built: list[str] = []
+    real_create_client = deps_module.create_client
+
+    def record(session: Any, service: str, region: str, endpoint_url: str | None = None) -> Any:
+        built.append(service)
+        return real_create_client(session, service, region, endpoint_url)
+
+    monkeypatch.setattr(deps_module, "create_client", record)
+    expected = {
+        api._handler_from_environment: ["dynamodb", "ssm"],
+        retry_worker._handler_from_environment: ["dynamodb"],
+        log_archiver._handler_from_environment: ["s3"],
+        authorizer._authorizer_from_environment: ["dynamodb"],
+    }
+    for build, services in expected.items():
+        built.clear()
+        build()
+        assert sorted(built) == services, build.__module__
+
+
+def test_a_client_made_on_first_use_shares_the_session_and_settings(
+    lambda_environment: Region,
+) -> None:
+    deps = ServiceDeps.from_environment(services=("dynamodb",))
+    assert deps.sqs is None and deps.session is not None
+    sqs = deps.client("sqs")
+    assert deps.client("sqs") is sqs is deps.sqs
+    assert deps.client("dynamodb") is deps.dynamodb  # a client already made is kept
+    assert sqs.meta.region_name == lambda_environment.name
+    assert (sqs.meta.config.connect_timeout, sqs.meta.config.read_timeout) == (
+        CONNECT_TIMEOUT_SECONDS,
+        READ_TIMEOUT_SECONDS,
+    )
+
+
+def test_the_worker_entry_point_parks_a_conflict_through_a_client_made_on_first_use(
+    lambda_environment: Region,
+) -> None:
+    region = lambda_environment
+    key = "key-0002-abcd"
+    api_handler = api.build_api_handler(region.deps)
+    assert (
+        api_handler(post_event({**VALID_REQUEST, "amount": 5}, key=key), None)["statusCode"] == 201
+    )
+    queued = new_payment(
+        parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT),
+        key,
+        region.name,
+        1.0,
+    )
+    region.sqs.send_message(QueueUrl=region.queue_url, MessageBody=retry_message.encode(queued))
+    messages = region.sqs.receive_message(QueueUrl=region.queue_url, AttributeNames=["All"])
+    event = sqs_event(messages["Messages"], "arn:aws:sqs:us-east-1:123456789012:q", region.name)
+    assert retry_worker.handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert region.queue_depth(region.dlq_url) == 1
+
+
+def test_the_archiver_entry_point_records_a_conflict_through_a_client_made_on_first_use(
+    lambda_environment: Region,
+) -> None:
+    region = lambda_environment
+    acknowledged = to_item(
+        new_payment(
+            parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT),
+            "key-0003-abcd",
+            region.name,
+            1.0,
+        )
+    )
+    overwriting = {
+        **acknowledged,
+        Attr.AMOUNT.value: {"N": "5"},
+        Attr.REGION.value: {"S": contract.DEFAULT_SECONDARY_REGION},
+        Attr.FINGERPRINT.value: {"S": "0" * 64},
+    }
+    record = {
+        "eventID": "1",
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region.name,
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_764_100_000.0,
+            "Keys": {contract.TABLE_HASH_KEY: acknowledged[contract.TABLE_HASH_KEY]},
+            "OldImage": acknowledged,
+            "NewImage": overwriting,
+            "SequenceNumber": "100",
+            "SizeBytes": 300,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+    result = log_archiver.handler({"Records": [record]}, FakeLambdaContext())
+    assert result["archived"] == 1
+    (stored,) = region.items()  # the conflict record, made with the table client
+    assert stored[contract.TABLE_HASH_KEY]["S"].startswith("conflict#")
 
 
 def test_authorizer_entry_point_flushes_the_key_age_metric(

@@ -284,7 +284,8 @@ def build_api_handler(
 @cache
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
-    return build_api_handler(ServiceDeps.from_environment(services=("dynamodb", "sqs", "ssm")))
+    # No SQS client of its own region: the API queues on the peer's (deps.peer_queue_client).
+    return build_api_handler(ServiceDeps.from_environment(services=("dynamodb", "ssm")))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,6 +8,7 @@ fault-injecting clients.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 @dataclass
 class ServiceDeps:
     """What a handler needs. Clients a function does not use may be None (the archiver has
-    no DynamoDB or SQS client). `clock` gives epoch seconds: payment timestamps and the mode
+    no SQS client); one it uses only on a rare path is made on first use (`client`).
+    `clock` gives epoch seconds: payment timestamps and the mode
     cache's age both follow it, and `wait` sleeps in the same time, so simulations can
     scale time."""
 
@@ -50,7 +52,10 @@ class ServiceDeps:
     wait: Wait = event_wait
     mode_refresh_seconds: float = contract.MODE_REFRESH_SECONDS
     mode_read_spread_seconds: float = contract.MODE_READ_SPREAD_SECONDS
+    # Where clients made on first use come from; the Lambda entry points pass theirs.
+    session: Session | None = None
     mode: ModeCache = field(init=False)  # the one value read from SSM at run time
+    _client_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.mode = ModeCache(
@@ -62,17 +67,37 @@ class ServiceDeps:
             wait=self.wait,
         )
 
+    def _session(self) -> Session:
+        if self.session is None:
+            self.session = get_session()
+        return self.session
+
+    def client(self, service: str) -> Any:
+        """This region's client for `service`: the one given, else made on first use.
+
+        For a call only a rare path makes (the retry worker's DLQ, the archiver's conflict
+        records): a cold start does not build a client that most containers never use."""
+        with self._client_lock:
+            if getattr(self, service) is None:
+                setattr(self, service, create_client(self._session(), service, self.region))
+            return getattr(self, service)
+
     def peer_queue_client(self, config: ServiceConfig) -> Any:
         """The peer region's SQS, through the peer's interface endpoint when one is set."""
-        if self.peer_sqs is None:
-            self.peer_sqs = create_client(
-                get_session(), "sqs", config.peer_region, endpoint_url=config.peer_sqs_endpoint
-            )
-        return self.peer_sqs
+        with self._client_lock:
+            if self.peer_sqs is None:
+                self.peer_sqs = create_client(
+                    self._session(),
+                    "sqs",
+                    config.peer_region,
+                    endpoint_url=config.peer_sqs_endpoint,
+                )
+            return self.peer_sqs
 
     @classmethod
     def from_environment(cls, services: tuple[str, ...]) -> ServiceDeps:
-        """Deps for a Lambda function, with clients for `services` (only the API reads SSM).
+        """Deps for a Lambda function, with clients for the `services` every invocation
+        uses (only the API reads SSM); others are made on first use (`client`).
 
         Raises ConfigUnavailable when the environment lacks a setting: the function fails
         its cold start rather than serve half-configured."""
@@ -92,6 +117,7 @@ class ServiceDeps:
                     contract.ENV_MODE_READ_SPREAD_SECONDS, contract.MODE_READ_SPREAD_SECONDS
                 )
             ),
+            session=session,
             **clients,
         )
 

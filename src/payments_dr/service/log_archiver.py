@@ -138,11 +138,12 @@ def build_log_archiver(deps: ServiceDeps) -> Handler:
 
     def record_conflicts(records: list[dict[str, Any]], config: ServiceConfig) -> None:
         """Keep every acknowledged version replication overwrote (see service.conflicts)."""
-        store = ConflictStore(deps.dynamodb, config.table_name)
         detected_at = iso_timestamp(deps.clock())
         for record in records:
             conflict = overwritten_version(record, detected_at)
             if conflict is not None:
+                # The table client is made on the first conflict: most containers see none.
+                store = ConflictStore(deps.client("dynamodb"), config.table_name)
                 if store.record(conflict):
                     logger.error(
                         "replication overwrote an acknowledged payment; conflict recorded",
@@ -184,7 +185,7 @@ def build_log_archiver(deps: ServiceDeps) -> Handler:
 @cache
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
-    return build_log_archiver(ServiceDeps.from_environment(services=("s3", "dynamodb")))
+    return build_log_archiver(ServiceDeps.from_environment(services=("s3",)))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -4,19 +4,16 @@ Each message is applied with the same conditional write as the API, so applying 
 or after the API's own write did land, changes nothing. Failed messages are reported as
 partial batch failures: only they return to the queue, and after the queue's
 maxReceiveCount they move to the DLQ.
+
+The batch loop is the few lines below rather than Powertools' BatchProcessor: importing that
+utility loads asyncio, its async processor and the data classes of every event source at
+each cold start, for a loop that needs none of them.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from typing import Any
-
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from payments_dr.service import retry_message
 from payments_dr.service.deps import Handler, ServiceDeps
@@ -30,12 +27,12 @@ CONFLICT_ATTRIBUTE = "conflict"
 def build_retry_worker(deps: ServiceDeps) -> Handler:
     """The SQS event source handler for one region's retry queue."""
 
-    def apply(record: SQSRecord) -> None:
+    def apply(record: dict[str, Any]) -> None:
         config = deps.config
         try:
-            payment = retry_message.decode(record.body)
+            payment = retry_message.decode(record["body"])
         except retry_message.PoisonMessage:
-            logger.error("poison retry message", region=deps.region, message_id=record.message_id)
+            logger.error("poison retry message", region=deps.region, message_id=record["messageId"])
             count("RetryPoisonMessages")
             raise
         log_context = {"region": deps.region, "payment_id": payment.id}
@@ -48,9 +45,9 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
             logger.error("retried payment conflicts with the stored one", extra=log_context)
             count("RetryConflicts")
             retry_message.send(
-                deps.sqs,
+                deps.client("sqs"),
                 config.dlq_url,
-                record.body,
+                record["body"],
                 **{CONFLICT_ATTRIBUTE: f"stored fingerprint {stored.fingerprint}"},
             )
             return
@@ -59,16 +56,21 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
         count("RetriesApplied" if applied else "RetriesAlreadyApplied")
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if not event.get("Records"):
-            return {"batchItemFailures": []}  # Powertools rejects an empty batch as malformed
-        # A processor per batch: it holds the batch's results, and calls may be concurrent.
         # Every failed record is reported, even when all fail, instead of raising: the
         # outcome for the queue is the same and callers get one answer shape.
-        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        response = process_partial_response(
-            event=event, record_handler=apply, processor=processor, context=context
-        )
-        return dict(response)
+        failures = []
+        for record in event.get("Records") or []:
+            try:
+                apply(record)
+            except Exception as error:  # any failure: the message is retried, the rest go on
+                logger.warning(
+                    "retry message not applied; it returns to the queue",
+                    region=deps.region,
+                    message_id=record["messageId"],
+                    error=type(error).__name__,  # not the text: it may quote the message
+                )
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
 
     return handle
 
@@ -76,7 +78,8 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
 @cache
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
-    return build_retry_worker(ServiceDeps.from_environment(services=("dynamodb", "sqs")))
+    # SQS only parks conflicts in the DLQ: its client is made on the first one (deps.client).
+    return build_retry_worker(ServiceDeps.from_environment(services=("dynamodb",)))
 
 
 @logger.inject_lambda_context(clear_state=True)
