@@ -23,7 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from payments_dr.cli_arguments import confirmation_refusal, write_text_creating_folders
+from payments_dr.cli_arguments import (
+    confirmation_refusal,
+    unconfirmable,
+    write_text_creating_folders,
+)
 from payments_dr.contract import PAYMENTS_PATH, TABLE_HASH_KEY, ConsistencyMode, Mode, SwitchState
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.merchants import Merchants
@@ -371,6 +375,9 @@ def run(
         outputs = load_outputs(
             stack, getattr(args, "outputs", None), getattr(args, "work_dir", None) or project_root()
         )
+        refusal = unconfirmable("drill --on-aws", args)
+        if refusal is not None:
+            raise OpsError(*refusal)
         clients.require_credentials()
         settings = drill_settings(args)
         forced = check_starting_point(clients, outputs, settings, resolve)
@@ -378,8 +385,9 @@ def run(
             print(dry_run_plan(outputs, settings, forced))
             return EXIT_OK
         refusal = confirmation_refusal(
-            f"Fence {outputs.primary} of stack {outputs.stack} for a failover drill",
-            bool(getattr(args, "yes", False)),
+            "drill --on-aws",
+            f"Fence {outputs.primary} of stack {outputs.stack} for a failover drill?",
+            args,
         )
         if refusal is not None:
             raise OpsError(*refusal)
