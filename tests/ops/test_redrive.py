@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from payments_dr.cli_arguments import confirmation_refusal
 from payments_dr.ops import commands
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws
 
@@ -222,12 +220,10 @@ def test_a_dry_run_reads_the_dlq_and_starts_nothing(
     sqs.stubber.assert_no_pending_responses()
 
 
-def test_without_a_terminal_or_yes_nothing_moves(
+def test_without_a_terminal_or_yes_nothing_is_read_or_moved(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
-    sqs.queue_attributes(depth=3)
-    sqs.tasks()
+    sqs = SqsScript(deployed)  # nothing scripted: any SQS call fails the test
 
     with sqs.stubber:  # pytest's stdin is no terminal
         args = redrive_args(deployed, yes=False)
@@ -235,26 +231,41 @@ def test_without_a_terminal_or_yes_nothing_moves(
 
     assert exit_code == 2
     assert capsys.readouterr().err == (
-        f"error: Move about 3 messages in {SECONDARY} changes a deployed stack: there is no"
-        " terminal to confirm on; pass --yes\n"
+        "error: redrive writes to a deployed stack and there is no terminal to confirm on:"
+        " pass --yes (or --dry-run to only look)\n"
     )
 
 
-@pytest.mark.parametrize(("answer", "refusal"), [("y", None), ("yes", None), ("", 3), ("n", 3)])
-def test_on_a_terminal_the_operator_is_asked(answer: str, refusal: int | None) -> None:
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+@pytest.mark.parametrize(
+    ("answer", "exit_code"), [("y", EXIT_OK), ("yes", EXIT_OK), ("", 3), ("n", 3)]
+)
+def test_on_a_terminal_the_operator_is_asked(
+    answer: str,
+    exit_code: int,
+    deployed: Deployed,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda: answer)
+    sqs = SqsScript(deployed)
+    sqs.queue_attributes(depth=3)
+    sqs.tasks()
+    if exit_code == EXIT_OK:  # only a yes starts the move
+        sqs.start()
+        sqs.tasks(task("COMPLETED", 3, 3), newest_only=True)
 
-    asked: list[str] = []
+    with sqs.stubber:
+        args = redrive_args(deployed, yes=False)
+        assert commands.run_redrive(args, sqs.aws(), clock, clock.sleep) == exit_code
 
-    def ask(prompt: str) -> str:
-        asked.append(prompt)
-        return answer
-
-    refused = confirmation_refusal("Move about 3 messages in us-east-2", False, Terminal(), ask)
-    assert asked == ["Move about 3 messages in us-east-2? [y/N] "]
-    assert (refused and refused.exit_code) == refusal
+    question = (
+        f"Move about 3 messages from the DLQ to the retry queue in {SECONDARY} of stack {STACK}?"
+        " [y/N] "
+    )
+    assert capsys.readouterr().err.startswith(question)
+    sqs.stubber.assert_no_pending_responses()
 
 
 def test_json_gives_the_result_with_utc_times_and_errors_as_json(
