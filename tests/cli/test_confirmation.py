@@ -1,4 +1,4 @@
-"""Every command that writes to a deployed stack asks first, through `payments-dr` itself.
+"""Every command that writes to a deployed stack asks first, run through `payments-dr` itself.
 
 Without a terminal and without `--yes` each is refused (exit 2, one line) before credentials
 are looked for; `--yes` writes; a "no" typed at the prompt writes nothing. What was written
@@ -93,6 +93,12 @@ class Scene:
         if command == "conflicts resolve":
             key = record_conflict(self.conflicts()).key
             return ["conflicts", "resolve", key, "--resolution", RESOLUTION, *outputs]
+        if command == "canary enrol":
+            for region in (PRIMARY, SECONDARY):
+                target = SECONDARY if region == PRIMARY else PRIMARY
+                secret = contract.canary_secret_name(STACK, target)
+                self.deployed.aws.client("secretsmanager", region).create_secret(Name=secret)
+            return ["canary", "enrol", *outputs]
         self.fake_stack_up()
         return ["stack", "up", "--stack", STACK, "--work-dir", str(self.tmp_path)]
 
@@ -106,6 +112,8 @@ class Scene:
             return record is not None and record.status is KeyStatus.REVOKED
         if command == "conflicts resolve":
             return self.conflicts().list(ConflictStatus.OPEN) == []
+        if command == "canary enrol":
+            return self.credentials().get(contract.CANARY_MERCHANT_ID) is not None
         return "up" in self.stack.calls
 
     def fake_stack_up(self) -> None:
@@ -160,6 +168,7 @@ WRITE_COMMANDS = [
     "merchant revoke",
     "conflicts resolve",
     "stack up",
+    "canary enrol",
 ]
 
 
