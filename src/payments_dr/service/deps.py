@@ -62,6 +62,10 @@ class ServiceDeps:
             wait=self.wait,
         )
 
+    def close(self) -> None:
+        """End the background reads (the mode's refresh) before the clients go away."""
+        self.mode.close()
+
     def peer_queue_client(self, config: ServiceConfig) -> Any:
         """The peer region's SQS, through the peer's interface endpoint when one is set."""
         if self.peer_sqs is None:
