@@ -16,7 +16,6 @@ from payments_dr.cli_arguments import (
     Ask,
     add_confirmation_arguments,
     ask_on_terminal,
-    confirmation_refusal,
     int_between,
     merchant_id,
 )
@@ -31,6 +30,7 @@ from payments_dr.ops.commands import (
     add_stack_arguments,
     project_root,
     refuse_unconfirmable,
+    require_confirmation,
     run_guarded,
 )
 from payments_dr.ops.outputs import StackOutputs, load_outputs
@@ -145,9 +145,7 @@ def run_merchant(
             if dry_run:
                 return EXIT_OK
             question = f"{command_name} on stack {outputs.stack} ({', '.join(outputs.regions)})?"
-            refusal = confirmation_refusal(command_name, question, args, ask)
-            if refusal is not None:
-                raise OpsError(*refusal)
+            require_confirmation(command_name, question, args, ask)
         if args.merchant_command == "create":
             return merchants.create(args.merchant_id)
         if args.merchant_command == "rotate":

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from ops.conftest import PRIMARY, SECONDARY, STACK, Deployed, aws_credentials, deployed
+from ops.test_conflicts import record
 
 from payments_dr import cli, contract
 from payments_dr.cli_arguments import ask_on_terminal
@@ -25,7 +26,7 @@ from payments_dr.merchants import Merchants
 from payments_dr.ops import commands
 from payments_dr.ops.aws import Aws
 from payments_dr.ops.outputs import load_outputs
-from payments_dr.service.conflicts import Conflict, ConflictStore
+from payments_dr.service.conflicts import ConflictStore
 from payments_dr.service.credentials import CredentialStore, KeyStatus
 
 __all__ = ["aws_credentials", "deployed"]  # fixtures of tests/ops, used here
@@ -91,7 +92,7 @@ class Scene:
             self.issue()
             return [*command.split(), MERCHANT, *outputs]
         if command == "conflicts resolve":
-            key = record_conflict(self.conflicts()).key
+            key = record(self.deployed, (SECONDARY,)).key
             return ["conflicts", "resolve", key, "--resolution", RESOLUTION, *outputs]
         if command == "canary enrol":
             for region in (PRIMARY, SECONDARY):
@@ -138,30 +139,6 @@ class Scene:
         self.monkeypatch.setattr(commands, "run_lifecycle", on_fake_stack)
 
 
-def record_conflict(store: ConflictStore) -> Conflict:
-    version = {
-        contract.TABLE_HASH_KEY: {"S": "pay_" + "b" * 32},
-        "merchant_id": {"S": "acme"},
-        "amount": {"N": "1250"},
-        "currency": {"S": "EUR"},
-        "fingerprint": {"S": "fp-1250"},
-        "region": {"S": PRIMARY},
-        "created_at": {"S": "2026-11-30T10:00:00.000Z"},
-    }
-    conflict = Conflict(
-        payment_id="pay_" + "b" * 32,
-        merchant_id="acme",
-        acknowledged_by=PRIMARY,
-        overwritten=version,
-        stored={**version, "amount": {"N": "9900"}, "fingerprint": {"S": "fp-9900"}},
-        overwritten_at="2026-11-30T10:00:01.000Z",
-        detected_in=PRIMARY,
-        detected_at="2026-11-30T10:00:01.400Z",
-    )
-    assert store.record(conflict)
-    return conflict
-
-
 WRITE_COMMANDS = [
     "merchant create",
     "merchant rotate",
@@ -176,6 +153,19 @@ WRITE_COMMANDS = [
 def scene(deployed: Deployed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
     monkeypatch.chdir(tmp_path)
     yield Scene(deployed, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=WRITE_COMMANDS)
+def command(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def argv(scene: Scene, command: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The command line of `command`, what it acts on in place (its output discarded)."""
+    line = scene.argv(command)
+    capsys.readouterr()
+    return line
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -201,15 +191,13 @@ def terminal(monkeypatch: pytest.MonkeyPatch, answer: str | None) -> list[str]:
     return typed
 
 
-@pytest.mark.parametrize("command", WRITE_COMMANDS)
 def test_without_a_terminal_or_yes_it_is_refused_before_credentials(
     command: str,
+    argv: list[str],
     scene: Scene,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = scene.argv(command)
-    capsys.readouterr()
     terminal(monkeypatch, None)
 
     def tripwire(self: Aws) -> None:
@@ -227,14 +215,13 @@ def test_without_a_terminal_or_yes_it_is_refused_before_credentials(
     assert scene.stack.calls == []  # not even the preview
 
 
-@pytest.mark.parametrize("command", WRITE_COMMANDS)
 def test_yes_writes_without_asking(
     command: str,
+    argv: list[str],
     scene: Scene,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = scene.argv(command)
     typed = terminal(monkeypatch, "n")  # a terminal, but --yes means nobody is asked
 
     code, _, err = run_cli([*argv, "--yes"], capsys)
@@ -248,18 +235,16 @@ def test_yes_writes_without_asking(
 @pytest.mark.parametrize(
     ("answer", "code", "writes"), [("n", 3, False), ("", 3, False), ("y", 0, True)]
 )
-@pytest.mark.parametrize("command", WRITE_COMMANDS)
 def test_on_a_terminal_the_answer_decides(
     command: str,
     answer: str,
     code: int,
     writes: bool,
+    argv: list[str],
     scene: Scene,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = scene.argv(command)
-    capsys.readouterr()
     typed = terminal(monkeypatch, answer)
 
     exit_code, _, err = run_cli(argv, capsys)
@@ -274,15 +259,14 @@ def test_on_a_terminal_the_answer_decides(
         assert question.endswith(f"? [y/N] error: {command} not confirmed; nothing was written")
 
 
-@pytest.mark.parametrize("command", WRITE_COMMANDS[:4])
+@pytest.mark.parametrize("command", WRITE_COMMANDS[:4])  # those with a dry run
 def test_a_dry_run_says_what_and_where_and_writes_nothing(
     command: str,
+    argv: list[str],
     scene: Scene,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = scene.argv(command)
-    capsys.readouterr()
     terminal(monkeypatch, None)  # a dry run needs no confirmation
 
     code, out, err = run_cli([*argv, "--dry-run"], capsys)

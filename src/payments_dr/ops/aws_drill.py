@@ -23,16 +23,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from payments_dr.cli_arguments import (
-    confirmation_refusal,
-    unconfirmable,
-    write_text_creating_folders,
-)
+from payments_dr.cli_arguments import write_text_creating_folders
 from payments_dr.contract import PAYMENTS_PATH, TABLE_HASH_KEY, ConsistencyMode, Mode, SwitchState
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.merchants import Merchants
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
-from payments_dr.ops.commands import DEFAULT_POLL_SECONDS, project_root, run_guarded
+from payments_dr.ops.commands import (
+    DEFAULT_POLL_SECONDS,
+    project_root,
+    refuse_unconfirmable,
+    require_confirmation,
+    run_guarded,
+)
 from payments_dr.ops.observe import (
     AWS_ERRORS,
     Resolver,
@@ -375,22 +377,18 @@ def run(
         outputs = load_outputs(
             stack, getattr(args, "outputs", None), getattr(args, "work_dir", None) or project_root()
         )
-        refusal = unconfirmable("drill --on-aws", args)
-        if refusal is not None:
-            raise OpsError(*refusal)
+        refuse_unconfirmable("drill --on-aws", args)
         clients.require_credentials()
         settings = drill_settings(args)
         forced = check_starting_point(clients, outputs, settings, resolve)
         if getattr(args, "dry_run", False):
             print(dry_run_plan(outputs, settings, forced))
             return EXIT_OK
-        refusal = confirmation_refusal(
+        require_confirmation(
             "drill --on-aws",
             f"Fence {outputs.primary} of stack {outputs.stack} for a failover drill?",
             args,
         )
-        if refusal is not None:
-            raise OpsError(*refusal)
         for problem in forced:
             print(f"warning: forced past: {problem}", file=sys.stderr)
         # The drill pays as a merchant of its own, with a key that lives only as long as it.

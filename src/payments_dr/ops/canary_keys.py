@@ -19,14 +19,14 @@ from payments_dr.cli_arguments import (
     Ask,
     add_confirmation_arguments,
     ask_on_terminal,
-    confirmation_refusal,
 )
 from payments_dr.merchants import Merchants
-from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, Aws, OpsError
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, Aws
 from payments_dr.ops.commands import (
     add_stack_arguments,
     project_root,
     refuse_unconfirmable,
+    require_confirmation,
     run_guarded,
 )
 from payments_dr.ops.observe import AWS_ERRORS, describe_aws_error
@@ -90,9 +90,7 @@ def run_canary(args: argparse.Namespace, aws: Aws | None = None, ask: Ask = ask_
             f"Issue {contract.CANARY_MERCHANT_ID}'s key in table {outputs.table_name} and write it"
             f" into the canary secrets of stack {outputs.stack} in {' and '.join(outputs.regions)}?"
         )
-        refusal = confirmation_refusal("canary enrol", question, args, ask)
-        if refusal is not None:
-            raise OpsError(*refusal)
+        require_confirmation("canary enrol", question, args, ask)
         return enrol(outputs, clients, sys.stdout, sys.stderr)
 
     return run_guarded(command)

@@ -216,6 +216,15 @@ def refuse_unconfirmable(command: str, args: argparse.Namespace) -> None:
         raise OpsError(*refusal)
 
 
+def require_confirmation(
+    command: str, question: str, args: argparse.Namespace, ask: Ask = ask_on_terminal
+) -> None:
+    """Before the first write: --yes, or a yes to `question` typed on the terminal."""
+    refusal = confirmation_refusal(command, question, args, ask)
+    if refusal is not None:
+        raise OpsError(*refusal)
+
+
 def _outputs(args: argparse.Namespace, aws: Aws) -> StackOutputs:
     outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
     aws.require_credentials()
@@ -311,9 +320,7 @@ def run_redrive(
                 f"Move about {plan.depth} messages from the DLQ to the retry queue in"
                 f" {plan.region} of stack {outputs.stack}?"
             )
-            refusal = confirmation_refusal("redrive", question, args, ask)
-            if refusal is not None:
-                raise OpsError(*refusal)
+            require_confirmation("redrive", question, args, ask)
         timeout = args.timeout if args.timeout is not None else REDRIVE_TIMEOUT_SECONDS
         timing = Timing(timeout, args.poll_interval, clock, sleep)
         started_at = wall_clock()

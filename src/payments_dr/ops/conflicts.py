@@ -22,7 +22,6 @@ from payments_dr.cli_arguments import (
     Ask,
     add_confirmation_arguments,
     ask_on_terminal,
-    confirmation_refusal,
 )
 from payments_dr.contract import CONFLICT_ITEM_PREFIX, ConflictStatus
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, Aws, OpsError
@@ -30,6 +29,7 @@ from payments_dr.ops.commands import (
     add_stack_arguments,
     project_root,
     refuse_unconfirmable,
+    require_confirmation,
     run_guarded,
 )
 from payments_dr.ops.outputs import StackOutputs, load_outputs
@@ -215,9 +215,7 @@ def run_resolve(
         if args.dry_run:
             return EXIT_OK
         question = f"Resolve {conflict.key} on stack {outputs.stack} ({first} first)?"
-        refusal = confirmation_refusal("conflicts resolve", question, args, ask)
-        if refusal is not None:
-            raise OpsError(*refusal)
+        require_confirmation("conflicts resolve", question, args, ask)
         try:
             region, resolved = resolve_conflict(clients, outputs, args.key, resolution, args.region)
         except ConflictNotFound as error:
