@@ -21,7 +21,7 @@ COMMAND_MODULES = (
     "payments_dr.lab.commands",
     "payments_dr.ops.commands",
     "payments_dr.ops.conflicts",
-    "payments_dr.merchants",
+    "payments_dr.merchants_cli",
     "payments_dr.ops.canary_keys",
 )
 

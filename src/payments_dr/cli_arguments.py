@@ -57,6 +57,17 @@ def int_between(low: int, high: int, unit: str) -> Callable[[str], int]:
     return parse
 
 
+def positive_seconds(value: str) -> float:
+    """An argparse type: a finite number of seconds above zero."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value}")
+    return seconds
+
+
 def output_path_problem(path: Path) -> str | None:
     """Why a report cannot be written at `path`; checked before the work that produces it.
 
@@ -86,23 +97,67 @@ class Refusal(NamedTuple):
     exit_code: int
 
 
-def confirmation_refusal(
-    action: str, assume_yes: bool, terminal: TextIO | None = None, ask: Callable[[str], str] = input
-) -> Refusal | None:
-    """Asks on a terminal before a write to a deployed stack; None when it may go ahead.
+# Asks the operator a yes/no question; True to go ahead.
+Ask = Callable[[str], bool]
 
-    `--yes` skips the question. Without a terminal (a script, CI) and without `--yes` the
-    write is refused as a usage error (2), so nothing changes a stack unattended by accident;
-    an answer other than yes refuses it (3).
+
+def add_confirmation_arguments(parser: argparse.ArgumentParser, dry_run: str | None) -> None:
+    """--yes, and --dry-run (`dry_run` is its help) where the command can say what it would
+    write without writing."""
+    if dry_run is not None:
+        parser.add_argument("--dry-run", action="store_true", help=dry_run)
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="write without asking for confirmation (needed without a terminal)",
+    )
+
+
+def unconfirmable(
+    command: str, args: argparse.Namespace, terminal: TextIO | None = None
+) -> Refusal | None:
+    """Checked up front, before credentials or any AWS call: a write nobody could confirm.
+
+    Without a terminal (a script, CI) and without `--yes`, a command that writes to a
+    deployed stack is refused as a usage error (2), so nothing changes a stack unattended by
+    accident. A dry run writes nothing and needs no confirmation.
     """
-    if assume_yes:
+    if getattr(args, "yes", False) or getattr(args, "dry_run", False):
         return None
-    if not (terminal or sys.stdin).isatty():
-        return Refusal(
-            f"{action} changes a deployed stack: there is no terminal to confirm on; pass --yes",
-            EXIT_USAGE,
-        )
-    answer = ask(f"{action}? [y/N] ")
-    if answer.strip().lower() in {"y", "yes"}:
+    if (terminal or sys.stdin).isatty():
         return None
-    return Refusal("not confirmed; nothing was changed", EXIT_REFUSED)
+    look = " (or --dry-run to only look)" if hasattr(args, "dry_run") else ""
+    return Refusal(
+        f"{command} writes to a deployed stack and there is no terminal to confirm on:"
+        f" pass --yes{look}",
+        EXIT_USAGE,
+    )
+
+
+def ask_on_terminal(question: str) -> bool:
+    """The question on stderr (stdout may carry a JSON document), the answer from stdin."""
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        return False
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def confirmation_refusal(
+    command: str,
+    question: str,
+    args: argparse.Namespace,
+    ask: Ask = ask_on_terminal,
+    terminal: TextIO | None = None,
+) -> Refusal | None:
+    """Asks before the write, once the command knows what it will write and where; None when
+    it may go ahead. `--yes` skips the question; any answer but yes refuses it (3)."""
+    if getattr(args, "yes", False):
+        return None
+    refusal = unconfirmable(command, args, terminal)
+    if refusal is not None:
+        return refusal
+    if ask(question):
+        return None
+    return Refusal(f"{command} not confirmed; nothing was written", EXIT_REFUSED)

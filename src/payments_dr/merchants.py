@@ -1,4 +1,4 @@
-"""`payments-dr merchant create|rotate|revoke|list|sync`: merchant API keys on the deployed stack.
+"""Merchant API keys on the deployed stack (`payments-dr merchant`, in merchants_cli).
 
 A key's record lives in the payments table, so the global table carries it to every region
 and each region's authorizer reads its own replica. Writes go to the primary region, or to
@@ -15,20 +15,16 @@ a region was unreachable during `create` or `revoke`.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from payments_dr import contract
-from payments_dr.cli_arguments import MERCHANT_ID_HELP, merchant_id
 from payments_dr.contract import AUTHORIZER_CACHE_TTL_SECONDS
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws, OpsError
-from payments_dr.ops.commands import add_stack_arguments, project_root, run_guarded
 from payments_dr.ops.observe import AWS_ERRORS, describe_aws_error
-from payments_dr.ops.outputs import StackOutputs, load_outputs
+from payments_dr.ops.outputs import StackOutputs
 from payments_dr.service.credentials import (
     CredentialStore,
     CredentialStoreUnavailable,
@@ -136,6 +132,11 @@ class Merchants:
         return complete
 
     # --- commands ------------------------------------------------------------------------
+    def record(self, merchant_id: str) -> MerchantRecord | None:
+        """The merchant's record, read where a write would go."""
+        record: MerchantRecord | None = self._with_store(lambda store: store.get(merchant_id))
+        return record
+
     def issue(self, merchant_id: str) -> tuple[IssuedKey, bool]:
         """Store a new key's record and register its usage key; (key, every region synced)."""
         try:
@@ -315,52 +316,3 @@ def describe_previous(previous: PreviousKey | None, now: float) -> str:
         return ""
     state = "valid until" if previous.valid_at(now) else "expired"
     return f"{previous.key_id} {state} {previous.expires_at}"
-
-
-def register(subparsers: Any) -> None:
-    merchant = subparsers.add_parser(
-        "merchant", help="issue, rotate, revoke and list merchant API keys of a deployed stack"
-    )
-    actions = merchant.add_subparsers(dest="merchant_command", required=True)
-    create = actions.add_parser("create", help="issue a key (printed once, stored hashed)")
-    create.add_argument("merchant_id", type=merchant_id, help=MERCHANT_ID_HELP)
-    rotate = actions.add_parser(
-        "rotate", help="issue a new key; the replaced one stays valid for an overlap window"
-    )
-    rotate.add_argument("merchant_id", type=merchant_id, help=MERCHANT_ID_HELP)
-    rotate.add_argument(
-        "--overlap-minutes",
-        type=int,
-        default=DEFAULT_OVERLAP_MINUTES,
-        help=f"how long the replaced key stays valid ({MIN_OVERLAP_MINUTES}-"
-        f"{MAX_OVERLAP_MINUTES}, default {DEFAULT_OVERLAP_MINUTES})",
-    )
-    revoke = actions.add_parser(
-        "revoke", help="revoke a merchant's keys (current and previous) in every region"
-    )
-    revoke.add_argument("merchant_id", type=merchant_id, help=MERCHANT_ID_HELP)
-    listing = actions.add_parser("list", help="merchants and key states, never secrets")
-    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    actions.add_parser("sync", help="bring every region's usage plan in line with the keys")
-    for parser in actions.choices.values():
-        add_stack_arguments(parser)
-        parser.set_defaults(run=run_merchant)
-
-
-def run_merchant(args: argparse.Namespace, aws: Aws | None = None) -> int:
-    def command() -> int:
-        clients = aws or Aws()
-        outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
-        clients.require_credentials()
-        merchants = Merchants(outputs, clients, sys.stdout, sys.stderr)
-        if args.merchant_command == "create":
-            return merchants.create(args.merchant_id)
-        if args.merchant_command == "rotate":
-            return merchants.rotate(args.merchant_id, args.overlap_minutes)
-        if args.merchant_command == "revoke":
-            return merchants.revoke(args.merchant_id)
-        if args.merchant_command == "list":
-            return merchants.list(args.json)
-        return merchants.sync()
-
-    return run_guarded(command)

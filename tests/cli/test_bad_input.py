@@ -254,7 +254,10 @@ USAGE_CASES = [
     (["synth", "--bogus"], "unrecognized arguments: --bogus"),
     (["drill", "--scenario", "meteor"], "argument --scenario: invalid choice: 'meteor'"),
     (["merchant", "create", "no!", "--stack", STACK], "'no!' is not a merchant id (3-64"),
-    (["merchant", "rotate", "m-1", "--stack", STACK, "--overlap-minutes", "x"], "invalid int"),
+    (
+        ["merchant", "rotate", "m-1", "--stack", STACK, "--overlap-minutes", "x"],
+        "'x' is not a whole",
+    ),
 ]
 
 

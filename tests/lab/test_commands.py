@@ -125,6 +125,8 @@ def test_lab_up_fails_over_when_told_to_and_stops_on_ctrl_c(tmp_path: Path) -> N
     finally:
         lab_up.close()
     assert "stopping the lab" in "".join(lab_up.stderr)
+    # No function's mode read outlives the lab to log into its closed log file.
+    assert "Logging error" not in "".join(lab_up.stderr)
     # One line per event on the terminal; the service's JSON logs in their file instead.
     rest = lab_up.drain()
     events = [line for line in rest if line.startswith("[")]

@@ -358,6 +358,6 @@ def test_without_a_terminal_or_yes_the_drill_changes_nothing(
 
     assert run_drill(deployed, clock, args) == EXIT_ENVIRONMENT
 
-    assert "there is no terminal to confirm on; pass --yes" in capsys.readouterr().err
+    assert "there is no terminal to confirm on: pass --yes" in capsys.readouterr().err
     assert CredentialStore(deployed.aws.client("dynamodb", PRIMARY), TABLE).list() == []
     assert deployed.mode(PRIMARY) == Mode.ACTIVE

@@ -29,7 +29,7 @@ def create_secrets(deployed: Deployed, *regions: str) -> None:
 
 def run(deployed: Deployed, aws: Any = None) -> int:
     args = build_parser().parse_args(
-        ["canary", "enrol", "--stack", STACK, "--outputs", str(deployed.outputs_file)]
+        ["canary", "enrol", "--stack", STACK, "--outputs", str(deployed.outputs_file), "--yes"]
     )
     return run_canary(args, aws or deployed.aws)
 

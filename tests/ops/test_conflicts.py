@@ -80,6 +80,7 @@ def test_resolving_closes_it_everywhere_it_replicates(
         str(deployed.outputs_file),
         "--resolution",
         "refunded  the superseded order",
+        "--yes",
     )
     assert conflicts_command.run_resolve(args, deployed.aws) == EXIT_OK
     assert f"resolved {conflict.key} in {SECONDARY}" in capsys.readouterr().out

@@ -16,7 +16,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from payments_dr import contract
 from payments_dr.cli import build_parser
-from payments_dr.merchants import MAX_OVERLAP_MINUTES, MIN_OVERLAP_MINUTES, run_merchant
+from payments_dr.merchants import MAX_OVERLAP_MINUTES, MIN_OVERLAP_MINUTES
+from payments_dr.merchants_cli import WRITES, run_merchant
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
 from payments_dr.service.authorizer import build_authorizer
 from payments_dr.service.config import ServiceConfig
@@ -35,8 +36,10 @@ MERCHANT = "merchant-11"
 
 
 def run(deployed: Deployed, *argv: str, aws: Any = None) -> int:
+    """`payments-dr merchant ARGV`; a write confirmed with --yes, as a script must."""
+    confirmed = ["--yes"] if argv[0] in WRITES else []
     args = build_parser().parse_args(
-        ["merchant", *argv, "--stack", STACK, "--outputs", str(deployed.outputs_file)]
+        ["merchant", *argv, "--stack", STACK, "--outputs", str(deployed.outputs_file), *confirmed]
     )
     return run_merchant(args, aws or deployed.aws)
 
@@ -420,16 +423,17 @@ def test_rotating_an_unknown_or_revoked_merchant_is_refused_and_writes_nothing(
 
 
 @pytest.mark.parametrize("minutes", [MIN_OVERLAP_MINUTES - 1, MAX_OVERLAP_MINUTES + 1, -60])
-def test_an_overlap_out_of_bounds_is_refused_before_anything_is_written(
+def test_an_overlap_out_of_bounds_is_a_usage_error_before_anything_is_written(
     deployed: Deployed, capsys: pytest.CaptureFixture[str], minutes: int
 ) -> None:
     run(deployed, "create", MERCHANT)
     before = table_items(deployed, PRIMARY)
     capsys.readouterr()
-    assert run(deployed, "rotate", MERCHANT, f"--overlap-minutes={minutes}") == EXIT_REFUSED
+    with pytest.raises(SystemExit) as exit_:
+        run(deployed, "rotate", MERCHANT, f"--overlap-minutes={minutes}")
+    assert exit_.value.code == 2
     error = capsys.readouterr().err
-    assert f"between {MIN_OVERLAP_MINUTES} and {MAX_OVERLAP_MINUTES}" in error
-    assert f"not {minutes}" in error
+    assert f"{minutes} is out of range: {MIN_OVERLAP_MINUTES} to {MAX_OVERLAP_MINUTES}" in error
     assert table_items(deployed, PRIMARY) == before
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
-from payments_dr.cli_arguments import confirmation_refusal
 from payments_dr.ops import commands
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_REFUSED, Aws
 
@@ -40,6 +39,7 @@ class SqsScript:
     """An SQS client that answers only what the test scripts, in order."""
 
     def __init__(self, deployed: Deployed) -> None:
+        self.deployed = deployed
         self.client = SESSION.client("sqs", region_name=SECONDARY)
         self.stubber = Stubber(self.client)
         self.queues = deployed.outputs["regions"][SECONDARY]
@@ -75,6 +75,32 @@ class SqsScript:
     def aws(self) -> Aws:
         return Aws(SESSION, clients={("sqs", SECONDARY): self.client})
 
+    def move_started(self, depth: int) -> None:
+        """A DLQ of `depth` messages, no earlier task, and the move task starting."""
+        self.queue_attributes(depth=depth)
+        self.tasks()
+        self.start()
+
+    def run(
+        self,
+        clock: FakeClock,
+        *extra: str,
+        yes: bool = True,
+        sleep: Callable[[float], None] | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> int:
+        """`payments-dr redrive` on this script's SQS and the clock; every call it makes must
+        be one the test scripted."""
+        args = redrive_args(self.deployed, *extra, yes=yes)
+        times = {"wall_clock": wall_clock} if wall_clock else {}
+        with self.stubber:
+            return commands.run_redrive(args, self.aws(), clock, sleep or clock.sleep, **times)
+
+
+@pytest.fixture
+def sqs(deployed: Deployed) -> SqsScript:
+    return SqsScript(deployed)
+
 
 def task(status: str, moved: int, to_move: int, **extra: Any) -> dict[str, Any]:
     return {
@@ -87,22 +113,15 @@ def task(status: str, moved: int, to_move: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_moves_every_dead_letter_and_reports_the_count(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    sqs: SqsScript, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
     sqs.queue_attributes(depth=10)
     sqs.tasks(task("COMPLETED", 4, 4))  # an old finished task does not block
     sqs.start(MaxNumberOfMessagesPerSecond=50)
     sqs.tasks(task("RUNNING", 3, 10, TaskHandle="handle-1"), newest_only=True)
     sqs.tasks(task("COMPLETED", 10, 10), newest_only=True)
 
-    with sqs.stubber:
-        exit_code = commands.run_redrive(
-            redrive_args(deployed, "--max-per-second", "50", "--poll-interval", "2"),
-            sqs.aws(),
-            clock,
-            clock.sleep,
-        )
+    exit_code = sqs.run(clock, "--max-per-second", "50", "--poll-interval", "2")
 
     captured = capsys.readouterr()
     assert exit_code == EXIT_OK
@@ -125,30 +144,24 @@ def test_an_empty_dlq_starts_no_task(
 
 
 def test_refuses_while_another_move_task_runs(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    sqs: SqsScript, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
     sqs.queue_attributes(depth=4)
     sqs.tasks(task("RUNNING", 1, 4, TaskHandle="someone-else"))
 
-    with sqs.stubber:
-        exit_code = commands.run_redrive(redrive_args(deployed), sqs.aws(), clock, clock.sleep)
+    exit_code = sqs.run(clock)
 
     assert exit_code == EXIT_REFUSED
     assert "already running from the DLQ (task handle someone-else)" in capsys.readouterr().err
 
 
 def test_a_failed_task_exits_1_with_its_reason(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    sqs: SqsScript, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
-    sqs.queue_attributes(depth=4)
-    sqs.tasks()
-    sqs.start()
+    sqs.move_started(depth=4)
     sqs.tasks(task("FAILED", 1, 4, FailureReason="AccessDenied on kms:Decrypt"), newest_only=True)
 
-    with sqs.stubber:
-        exit_code = commands.run_redrive(redrive_args(deployed), sqs.aws(), clock, clock.sleep)
+    exit_code = sqs.run(clock)
 
     assert exit_code == EXIT_FAILED
     assert capsys.readouterr().out.strip() == (
@@ -157,22 +170,13 @@ def test_a_failed_task_exits_1_with_its_reason(
 
 
 def test_a_task_still_running_at_the_timeout_exits_1_despite_a_failed_reading(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    sqs: SqsScript, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
-    sqs.queue_attributes(depth=9)
-    sqs.tasks()
-    sqs.start()
+    sqs.move_started(depth=9)
     sqs.tasks(task("RUNNING", 2, 9, TaskHandle="handle-1"), newest_only=True)
     sqs.stubber.add_client_error("list_message_move_tasks", "RequestThrottled", "slow down")
 
-    with sqs.stubber:
-        exit_code = commands.run_redrive(
-            redrive_args(deployed, "--timeout", "15", "--poll-interval", "10"),
-            sqs.aws(),
-            clock,
-            clock.sleep,
-        )
+    exit_code = sqs.run(clock, "--timeout", "15", "--poll-interval", "10")
 
     captured = capsys.readouterr()
     assert exit_code == EXIT_FAILED
@@ -181,19 +185,15 @@ def test_a_task_still_running_at_the_timeout_exits_1_despite_a_failed_reading(
 
 
 def test_ctrl_c_while_watching_tells_how_to_follow_or_cancel_the_task(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    sqs: SqsScript, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
-    sqs.queue_attributes(depth=4)
-    sqs.tasks()
-    sqs.start()
+    sqs.move_started(depth=4)
     sqs.tasks(task("RUNNING", 1, 4, TaskHandle="handle-1"), newest_only=True)
 
     def interrupt(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    with sqs.stubber:
-        exit_code = commands.run_redrive(redrive_args(deployed), sqs.aws(), clock, interrupt)
+    exit_code = sqs.run(clock, sleep=interrupt)
 
     err = capsys.readouterr().err
     assert exit_code == EXIT_INTERRUPTED
@@ -204,15 +204,12 @@ def test_ctrl_c_while_watching_tells_how_to_follow_or_cancel_the_task(
 
 
 def test_a_dry_run_reads_the_dlq_and_starts_nothing(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+    sqs: SqsScript, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
     sqs.queue_attributes(depth=10)
     sqs.tasks(task("COMPLETED", 4, 4))  # no start_message_move_task is scripted
 
-    with sqs.stubber:
-        args = redrive_args(deployed, "--dry-run", "--max-per-second", "20", yes=False)
-        exit_code = commands.run_redrive(args, sqs.aws(), clock, clock.sleep)
+    exit_code = sqs.run(clock, "--dry-run", "--max-per-second", "20", yes=False)
 
     assert exit_code == EXIT_OK
     assert capsys.readouterr().out == (
@@ -222,56 +219,59 @@ def test_a_dry_run_reads_the_dlq_and_starts_nothing(
     sqs.stubber.assert_no_pending_responses()
 
 
-def test_without_a_terminal_or_yes_nothing_moves(
-    deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+def test_without_a_terminal_or_yes_nothing_is_read_or_moved(
+    sqs: SqsScript, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    sqs = SqsScript(deployed)
-    sqs.queue_attributes(depth=3)
-    sqs.tasks()
-
-    with sqs.stubber:  # pytest's stdin is no terminal
-        args = redrive_args(deployed, yes=False)
-        exit_code = commands.run_redrive(args, sqs.aws(), clock, clock.sleep)
+    # Nothing scripted: any SQS call fails the test.
+    exit_code = sqs.run(clock, yes=False)  # pytest's stdin is no terminal
 
     assert exit_code == 2
     assert capsys.readouterr().err == (
-        f"error: Move about 3 messages in {SECONDARY} changes a deployed stack: there is no"
-        " terminal to confirm on; pass --yes\n"
+        "error: redrive writes to a deployed stack and there is no terminal to confirm on:"
+        " pass --yes (or --dry-run to only look)\n"
     )
 
 
-@pytest.mark.parametrize(("answer", "refusal"), [("y", None), ("yes", None), ("", 3), ("n", 3)])
-def test_on_a_terminal_the_operator_is_asked(answer: str, refusal: int | None) -> None:
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+@pytest.mark.parametrize(
+    ("answer", "exit_code"), [("y", EXIT_OK), ("yes", EXIT_OK), ("", 3), ("n", 3)]
+)
+def test_on_a_terminal_the_operator_is_asked(
+    answer: str,
+    exit_code: int,
+    sqs: SqsScript,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda: answer)
+    sqs.queue_attributes(depth=3)
+    sqs.tasks()
+    if exit_code == EXIT_OK:  # only a yes starts the move
+        sqs.start()
+        sqs.tasks(task("COMPLETED", 3, 3), newest_only=True)
 
-    asked: list[str] = []
+    assert sqs.run(clock, yes=False) == exit_code
 
-    def ask(prompt: str) -> str:
-        asked.append(prompt)
-        return answer
-
-    refused = confirmation_refusal("Move about 3 messages in us-east-2", False, Terminal(), ask)
-    assert asked == ["Move about 3 messages in us-east-2? [y/N] "]
-    assert (refused and refused.exit_code) == refusal
+    question = (
+        f"Move about 3 messages from the DLQ to the retry queue in {SECONDARY} of stack {STACK}?"
+        " [y/N] "
+    )
+    assert capsys.readouterr().err.startswith(question)
+    sqs.stubber.assert_no_pending_responses()
 
 
 def test_json_gives_the_result_with_utc_times_and_errors_as_json(
     deployed: Deployed, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sqs = SqsScript(deployed)
-    sqs.queue_attributes(depth=2)
-    sqs.tasks()
-    sqs.start()
+    sqs.move_started(depth=2)
     sqs.tasks(task("COMPLETED", 2, 2), newest_only=True)
     times = iter(
         [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 9, tzinfo=UTC)]
     )
 
-    with sqs.stubber:
-        args = redrive_args(deployed, "--json")
-        exit_code = commands.run_redrive(args, sqs.aws(), clock, clock.sleep, times.__next__)
+    exit_code = sqs.run(clock, "--json", wall_clock=times.__next__)
 
     assert exit_code == EXIT_OK
     assert json.loads(capsys.readouterr().out) == {

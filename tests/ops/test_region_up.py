@@ -154,6 +154,7 @@ def region_up(
         resolve=lambda domain: set(),
         timing=Timing(60.0, 30.0, clock, clock.sleep),
         progress=lambda: Progress(io.StringIO()),
+        approve=None,  # confirmed beforehand, as `--yes` does
     )
     out = io.StringIO()
     code = run_lifecycle(

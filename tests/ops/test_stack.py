@@ -37,7 +37,9 @@ class FakeStack:
         summary = SimpleNamespace(result=self.result, resource_changes={"create": 3, "same": 40})
         return SimpleNamespace(summary=summary, change_summary={"create": 3, "same": 40})
 
-    def preview(self, *, on_output: Callable[[str], None]) -> SimpleNamespace:
+    def preview(
+        self, *, on_output: Callable[[str], None], target: list[str] | None = None
+    ) -> SimpleNamespace:
         return self._run("preview", on_output)
 
     def up(
@@ -68,7 +70,8 @@ def project(tmp_path: Path) -> Path:
 
 
 # Up's own guards are tested in test_stack_up; here they pass.
-PASSING = UpGuards(preflight=lambda config, aws, deployed: [])
+# approve=None: confirmed beforehand, as `--yes` does.
+PASSING = UpGuards(preflight=lambda config, aws, deployed: [], approve=None)
 
 
 def run(

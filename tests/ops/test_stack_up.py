@@ -119,6 +119,7 @@ def up(
         resolve=dns or Dns(set(NAME_SERVERS)),
         timing=Timing(timeout, 30.0, clock, clock.sleep),
         progress=lambda: Progress(io.StringIO()),
+        approve=None,  # confirmed beforehand, as `--yes` does
     )
     out = io.StringIO()
     code = run_lifecycle(
@@ -238,7 +239,7 @@ def test_the_preflight_sees_the_deployed_outputs(aws_credentials: None, project:
         io.StringIO(),
         opener=lambda name, work_dir, create: stack,
         cli_available=lambda: True,
-        guards=UpGuards(preflight=preflight),
+        guards=UpGuards(preflight=preflight, approve=None),
     )
     assert seen == [{"hosted_zone_id": "Z0123456789ABCDEFGHIJ"}]
 

@@ -33,6 +33,15 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@pytest.fixture
+def no_credentials(deployed: Deployed, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The moto stack, but no AWS credentials anywhere: a command that looks for them fails."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -59,12 +68,8 @@ def test_an_unknown_region_is_named_before_credentials(
     deployed: Deployed,
     clock: FakeClock,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    no_credentials: None,
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     args = parse(
         *("failover", "--stack", STACK, "--outputs", str(deployed.outputs_file)),
         *("--to", "us-west-2", "--yes"),
@@ -109,11 +114,18 @@ def arc_clients() -> tuple[Aws, list[Stubber]]:
     return Aws(SESSION, clients=clients), stubbers
 
 
-def test_arc_tries_each_endpoint_until_one_answers(
-    aws_credentials: None, deployed: Deployed
-) -> None:
-    outputs = arc_outputs(deployed)
+# The stack's outputs with ARC switches, and stubbed clients for its cluster's endpoints.
+ArcStack = tuple[Any, Aws, list[Stubber]]
+
+
+@pytest.fixture
+def arc(aws_credentials: None, deployed: Deployed) -> ArcStack:
     aws, stubbers = arc_clients()
+    return arc_outputs(deployed), aws, stubbers
+
+
+def test_arc_tries_each_endpoint_until_one_answers(arc: ArcStack) -> None:
+    outputs, aws, stubbers = arc
     stubbers[0].add_client_error(
         "update_routing_control_states",
         service_error_code="EndpointTemporarilyUnavailableException",
@@ -138,11 +150,8 @@ def test_arc_tries_each_endpoint_until_one_answers(
         stubber.assert_no_pending_responses()
 
 
-def test_arc_reads_a_routing_control_on_the_first_endpoint_that_answers(
-    aws_credentials: None, deployed: Deployed
-) -> None:
-    outputs = arc_outputs(deployed)
-    aws, stubbers = arc_clients()
+def test_arc_reads_a_routing_control_on_the_first_endpoint_that_answers(arc: ArcStack) -> None:
+    outputs, aws, stubbers = arc
     dead = aws.endpoint_client(ARC_SERVICE, "us-east-1", ENDPOINTS[0]["endpoint"])
 
     def unreachable(**_: Any) -> None:
@@ -158,11 +167,8 @@ def test_arc_reads_a_routing_control_on_the_first_endpoint_that_answers(
     assert read_switch(aws, outputs, PRIMARY) is SwitchState.AWAY
 
 
-def test_a_safety_rule_refusal_is_final_not_retried_elsewhere(
-    aws_credentials: None, deployed: Deployed
-) -> None:
-    outputs = arc_outputs(deployed)
-    aws, stubbers = arc_clients()
+def test_a_safety_rule_refusal_is_final_not_retried_elsewhere(arc: ArcStack) -> None:
+    outputs, aws, stubbers = arc
     stubbers[0].add_client_error(
         "update_routing_control_states",
         service_error_code="ConflictException",
@@ -176,9 +182,8 @@ def test_a_safety_rule_refusal_is_final_not_retried_elsewhere(
         stubber.assert_no_pending_responses()
 
 
-def test_no_endpoint_answering_names_each_one(aws_credentials: None, deployed: Deployed) -> None:
-    outputs = arc_outputs(deployed)
-    aws, stubbers = arc_clients()
+def test_no_endpoint_answering_names_each_one(arc: ArcStack) -> None:
+    outputs, aws, stubbers = arc
     for stubber in stubbers:
         stubber.add_client_error(
             "get_routing_control_state", service_error_code="ThrottlingException"
@@ -224,12 +229,8 @@ def test_redrive_names_an_unknown_region_before_credentials(
     deployed: Deployed,
     clock: FakeClock,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    no_credentials: None,
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     args = parse(
         "redrive",
         "--stack",

@@ -336,3 +336,42 @@ def test_the_next_read_is_due_a_refresh_period_after_the_last_read(region: Regio
     clock.now = started + SPREAD + REFRESH
     cache.get()
     assert ssm.reads == 2
+
+
+def test_close_ends_a_read_waiting_in_its_delay_without_reading(region: Region) -> None:
+    """What the lab does on stop: no read may call SSM after its clients are gone."""
+    ssm, clock = CountingSsm(region.ssm), FakeClock()
+    cache = cache_for(
+        region,
+        ssm,
+        clock,
+        spread_seconds=SPREAD,
+        jitter=lambda low, high: high,
+        wait=lambda wake, seconds: wake.wait(120),  # only a wake ends the delay
+    )
+    assert cache.get(urgent=True) is Mode.ACTIVE  # the first read, its delay cut short
+    clock.advance(REFRESH)
+    assert cache.get() is Mode.ACTIVE  # the next read starts and waits in its delay
+    readers = [thread for thread in threading.enumerate() if thread.name == "mode-refresh"]
+    assert readers and all(thread.is_alive() for thread in readers)
+
+    assert cache.close() is True
+    assert not any(thread.is_alive() for thread in readers)
+    assert ssm.reads == 1
+    clock.advance(REFRESH)
+    with pytest.raises(ConfigUnavailable):  # no read starts after close: the mode ages out
+        cache.get(urgent=True)
+    assert ssm.reads == 1
+
+
+def test_close_waits_for_a_read_in_its_call(region: Region) -> None:
+    ssm, clock = HangingSsm(region.ssm), FakeClock()
+    cache = cache_for(region, ssm, clock)
+    cache.get()
+    ssm.hanging = True
+    clock.advance(REFRESH)
+    cache.get()  # the read hangs in GetParameter
+    assert cache.close(timeout_seconds=0.01) is False  # still in its call
+    ssm.release.set()
+    assert cache.close() is True
+    assert ssm.reads == 2

@@ -308,8 +308,10 @@ class Lab(LabInspection):
         return switch
 
     def _deps(self, aws: RegionAws, resources: RegionResources) -> ServiceDeps:
-        """One function's dependencies, as its cold start would build them."""
-        return ServiceDeps(
+        """One function's dependencies, as its cold start would build them. Closed on stop,
+        before the simulated AWS they read goes: a mode read still waiting to start would
+        otherwise call it after the lab stopped."""
+        deps = ServiceDeps(
             region=aws.region,
             ssm_path=resources.ssm_path,
             ssm=aws.service_client("ssm"),
@@ -325,6 +327,8 @@ class Lab(LabInspection):
             mode_refresh_seconds=self.settings.config.mode_refresh_seconds,
             mode_read_spread_seconds=self.settings.config.mode_read_spread_seconds,
         )
+        self._stops.append(deps.close)
+        return deps
 
     # --- merchants -----------------------------------------------------------------------
     def enrol_merchant(self, merchant_id: str) -> str:

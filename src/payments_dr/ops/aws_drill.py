@@ -24,13 +24,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from payments_dr.cli_arguments import confirmation_refusal, write_text_creating_folders
+from payments_dr.cli_arguments import write_text_creating_folders
 from payments_dr.client import Transport
 from payments_dr.contract import ConsistencyMode, Mode, SwitchState
 from payments_dr.drill_report import DrillReport, TimelineEvent
 from payments_dr.merchants import Merchants
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Aws, OpsError
-from payments_dr.ops.commands import project_root, run_guarded
+from payments_dr.ops.commands import (
+    project_root,
+    refuse_unconfirmable,
+    require_confirmation,
+    run_guarded,
+)
 from payments_dr.ops.drill_accounting import (
     account_clients,
     first_served,
@@ -272,6 +277,7 @@ def run(
         outputs = load_outputs(
             stack, getattr(args, "outputs", None), getattr(args, "work_dir", None) or project_root()
         )
+        refuse_unconfirmable("drill --on-aws", args)
         settings = drill_settings(args)
         problem = settings_problem(outputs, settings)
         if problem is not None:
@@ -281,12 +287,11 @@ def run(
         if getattr(args, "dry_run", False):
             print(dry_run_plan(outputs, settings, forced))
             return EXIT_OK
-        refusal = confirmation_refusal(
-            f"Fence {outputs.primary} of stack {outputs.stack} for a failover drill",
-            bool(getattr(args, "yes", False)),
+        require_confirmation(
+            "drill --on-aws",
+            f"Fence {outputs.primary} of stack {outputs.stack} for a failover drill?",
+            args,
         )
-        if refusal is not None:
-            raise OpsError(*refusal)
         for problem in forced:
             print(f"warning: forced past: {problem}", file=sys.stderr)
         # The drill pays as a merchant of its own, with a key that lives only as long as it.

@@ -15,9 +15,20 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from payments_dr import contract
+from payments_dr.cli_arguments import (
+    Ask,
+    add_confirmation_arguments,
+    ask_on_terminal,
+)
 from payments_dr.merchants import Merchants
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, Aws
-from payments_dr.ops.commands import add_stack_arguments, project_root, run_guarded
+from payments_dr.ops.commands import (
+    add_stack_arguments,
+    project_root,
+    refuse_unconfirmable,
+    require_confirmation,
+    run_guarded,
+)
 from payments_dr.ops.observe import AWS_ERRORS, describe_aws_error
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 
@@ -65,14 +76,21 @@ def register(subparsers: Any) -> None:
         " region's canary secret (never printed)",
     )
     add_stack_arguments(enrol_parser)
+    add_confirmation_arguments(enrol_parser, dry_run=None)
     enrol_parser.set_defaults(run=run_canary)
 
 
-def run_canary(args: argparse.Namespace, aws: Aws | None = None) -> int:
+def run_canary(args: argparse.Namespace, aws: Aws | None = None, ask: Ask = ask_on_terminal) -> int:
     def command() -> int:
         clients = aws or Aws()
         outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
+        refuse_unconfirmable("canary enrol", args)
         clients.require_credentials()
+        question = (
+            f"Issue {contract.CANARY_MERCHANT_ID}'s key in table {outputs.table_name} and write it"
+            f" into the canary secrets of stack {outputs.stack} in {' and '.join(outputs.regions)}?"
+        )
+        require_confirmation("canary enrol", question, args, ask)
         return enrol(outputs, clients, sys.stdout, sys.stderr)
 
     return run_guarded(command)

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from payments_dr.cli_arguments import (
+    Ask,
+    add_confirmation_arguments,
+    ask_on_terminal,
     aws_region,
     confirmation_refusal,
     int_between,
+    positive_seconds,
+    unconfirmable,
 )
 from payments_dr.ops import switch_cli
 from payments_dr.ops.aws import (
@@ -39,14 +44,7 @@ from payments_dr.ops.redrive import (
 )
 from payments_dr.ops.stack import OPERATIONS, run_lifecycle
 from payments_dr.ops.status import collect_status, render_json, render_table
-from payments_dr.ops.switch_cli import (
-    Confirm,
-    add_switch_arguments,
-    check_confirmable,
-    json_error,
-    positive_seconds,
-    terminal_confirm,
-)
+from payments_dr.ops.switch_cli import add_switch_arguments, json_error
 from payments_dr.ops.switch_plan import SwitchPlan, plan_failback, plan_failover
 
 DEFAULT_POLL_SECONDS = 5.0
@@ -139,15 +137,8 @@ def register(subparsers: Any) -> None:
         " (default: SQS picks the rate from the backlog)",
     )
     _add_wait_arguments(redrive_parser, "seconds to wait for the move (default 900)")
-    redrive_parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="read the DLQ and print the move it would start, changing nothing",
-    )
-    redrive_parser.add_argument(
-        "--yes",
-        action="store_true",
-        help="start the move without asking (needed without a terminal)",
+    add_confirmation_arguments(
+        redrive_parser, dry_run="read the DLQ and print the move it would start, changing nothing"
     )
     redrive_parser.add_argument(
         "--json",
@@ -187,6 +178,12 @@ def register(subparsers: Any) -> None:
         help="with --region: update the global resources (Route 53, ...) too",
     )
     stack.add_argument(
+        "--yes",
+        action="store_true",
+        help="up only: update without asking (needed without a terminal); on a terminal, up"
+        " shows the preview's changes and asks first",
+    )
+    stack.add_argument(
         "--delegation-timeout",
         type=positive_seconds,
         help="up only, for a stack creating its zone: seconds to wait for the domain's"
@@ -210,6 +207,22 @@ def run_guarded(command: Callable[[], int]) -> int:
         # anywhere else it needs no traceback.
         print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def refuse_unconfirmable(command: str, args: argparse.Namespace) -> None:
+    """Before credentials: a write to a deployed stack that nobody could confirm."""
+    refusal = unconfirmable(command, args)
+    if refusal is not None:
+        raise OpsError(*refusal)
+
+
+def require_confirmation(
+    command: str, question: str, args: argparse.Namespace, ask: Ask = ask_on_terminal
+) -> None:
+    """Before the first write: --yes, or a yes to `question` typed on the terminal."""
+    refusal = confirmation_refusal(command, question, args, ask)
+    if refusal is not None:
+        raise OpsError(*refusal)
 
 
 def _outputs(args: argparse.Namespace, aws: Aws) -> StackOutputs:
@@ -236,10 +249,10 @@ def run_failover(
     resolve: Resolver = resolve_ipv4,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    confirm: Confirm = terminal_confirm,
+    ask: Ask = ask_on_terminal,
 ) -> int:
     return _run_switch(
-        args, lambda outputs: plan_failover(outputs, args.to), aws, resolve, clock, sleep, confirm
+        args, lambda outputs: plan_failover(outputs, args.to), aws, resolve, clock, sleep, ask
     )
 
 
@@ -249,9 +262,9 @@ def run_failback(
     resolve: Resolver = resolve_ipv4,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    confirm: Confirm = terminal_confirm,
+    ask: Ask = ask_on_terminal,
 ) -> int:
-    return _run_switch(args, plan_failback, aws, resolve, clock, sleep, confirm)
+    return _run_switch(args, plan_failback, aws, resolve, clock, sleep, ask)
 
 
 def _run_switch(
@@ -261,18 +274,18 @@ def _run_switch(
     resolve: Resolver,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
-    confirm: Confirm,
+    ask: Ask,
 ) -> int:
     """Arguments (the plan's region too) and confirmability first, then credentials."""
     try:
         outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
         plan = plan_for(outputs)
-        check_confirmable(args)
+        refuse_unconfirmable(args.command, args)
         clients = aws or Aws()
         clients.require_credentials()
         timeout = args.timeout if args.timeout is not None else outputs.rto_target_seconds
         timing = Timing(timeout, args.poll_interval, clock, sleep)
-        return switch_cli.run(args, clients, outputs, plan, resolve, timing, confirm)
+        return switch_cli.run(args, clients, outputs, plan, resolve, timing, ask)
     except OpsError as error:
         return json_error(args, str(error), error.exit_code)
     except AWS_ERRORS as error:
@@ -287,6 +300,7 @@ def run_redrive(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ask: Ask = ask_on_terminal,
 ) -> int:
     as_json = bool(getattr(args, "json", False))
 
@@ -294,6 +308,7 @@ def run_redrive(
         clients = aws or Aws()
         outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
         outputs.region(args.region)  # a region the stack lacks is named before credentials
+        refuse_unconfirmable("redrive", args)
         clients.require_credentials()
         plan = plan_redrive(clients, outputs, args.region, args.max_per_second)
         if getattr(args, "dry_run", False):
@@ -301,11 +316,11 @@ def run_redrive(
             print(json.dumps(dry_run, indent=2) if as_json else f"dry run: {plan.describe()}")
             return EXIT_OK
         if plan.depth:
-            refusal = confirmation_refusal(
-                f"Move about {plan.depth} messages in {plan.region}", getattr(args, "yes", False)
+            question = (
+                f"Move about {plan.depth} messages from the DLQ to the retry queue in"
+                f" {plan.region} of stack {outputs.stack}?"
             )
-            if refusal is not None:
-                raise OpsError(*refusal)
+            require_confirmation("redrive", question, args, ask)
         timeout = args.timeout if args.timeout is not None else REDRIVE_TIMEOUT_SECONDS
         timing = Timing(timeout, args.poll_interval, clock, sleep)
         started_at = wall_clock()
@@ -349,7 +364,7 @@ def run_preflight(args: argparse.Namespace, aws: Aws | None = None) -> int:
     )
 
 
-def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
+def run_stack(args: argparse.Namespace, aws: Aws | None = None, ask: Ask = ask_on_terminal) -> int:
     from payments_dr.ops.stack_up import (  # slow to import: see run_preflight
         DELEGATION_POLL_SECONDS,
         DELEGATION_TIMEOUT_SECONDS,
@@ -357,9 +372,16 @@ def run_stack(args: argparse.Namespace, aws: Aws | None = None) -> int:
     )
 
     def command() -> int:
+        if args.yes and args.operation != "up":
+            raise OpsError("--yes applies to `stack up` only (destroy takes --confirm STACK)")
+        if args.operation == "up":
+            refuse_unconfirmable("stack up", args)
         work_dir = args.work_dir or project_root()
         timeout = args.delegation_timeout or DELEGATION_TIMEOUT_SECONDS
-        guards = UpGuards(timing=Timing(timeout, DELEGATION_POLL_SECONDS))
+        guards = UpGuards(
+            timing=Timing(timeout, DELEGATION_POLL_SECONDS),
+            approve=None if args.yes else ask,
+        )
         return run_lifecycle(
             args.operation,
             args.stack,

@@ -18,9 +18,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from payments_dr.cli_arguments import (
+    Ask,
+    add_confirmation_arguments,
+    ask_on_terminal,
+)
 from payments_dr.contract import CONFLICT_ITEM_PREFIX, ConflictStatus
 from payments_dr.ops.aws import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, Aws, OpsError
-from payments_dr.ops.commands import add_stack_arguments, project_root, run_guarded
+from payments_dr.ops.commands import (
+    add_stack_arguments,
+    project_root,
+    refuse_unconfirmable,
+    require_confirmation,
+    run_guarded,
+)
 from payments_dr.ops.outputs import StackOutputs, load_outputs
 from payments_dr.service.conflicts import Conflict, ConflictNotFound, ConflictStore
 from payments_dr.service.store import TableUnavailable
@@ -145,6 +156,9 @@ def register(subparsers: Any) -> None:
         help=f"what was done, for the record (at most {MAX_RESOLUTION_CHARS} characters)",
     )
     resolve.add_argument("--region", help="the region to write in first (default: secondary)")
+    add_confirmation_arguments(
+        resolve, dry_run="find the open conflict and say what would be written; write nothing"
+    )
     resolve.set_defaults(run=run_resolve)
 
 
@@ -166,7 +180,9 @@ def run_list(args: argparse.Namespace, aws: Aws | None = None) -> int:
     return run_guarded(command)
 
 
-def run_resolve(args: argparse.Namespace, aws: Aws | None = None) -> int:
+def run_resolve(
+    args: argparse.Namespace, aws: Aws | None = None, ask: Ask = ask_on_terminal
+) -> int:
     resolution = " ".join(str(args.resolution).split())
     problem = None
     if not args.key.startswith(CONFLICT_ITEM_PREFIX):
@@ -179,14 +195,44 @@ def run_resolve(args: argparse.Namespace, aws: Aws | None = None) -> int:
 
     def command() -> int:
         clients = aws or Aws()
-        outputs = _outputs(args, clients)
+        outputs = load_outputs(args.stack, args.outputs, args.work_dir or project_root())
         if args.region is not None and args.region not in outputs.regions:
             raise OpsError(f"--region {args.region} is not one of {', '.join(outputs.regions)}")
+        refuse_unconfirmable("conflicts resolve", args)
+        clients.require_credentials()
+        conflict = _open_conflict(clients, outputs, args.key)
+        first = _regions(outputs, args.region)[0]
+        heading = "dry run, nothing written; would write" if args.dry_run else "will write"
+        stream = sys.stdout if args.dry_run else sys.stderr
+        print(f"conflicts resolve on stack {outputs.stack}: {heading}:", file=stream)
+        print(
+            f"  - conflict {conflict.key} (merchant {conflict.merchant_id}, payment"
+            f" {conflict.payment_id}) marked resolved in table {outputs.table_name} through"
+            f" {first} (replicated to {', '.join(outputs.others(first))}), resolution:"
+            f" {resolution!r}",
+            file=stream,
+        )
+        if args.dry_run:
+            return EXIT_OK
+        question = f"Resolve {conflict.key} on stack {outputs.stack} ({first} first)?"
+        require_confirmation("conflicts resolve", question, args, ask)
         try:
-            region, conflict = resolve_conflict(clients, outputs, args.key, resolution, args.region)
+            region, resolved = resolve_conflict(clients, outputs, args.key, resolution, args.region)
         except ConflictNotFound as error:
             raise OpsError(f"{error}: it was resolved already, or the key is wrong") from error
-        print(f"resolved {conflict.key} in {region}: {conflict.resolution}")
+        print(f"resolved {resolved.key} in {region}: {resolved.resolution}")
         return EXIT_OK
 
     return run_guarded(command)
+
+
+def _open_conflict(aws: Aws, outputs: StackOutputs, key: str) -> Conflict:
+    """The open conflict `key`, read before writing: what the confirmation shows."""
+    listing = list_conflicts(aws, outputs, [ConflictStatus.OPEN])
+    found = next((conflict for conflict in listing.conflicts if conflict.key == key), None)
+    if found is not None and found.status is ConflictStatus.OPEN:
+        return found
+    if len(listing.unreadable) == len(outputs.regions):
+        reasons = "; ".join(f"{name}: {why}" for name, why in listing.unreadable.items())
+        raise OpsError(f"no region's table answered ({reasons})", EXIT_FAILED)
+    raise OpsError(f"no open conflict {key}: it was resolved already, or the key is wrong")

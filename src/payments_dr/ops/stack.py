@@ -2,8 +2,9 @@
 
 Meant for ephemeral test stacks (a drill target that lives for an afternoon); production
 stacks go through the reviewed pipeline. Destroy asks for the stack name a second time. Up
-first refuses a consistency-mode change, runs the preflight checks and, for a stack that
-creates its zone, creates the zone alone and waits for its delegation (`stack_up`).
+first refuses a consistency-mode change, runs the preflight checks, shows the preview's
+changes and asks on a terminal (`--yes` skips both) and, for a stack that creates its zone,
+creates the zone alone and waits for its delegation (`stack_up`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ OPERATIONS: tuple[Operation, ...] = ("preview", "up", "destroy", "outputs")
 class LifecycleStack(Protocol):
     """The part of `pulumi.automation.Stack` the lifecycle commands use."""
 
-    def preview(self, *, on_output: Callable[[str], None]) -> Any: ...
+    def preview(
+        self, *, on_output: Callable[[str], None], target: list[str] | None = None
+    ) -> Any: ...
     def up(self, *, on_output: Callable[[str], None], target: list[str] | None = None) -> Any: ...
     def destroy(self, *, on_output: Callable[[str], None]) -> Any: ...
     def outputs(self) -> Mapping[str, Any]: ...
@@ -95,7 +98,7 @@ def run_lifecycle(
             return EXIT_OK
         if operation == "preview":
             changes = stack.preview(on_output=echo).change_summary
-            out.write(f"preview of {stack_name}: {_changes_text(changes)}\n")
+            out.write(f"preview of {stack_name}: {changes_text(changes)}\n")
             return EXIT_OK
         if operation == "up":
             # Imported late: the preflight checks load the service's configuration module.
@@ -127,7 +130,7 @@ def run_lifecycle(
 
 
 def _report(operation: str, stack_name: str, summary: Any, out: TextIO, where: str = "") -> int:
-    changes = _changes_text(summary.resource_changes)
+    changes = changes_text(summary.resource_changes)
     out.write(f"{operation} of {stack_name}{where}: {summary.result}, {changes}\n")
     return EXIT_OK if summary.result == "succeeded" else EXIT_FAILED
 
@@ -160,6 +163,11 @@ def _region_up(
         include_global,
         environ,
     )
+    from payments_dr.ops.stack_up import approve_update
+
+    place = f"{region} and the global resources" if include_global else region
+    where = f"{len(plan.targets)} resource(s) of stack {stack_name} in {place}"
+    approve_update(stack, stack_name, guards, out, echo, where, list(plan.targets))
     return stack.up(on_output=echo, target=list(plan.targets)).summary
 
 
@@ -170,7 +178,7 @@ def _echo_to(out: TextIO) -> Callable[[str], None]:
     return echo
 
 
-def _changes_text(changes: Mapping[str, int] | None) -> str:
+def changes_text(changes: Mapping[str, int] | None) -> str:
     if not changes:
         return "no changes"
     return ", ".join(f"{count} {kind}" for kind, count in sorted(changes.items()))

@@ -3,7 +3,8 @@
 1. refuse a stack file whose consistency mode differs from the deployed table's (the mode is
    fixed at creation: changing it is a migration to a new stack);
 2. run the preflight checks, and stop on any failure, before anything changes;
-3. for a stack that creates its own zone: create the zone alone first (a targeted update),
+3. unless `--yes`: show the preview's changes and ask on the terminal (a "no" writes nothing);
+4. for a stack that creates its own zone: create the zone alone first (a targeted update),
    print its name servers and wait until public DNS delegates the domain to them. Only then
    can ACM validate the certificates, so the full update no longer sits in certificate
    validation until the provider's timeout while nobody can delegate.
@@ -19,6 +20,7 @@ from typing import Any, Protocol, TextIO
 import yaml
 
 from payments_dr import contract
+from payments_dr.cli_arguments import Ask, ask_on_terminal
 from payments_dr.infra.config import ConfigError, StackConfig, refuse_consistency_change
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_REFUSED, Aws, OpsError
 from payments_dr.ops.preflight import render_table, run_checks
@@ -36,6 +38,9 @@ Preflight = Callable[[StackConfig, Aws, Mapping[str, Any]], list[Check]]
 class UpStack(Protocol):
     """The part of `pulumi.automation.Stack` a guarded `up` uses."""
 
+    def preview(
+        self, *, on_output: Callable[[str], None], target: list[str] | None = None
+    ) -> Any: ...
     def up(self, *, on_output: Callable[[str], None], target: list[str] | None = None) -> Any: ...
     def outputs(self) -> Mapping[str, Any]: ...
     def export_stack(self) -> Any: ...
@@ -43,7 +48,8 @@ class UpStack(Protocol):
 
 @dataclass(frozen=True)
 class UpGuards:
-    """What a guarded `up` consults; tests replace the checks, DNS and the clock."""
+    """What a guarded `up` consults; tests replace the checks, DNS, the clock and the
+    operator. `approve` None: confirmed beforehand (`--yes`), no preview, no question."""
 
     preflight: Preflight = run_checks
     resolve: NsResolver = resolve_ns
@@ -51,6 +57,7 @@ class UpGuards:
         default_factory=lambda: Timing(DELEGATION_TIMEOUT_SECONDS, DELEGATION_POLL_SECONDS)
     )
     progress: Callable[[], Progress] = Progress
+    approve: Ask | None = ask_on_terminal
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,35 @@ def prepare_up(
             f" them, or see `payments-dr preflight --stack {stack_name}`",
             EXIT_REFUSED,
         )
+    zone_first = " (its hosted zone first, then a wait for its delegation)"
+    where = f"stack {stack_name} in {' and '.join(config.regions)}"
+    approve_update(
+        stack, stack_name, guards, out, echo, where + (zone_first * waits_for_delegation)
+    )
     if waits_for_delegation:
         return _delegated_zone(stack, stack_name, work_dir, config, out, guards, echo)
     return None
+
+
+def approve_update(
+    stack: UpStack,
+    stack_name: str,
+    guards: UpGuards,
+    out: TextIO,
+    echo: Callable[[str], None],
+    where: str,
+    target: list[str] | None = None,
+) -> None:
+    """Before the first write: the preview's changes, then the operator's yes (or --yes)."""
+    if guards.approve is None:
+        return
+    from payments_dr.ops.stack import changes_text  # stack.py imports this module
+
+    changes = changes_text(stack.preview(on_output=echo, target=target).change_summary)
+    out.write(f"preview of {stack_name}: {changes}\n")
+    out.flush()
+    if not guards.approve(f"Update {where}: {changes}?"):
+        raise OpsError("stack up not confirmed; nothing was written", EXIT_REFUSED)
 
 
 def _delegated_zone(

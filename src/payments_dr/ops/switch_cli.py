@@ -12,16 +12,21 @@ import io
 import json
 import shlex
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
+from payments_dr.cli_arguments import (
+    Ask,
+    add_confirmation_arguments,
+    ask_on_terminal,
+    confirmation_refusal,
+    positive_seconds,
+)
 from payments_dr.ops.aws import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REFUSED,
     Aws,
-    OpsError,
 )
 from payments_dr.ops.observe import Resolver
 from payments_dr.ops.outputs import StackOutputs
@@ -30,30 +35,6 @@ from payments_dr.ops.switch import SwitchInterrupted, SwitchResult, execute, sum
 from payments_dr.ops.switch_plan import Assessment, SwitchPlan, assess
 
 DEFAULT_POLL_SECONDS = 5.0
-# Ask a terminal before writing; the answer to proceed.
-Confirm = Callable[[str], bool]
-
-
-def positive_seconds(text: str) -> float:
-    """argparse type: a number of seconds above zero (a usage error, exit 2, otherwise)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
-    return value
-
-
-def positive_count(text: str) -> int:
-    """argparse type: a whole number above zero (a usage error, exit 2, otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
 
 
 def add_switch_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,37 +50,12 @@ def add_switch_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_POLL_SECONDS,
         help=f"seconds between readings while waiting (default {DEFAULT_POLL_SECONDS:g})",
     )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="show the safety verdicts and every write it would make; write nothing",
-    )
-    parser.add_argument(
-        "--yes", action="store_true", help="do not ask for confirmation before writing"
+    add_confirmation_arguments(
+        parser, dry_run="show the safety verdicts and every write it would make; write nothing"
     )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document (errors too) on stdout"
     )
-
-
-def check_confirmable(args: argparse.Namespace, stdin: TextIO | None = None) -> None:
-    """Refuses up front a run that would have to write without anyone confirming."""
-    if args.dry_run or args.yes:
-        return
-    if not (stdin or sys.stdin).isatty():
-        raise OpsError(
-            f"{args.command} writes to the deployed stack and there is no terminal to confirm"
-            " on: pass --yes (or --dry-run to only look)"
-        )
-
-
-def terminal_confirm(question: str) -> bool:
-    print(f"{question} Type yes to proceed: ", end="", file=sys.stderr, flush=True)
-    try:
-        answer = input()
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
 
 
 def undo_command(args: argparse.Namespace, outputs: StackOutputs) -> str:
@@ -129,7 +85,7 @@ def run(
     plan: SwitchPlan,
     resolve: Resolver,
     timing: Timing,
-    confirm: Confirm = terminal_confirm,
+    ask: Ask = ask_on_terminal,
 ) -> int:
     """Assess, confirm, write and wait; prints text or one JSON document."""
     report: dict[str, Any] = {
@@ -149,8 +105,10 @@ def run(
         return _finish(args, report, "refused", EXIT_REFUSED)
     if args.dry_run:
         return _finish(args, report, "dry run: nothing written", EXIT_OK)
-    if not args.yes and not confirm(f"{plan.action} to {plan.target} on stack {outputs.stack}?"):
-        return _finish(args, report, "not confirmed: nothing written", EXIT_REFUSED)
+    question = f"{plan.action} to {plan.target} on stack {outputs.stack}?"
+    refusal = confirmation_refusal(plan.action, question, args, ask)
+    if refusal is not None:
+        return _finish(args, report, "not confirmed: nothing written", refusal.exit_code)
     # With --json, stdout holds one document and stderr stays quiet but for errors.
     progress = Progress(io.StringIO()) if args.json else Progress()
     try:

@@ -28,6 +28,9 @@ MODE_STALE_LIMIT_SECONDS = 60.0
 # milliseconds; a hanging SSM (each read can take 7 s: two attempts of 1 s connect plus 2 s
 # read, plus backoff) must neither stall payments nor fail the health check.
 MODE_REFRESH_WAIT_SECONDS = 0.25
+# How long `ModeCache.close` waits for a GetParameter call in flight (at most about 7 s, as
+# above; the lab's in-process SSM answers in milliseconds).
+READ_JOIN_SECONDS = 8.0
 REQUIRED_PARAMS = tuple(
     param for param in contract.DEPLOY_TIME_PARAMS if param is not Param.PEER_SQS_ENDPOINT
 )
@@ -98,7 +101,8 @@ class ModeCache:
     serving until the stale limit. Reads run on their own thread: callers holding a usable
     mode wait for one only briefly, callers without (cold start, a long idle container) until
     it ends. An `urgent` caller (the health check, which must answer within 2 s) cuts the
-    delay short when it has no usable mode.
+    delay short when it has no usable mode. `close` ends the refreshing when the container's
+    world ends (the lab stopping a region): no read may outlive the clients it reads with.
     """
 
     def __init__(
@@ -136,6 +140,8 @@ class ModeCache:
         self._refresh_done = threading.Event()  # set while no read is in flight
         self._refresh_done.set()
         self._wake = threading.Event()  # ends the in-flight read's delay early
+        self._reader: threading.Thread | None = None  # the read in flight, or the last one
+        self._closed = False
 
     @property
     def fence_delay_seconds(self) -> float:
@@ -145,15 +151,17 @@ class ModeCache:
     def get(self, *, urgent: bool = False) -> Mode:
         with self._lock:
             now = self._clock()
-            if self._refresh_done.is_set() and now - self._triggered_at >= self._refresh:
+            due = now - self._triggered_at >= self._refresh
+            if due and self._refresh_done.is_set() and not self._closed:
                 self._triggered_at = now
                 self._refresh_done, self._wake = threading.Event(), threading.Event()
-                threading.Thread(
+                self._reader = threading.Thread(
                     target=self._read,
                     args=(self._jitter(0.0, self._spread), self._wake, self._refresh_done),
                     name="mode-refresh",
                     daemon=True,
-                ).start()
+                )
+                self._reader.start()
             has_usable = self._usable(now) is not None
             if urgent and not has_usable:
                 self._wake.set()
@@ -164,6 +172,18 @@ class ModeCache:
         if mode is None:
             raise ConfigUnavailable(f"{self._name} not read recently")
         return mode
+
+    def close(self, timeout_seconds: float = READ_JOIN_SECONDS) -> bool:
+        """Start no more reads; a read still in its delay ends without reading, one in its
+        GetParameter call is waited for. False if that call outlasted `timeout_seconds`."""
+        with self._lock:
+            self._closed = True
+            self._wake.set()
+            reader = self._reader
+        if reader is None:
+            return True
+        reader.join(timeout_seconds)
+        return not reader.is_alive()
 
     def _usable(self, now: float) -> Mode | None:
         age = now - self._read_at
@@ -178,6 +198,8 @@ class ModeCache:
                 self._wait(wake, delay)
             started = self._clock()
             with self._lock:
+                if self._closed:
+                    return  # woken by `close`: the clients may be gone
                 # The next read is due a refresh period after this one, not after the request
                 # that asked for it: containers that started together drift apart.
                 self._triggered_at = started

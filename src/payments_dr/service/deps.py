@@ -82,6 +82,10 @@ class ServiceDeps:
                 setattr(self, service, create_client(self._session(), service, self.region))
             return getattr(self, service)
 
+    def close(self) -> None:
+        """End the background reads (the mode's refresh) before the clients go away."""
+        self.mode.close()
+
     def peer_queue_client(self, config: ServiceConfig) -> Any:
         """The peer region's SQS, through the peer's interface endpoint when one is set."""
         with self._client_lock:
