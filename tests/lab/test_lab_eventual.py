@@ -16,7 +16,8 @@ from payments_dr import contract
 from payments_dr.contract import ConsistencyMode
 from payments_dr.lab.client_payments import REJECTED, TrafficOptions, Workload, new_payment
 from payments_dr.lab.control import ControlServer
-from payments_dr.lab.lab import Fault, Lab
+from payments_dr.lab.faults import Fault
+from payments_dr.lab.lab import Lab
 from payments_dr.lab.routing import NO_ANSWER_HEADER, ROUTED_TO_HEADER
 from payments_dr.lab.traffic import Traffic
 from payments_dr.service.credentials import CredentialStore

@@ -272,7 +272,7 @@ def service_log_handler() -> logging.StreamHandler[Any]:
 
 def _announce(lab: Lab, control_url: str) -> None:
     """How to reach the running lab, with a merchant key that works as typed."""
-    from payments_dr.lab.lab import Fault
+    from payments_dr.lab.faults import Fault
 
     settings = lab.settings
     print(

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from payments_dr.lab.faults import Fault
 from payments_dr.lab.httpserver import JsonRequestHandler, LoopbackServer
-from payments_dr.lab.lab import Fault, Lab
+from payments_dr.lab.lab import Lab
 from payments_dr.service.model import MERCHANT_ID_PATTERN
 
 ROUTES: dict[str, str] = {"/status": "GET", "/faults": "POST", "/merchants": "POST"}

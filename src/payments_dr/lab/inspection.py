@@ -1,4 +1,4 @@
-"""What the lab holds after a run: drained queues, table contents, dead letters, archives.
+"""What the lab holds: its status, queues, table contents, dead letters, archives, conflicts.
 
 A mixin of `Lab`, kept apart from the machinery that runs the regions.
 """
@@ -9,16 +9,24 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from payments_dr import contract
+from payments_dr.contract import ConflictStatus, Mode, Param
 from payments_dr.lab.aws import RegionAws
+from payments_dr.service.conflicts import Conflict, ConflictStore
 
 if TYPE_CHECKING:
+    from payments_dr.lab.clock import SimClock
     from payments_dr.lab.lab import Region
     from payments_dr.lab.replication import Replicator
+    from payments_dr.lab.routing import FailoverDns
+    from payments_dr.lab.settings import LabSettings
 
 
 class LabInspection:
+    settings: LabSettings
+    clock: SimClock
     regions: dict[str, Region]
     replicator: Replicator
+    dns: FailoverDns
 
     def settle(self, timeout_wall_seconds: float = 30.0) -> bool:
         """Wait until queues, streams and replication are drained; False on timeout."""
@@ -97,3 +105,49 @@ class LabInspection:
                 Bucket=self.regions[region].resources.bucket, Prefix=contract.LOG_PREFIX
             )
         )
+
+    def status(self) -> dict[str, Any]:
+        """What DNS answers, what each region's health checks and faults are."""
+        return {
+            "simulated_seconds": round(self.clock.now(), 1),
+            "dns_answer": self.dns.answer(),
+            "client_cached_answer": self.dns.cached_answer(),
+            "replication_backlog": self.replicator.backlog(),
+            "regions": {
+                name: {
+                    "role": self.settings.config.role_of(name).value,
+                    "api": region.api.url,
+                    "healthy": region.health.healthy,
+                    "switch_serves": region.record.switch is None or region.record.switch.serves,
+                    "record_healthy": region.record.healthy,
+                    "outage": region.aws.faults.outage,
+                    "table_outage": region.aws.faults.table_outage,
+                    "answers_lost": region.aws.faults.answers_lost,
+                    "fenced": self.mode(name) is Mode.FENCED,
+                    "replication_stall": self.replicator.stalls(name),
+                    "gray_failure": region.aws.faults.payments_failing,
+                }
+                for name, region in self.regions.items()
+            },
+            "conflicts": [conflict.summary() for conflict in self.conflicts()],
+        }
+
+    def conflicts(self, status: ConflictStatus | None = None) -> list[Conflict]:
+        """Conflict records in any region whose table answers (by default open and resolved),
+        each once: they replicate like payments, so a record may be in both regions."""
+        statuses = list(ConflictStatus) if status is None else [status]
+        found: dict[str, Conflict] = {}
+        for region in self.regions.values():
+            if not region.aws.faults.table_reachable:
+                continue
+            store = ConflictStore(region.aws.lab_dynamodb, region.resources.table_name)
+            for wanted in statuses:
+                for conflict in store.list(wanted):
+                    found.setdefault(conflict.key, conflict)
+        return sorted(found.values(), key=lambda conflict: conflict.detected_at)
+
+    def mode(self, region: str) -> Mode:
+        """The region's mode as its service reads it from SSM."""
+        name = contract.ssm_parameter_name(self.settings.stack, region, Param.MODE)
+        aws = self.regions[region].aws
+        return Mode(aws.lab_ssm.get_parameter(Name=name)["Parameter"]["Value"])

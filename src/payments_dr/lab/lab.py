@@ -8,17 +8,16 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from moto import mock_aws
 
 from payments_dr import contract
-from payments_dr.contract import ConflictStatus, Mode, Param
 from payments_dr.drill_report import TimelineEvent
 from payments_dr.lab.apigw import RegionApi, ThrottleLimits
-from payments_dr.lab.aws import RegionAws, RegionResources, seed_region, set_parameter
+from payments_dr.lab.aws import RegionAws, RegionResources, seed_region
 from payments_dr.lab.clock import SimClock
+from payments_dr.lab.faults import LabFaults
 from payments_dr.lab.inspection import LabInspection
 from payments_dr.lab.ledger import WriteLedger
 from payments_dr.lab.replication import Replicator
@@ -35,7 +34,6 @@ from payments_dr.lab.workers import Handler, LogArchiverFeed, RetryQueuePoller
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.authorizer import build_authorizer
 from payments_dr.service.config import ServiceConfig
-from payments_dr.service.conflicts import Conflict, ConflictStore
 from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import ServiceDeps
 from payments_dr.service.log_archiver import build_log_archiver
@@ -75,21 +73,6 @@ def _as_lambda(handler: Handler) -> Handler:
     return invoke
 
 
-class Fault(StrEnum):
-    """Faults an operator of `lab up` can switch on and off (see the control endpoint)."""
-
-    OUTAGE = "outage"
-    TABLE_OUTAGE = "table-outage"
-    ANSWERS_LOST = "answers-lost"
-    FENCED = "fenced"
-    # Eventual mode: both directions stall. Strong mode: the region's replica is cut off from
-    # the region set (no writes, no strongly consistent reads there).
-    REPLICATION_STALL = "replication-stall"
-    # Payments fail while the health path answers 200; the region's SSM and the Route 53 API
-    # are down: only the traffic switch moves clients (`payments-dr failover` in the drill).
-    GRAY_FAILURE = "gray-failure"
-
-
 @dataclass
 class Region:
     """Everything the lab runs for one region."""
@@ -104,7 +87,7 @@ class Region:
     record: RecordHealth  # what its failover record follows: health AND switch
 
 
-class Lab(LabInspection):
+class Lab(LabFaults, LabInspection):
     """Start with `with Lab(settings) as lab:`; one lab per process (moto's state is global)."""
 
     _running = threading.Lock()
@@ -125,8 +108,6 @@ class Lab(LabInspection):
         self.events: list[TimelineEvent] = []
         self.ledger = WriteLedger(self.clock.now)
         self.health_changes: list[tuple[float, str, bool]] = []  # (at, region, healthy)
-        # When a fault last began in each region (simulated seconds): health probes that
-        # started earlier cannot report it.
         self._fault_began_at: dict[str, float] = {}
         self.regions: dict[str, Region] = {}
         self._aws_by_region: dict[str, RegionAws] = {}
@@ -382,115 +363,3 @@ class Lab(LabInspection):
 
     def region_url(self, region: str) -> str:
         return self.regions[region].api.url
-
-    # --- faults --------------------------------------------------------------------------
-    def set_region_outage(self, region: str, down: bool) -> None:
-        self._set_reachability(region, "outage", down)
-
-    def set_table_outage(self, region: str, down: bool) -> None:
-        self._set_reachability(region, "table_outage", down)
-
-    def _set_reachability(self, region: str, fault: str, down: bool) -> None:
-        faults = self.regions[region].aws.faults
-        with self._aws_lock:
-            if not down and self.settings.strong:
-                # A strongly consistent replica catches up before it serves again.
-                self.replicator.catch_up(region)
-            self._began(region, down)
-            setattr(faults, fault, down)
-
-    def set_answers_lost(self, region: str, lost: bool) -> None:
-        self._began(region, lost)
-        self.regions[region].aws.faults.answers_lost = lost
-
-    def set_gray_failure(self, region: str, failing: bool) -> None:
-        """Payments fail while the health path answers 200; the region's SSM and the Route 53
-        API are down with them."""
-        self._began(region, failing)
-        faults = self.regions[region].aws.faults
-        faults.payments_failing = faults.ssm_outage = failing
-        self.route53_api_down = failing
-
-    def set_mode(self, region: str, mode: Mode) -> None:
-        """The operator's switch: `fenced` fails the region's health check."""
-        self._began(region, mode is Mode.FENCED)
-        set_parameter(self.regions[region].aws, self.settings.stack, Param.MODE, mode.value)
-
-    def mode(self, region: str) -> Mode:
-        """The region's mode as its service reads it from SSM."""
-        name = contract.ssm_parameter_name(self.settings.stack, region, Param.MODE)
-        aws = self.regions[region].aws
-        return Mode(aws.lab_ssm.get_parameter(Name=name)["Parameter"]["Value"])
-
-    def stall_replication(self, region: str, stalled: bool) -> None:
-        """Eventual: replication stops both ways. Strong: `region`'s replica is cut off."""
-        self._began(region, stalled and self.settings.strong)
-        if stalled:
-            self.replicator.stall(region)
-        else:
-            self.replicator.resume()
-
-    def _began(self, region: str, fault_on: bool) -> None:
-        if fault_on:
-            self._fault_began_at[region] = self.clock.now()
-
-    def set_fault(self, region: str, fault: Fault, active: bool) -> None:
-        if region not in self.regions:
-            raise ValueError(f"unknown region {region!r}; the lab runs {', '.join(self.regions)}")
-        if fault is Fault.OUTAGE:
-            self.set_region_outage(region, active)
-        elif fault is Fault.TABLE_OUTAGE:
-            self.set_table_outage(region, active)
-        elif fault is Fault.ANSWERS_LOST:
-            self.set_answers_lost(region, active)
-        elif fault is Fault.FENCED:
-            self.set_mode(region, Mode.FENCED if active else Mode.ACTIVE)
-        elif fault is Fault.GRAY_FAILURE:
-            self.set_gray_failure(region, active)
-        else:
-            self.stall_replication(region, active)
-        self.note(
-            "fault" if active else "restore",
-            f"{fault.value} {'on' if active else 'off'} in {region} (control endpoint)",
-        )
-
-    # --- inspection ----------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
-        """What DNS answers, what each region's health checks and faults are."""
-        return {
-            "simulated_seconds": round(self.clock.now(), 1),
-            "dns_answer": self.dns.answer(),
-            "client_cached_answer": self.dns.cached_answer(),
-            "replication_backlog": self.replicator.backlog(),
-            "regions": {
-                name: {
-                    "role": self.settings.config.role_of(name).value,
-                    "api": region.api.url,
-                    "healthy": region.health.healthy,
-                    "switch_serves": region.record.switch is None or region.record.switch.serves,
-                    "record_healthy": region.record.healthy,
-                    "outage": region.aws.faults.outage,
-                    "table_outage": region.aws.faults.table_outage,
-                    "answers_lost": region.aws.faults.answers_lost,
-                    "fenced": self.mode(name) is Mode.FENCED,
-                    "replication_stall": self.replicator.stalls(name),
-                    "gray_failure": region.aws.faults.payments_failing,
-                }
-                for name, region in self.regions.items()
-            },
-            "conflicts": [conflict.summary() for conflict in self.conflicts()],
-        }
-
-    def conflicts(self, status: ConflictStatus | None = None) -> list[Conflict]:
-        """Conflict records in any region whose table answers (by default open and resolved),
-        each once: they replicate like payments, so a record may be in both regions."""
-        statuses = list(ConflictStatus) if status is None else [status]
-        found: dict[str, Conflict] = {}
-        for region in self.regions.values():
-            if not region.aws.faults.table_reachable:
-                continue
-            store = ConflictStore(region.aws.lab_dynamodb, region.resources.table_name)
-            for wanted in statuses:
-                for conflict in store.list(wanted):
-                    found.setdefault(conflict.key, conflict)
-        return sorted(found.values(), key=lambda conflict: conflict.detected_at)

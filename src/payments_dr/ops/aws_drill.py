@@ -277,11 +277,11 @@ def run(
         outputs = load_outputs(
             stack, getattr(args, "outputs", None), getattr(args, "work_dir", None) or project_root()
         )
-        refuse_unconfirmable("drill --on-aws", args)
         settings = drill_settings(args)
         problem = settings_problem(outputs, settings)
         if problem is not None:
             raise OpsError(problem)
+        refuse_unconfirmable("drill --on-aws", args)
         clients.require_credentials()
         forced = check_starting_point(clients, outputs, settings, resolve)
         if getattr(args, "dry_run", False):
