@@ -234,6 +234,18 @@ FUNCTIONS: Final[dict[Function, FunctionSettings]] = {
 # fails its health check when fenced. The others act on queued or replicated data regardless.
 MODE_READERS: Final = frozenset({Function.API})
 
+# The functions that compute payment ids, fingerprints or log digests: only they read the id
+# secret (Secrets Manager, once per cold start, in their own region's replica).
+ID_KEY_READERS: Final = frozenset({Function.API, Function.RETRY_WORKER})
+ENV_ID_SECRET_ID: Final = "PAYMENTS_DR_ID_SECRET_ID"
+
+
+def id_secret_name(stack: str) -> str:
+    """The HMAC secret of payment ids: one name, a primary in the first region and a replica
+    in the second, so `GetSecretValue` with the name reads the caller's region's copy."""
+    return f"{PROJECT}/{stack}/payment-id-key"
+
+
 # SQS needs the visibility timeout to cover the consumer's timeout several times over.
 RETRY_QUEUE_VISIBILITY_SECONDS: Final = 6 * FUNCTIONS[Function.RETRY_WORKER].timeout_seconds
 RETRY_BATCH_SIZE: Final = 10

@@ -29,11 +29,12 @@ CONFLICT_ATTRIBUTE = "conflict"
 
 def build_retry_worker(deps: ServiceDeps) -> Handler:
     """The SQS event source handler for one region's retry queue."""
+    id_key = deps.require_id_key()  # to check each message's fingerprint
 
     def apply(record: SQSRecord) -> None:
         config = deps.config
         try:
-            payment = retry_message.decode(record.body)
+            payment = retry_message.decode(record.body, id_key)
         except retry_message.PoisonMessage:
             logger.error("poison retry message", region=deps.region, message_id=record.message_id)
             count("RetryPoisonMessages")
@@ -76,7 +77,9 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
 @cache
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
-    return build_retry_worker(ServiceDeps.from_environment(services=("dynamodb", "sqs")))
+    return build_retry_worker(
+        ServiceDeps.from_environment(services=("dynamodb", "sqs"), id_key=True)
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
