@@ -117,9 +117,9 @@ def test_a_replica_serves_the_same_key_with_the_primary_region_gone() -> None:
         primary.meta.events.register("before-call", lambda model, **_: calls.append(model.name))
         key = read_id_key(secondary, name)
         assert calls == []
-        assert key.payment_id(MERCHANT, IDEMPOTENCY_KEY) == read_id_key(
-            primary, name
-        ).payment_id(MERCHANT, IDEMPOTENCY_KEY)
+        assert key.payment_id(MERCHANT, IDEMPOTENCY_KEY) == read_id_key(primary, name).payment_id(
+            MERCHANT, IDEMPOTENCY_KEY
+        )
 
 
 @pytest.mark.parametrize("case", ["missing", "too-short", "binary"])

@@ -29,7 +29,11 @@ KEY = "key-0001-abcd"
 def queue_payment(region: Region, request: dict[str, object] = VALID_REQUEST) -> str:
     """Queue a payment as the API does when the table fails; returns the message body."""
     payment = new_payment(
-        parse_payment_request(json.dumps(request), merchant_id=MERCHANT), KEY, region.name, 1.0, ID_KEY
+        parse_payment_request(json.dumps(request), merchant_id=MERCHANT),
+        KEY,
+        region.name,
+        1.0,
+        ID_KEY,
     )
     body = retry_message.encode(payment)
     region.sqs.send_message(QueueUrl=region.queue_url, MessageBody=body)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from payments_dr.contract import AUTH_HEADER, AUTH_SCHEME, IDEMPOTENCY_HEADER, REGION_HEADER
 from payments_dr.drill_report import RequestSample
-from payments_dr.service.model import payment_id
+from payments_dr.service.model import PAYMENT_ID_PATTERN
 
 REQUEST_TIMEOUT_SECONDS = 5.0
 ATTEMPTS_PER_PAYMENT = 4  # a client retries with the same Idempotency-Key
@@ -125,7 +125,13 @@ class SyntheticTraffic:
             self.rejected += 1
 
     def _acknowledge(self, key: str, answered_id: str) -> None:
-        expected = payment_id(self.merchant_id, key)
-        if answered_id != expected:
-            self.duplicates.append(f"key {key} answered id {answered_id!r}, expected {expected}")
-        self.acknowledged[key] = expected
+        # Ids are keyed with the stack's id secret, which only the functions may read: the
+        # drill cannot compute them, so it takes the answered id, refuses one that is not an
+        # id or that another key already got, and then looks each up in both regions.
+        if not PAYMENT_ID_PATTERN.fullmatch(answered_id):
+            self.duplicates.append(f"key {key} answered {answered_id!r}, not a payment id")
+            return
+        other = next((k for k, known in self.acknowledged.items() if known == answered_id), None)
+        if other is not None:
+            self.duplicates.append(f"keys {other} and {key} were both answered id {answered_id}")
+        self.acknowledged[key] = answered_id

@@ -190,7 +190,11 @@ def build_api_handler(
             event.body, event.is_base64_encoded, merchant_id=merchant_id
         )
         payment = new_payment(request, key, deps.region, deps.clock(), id_key)
-        log_context = {"region": deps.region, "payment_id": payment.id, "key": id_key.log_digest(key)}
+        log_context = {
+            "region": deps.region,
+            "payment_id": payment.id,
+            "key": id_key.log_digest(key),
+        }
         config = deps.config
         try:
             mode = deps.mode.get()
