@@ -95,6 +95,10 @@ class SimulatedAws(pulumi.runtime.Mocks):
                 "availabilityZones": offered,
                 "region": region,
             }, []
+        if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            # A stand-in: the real value comes from Secrets Manager and never reaches the tests.
+            length = int(args.args.get("passwordLength", 32))
+            return {"id": "random", "randomPassword": _digest("simulated", length=length)}, []
         raise ValueError(f"the simulation has no answer for invoke {args.token}")
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -206,6 +210,12 @@ class SimulatedAws(pulumi.runtime.Mocks):
                         {"dnsName": name, "hostedZoneId": "Z7HUB22UULQXV"} for name in names
                     ]
                 )
+        elif kind == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to the name.
+            resource_id = (
+                f"arn:aws:secretsmanager:{region}:{account}:secret:{inputs['name']}-{token[:6]}"
+            )
+            put(arn=resource_id)
         elif kind == "aws:sns/topic:Topic":
             put(arn=f"arn:aws:sns:{region}:{account}:{inputs['name']}")
         elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
