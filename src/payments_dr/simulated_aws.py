@@ -303,6 +303,12 @@ def _table_state(region: str, account: str, inputs: dict[str, Any]) -> dict[str,
     }
 
 
+def _is_secret(value: Any) -> bool:
+    fields = value.struct_value.fields if value.HasField("struct_value") else {}
+    signature = fields.get(pulumi.runtime.rpc._special_sig_key)
+    return signature is not None and signature.string_value == pulumi.runtime.rpc._special_secret_sig
+
+
 class RecordingMonitor(mocks.MockMonitor):
     """The mock engine, recording each registration's inputs, parent and dependencies."""
 
@@ -337,6 +343,11 @@ class RecordingMonitor(mocks.MockMonitor):
             "dependencies": sorted(request.dependencies),
             "ignore_changes": sorted(request.ignoreChanges),
             "retain_on_delete": bool(request.retainOnDelete),
+            "protect": bool(request.protect),
+            # Inputs the program marked secret: Pulumi encrypts them in its state.
+            "secret_inputs": sorted(
+                key for key, value in request.object.fields.items() if _is_secret(value)
+            ),
         }
         with self._lock:
             self.registrations.append(record)
