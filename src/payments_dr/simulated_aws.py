@@ -306,7 +306,9 @@ def _table_state(region: str, account: str, inputs: dict[str, Any]) -> dict[str,
 def _is_secret(value: Any) -> bool:
     fields = value.struct_value.fields if value.HasField("struct_value") else {}
     signature = fields.get(pulumi.runtime.rpc._special_sig_key)
-    return signature is not None and signature.string_value == pulumi.runtime.rpc._special_secret_sig
+    return (
+        signature is not None and signature.string_value == pulumi.runtime.rpc._special_secret_sig
+    )
 
 
 class RecordingMonitor(mocks.MockMonitor):
