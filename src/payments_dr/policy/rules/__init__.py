@@ -10,6 +10,7 @@ from payments_dr.policy.rules import (
     kms,
     lambda_functions,
     s3,
+    secrets,
     sqs,
     waf,
 )
@@ -25,4 +26,5 @@ RULES: tuple[Rule, ...] = (
     *waf.RULES,
     *dr.RULES,
     *canary.RULES,
+    *secrets.RULES,
 )
