@@ -402,6 +402,34 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
     assert traffic.duplicates == []
 
 
+def test_synthetic_payments_flag_an_id_answered_twice_or_malformed(clock: FakeClock) -> None:
+    """The drill cannot compute ids (only the functions hold the id secret): it checks the
+    answered ones."""
+    answered = iter(["pay_" + "a" * 32, "pay_" + "a" * 32, "not-an-id", "pay_" + "b" * 32])
+
+    def send(url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
+        return HttpAnswer(201, {REGION_HEADER: PRIMARY}, {"id": next(answered)})
+
+    issued = issue_key("drill-merchant", 0.0)
+    traffic = SyntheticTraffic(
+        "https://api/v1/payments",
+        "drill-merchant",
+        issued.api_key,
+        send,
+        clock,
+        clock.sleep,
+        1.0,
+        clock(),
+    )
+    traffic.run_for(4.0)
+
+    assert traffic.sent == 4
+    assert sorted(set(traffic.acknowledged.values())) == ["pay_" + "a" * 32, "pay_" + "b" * 32]
+    assert len(traffic.duplicates) == 2
+    assert "were both answered id pay_" in traffic.duplicates[0]
+    assert "'not-an-id', not a payment id" in traffic.duplicates[1]
+
+
 def test_a_failover_that_never_settles_fails_the_drill(
     deployed: Deployed, clock: FakeClock, tmp_path: Path
 ) -> None:

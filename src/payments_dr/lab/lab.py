@@ -328,9 +328,12 @@ class Lab(LabInspection):
     def _deps(
         self, aws: RegionAws, resources: RegionResources, reads_id_key: bool = False
     ) -> ServiceDeps:
-        """One function's dependencies, as its cold start would build them."""
-        secrets = aws.service_client("secretsmanager")
-        secret_id = contract.id_secret_name(self.settings.stack)
+        """One function's dependencies, as its cold start would build them; the functions
+        that compute ids read the id secret from this region's own copy, as deployed."""
+        id_key = None
+        if reads_id_key:
+            secret_id = contract.id_secret_name(self.settings.stack)
+            id_key = read_id_key(aws.service_client("secretsmanager"), secret_id)
         return ServiceDeps(
             region=aws.region,
             ssm_path=resources.ssm_path,
@@ -346,8 +349,7 @@ class Lab(LabInspection):
             wait=self.clock.wait,
             mode_refresh_seconds=self.settings.config.mode_refresh_seconds,
             mode_read_spread_seconds=self.settings.config.mode_read_spread_seconds,
-            # As a cold start reads it: from this region's own copy of the secret.
-            id_key=read_id_key(secrets, secret_id) if reads_id_key else None,
+            id_key=id_key,
         )
 
     # --- merchants -----------------------------------------------------------------------
