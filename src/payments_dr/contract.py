@@ -263,6 +263,10 @@ def function_name(stack: str, function: Function) -> str:
 # `service` dimension Powertools adds to each, naming the function.
 SERVICE_METRICS_NAMESPACE: Final = "PaymentsDr"
 REPLICATION_CONFLICTS_METRIC: Final = "ReplicationConflicts"  # counted by the log archiver
+# Age in days of the merchant key the authorizer admitted (its current key), per table read.
+MERCHANT_KEY_AGE_METRIC: Final = "MerchantKeyAgeDays"
+# Requests the authorizer admitted with the key a rotation replaced (the rotation's progress).
+AUTH_PREVIOUS_KEY_METRIC: Final = "AuthPreviousKey"
 
 
 def service_name(function: Function) -> str:
@@ -406,6 +410,9 @@ class StackOutput(StrEnum):
     # `alarm_arns` holds the same ones, but for the health-check alarms of a stack without
     # us-east-1, which live in us-east-1 and are listed under the primary there.
     ALARMS = "alarms"
+    # `merchantKeyMaxAgeDays`, the key-age alarms' threshold: `merchant list` flags older keys.
+    # Stacks deployed before the alarm lack it.
+    MERCHANT_KEY_MAX_AGE_DAYS = "merchant_key_max_age_days"
 
 
 class RegionOutput(StrEnum):

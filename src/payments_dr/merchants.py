@@ -250,12 +250,17 @@ class Merchants:
 
     def list(self, as_json: bool) -> int:
         records: list[MerchantRecord] = self._with_store(lambda store: store.list())
+        now = self._clock()
+        max_age = self._outputs.merchant_key_max_age_days
         rows = [
             {
                 "merchant_id": record.merchant_id,
                 "key_id": record.key_id,
                 "status": record.status.value,
                 "created_at": record.created_at,
+                "key_age_days": round(record.key_age_days(now), 1),
+                # What the key-age alarm pages about, for every key, used or not.
+                "over_max_age": over_max_age(record, now, max_age),
                 "revoked_at": record.revoked_at,
                 "previous_key_id": record.previous.key_id if record.previous else None,
                 "previous_expires_at": record.previous.expires_at if record.previous else None,
@@ -265,16 +270,26 @@ class Merchants:
         if as_json:
             print(json.dumps(rows, indent=2), file=self._out)
             return EXIT_OK
-        now = self._clock()
         print(
-            f"{'merchant':<24} {'key id':<9} {'status':<8} {'created / revoked':<51} previous key",
+            f"{'merchant':<24} {'key id':<9} {'status':<8} {'age (d)':>9}  "
+            f"{'created / revoked':<51} previous key",
             file=self._out,
         )
         for record in records:
             when = record.created_at + (f" / {record.revoked_at}" if record.revoked_at else "")
+            age = f"{record.key_age_days(now):.1f}" + (
+                "!" if over_max_age(record, now, max_age) else " "
+            )
             print(
-                f"{record.merchant_id:<24} {record.key_id:<9} {record.status.value:<8} "
+                f"{record.merchant_id:<24} {record.key_id:<9} {record.status.value:<8} {age:>9}  "
                 f"{when:<51} {describe_previous(record.previous, now)}".rstrip(),
+                file=self._out,
+            )
+        overdue = sum(over_max_age(record, now, max_age) for record in records)
+        if overdue:
+            print(
+                f"! {overdue} active key(s) older than {max_age} days (merchantKeyMaxAgeDays):"
+                " rotate them (docs/runbooks/merchant-key-rotation.md)",
                 file=self._out,
             )
         return EXIT_OK
@@ -284,6 +299,15 @@ class Merchants:
         complete = all([self._sync(record) for record in records])
         print(f"usage plans synced for {len(records)} merchant(s)", file=self._out)
         return EXIT_OK if complete else EXIT_FAILED
+
+
+def over_max_age(record: MerchantRecord, now: float, max_age_days: int | None) -> bool:
+    """An active key older than the stack's key-age alarm threshold (unknown: never)."""
+    return (
+        max_age_days is not None
+        and record.status is KeyStatus.ACTIVE
+        and record.key_age_days(now) > max_age_days
+    )
 
 
 def describe_previous(previous: PreviousKey | None, now: float) -> str:

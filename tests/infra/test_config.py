@@ -35,6 +35,9 @@ def test_defaults_follow_the_design() -> None:
     assert config.regions == ("us-east-1", "us-east-2")
     assert config.consistency_mode is ConsistencyMode.EVENTUAL
     assert config.replication_lag_alarm_seconds == 30
+    assert config.merchant_key_max_age_days == 90  # a common key-rotation policy
+    assert build(merchantKeyMaxAgeDays="730").merchant_key_max_age_days == 730
+    assert build(merchantKeyMaxAgeDays=1).merchant_key_max_age_days == 1
     assert config.witness_region is None
     assert config.api_domain == "api.pay.example.com"
     assert config.failover_url == "https://api.pay.example.com"
@@ -274,6 +277,24 @@ REFUSALS = [
         "transactionLogRetentionDays",
         "expected a whole number",
         id="transaction-logs-kept-forever",
+    ),
+    pytest.param(
+        {"merchantKeyMaxAgeDays": "0"},
+        "merchantKeyMaxAgeDays",
+        "0 days is out of range",
+        id="key-age-zero",
+    ),
+    pytest.param(
+        {"merchantKeyMaxAgeDays": "731"},
+        "merchantKeyMaxAgeDays",
+        "731 days is out of range",
+        id="key-age-over-two-years",
+    ),
+    pytest.param(
+        {"merchantKeyMaxAgeDays": "90d"},
+        "merchantKeyMaxAgeDays",
+        "expected a whole number",
+        id="key-age-with-unit",
     ),
     pytest.param({"tags": {"aws:owner": "x"}}, "tags", "not accepted", id="aws-tag"),
     pytest.param({"tags": "team=payments"}, "tags", "mapping", id="tags-not-a-map"),

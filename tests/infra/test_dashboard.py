@@ -273,6 +273,7 @@ def region_metrics(region: str, peer: str) -> RegionMetrics:
         peer_region=peer,
         table_name="t",
         replication_lag_alarm_seconds=7,
+        merchant_key_max_age_days=90,
         api_name="api",
         api_stage="live",
         retry_queue_name="retry",

@@ -20,7 +20,13 @@ from payments_dr.merchants import MAX_OVERLAP_MINUTES, MIN_OVERLAP_MINUTES, run_
 from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
 from payments_dr.service.authorizer import build_authorizer
 from payments_dr.service.config import ServiceConfig
-from payments_dr.service.credentials import CredentialStore, KeyStatus, MerchantRecord, rotate_key
+from payments_dr.service.credentials import (
+    CredentialStore,
+    KeyStatus,
+    MerchantRecord,
+    issue_key,
+    rotate_key,
+)
 from payments_dr.service.deps import Handler, ServiceDeps
 
 from .conftest import PRIMARY, SECONDARY, STACK, Deployed
@@ -541,3 +547,34 @@ def test_the_new_secret_never_reaches_the_logs(
     assert caplog.records  # the AWS calls were logged: the check below has something to read
     assert secret not in caplog.text
     assert secret not in printed.err
+
+
+@pytest.mark.parametrize("max_age_days", [90, None], ids=["from-outputs", "older-stack"])
+def test_list_shows_each_keys_age_and_flags_active_keys_past_the_alarms_maximum(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str], max_age_days: int | None
+) -> None:
+    """Keys nobody uses never reach the authorizer's metric: `list` shows them too."""
+    if max_age_days is not None:
+        outputs = {**deployed.outputs, contract.StackOutput.MERCHANT_KEY_MAX_AGE_DAYS: max_age_days}
+        deployed.outputs_file.write_text(json.dumps(outputs))
+    store = CredentialStore(deployed.aws.client("dynamodb", PRIMARY), contract.table_name(STACK))
+    day, now = 86_400, time.time()
+    ages = {"merchant-old": 120, "merchant-new": 10, "merchant-gone": 200}
+    for merchant, age in ages.items():
+        store.create(issue_key(merchant, now - age * day).record)
+    store.revoke("merchant-gone", now)
+
+    assert run(deployed, "list", "--json") == EXIT_OK
+    rows = {row["merchant_id"]: row for row in json.loads(capsys.readouterr().out)}
+    for merchant, age in ages.items():
+        assert rows[merchant]["key_age_days"] == pytest.approx(age, abs=0.1)
+    flagged = {merchant for merchant, row in rows.items() if row["over_max_age"]}
+    # A revoked key admits nobody: nothing to rotate.
+    assert flagged == ({"merchant-old"} if max_age_days else set())
+
+    assert run(deployed, "list") == EXIT_OK
+    table = capsys.readouterr().out
+    old_line = next(line for line in table.splitlines() if line.startswith("merchant-old"))
+    assert ("120.0!" in old_line) is (max_age_days is not None)
+    summary = "1 active key(s) older than 90 days (merchantKeyMaxAgeDays)"
+    assert (summary in table) is (max_age_days is not None)

@@ -51,6 +51,17 @@ def test_parses_regions_roles_and_budget() -> None:
     assert outputs.region(PRIMARY).custom_domain_target == TARGETS[PRIMARY]
 
 
+def test_the_key_age_maximum_is_optional_and_checked() -> None:
+    raw = raw_outputs()
+    assert parse_outputs(STACK, raw).merchant_key_max_age_days is None  # an older stack
+    raw[StackOutput.MERCHANT_KEY_MAX_AGE_DAYS] = 45
+    assert parse_outputs(STACK, raw).merchant_key_max_age_days == 45
+    for bad in ("45", 0, True, 4.5):
+        raw[StackOutput.MERCHANT_KEY_MAX_AGE_DAYS] = bad
+        with pytest.raises(OpsError, match=r"output merchant_key_max_age_days is .* days"):
+            parse_outputs(STACK, raw)
+
+
 def test_a_missing_stack_output_is_named() -> None:
     raw = raw_outputs()
     del raw[StackOutput.HOSTED_ZONE_ID]
@@ -184,3 +195,4 @@ def test_reads_what_the_pulumi_program_exports() -> None:
         PRIMARY: "https://api.us-east-1.pay.example.com",
         SECONDARY: "https://api.us-east-2.pay.example.com",
     }
+    assert outputs.merchant_key_max_age_days == 90

@@ -18,7 +18,7 @@ from payments_dr.ops.outputs import parse_outputs
 from payments_dr.ops.status import collect_status
 from payments_dr.service.conflicts import Conflict, ConflictStore
 
-from .conftest import PRIMARY, SECONDARY, STACK, Deployed, alarm_name, resolve
+from .conftest import PRIMARY, SECONDARY, STACK, Deployed, alarm_name, put_alarm, resolve
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -253,3 +253,24 @@ def test_status_says_when_traffic_left_by_health_alone_and_would_return(
     out = " ".join(capsys.readouterr().out.split())
     assert f"note: traffic left {PRIMARY} by its health check alone" in out
     assert f"run `payments-dr failover --stack {STACK} --to {SECONDARY}`" in out
+
+
+def test_status_reports_the_dr_regions_key_age_alarm_from_its_outputs(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every alarm of a region's `alarm_arns` output is read, the key-age alarm too."""
+    outputs = json.loads(deployed.outputs_file.read_text())
+    purpose = "merchant-key-age"
+    outputs[StackOutput.REGIONS][SECONDARY][contract.RegionOutput.ALARM_ARNS][purpose] = put_alarm(
+        deployed.aws, SECONDARY, purpose, "ALARM"
+    )
+    deployed.outputs_file.write_text(json.dumps(outputs))
+    script_status_reads(deployed, SECONDARY)
+
+    assert commands.run_status(status_args(deployed, "--json"), deployed.aws, resolve) == EXIT_OK
+
+    regions = {
+        region["region"]: region for region in json.loads(capsys.readouterr().out)["regions"]
+    }
+    assert regions[SECONDARY]["alarms"][purpose] == "ALARM"
+    assert purpose not in regions[PRIMARY]["alarms"]

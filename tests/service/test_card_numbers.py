@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from payments_dr.service import model
 from payments_dr.service.api import build_api_handler
 from payments_dr.service.credentials import issue_key
 from payments_dr.service.model import (
+    CANONICAL_UUID_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
     InvalidRequest,
     contains_card_number,
     parse_payment_request,
@@ -109,6 +112,8 @@ def test_any_card_number_is_found_whatever_surrounds_or_splits_it(
     # Digits right next to the number join its run and must not hide it.
     before = data.draw(st.text(alphabet="0123456789 -abc", max_size=8))
     after = data.draw(st.text(alphabet="0123456789 -xyz", max_size=8))
+    # A canonical UUID's groups are checked one by one (tests below).
+    assume(not CANONICAL_UUID_PATTERN.fullmatch(before + text + after))
     assert contains_card_number(before + text + after)
 
 
@@ -160,6 +165,8 @@ def _luhn_valid(digits: str) -> bool:
 
 def _brute_force(text: str) -> bool:
     """The definition, window by window: what the detector's incremental sums must agree with."""
+    if re.fullmatch(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", text):
+        return any(_brute_force(group) for group in text.split("-"))
     runs = re.findall(r"[0-9]+", re.sub(r"[^A-Za-z0-9]", "", text))
     return any(
         _luhn_valid(run[start : start + length])
@@ -174,3 +181,60 @@ def _brute_force(text: str) -> bool:
 @given(st.text(alphabet="0123456789 -._/a", max_size=60))
 def test_the_detector_agrees_with_the_definition_window_by_window(text: str) -> None:
     assert contains_card_number(text) == _brute_force(text)
+
+
+# --- canonical UUIDs: their hyphens are the UUID's shape, not a card's separators ----------
+
+# Random UUID v4 strings whose hex digits, hyphens removed, hold a Luhn-valid 13-19 digit
+# window: the check refused them as card-shaped before it read a UUID's groups one by one.
+REFUSED_BEFORE = ["10956772-6424-4144-887b-7e4a67032a0b"]
+# Separators the security review (issue 16) wrote card numbers with.
+REVIEWED_SEPARATORS = [" ", "  ", "-", ".", ":", "/", "_"]
+
+
+@pytest.mark.parametrize("key", REFUSED_BEFORE)
+def test_a_uuid_once_refused_as_card_shaped_is_now_a_valid_key(region: Region, key: str) -> None:
+    assert _brute_force(key.replace("-", ""))  # its joined digits do hold a card-like window
+    assert validate_idempotency_key(key) == key
+    assert validate_idempotency_key(key.upper()) == key.upper()
+    response = build_api_handler(region.deps)(post_event(VALID_REQUEST, key=key), None)
+    assert response["statusCode"] == 201
+
+
+@SETTINGS
+@given(value=st.uuids(), upper=st.booleans())
+def test_a_random_uuid_is_never_refused(value: uuid.UUID, upper: bool) -> None:
+    key = str(value).upper() if upper else str(value)
+    assert not contains_card_number(key)
+    assert validate_idempotency_key(key) == key
+
+
+@SETTINGS
+@given(
+    number=card_numbers(), separator=st.sampled_from(REVIEWED_SEPARATORS), size=st.integers(1, 8)
+)
+def test_every_card_number_written_with_the_reviewed_separators_is_still_found(
+    number: str, separator: str, size: int
+) -> None:
+    written = separator.join(number[start : start + size] for start in range(0, len(number), size))
+    assert not CANONICAL_UUID_PATTERN.fullmatch(written)  # 13-19 digits never make a UUID
+    assert contains_card_number(written)
+    if IDEMPOTENCY_KEY_PATTERN.fullmatch(written):
+        with pytest.raises(InvalidRequest, match="must not contain a card number"):
+            validate_idempotency_key(written)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "41111111-1111-1111-1111",  # four groups: not a UUID
+        "41111111-1111-1111-1111-11111111111",  # a last group one short
+        "{41111111-1111-1111-1111-111111111111}",  # braces: not the canonical form
+        "41111111111111111111111111111111",  # a UUID's hex without hyphens
+        "41111111_1111_1111_1111_111111111111",  # underscores instead of hyphens
+        "x41111111-1111-1111-1111-111111111111",  # more than the UUID
+    ],
+)
+def test_only_the_exact_canonical_uuid_shape_is_read_group_by_group(text: str) -> None:
+    assert not CANONICAL_UUID_PATTERN.fullmatch(text)
+    assert contains_card_number(text)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,3 +151,33 @@ def test_environment_clients_have_short_timeouts_and_bounded_retries(
             READ_TIMEOUT_SECONDS,
         )
         assert config.retries == {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}
+
+
+def test_authorizer_entry_point_flushes_the_key_age_metric(
+    lambda_environment: Region,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`log_metrics` flushes what the authorizer measured as one EMF record per invocation."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    issued_days_ago = 100
+    issued = issue_key("merchant-43", time.time() - issued_days_ago * 86_400)
+    CredentialStore(lambda_environment.dynamodb, lambda_environment.table_name).create(
+        issued.record
+    )
+    event = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:a1/live/POST/v1/payments",
+        "headers": {contract.AUTH_HEADER: f"{contract.AUTH_SCHEME} {issued.api_key}"},
+    }
+    capsys.readouterr()
+    authorizer.handler(event, FakeLambdaContext())
+    printed = capsys.readouterr().out
+    (record,) = [
+        json.loads(line)
+        for line in printed.splitlines()
+        if contract.MERCHANT_KEY_AGE_METRIC in line
+    ]
+    (age,) = record[contract.MERCHANT_KEY_AGE_METRIC]
+    assert age == pytest.approx(issued_days_ago, abs=0.01)  # 0.01 day: 14 min of test time
+    assert issued.api_key.rsplit(".", 1)[1] not in printed

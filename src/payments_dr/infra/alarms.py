@@ -41,6 +41,7 @@ class AlarmPurpose(StrEnum):
     HEALTH_CHECK = "health-check"
     CANARY = "canary"  # per probed region, in the watching region
     WAF_BLOCKED = "waf-blocked-requests"  # created with the region's web ACL
+    MERCHANT_KEY_AGE = "merchant-key-age"
 
 
 def alarm_name(stack: str, region: str, purpose: str) -> str:

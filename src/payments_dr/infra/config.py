@@ -96,6 +96,8 @@ class StackConfig:
     ssm_throughput_tps: int = SSM_DEFAULT_THROUGHPUT_TPS
     # How often each region's canary probes the other region (infra.canary).
     canary_interval_minutes: int = 1
+    # A merchant key in use older than this pages in each region (monitoring, "key age").
+    merchant_key_max_age_days: int = 90
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

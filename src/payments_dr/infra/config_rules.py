@@ -96,6 +96,9 @@ MODE_READ_SPREAD_MAX: Final = contract.FUNCTIONS[contract.Function.API].timeout_
 SSM_THROUGHPUT_RANGE: Final = (1, SSM_HIGHER_THROUGHPUT_TPS)
 # Synthetics schedules `rate(n minutes)` from 1 minute up to an hour.
 CANARY_INTERVAL_MINUTES_RANGE: Final = (1, 60)
+# Oldest a merchant key in use may be before its alarm: up to two years, the longest
+# cryptoperiod NIST SP 800-57 Part 1 suggests for a symmetric authentication key.
+MERCHANT_KEY_MAX_AGE_DAYS_RANGE: Final = (1, 730)
 _ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # Tags: the characters AWS accepts across services (letters, digits, spaces, _ . : / = + - @),
 # at most 50 per resource; the stack always adds `project` and `stack`.
@@ -154,6 +157,7 @@ KEYS: Final = {
     "modeReadSpreadSeconds": "mode_read_spread_seconds",
     "ssmThroughputTps": "ssm_throughput_tps",
     "canaryIntervalMinutes": "canary_interval_minutes",
+    "merchantKeyMaxAgeDays": "merchant_key_max_age_days",
     "tags": "tags",
 }
 INT_KEYS: Final = frozenset(
@@ -176,6 +180,7 @@ INT_KEYS: Final = frozenset(
         "modeReadSpreadSeconds",
         "ssmThroughputTps",
         "canaryIntervalMinutes",
+        "merchantKeyMaxAgeDays",
     }
 )
 
@@ -370,6 +375,14 @@ def validate(config: StackConfig) -> None:
     _require_in_range(
         "canaryIntervalMinutes", config.canary_interval_minutes, CANARY_INTERVAL_MINUTES_RANGE
     )
+    low, high = MERCHANT_KEY_MAX_AGE_DAYS_RANGE
+    if not low <= config.merchant_key_max_age_days <= high:
+        raise ConfigError(
+            "merchantKeyMaxAgeDays",
+            f"{config.merchant_key_max_age_days} days is out of range",
+            f"alarm on merchant keys older than {low} to {high} days (two years, the longest"
+            " cryptoperiod NIST SP 800-57 suggests for an authentication key); 90 is common",
+        )
     role_arn = config.api_gateway_logging_role_arn
     if role_arn is not None and not _ROLE_ARN_RE.match(role_arn):
         raise ConfigError(

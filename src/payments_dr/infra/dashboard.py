@@ -64,6 +64,7 @@ class RegionMetrics:
     table_name: str
     consistency_mode: ConsistencyMode
     replication_lag_alarm_seconds: int
+    merchant_key_max_age_days: int
     api_name: str
     api_stage: str
     retry_queue_name: str
@@ -109,6 +110,7 @@ def dashboard_body(
         [_function_faults(r) for r in regions],
         [_function_load(r) for r in regions],
         [_log_replication(r) for r in regions],
+        [_merchant_keys(r) for r in regions],
         [_alarm_status(alarm_arns)],
     ]
     return {"widgets": _laid_out(rows)}
@@ -349,6 +351,34 @@ def _log_replication(r: RegionMetrics) -> dict[str, Any]:
     )
 
 
+def _merchant_keys(r: RegionMetrics) -> dict[str, Any]:
+    """The oldest key the authorizer admitted, and previous keys still in use (a rotation in
+    progress): both from the authorizer's table reads, so only keys used in that region."""
+    authorizer = contract.service_name(Function.AUTHORIZER)
+    return _graph(
+        f"Merchant keys in use, {r.region}",
+        r.region,
+        [
+            _line(
+                service_metric(contract.MERCHANT_KEY_AGE_METRIC, authorizer),
+                r.region,
+                "Maximum",
+                "oldest key admitted (days)",
+            ),
+            _line(
+                service_metric(contract.AUTH_PREVIOUS_KEY_METRIC, authorizer),
+                r.region,
+                "Sum",
+                "admitted with a rotated-out key",
+                right_axis=True,
+            ),
+        ],
+        left_label="days",
+        right_label="requests",
+        thresholds=[_threshold("key age alarm", r.merchant_key_max_age_days)],
+    )
+
+
 def _alarm_status(alarm_arns: Sequence[str]) -> dict[str, Any]:
     return {
         "type": "alarm",
@@ -401,6 +431,7 @@ def _resolved(args: MonitoringArgs) -> pulumi.Output[RegionMetrics]:
             table_name=table_name,
             consistency_mode=args.consistency_mode,
             replication_lag_alarm_seconds=args.replication_lag_alarm_seconds,
+            merchant_key_max_age_days=args.merchant_key_max_age_days,
             api_name=api_name,
             api_stage=args.api_stage,
             retry_queue_name=retry_queue_name,

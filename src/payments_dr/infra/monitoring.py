@@ -50,6 +50,11 @@ ARCHIVE_MAX_LAG_SECONDS = 15 * 60
 # ms in the US set. Half a second at p99 for three minutes means the quorum is in trouble.
 STRONG_WRITE_P99_MS = 500
 STRONG_WRITE_LATENCY_STATISTIC = "p99"
+# The key-age alarm looks at the last hour (a sliding window, evaluated every minute): a key
+# in use shows up at its first table read, and an hour without an over-age key in use (after
+# a rotation, every read sees a new key) clears the alarm without flapping between reads.
+KEY_AGE_ALARM_PERIOD_SECONDS = 3600
+KEY_ROTATION_RUNBOOK = "docs/runbooks/merchant-key-rotation.md"
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class MonitoringArgs:
     table_name: pulumi.Input[str]
     consistency_mode: ConsistencyMode
     replication_lag_alarm_seconds: int
+    merchant_key_max_age_days: int
     dlq_name: pulumi.Input[str]
     retry_queue_name: pulumi.Input[str]
     archive_failures_queue_name: pulumi.Input[str]
@@ -153,6 +159,20 @@ class Monitoring(pulumi.ComponentResource):
             queue_metric(MESSAGES_VISIBLE, args.archive_failures_queue_name),
             statistic="Maximum",
             threshold=0,
+        )
+        self._factory.alarm(
+            AlarmPurpose.MERCHANT_KEY_AGE,
+            f"A merchant key in use in {region} is more than {args.merchant_key_max_age_days}"
+            " days old: find it with `payments-dr merchant list` and rotate it"
+            f" ({KEY_ROTATION_RUNBOOK})",
+            # The age in days of each key the authorizer admits from the table (its current
+            # key, at each cache miss). One metric per region: no merchant dimension.
+            service_metric(
+                contract.MERCHANT_KEY_AGE_METRIC, contract.service_name(Function.AUTHORIZER)
+            ),
+            statistic="Maximum",
+            threshold=args.merchant_key_max_age_days,
+            period_seconds=KEY_AGE_ALARM_PERIOD_SECONDS,
         )
         for function, function_name in args.function_names.items():
             for metric in FUNCTION_ALARM_METRICS:

@@ -218,6 +218,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 table_name=data.table_name,
                 consistency_mode=config.consistency_mode,
                 replication_lag_alarm_seconds=config.replication_lag_alarm_seconds,
+                merchant_key_max_age_days=config.merchant_key_max_age_days,
                 dlq_name=service.dlq.name,
                 retry_queue_name=service.retry_queue.name,
                 archive_failures_queue_name=service.archive_failures_queue.name,
@@ -363,6 +364,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
         ],
         StackOutput.CONSISTENCY_MODE: config.consistency_mode.value,
         StackOutput.FAILOVER_CONTROL: switch.control,
+        StackOutput.MERCHANT_KEY_MAX_AGE_DAYS: config.merchant_key_max_age_days,
     }
 
 

@@ -41,6 +41,7 @@ from botocore.exceptions import ClientError
 from payments_dr import contract
 from payments_dr.lab.aws import RegionAws, RegionResources
 from payments_dr.lab.clock import SimClock
+from payments_dr.lab.threads import BackgroundLoop
 
 StreamListener = Callable[[str, list[dict[str, Any]]], None]
 
@@ -70,7 +71,7 @@ def _digest(image: Mapping[str, Any] | None) -> str:
     return hashlib.sha256(json.dumps(image, sort_keys=True).encode()).hexdigest()
 
 
-class Replicator:
+class Replicator(BackgroundLoop):
     def __init__(
         self,
         clock: SimClock,
@@ -105,15 +106,14 @@ class Replicator:
         self._lags: list[float] = []
         self._stalled = False
         self._isolated: str | None = None  # strong mode: the replica cut off by a stall
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lab-replicator", daemon=True)
+        super().__init__("lab-replicator")
         # Wall seconds between polls: a fraction of the lag, within sensible bounds.
         self._poll_wall = min(max(clock.to_wall(lag_seconds) / 2, 0.005), 0.02)
 
     # --- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         self.open_streams()
-        self._thread.start()
+        super().start()
 
     def open_streams(self) -> None:
         """Position a reader at the start of each table's stream; `tick` reads from there."""
@@ -125,11 +125,6 @@ class Replicator:
             self._iterators[region] = streams.get_shard_iterator(
                 StreamArn=resources.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
             )["ShardIterator"]
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def stall(self, region: str) -> None:
         """Eventual: hold back every replicated write (streams are still read). Strong: cut

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from payments_dr import contract
 from payments_dr.lab.clock import SimClock
 from payments_dr.lab.httpserver import JsonRequestHandler, LoopbackServer
+from payments_dr.lab.threads import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class RegionHealthCheck:
             self._on_change(self.region, healthy)
 
 
-class TrafficSwitchCheck:
+class TrafficSwitchCheck(BackgroundLoop):
     """One region's switch: an alarm in the peer region on the switch metric, evaluated once
     a period (what CloudWatch does) and followed by the region's record (what Route 53 does)."""
 
@@ -183,16 +184,7 @@ class TrafficSwitchCheck:
         self._stack = stack
         self._clock = clock
         self._on_change = on_change
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lab-switch-{region}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__(f"lab-switch-{region}")
 
     def _run(self) -> None:
         while not self._clock.wait(self._stop, contract.SWITCH_PERIOD_SECONDS):

@@ -23,6 +23,7 @@ from payments_dr.client import (
     PaymentsClient,
     PaymentsUnavailable,
 )
+from payments_dr.lab.threads import BackgroundLoop
 from payments_dr.service.model import IdKey, parse_payment_request
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class SdkPayment:
         )
 
 
-class SdkMerchant:
+class SdkMerchant(BackgroundLoop):
     """One merchant sending a payment every `interval_seconds` (simulated) through the SDK.
 
     A payment the SDK gives up on (`PaymentsUnavailable`) is sent again with the same key, as
@@ -84,15 +85,10 @@ class SdkMerchant:
         self.events: list[ClientEvent] = []
         self.payments: list[SdkPayment] = []
         self.client = lab_client(lab, api_key, on_event=self._record, **client_options)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sdk-{merchant_id}", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
+        super().__init__(f"sdk-{merchant_id}")
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().stop()
         self.client.close()
 
     def acknowledged(self) -> list[SdkPayment]:

@@ -23,6 +23,7 @@ from payments_dr.contract import Function
 from payments_dr.lab.aws import RegionAws, RegionFaults, RegionResources
 from payments_dr.lab.clock import SimClock
 from payments_dr.lab.settings import LAB_ACCOUNT_ID
+from payments_dr.lab.threads import BackgroundLoop
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -71,7 +72,7 @@ class LambdaContext:
         return max(0, int((self.timeout_seconds - elapsed) * 1000))
 
 
-class RetryQueuePoller:
+class RetryQueuePoller(BackgroundLoop):
     """Feeds one region's retry queue to the real retry worker, as Lambda's SQS poller does."""
 
     def __init__(
@@ -92,20 +93,9 @@ class RetryQueuePoller:
         self._hidden_lock = threading.Lock()
         self._sends_seen = -1
         self._visibility_wall = clock.to_wall(contract.RETRY_QUEUE_VISIBILITY_SECONDS)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"lab-retry-poller-{aws.region}", daemon=True
-        )
+        super().__init__(f"lab-retry-poller-{aws.region}")
         self.invocations = 0
         self.worker_errors = 0  # invocations that raised: a service fault, not a lab one
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_WALL_SECONDS):
@@ -200,7 +190,7 @@ class RetryQueuePoller:
         }
 
 
-class LogArchiverFeed:
+class LogArchiverFeed(BackgroundLoop):
     """Hands one region's stream records to the real log archiver in stream-sized batches."""
 
     def __init__(self, region: str, faults: RegionFaults, archiver: Handler, stack: str) -> None:
@@ -209,18 +199,7 @@ class LogArchiverFeed:
         self._archiver = archiver
         self._stack = stack
         self._records: queue.Queue[list[dict[str, Any]]] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"lab-log-archiver-{region}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__(f"lab-log-archiver-{region}")
 
     def submit(self, records: list[dict[str, Any]]) -> None:
         self._records.put(records)

@@ -27,6 +27,7 @@ OPTIONAL_OUTPUTS = frozenset(
         StackOutput.CONSISTENCY_MODE,
         StackOutput.FAILOVER_CONTROL,
         StackOutput.ALARMS,
+        StackOutput.MERCHANT_KEY_MAX_AGE_DAYS,
     }
 )
 # Region outputs added with the traffic switch and the cross-region canaries: stacks
@@ -97,6 +98,7 @@ class StackOutputs:
     dashboard_url: str | None = None
     failover_control: FailoverControl | None = None  # None: deployed before the switch
     cluster_endpoints: tuple[ClusterEndpoint, ...] = ()  # ARC only
+    merchant_key_max_age_days: int | None = None  # None: deployed before the key-age alarm
 
     @property
     def primary(self) -> str:
@@ -172,7 +174,20 @@ def parse_outputs(stack: str, raw: Any) -> StackOutputs:
         if dashboard_url is None
         else _text(raw, StackOutput.DASHBOARD_URL, where),
         **_parse_control(stack, raw.get(StackOutput.FAILOVER_CONTROL)),
+        merchant_key_max_age_days=_optional_days(raw, StackOutput.MERCHANT_KEY_MAX_AGE_DAYS, where),
     )
+
+
+def _optional_days(values: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = values.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise OpsError(
+            f"{where}: output {key} is {value!r}, not a positive whole number of days:"
+            " is the file intact?"
+        )
+    return value
 
 
 def _parse_control(stack: str, control: Any) -> dict[str, Any]:

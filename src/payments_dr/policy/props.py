@@ -7,10 +7,10 @@ be floats, booleans may be strings, and policy documents may be JSON strings or 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from payments_dr.policy.model import ResourceView
+from payments_dr.policy.model import Finding, ResourceView
 
 
 def get(value: Any, *path: str | int) -> Any:
@@ -171,6 +171,46 @@ def requires_secure_transport(condition: Any) -> bool:
             ]:
                 return True
     return False
+
+
+def _denies_plain_transport(statement: Mapping[str, Any], service: str) -> bool:
+    actions = {action.lower() for action in strings(statement.get("Action"))}
+    return (
+        statement.get("Effect") == "Deny"
+        and everyone(statement.get("Principal"))
+        and bool({f"{service}:*", "*"} & actions)
+        and requires_secure_transport(statement.get("Condition"))
+    )
+
+
+def tls_only_findings(
+    subject: ResourceView,
+    carriers: Sequence[ResourceView],
+    service: str,
+    fix: str,
+    covers: Callable[[Mapping[str, Any]], bool] = lambda _statement: True,
+) -> Iterator[Finding]:
+    """Findings unless one of the policies in `carriers` denies `service`:* to anyone without TLS.
+
+    `covers` says whether a statement's resources reach all of `subject` (a bucket's policy
+    must name the bucket and its objects). An unreadable policy is a finding of its own.
+    """
+    enforced = False
+    for carrier in carriers:
+        try:
+            document = policy_document(carrier.props.get("policy"))
+        except InvalidDocumentError as error:
+            yield Finding(
+                f"{describe(carrier)}: the policy is {error}. Fix: pass a JSON policy document.",
+                carrier.urn,
+            )
+            continue
+        enforced = enforced or any(
+            _denies_plain_transport(statement, service) and covers(statement)
+            for statement in statements(document)
+        )
+    if not enforced:
+        yield Finding(f"{describe(subject)} accepts requests without TLS. Fix: {fix}", subject.urn)
 
 
 def alarm_watches(

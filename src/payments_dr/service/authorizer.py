@@ -25,7 +25,9 @@ from typing import Any
 from payments_dr.contract import (
     AUTH_CONTEXT_MERCHANT_ID,
     AUTH_HEADER,
+    AUTH_PREVIOUS_KEY_METRIC,
     AUTH_SCHEME,
+    MERCHANT_KEY_AGE_METRIC,
     PAYMENT_PATH,
     PAYMENTS_PATH,
 )
@@ -37,7 +39,7 @@ from payments_dr.service.credentials import (
     parse_key,
 )
 from payments_dr.service.deps import Handler, ServiceDeps
-from payments_dr.service.observability import count, logger, metrics, tracer
+from payments_dr.service.observability import count, logger, measure, metrics, tracer
 
 # Principal of a refused request whose merchant is not known to be genuine.
 ANONYMOUS_PRINCIPAL = "anonymous"
@@ -125,8 +127,14 @@ def build_authorizer(deps: ServiceDeps) -> Handler:
                 logger.info("authorization refused: rotated key expired", extra=previous_context)
                 return policy(key.merchant_id, "Deny", resources)
             # Tells operators which merchants still use the old key before its window ends.
-            count("AuthPreviousKey")
+            count(AUTH_PREVIOUS_KEY_METRIC)
             logger.info("authorized with the previous key of a rotation", extra=previous_context)
+        else:
+            # The key-age alarm's metric (docs/security.md, "Key age"): the current key's age
+            # at each table read, so a key in use is seen within a cache time. No merchant
+            # dimension; the merchant and key id ride along as log metadata.
+            age = record.key_age_days(deps.clock())
+            measure(MERCHANT_KEY_AGE_METRIC, age, merchant=key.merchant_id, key_id=key.key_id)
         count("AuthAllowed")
         return {
             **policy(key.merchant_id, "Allow", resources),

@@ -33,6 +33,7 @@ KEY_ID_PATTERN = re.compile(r"[0-9a-f]{8}")
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_KEY_LENGTH = 160  # longer header values are refused before any parsing
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
+SECONDS_PER_DAY = 86_400
 
 
 class MerchantAttr(StrEnum):
@@ -92,12 +93,17 @@ class PreviousKey:
     expires_at: str
 
     def valid_at(self, now: float) -> bool:
-        expires = datetime.fromisoformat(self.expires_at)
-        if expires.tzinfo is None:
-            # Rotation always writes "Z"; a value edited by hand without a zone still means
-            # UTC, so the authorizer and an operator's machine agree whatever their zones.
-            expires = expires.replace(tzinfo=UTC)
-        return now < expires.timestamp()
+        return now < utc_epoch(self.expires_at)
+
+
+def utc_epoch(timestamp: str) -> float:
+    """Seconds since the epoch of a record's ISO 8601 time. The service always writes "Z"; a
+    value edited by hand without a zone still means UTC, so the authorizer and an operator's
+    machine agree whatever their zones."""
+    moment = datetime.fromisoformat(timestamp)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,10 @@ class MerchantRecord:
             revoked_at=None if revoked_at is None else revoked_at["S"],
             previous=previous,
         )
+
+    def key_age_days(self, now: float) -> float:
+        """Days since the current key was issued (never negative: clocks differ a little)."""
+        return max(0.0, now - utc_epoch(self.created_at)) / SECONDS_PER_DAY
 
     def secret_matches(self, key: PresentedKey) -> bool:
         """The key is the record's current or previous key (expiry aside). The key id picks

@@ -33,6 +33,11 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CARD_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 DIGIT_RUN_PATTERN = re.compile(r"[0-9]+")
 CARD_NUMBER_DIGITS = range(13, 20)  # ISO/IEC 7812 card numbers have 13 to 19 digits
+# A UUID as RFC 9562 writes it (either case): 8-4-4-4-12 hex digits. The card check reads
+# its groups one by one; at most 12 characters each, none can hold a card number.
+CANONICAL_UUID_PATTERN = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
 PAYMENT_ID_PATTERN = re.compile(r"pay_[0-9a-f]{32}")
 
 # Fields of a stored request. The merchant is never in the body: it is the authenticated
@@ -238,7 +243,16 @@ def contains_card_number(text: str) -> bool:
     to 19 consecutive digits that does not start with 0 (no card number does) and passes the
     Luhn check. Windows, not whole runs: digits next to a card number ("2024 4111 ...",
     "tok_12" + card) must not hide it. Free-text fields are stored, archived and replicated:
-    card data there would put every copy in PCI scope."""
+    card data there would put every copy in PCI scope.
+
+    A canonical UUID is the one exception: its hyphens are part of its fixed shape, not a
+    card's separators, so each group is checked on its own. Joined, one random UUID in 139
+    held a Luhn-valid window and was refused (docs/security.md, "Known limits")."""
+    segments = text.split("-") if CANONICAL_UUID_PATTERN.fullmatch(text) else [text]
+    return any(_holds_card_window(segment) for segment in segments)
+
+
+def _holds_card_window(text: str) -> bool:
     shortest, longest = CARD_NUMBER_DIGITS.start, CARD_NUMBER_DIGITS.stop - 1
     for run in DIGIT_RUN_PATTERN.findall(CARD_SEPARATORS.sub("", text)):
         digits = [int(digit) for digit in run]

@@ -6,6 +6,7 @@ from payments_dr.policy.rules import (
     canary,
     dr,
     dynamodb,
+    failover,
     iam,
     kms,
     lambda_functions,
@@ -25,6 +26,7 @@ RULES: tuple[Rule, ...] = (
     *apigateway.RULES,
     *waf.RULES,
     *dr.RULES,
+    *failover.RULES,
     *canary.RULES,
     *secrets.RULES,
 )

@@ -15,19 +15,15 @@ from payments_dr import contract
 from payments_dr.policy import tokens
 from payments_dr.policy.model import Finding, ResourceView, StackRule, StackView
 from payments_dr.policy.props import (
-    InvalidDocumentError,
     blocks,
     describe,
-    everyone,
     get,
     number,
-    policy_document,
     refers_to,
-    requires_secure_transport,
     resolve,
-    statements,
     strings,
     text,
+    tls_only_findings,
     truthy,
 )
 
@@ -112,37 +108,16 @@ def _covers_bucket_and_objects(statement: Mapping[str, Any]) -> bool:
     return any(r.endswith("/*") for r in resources) and any(not r.endswith("/*") for r in resources)
 
 
-def _denies_insecure_transport(statement: Mapping[str, Any]) -> bool:
-    return (
-        statement.get("Effect") == "Deny"
-        and everyone(statement.get("Principal"))
-        and bool({"s3:*", "*"} & {action.lower() for action in strings(statement.get("Action"))})
-        and requires_secure_transport(statement.get("Condition"))
-        and _covers_bucket_and_objects(statement)
-    )
-
-
 def _check_tls_only(stack: StackView) -> Iterator[Finding]:
     for bucket in _buckets(stack):
-        enforced = False
-        for setting in _settings_of(stack, bucket, tokens.S3_BUCKET_POLICY):
-            try:
-                document = policy_document(setting.props.get("policy"))
-            except InvalidDocumentError as error:
-                yield Finding(
-                    f"{describe(setting)}: the bucket policy is {error}. Fix: pass a JSON "
-                    "policy document.",
-                    setting.urn,
-                )
-                continue
-            enforced = enforced or any(_denies_insecure_transport(s) for s in statements(document))
-        if not enforced:
-            yield Finding(
-                f"{describe(bucket)} accepts requests without TLS. Fix: attach an "
-                "aws.s3.BucketPolicy with a statement that denies s3:* to Principal '*' on the "
-                "bucket and its objects when aws:SecureTransport is false.",
-                bucket.urn,
-            )
+        yield from tls_only_findings(
+            bucket,
+            _settings_of(stack, bucket, tokens.S3_BUCKET_POLICY),
+            "s3",
+            "attach an aws.s3.BucketPolicy with a statement that denies s3:* to Principal '*' on "
+            "the bucket and its objects when aws:SecureTransport is false.",
+            covers=_covers_bucket_and_objects,
+        )
 
 
 @cache

@@ -17,16 +17,13 @@ from payments_dr.policy.model import Finding, ResourceRule, ResourceView, StackR
 from payments_dr.policy.props import (
     InvalidDocumentError,
     describe,
-    everyone,
     get,
     number,
     policy_document,
     refers_to,
-    requires_secure_transport,
     resolve,
-    statements,
-    strings,
     text,
+    tls_only_findings,
     truthy,
 )
 
@@ -184,39 +181,17 @@ def _check_dlq_retention(stack: StackView) -> Iterator[Finding]:
             )
 
 
-def _denies_plain_transport(statement: Mapping[str, Any]) -> bool:
-    actions = {action.lower() for action in strings(statement.get("Action"))}
-    return (
-        statement.get("Effect") == "Deny"
-        and everyone(statement.get("Principal"))
-        and bool({"sqs:*", "*"} & actions)
-        and requires_secure_transport(statement.get("Condition"))
-    )
-
-
 def _check_tls_only(stack: StackView) -> Iterator[Finding]:
     queues = stack.of_type(tokens.SQS_QUEUE)
     policies = stack.of_type(tokens.SQS_QUEUE_POLICY)
     for queue in queues:
-        carriers = [queue] + [p for p in policies if refers_to(p, "queueUrl", queue, queues, "url")]
-        enforced = False
-        for carrier in carriers:
-            try:
-                document = policy_document(carrier.props.get("policy"))
-            except InvalidDocumentError as error:
-                yield Finding(
-                    f"{describe(carrier)}: the queue policy is {error}. Fix: pass a JSON policy "
-                    "document.",
-                    carrier.urn,
-                )
-                continue
-            enforced = enforced or any(_denies_plain_transport(s) for s in statements(document))
-        if not enforced:
-            yield Finding(
-                f"{describe(queue)} accepts requests without TLS. Fix: give it a policy with a "
-                "statement that denies sqs:* to Principal '*' when aws:SecureTransport is false.",
-                queue.urn,
-            )
+        yield from tls_only_findings(
+            queue,
+            [queue] + [p for p in policies if refers_to(p, "queueUrl", queue, queues, "url")],
+            "sqs",
+            "give it a policy with a statement that denies sqs:* to Principal '*' when "
+            "aws:SecureTransport is false.",
+        )
 
 
 RULES = (
