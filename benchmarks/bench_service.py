@@ -58,12 +58,14 @@ from payments_dr.service.api import build_api_handler
 from payments_dr.service.artifact import build_artifact, find_runtime_python
 from payments_dr.service.config import ServiceConfig
 from payments_dr.service.deps import ServiceDeps
-from payments_dr.service.model import new_payment, parse_payment_request
+from payments_dr.service.model import IdKey, new_payment, parse_payment_request
 from payments_dr.service.store import to_item
 
 REGION = contract.DEFAULT_PRIMARY_REGION
 STACK = "bench"
 MERCHANT = "merchant-42"
+# The id secret the stack would generate (any 32+ characters: the HMAC costs the same).
+ID_KEY = IdKey("bench-id-secret-0123456789abcdefghijklmnopqrstuv")
 REQUEST = {
     "amount": 1999,
     "currency": "EUR",
@@ -126,6 +128,7 @@ def provision(session: boto3.session.Session) -> ServiceDeps:
         dynamodb=dynamodb,
         sqs=sqs,
         mode_read_spread_seconds=0,  # no random delay before the first read in a benchmark
+        id_key=ID_KEY,
     )
 
 
@@ -174,7 +177,7 @@ def requests_per_payment(session: boto3.session.Session) -> dict[str, dict[str, 
     )
     def store_payment(submission: dict[str, Any]) -> dict[str, Any]:
         request = parse_payment_request(json.dumps(submission["request"]), merchant_id=MERCHANT)
-        payment = new_payment(request, submission["key"], REGION, time.time())
+        payment = new_payment(request, submission["key"], REGION, time.time(), ID_KEY)
         dynamodb.put_item(TableName=table, Item=to_item(payment))
         return payment.to_api()
 

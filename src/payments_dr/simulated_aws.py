@@ -95,6 +95,10 @@ class SimulatedAws(pulumi.runtime.Mocks):
                 "availabilityZones": offered,
                 "region": region,
             }, []
+        if args.token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
+            # A stand-in: the real value comes from Secrets Manager and never reaches the tests.
+            length = int(args.args.get("passwordLength", 32))
+            return {"id": "random", "randomPassword": _digest("simulated", length=length)}, []
         raise ValueError(f"the simulation has no answer for invoke {args.token}")
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -206,6 +210,12 @@ class SimulatedAws(pulumi.runtime.Mocks):
                         {"dnsName": name, "hostedZoneId": "Z7HUB22UULQXV"} for name in names
                     ]
                 )
+        elif kind == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to the name.
+            resource_id = (
+                f"arn:aws:secretsmanager:{region}:{account}:secret:{inputs['name']}-{token[:6]}"
+            )
+            put(arn=resource_id)
         elif kind == "aws:sns/topic:Topic":
             put(arn=f"arn:aws:sns:{region}:{account}:{inputs['name']}")
         elif kind == "aws:cloudwatch/metricAlarm:MetricAlarm":
@@ -293,6 +303,14 @@ def _table_state(region: str, account: str, inputs: dict[str, Any]) -> dict[str,
     }
 
 
+def _is_secret(value: Any) -> bool:
+    fields = value.struct_value.fields if value.HasField("struct_value") else {}
+    signature = fields.get(pulumi.runtime.rpc._special_sig_key)
+    return (
+        signature is not None and signature.string_value == pulumi.runtime.rpc._special_secret_sig
+    )
+
+
 class RecordingMonitor(mocks.MockMonitor):
     """The mock engine, recording each registration's inputs, parent and dependencies."""
 
@@ -327,6 +345,11 @@ class RecordingMonitor(mocks.MockMonitor):
             "dependencies": sorted(request.dependencies),
             "ignore_changes": sorted(request.ignoreChanges),
             "retain_on_delete": bool(request.retainOnDelete),
+            "protect": bool(request.protect),
+            # Inputs the program marked secret: Pulumi encrypts them in its state.
+            "secret_inputs": sorted(
+                key for key, value in request.object.fields.items() if _is_secret(value)
+            ),
         }
         with self._lock:
             self.registrations.append(record)

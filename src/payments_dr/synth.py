@@ -35,6 +35,7 @@ from payments_dr.infra.config import (
     load_stack_file,
     refuse_consistency_change,
 )
+from payments_dr.infra.secret_budget import secret_loads
 from payments_dr.infra.ssm_budget import ssm_loads
 from payments_dr.infra.stack import build_stack
 from payments_dr.lab.signals import main_thread_signals
@@ -94,6 +95,15 @@ class SynthResult:
                     "quota_tps": load.quota_tps,
                 }
                 for load in ssm_loads(self.config)
+            ],
+            "id_secret_cold_start": [
+                {
+                    "region": load.region,
+                    "readers": load.readers,
+                    "peak_tps": load.peak_tps,
+                    "quota_tps": load.quota_tps,
+                }
+                for load in secret_loads(self.config)
             ],
             "outputs": self.outputs,
             "resources": self.resources,
@@ -232,6 +242,10 @@ def render(result: SynthResult) -> str:
         "SSM Parameter Store reads at a full cold start of every reserved container"
         " (GetParameter, per account and region):",
         *(f"  {load.describe()}" for load in ssm_loads(config)),
+        "",
+        "Secrets Manager reads of the id secret at a full cold start (GetSecretValue, per"
+        " account and region):",
+        *(f"  {load.describe()}" for load in secret_loads(config)),
         "",
         "DR budget (seconds):",
         f"  detection {budget.detection_seconds} (health-check interval x failure threshold)"

@@ -88,7 +88,7 @@ def test_every_payment_is_acknowledged_and_stored_in_both_regions(
     for merchant in merchants:
         for payment in merchant.payments:
             assert payment.result is not None, "a payment was never acknowledged"
-            expected = {"S": payment.fingerprint(merchant.merchant_id)}
+            expected = {"S": payment.fingerprint(merchant.merchant_id, lab.id_key)}
             for region, items in tables.items():
                 item = items.get(payment.result.payment.id)
                 assert item is not None, f"{payment.idempotency_key} missing in {region}"

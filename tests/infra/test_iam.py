@@ -10,7 +10,7 @@ import pytest
 from payments_dr import contract
 from payments_dr.contract import Function
 from payments_dr.infra import iam, resource_policies
-from payments_dr.service.model import payment_id
+from payments_dr.service.model import IdKey
 from payments_dr.service.store import HEALTH_PROBE_KEY
 
 ACCOUNT = "111122223333"
@@ -292,7 +292,11 @@ def test_payment_writers_cannot_write_a_merchant_key_or_a_conflict(function: Fun
     assert table_statements
     for statement in table_statements:
         patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-        admits = [p for p in patterns if fnmatch.fnmatchcase(payment_id("m-1", "key-0001"), p)]
+        admits = [
+            p
+            for p in patterns
+            if fnmatch.fnmatchcase(IdKey("k" * 32).payment_id("m-1", "key-0001"), p)
+        ]
         assert admits, statement["Sid"]
         for forbidden in (contract.merchant_item_key("m-1"), "conflict#pay_x#abc"):
             assert not any(fnmatch.fnmatchcase(forbidden, p) for p in patterns), forbidden

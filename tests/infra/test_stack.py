@@ -88,6 +88,7 @@ def test_one_component_per_layer_and_every_resource_inside_one(stack: SynthResul
         [
             "payments-dr:infra:Data",
             "payments-dr:infra:LogKeys",
+            "payments-dr:infra:IdSecret",
             "payments-dr:infra:Storage",
             "payments-dr:infra:HostedZone",
             "payments-dr:infra:CertificateValidationRecord",
@@ -146,6 +147,7 @@ def test_private_network_in_two_zones_without_internet_access(stack: SynthResult
             (f"com.amazonaws.{region}.sqs", "Interface"),
             (f"com.amazonaws.{region}.ssm", "Interface"),
             (f"com.amazonaws.{region}.xray", "Interface"),
+            (f"com.amazonaws.{region}.secretsmanager", "Interface"),
         }
         for endpoint in stack.of_type("aws:ec2/vpcEndpoint:VpcEndpoint", region):
             (statement,) = policy(endpoint)["Statement"]
@@ -288,6 +290,9 @@ def test_2_functions_private_traced_logged_and_configured_at_deploy_time(
             g["inputs"]["name"]: g
             for g in stack.of_type("aws:cloudwatch/logGroup:LogGroup", region)
         }
+        id_readers = {
+            contract.function_name(stack.config.stack, f) for f in contract.ID_KEY_READERS
+        }
         for function in stack.of_type(FUNCTION, region):
             inputs = function["inputs"]
             vpc = inputs["vpcConfig"]
@@ -308,6 +313,7 @@ def test_2_functions_private_traced_logged_and_configured_at_deploy_time(
                 "POWERTOOLS_METRICS_NAMESPACE",
                 "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
                 *deploy_time,
+                *([contract.ENV_ID_SECRET_ID] if inputs["name"] in id_readers else []),
             }
             for name, param in deploy_time.items():
                 assert variables[name] == parameters[param.value], name

@@ -27,8 +27,11 @@ from payments_dr.contract import (
 from payments_dr.drill_report import DrillReport, RequestSample, TimelineEvent
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
+from payments_dr.service.model import IdKey
 
 PRIMARY, SECONDARY = BUILTIN_CONFIG.regions
+# An id key for the rules tested without a lab (a running lab has its own: `lab.id_key`).
+ID_KEY = IdKey("lab-rules-id-secret-0123456789abcdefghijklmnopqrstuvwxyz")
 
 
 def lab_settings(mode: ConsistencyMode, time_scale: float) -> LabSettings:

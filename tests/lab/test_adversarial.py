@@ -42,7 +42,11 @@ def test_the_adversarial_workload_loses_nothing_silently(mode: ConsistencyMode) 
         assert reuse.get("overwritten-recorded", 0) == report.payments_two_versions
         assert len(result.conflicts) == report.conflicts_recorded == report.payments_two_versions
         assert report.conflict_detection_max_seconds is not None
-        acknowledged = {(p.payment_id, p.fingerprint) for p in result.payments if p.acknowledged}
+        acknowledged = {
+            (p.payment_id(result.id_key), p.fingerprint(result.id_key))
+            for p in result.payments
+            if p.acknowledged
+        }
         for conflict in result.conflicts:
             version = (conflict.payment_id, conflict.overwritten["fingerprint"]["S"])
             assert version in acknowledged

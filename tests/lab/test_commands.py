@@ -18,6 +18,7 @@ from payments_dr import cli, contract
 from payments_dr.contract import ConsistencyMode
 from payments_dr.lab import drill as lab_drill
 from payments_dr.lab.drill import DrillResult
+from payments_dr.service.model import IdKey
 
 from .helpers import PRIMARY, SECONDARY, Process, lab_settings, post_payment, report, request
 
@@ -58,7 +59,9 @@ def test_a_drill_that_lost_payments_exits_non_zero(
     monkeypatch.setattr(
         lab_drill,
         "run_drill",
-        lambda *_, **__: DrillResult(lossy, payments=[], writes=[], conflicts=[]),
+        lambda *_, **__: DrillResult(
+            lossy, payments=[], writes=[], conflicts=[], id_key=IdKey("k" * 32)
+        ),
     )
     assert cli.main(["drill"]) == 1
     assert "result: FAILED" in capsys.readouterr().out

@@ -57,7 +57,7 @@ def test_drill(scenario: ScenarioName, mode: ConsistencyMode) -> None:
     assert report.payments_accepted_twice + report.payments_two_versions == len(twice)
     if mode is ConsistencyMode.STRONG:
         assert twice == []
-    payments = {payment.payment_id: payment for payment in result.payments}
+    payments = {payment.payment_id(result.id_key): payment for payment in result.payments}
     for payment_id in twice:
         # Only a client retry that crossed regions inside the replication window creates a
         # payment in both regions (the steady workload never reuses a key with a new body).

@@ -36,7 +36,7 @@ def drill(mode: ConsistencyMode, workload: Workload = Workload.STEADY) -> DrillR
 
 
 def acknowledged_ids(result: DrillResult) -> set[str]:
-    return {payment.payment_id for payment in result.payments if payment.acknowledged}
+    return {p.payment_id(result.id_key) for p in result.payments if p.acknowledged}
 
 
 def test_eventual_replication_that_drops_and_loses_payments_fails_the_drill(

@@ -103,7 +103,7 @@ def test_an_acknowledged_payment_that_vanishes_is_lost(lab: Lab, api_key: str) -
     for region in lab.regions.values():  # a bug deletes it everywhere
         region.aws.lab_dynamodb.delete_item(
             TableName=region.resources.table_name,
-            Key={contract.TABLE_HASH_KEY: {"S": sent.payment_id}},
+            Key={contract.TABLE_HASH_KEY: {"S": sent.payment_id(lab.id_key)}},
         )
     checked = verdict(lab, [sent])
     assert checked.payments_lost == 1 and not checked.passed
@@ -157,7 +157,9 @@ def test_strong_consistency_creating_a_payment_twice_fails_the_drill(lab: Lab) -
         lab.ledger.watch(client, region)
         client.put_item(
             TableName=lab.regions[region].resources.table_name,
-            Item=to_item(service_payment(request_, doubled.idempotency_key, region, 0.0)),
+            Item=to_item(
+                service_payment(request_, doubled.idempotency_key, region, 0.0, lab.id_key)
+            ),
             ConditionExpression="attribute_not_exists(pk)",
         )
     checked = verdict(lab, [])

@@ -29,7 +29,6 @@ from payments_dr.lab.drill import DrillOptions
 from payments_dr.lab.lab import Lab
 from payments_dr.lab.settings import BUILTIN_CONFIG, LabSettings
 from payments_dr.lab.traffic import Traffic
-from payments_dr.service.model import payment_id
 
 from .helpers import PRIMARY, SECONDARY, new_idempotency_key, post_payment, request
 
@@ -244,7 +243,7 @@ def assert_throttled_and_not_written(
     assert headers["Retry-After"] == str(THROTTLED_RETRY_AFTER_SECONDS)
     assert body == {"code": "throttled", "message": "Too Many Requests"}
     assert contract.REGION_HEADER not in headers  # the handler did not run
-    assert payment_id(merchant, idempotency_key) not in lab.table_items(region)
+    assert lab.id_key.payment_id(merchant, idempotency_key) not in lab.table_items(region)
 
 
 def test_a_merchant_over_its_limit_is_throttled_while_another_is_served(
@@ -269,7 +268,7 @@ def test_a_merchant_over_its_limit_is_throttled_while_another_is_served(
         # One token's refill later, the busy merchant is served again, once.
         throttle_clock.advance(1 / MERCHANT.rate)
         status, _, body = post_payment(url, throttled_key, busy_key)
-        assert status == 201 and body["id"] == payment_id("busy-merchant", throttled_key)
+        assert status == 201 and body["id"] == lab.id_key.payment_id("busy-merchant", throttled_key)
         assert post_payment(url, new_key(), busy_key)[0] == 429
 
 
@@ -315,7 +314,7 @@ def test_the_drill_client_retries_a_throttled_payment_until_it_is_served(
     statuses = [attempt.status for attempt in payment.attempts]
     assert statuses[0] == 429 and statuses[-1] == 201 and payment.acknowledged
     assert set(statuses[:-1]) == {429}
-    assert payment.payment_id in lab.table_items(PRIMARY)
+    assert payment.payment_id(lab.id_key) in lab.table_items(PRIMARY)
 
 
 def test_the_drills_default_clients_stay_under_the_default_limits() -> None:

@@ -25,7 +25,6 @@ from payments_dr.ops.drill_traffic import drill_traffic
 from payments_dr.ops.synthetic import HttpAnswer
 from payments_dr.service.authorizer import bearer_token
 from payments_dr.service.credentials import CredentialStore, KeyStatus, issue_key, parse_key
-from payments_dr.service.model import payment_id
 
 from .conftest import (
     PRIMARY,
@@ -42,6 +41,7 @@ from .drill_fakes import (
     FakeRoute53,
     drill_args,
     drill_with_fault,
+    fake_payment_id,
     run_drill,
 )
 
@@ -239,7 +239,7 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
         fallback = HttpAnswer(
             201,
             {REGION_HEADER: SECONDARY},
-            {"id": payment_id(merchant, headers[IDEMPOTENCY_HEADER])},
+            {"id": fake_payment_id(merchant, headers[IDEMPOTENCY_HEADER])},
         )
         return next(answers, fallback)
 
@@ -268,6 +268,39 @@ def test_synthetic_payments_retry_with_the_same_key(clock: FakeClock) -> None:
     assert len(tally.acknowledged) == 1
     assert tally.failed == 0
     assert tally.duplicates == []
+
+
+def test_synthetic_payments_flag_an_id_answered_twice_or_malformed(clock: FakeClock) -> None:
+    """The drill cannot compute ids (only the functions hold the id secret): it checks the
+    answered ones."""
+    answered = iter(["pay_" + "a" * 32, "pay_" + "a" * 32, "not-an-id", "pay_" + "b" * 32])
+
+    def send(url: str, headers: dict[str, str], body: bytes) -> HttpAnswer:
+        return HttpAnswer(201, {REGION_HEADER: PRIMARY}, {"id": next(answered)})
+
+    issued = issue_key("drill-merchant", 0.0)
+    traffic = drill_traffic(
+        failover_url="https://api",
+        endpoints={},
+        merchant_id="drill-merchant",
+        api_key=issued.api_key,
+        client_kind=ClientKind.DNS,
+        clients=1,
+        rate_per_second=1.0,
+        send=send,
+        transport=None,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    traffic.run_for(3.5)
+    traffic.close()
+
+    (tally,) = traffic.tallies()
+    assert tally.sent == 4
+    assert sorted(set(tally.acknowledged.values())) == ["pay_" + "a" * 32, "pay_" + "b" * 32]
+    assert len(tally.duplicates) == 2
+    assert "were both answered id pay_" in tally.duplicates[0]
+    assert "'not-an-id', not a payment id" in tally.duplicates[1]
 
 
 def test_a_failover_that_never_settles_fails_the_drill(

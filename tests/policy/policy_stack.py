@@ -668,8 +668,22 @@ def _canary(region: str) -> list[dict[str, Any]]:
     ]
 
 
+def _id_secret() -> dict[str, Any]:
+    primary, secondary = REGIONS
+    return _resource(
+        tokens.SECRETS_MANAGER_SECRET,
+        "id-secret",
+        primary,
+        {
+            "name": contract.id_secret_name(STACK),
+            "kmsKeyId": _key_arn(primary),
+            "replicas": [{"region": secondary, "kmsKeyId": _key_arn(secondary)}],
+        },
+    )
+
+
 def build_good_stack() -> list[dict[str, Any]]:
-    resources = [_table(), _replication_role()]
+    resources = [_table(), _replication_role(), _id_secret()]
     for region in REGIONS:
         resources += _storage(region) + _queues(region) + _archive_failures(region)
         resources += _functions(region) + _api(region) + _keys(region) + _canary(region)

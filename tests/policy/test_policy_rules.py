@@ -187,6 +187,20 @@ ROOT_DECRYPTS = {
 
 CASES = [
     Case(
+        "secret-aws-managed-key",
+        _set("id-secret", "alias/aws/secretsmanager", "kmsKeyId"),
+        "secrets-customer-managed-key",
+        "is not encrypted with a customer-managed KMS key",
+        "id-secret",
+    ),
+    Case(
+        "secret-replica-no-key",
+        _set("id-secret", None, "replicas", 0, "kmsKeyId"),
+        "secrets-customer-managed-key",
+        f"its replica in {WEST} has no customer-managed KMS key",
+        "id-secret",
+    ),
+    Case(
         "table-pitr",
         _set(TABLE, {"enabled": False}, "pointInTimeRecovery"),
         "dynamodb-point-in-time-recovery",

@@ -28,11 +28,15 @@ os.environ.update(
 from payments_dr import contract
 from payments_dr.service.config import ServiceConfig
 from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.model import IdKey
 
 STACK = "test"
 # One session for every test: it caches the service models that each client would reload.
 SESSION = boto3.session.Session()
 ACCOUNT_ID = "123456789012"
+# The stack's id secret, as both regions read it (the same value: a replicated secret).
+ID_SECRET = "test-id-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+ID_KEY = IdKey(ID_SECRET)
 
 
 class FakeClock:
@@ -83,7 +87,8 @@ class Region:
 
 
 def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Region:
-    """Create one region's table, queues, bucket and SSM parameters (inside mock_aws)."""
+    """Create one region's table, queues, bucket, SSM parameters and id secret (inside
+    mock_aws)."""
     clients = {
         name: SESSION.client(name, region_name=region) for name in ("dynamodb", "sqs", "ssm", "s3")
     }
@@ -122,6 +127,9 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         clients["ssm"].put_parameter(
             Name=contract.ssm_parameter_name(STACK, region, param), Value=value, Type="String"
         )
+    SESSION.client("secretsmanager", region_name=region).create_secret(
+        Name=contract.id_secret_name(STACK), SecretString=ID_SECRET
+    )
     clock = FakeClock()
     deps = ServiceDeps(
         region=region,
@@ -135,6 +143,7 @@ def provision(region: str, peer: str = contract.DEFAULT_SECONDARY_REGION) -> Reg
         # FakeClock does not move while a thread sleeps: reads start without a random delay
         # here; tests/service/test_config.py covers the delay.
         mode_read_spread_seconds=0,
+        id_key=ID_KEY,
         **clients,
     )
     return Region(
@@ -163,7 +172,10 @@ def function_environment(region: Region) -> dict[str, str]:
         contract.Param.PEER_REGION: config.peer_region,
         contract.Param.PEER_RETRY_QUEUE_URL: config.peer_retry_queue_url,
     }
-    return {contract.param_env_var(param): value for param, value in values.items()}
+    return {
+        **{contract.param_env_var(param): value for param, value in values.items()},
+        contract.ENV_ID_SECRET_ID: contract.id_secret_name(STACK),
+    }
 
 
 @pytest.fixture

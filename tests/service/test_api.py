@@ -13,10 +13,10 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.service.api import HealthReason, build_api_handler
-from payments_dr.service.model import payment_id
 from payments_dr.service.store import Attr
 
 from .conftest import (
+    ID_KEY,
     MERCHANT,
     VALID_REQUEST,
     FaultyClient,
@@ -42,7 +42,7 @@ def test_new_payment_is_created_once_with_its_region_and_integer_amount(region: 
     response = api(post_event(VALID_REQUEST, key="key-0001-abcd"), None)
     assert response["statusCode"] == 201
     created = body(response)
-    assert created["id"] == payment_id(MERCHANT, "key-0001-abcd")
+    assert created["id"] == ID_KEY.payment_id(MERCHANT, "key-0001-abcd")
     assert created["status"] == "accepted"
     assert created["region"] == region.name
     assert created["amount"] == VALID_REQUEST["amount"]
@@ -406,5 +406,5 @@ def test_concurrent_different_requests_each_get_their_own_answer(region: Region)
         sys.setswitchinterval(switch_interval)
     for amount, answer in answers.items():
         assert answer["amount"] == amount
-        assert answer["id"] == payment_id(MERCHANT, f"key-{amount:08d}")
+        assert answer["id"] == ID_KEY.payment_id(MERCHANT, f"key-{amount:08d}")
     assert len(region.items()) == count

@@ -19,6 +19,7 @@ from payments_dr.service.retry_worker import build_retry_worker
 from payments_dr.service.store import Attr
 
 from .conftest import (
+    ID_KEY,
     VALID_REQUEST,
     FaultyClient,
     Region,
@@ -120,7 +121,7 @@ def test_queued_message_carries_the_full_validated_request(region: Region, peer:
     region.deps.dynamodb = FaultyClient(region.dynamodb, {"put_item": TABLE_DOWN})
     build_api_handler(region.deps)(post_event(VALID_REQUEST), None)
     (message,) = peer.sqs.receive_message(QueueUrl=peer.queue_url)["Messages"]
-    payment = retry_message.decode(message["Body"])
+    payment = retry_message.decode(message["Body"], ID_KEY)
     assert payment.request.amount == VALID_REQUEST["amount"]
     assert payment.request.reference == VALID_REQUEST["reference"]
-    assert payment.fingerprint == payment.request.fingerprint()
+    assert payment.fingerprint == ID_KEY.fingerprint(payment.request)

@@ -24,7 +24,7 @@ from payments_dr.service.log_archiver import build_log_archiver
 from payments_dr.service.model import new_payment, parse_payment_request
 from payments_dr.service.store import to_item
 
-from .conftest import MERCHANT, VALID_REQUEST, Region, post_event
+from .conftest import ID_KEY, MERCHANT, VALID_REQUEST, Region, post_event
 from .test_log_archiver import stream_event
 
 KEY = "key-0001-abcd"
@@ -40,7 +40,7 @@ def accept_here(region: Region) -> dict[str, Any]:
 def replicate_from_peer(region: Region, body: dict[str, Any]) -> None:
     """The peer accepted `body` under the same key; its write wins here."""
     request = parse_payment_request(json.dumps(body), merchant_id=MERCHANT)
-    peer_version = new_payment(request, KEY, PEER, region.clock() + 0.5)
+    peer_version = new_payment(request, KEY, PEER, region.clock() + 0.5, ID_KEY)
     region.dynamodb.put_item(TableName=region.table_name, Item=to_item(peer_version))
 
 

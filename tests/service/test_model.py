@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from payments_dr.service import model
-from payments_dr.service.model import InvalidRequest, parse_payment_request, payment_id
+from payments_dr.service.model import InvalidRequest, parse_payment_request
 from payments_dr.service.openapi import load_openapi
 from payments_dr.service.store import CorruptItem, from_item, integer_from_number, to_item
 
-from .conftest import MERCHANT, VALID_REQUEST
+from .conftest import ID_KEY, MERCHANT, VALID_REQUEST
 
 
 def request_schema() -> dict[str, Any]:
@@ -140,6 +140,7 @@ def test_missing_required_field_is_named() -> None:
 
 
 def test_payment_id_is_deterministic_and_distinct() -> None:
+    payment_id = ID_KEY.payment_id
     assert payment_id("m-1", "key-00001") == payment_id("m-1", "key-00001")
     assert payment_id("m-1", "key-00001") != payment_id("m-1", "key-00002")
     assert payment_id("m-1", "key-00001") != payment_id("m-2", "key-00001")
@@ -148,20 +149,20 @@ def test_payment_id_is_deterministic_and_distinct() -> None:
 
 def test_fingerprint_changes_with_any_field() -> None:
     request = parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT)
-    assert (
-        request.fingerprint()
-        == parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT).fingerprint()
+    fingerprint = ID_KEY.fingerprint
+    assert fingerprint(request) == fingerprint(
+        parse_payment_request(json.dumps(VALID_REQUEST), merchant_id=MERCHANT)
     )
     for change in ({"amount": 2000}, {"currency": "USD"}, {"reference": "order-1002"}):
         other = parse_payment_request(json.dumps({**VALID_REQUEST, **change}), merchant_id=MERCHANT)
-        assert other.fingerprint() != request.fingerprint()
+        assert fingerprint(other) != fingerprint(request)
 
 
 def test_items_round_trip_without_floats() -> None:
     request = parse_payment_request(
         json.dumps({**VALID_REQUEST, "amount": model.MAX_AMOUNT_MINOR}), merchant_id=MERCHANT
     )
-    payment = model.new_payment(request, "key-00001", "us-east-2", 1_764_100_000.5)
+    payment = model.new_payment(request, "key-00001", "us-east-2", 1_764_100_000.5, ID_KEY)
     assert payment.created_at == "2025-11-25T19:46:40.500Z"
     assert from_item(to_item(payment)) == payment
 

@@ -15,7 +15,7 @@ from payments_dr import contract
 from payments_dr.service import model, retry_message
 from payments_dr.service.api import build_api_handler
 
-from .conftest import VALID_REQUEST, Region, api_event, post_event, provision
+from .conftest import ID_KEY, VALID_REQUEST, Region, api_event, post_event, provision
 
 SETTINGS = settings(
     max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -160,4 +160,4 @@ def test_arbitrary_payment_ids_are_400_or_404(hostile_region: Region, path_id: s
 def test_any_malformed_retry_message_is_poison(body: str) -> None:
     """The worker must classify every bad message the same way, never crash otherwise."""
     with pytest.raises(retry_message.PoisonMessage):
-        retry_message.decode(body)
+        retry_message.decode(body, ID_KEY)

@@ -14,10 +14,9 @@ from moto import mock_aws
 from payments_dr import contract
 from payments_dr.service import model
 from payments_dr.service.api import build_api_handler
-from payments_dr.service.model import payment_id
 from payments_dr.service.store import Attr
 
-from .conftest import MERCHANT, VALID_REQUEST, Region, post_event, provision
+from .conftest import ID_KEY, MERCHANT, VALID_REQUEST, Region, post_event, provision
 
 KEYS = (f"key-{n:08d}" for n in itertools.count())  # a fresh key for every example
 
@@ -46,7 +45,7 @@ def test_key_reuse_with_any_other_request_is_422_and_keeps_the_original(
     created = api(post_event(original, key=key), None)
     assert created["statusCode"] == 201
     assert json.loads(created["body"])["amount"] == amount
-    item_key = {Attr.PK.value: {"S": payment_id(MERCHANT, key)}}
+    item_key = {Attr.PK.value: {"S": ID_KEY.payment_id(MERCHANT, key)}}
     stored = region.dynamodb.get_item(TableName=region.table_name, Key=item_key)["Item"]
     response = api(post_event({**original, "amount": other_amount}, key=key), None)
     assert response["statusCode"] == (200 if other_amount == amount else 422)

@@ -13,6 +13,7 @@ from payments_dr.service.retry_worker import CONFLICT_ATTRIBUTE, build_retry_wor
 from payments_dr.service.store import Attr
 
 from .conftest import (
+    ID_KEY,
     MERCHANT,
     VALID_REQUEST,
     FaultyClient,
@@ -28,7 +29,11 @@ KEY = "key-0001-abcd"
 def queue_payment(region: Region, request: dict[str, object] = VALID_REQUEST) -> str:
     """Queue a payment as the API does when the table fails; returns the message body."""
     payment = new_payment(
-        parse_payment_request(json.dumps(request), merchant_id=MERCHANT), KEY, region.name, 1.0
+        parse_payment_request(json.dumps(request), merchant_id=MERCHANT),
+        KEY,
+        region.name,
+        1.0,
+        ID_KEY,
     )
     body = retry_message.encode(payment)
     region.sqs.send_message(QueueUrl=region.queue_url, MessageBody=body)
@@ -101,7 +106,7 @@ def test_conflicting_payment_is_parked_in_the_dlq_and_the_stored_one_kept(
         "Messages"
     ]
     assert CONFLICT_ATTRIBUTE in parked["MessageAttributes"]
-    assert retry_message.decode(parked["Body"]).request.amount == VALID_REQUEST["amount"]
+    assert retry_message.decode(parked["Body"], ID_KEY).request.amount == VALID_REQUEST["amount"]
 
 
 def test_the_worker_needs_no_ssm(region: Region) -> None:

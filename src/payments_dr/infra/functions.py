@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam, role_names
+from payments_dr.infra import iam, id_secret, role_names
 from payments_dr.infra.queues import (
     RegionQueues,
     archive_failures_queue_arn,
@@ -54,6 +54,7 @@ def create_function(
     """The function with its own log group and least-privilege role.
 
     `environment` carries the deploy-time settings; only the API also reads SSM, for `mode`.
+    The functions that compute ids also get the id secret's name, and the right to read it.
     """
     region, account = args.region, args.account_id
     child = pulumi.ResourceOptions(parent=parent)
@@ -106,10 +107,15 @@ def create_function(
                     f"arn:aws:logs:{region}:{account}:log-group:{log_group_name(function_name)}"
                 ),
                 ssm_path=ssm_path,
+                stack=args.stack,
             )
         ),
         opts=child,
     )
+    if function in contract.ID_KEY_READERS:
+        if args.id_secret_arn is None:
+            raise ValueError(f"{function.value} computes payment ids: it needs the id secret")
+        environment = {**environment, contract.ENV_ID_SECRET_ID: args.id_secret_arn}
     lambda_function = aws.lambda_.Function(
         prefix,
         region=region,
@@ -206,6 +212,7 @@ def _function_policy_json(
     bucket_arn: str,
     log_group_arn: str,
     ssm_path: str,
+    stack: str,
 ) -> str:
     key_arn, peer_key_arn, queue_arn, security_group_id, *subnet_ids = resolved
     scope = iam.FunctionScope(
@@ -226,4 +233,7 @@ def _function_policy_json(
         security_group_id=security_group_id,
         ssm_path=ssm_path,
     )
-    return json.dumps(iam.function_policy(scope))
+    policy = iam.function_policy(scope)
+    if function in contract.ID_KEY_READERS:
+        policy["Statement"].extend(id_secret.reader_statements(region, account_id, stack, key_arn))
+    return json.dumps(policy)

@@ -24,7 +24,7 @@ GATEWAY_ENDPOINT_SERVICES = ("dynamodb", "s3")
 # The AWS APIs the functions reach besides DynamoDB and S3. X-Ray: Lambda's X-Ray daemon runs
 # in the function's execution environment, whose traffic leaves through the function's VPC
 # interfaces, and nothing documents an exemption; without a route traces vanish silently.
-INTERFACE_ENDPOINT_SERVICES = ("sqs", "ssm", "xray")
+INTERFACE_ENDPOINT_SERVICES = ("sqs", "ssm", "xray", "secretsmanager")
 # Zone IDs to avoid: use1-az3 refuses Lambda VPC configurations and several interface
 # endpoints; usw1-az2 and apne1-az3 refuse new subnets in many accounts. Zone IDs, not names:
 # names map to different zones in every account.

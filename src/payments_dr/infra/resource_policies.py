@@ -68,6 +68,21 @@ def key_policy(region: str, account_id: str, users: DataKeyUsers) -> PolicyDocum
                 }
             },
         },
+        # Secrets of the stack (the id secret, the canaries' keys) are encrypted with this key:
+        # the deployment writes and replicates them, the functions allowed by IAM read them.
+        {
+            "Sid": "AccountUsesKeyThroughSecretsManager",
+            "Effect": "Allow",
+            "Principal": {"AWS": _root(account_id)},
+            "Action": [*KEY_USE_ACTIONS, "kms:DescribeKey"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:CallerAccount": account_id,
+                    "kms:ViaService": via("secretsmanager", region),
+                }
+            },
+        },
         _roles_use_key("FunctionsUseKeyThroughSqs", account_id, users.sqs, via("sqs", region)),
         _roles_use_key("ArchiverUsesKeyThroughS3", account_id, users.s3, via("s3", region)),
         _roles_use_key(

@@ -61,6 +61,8 @@ class RegionalServiceArgs:
     api_gateway_logging_role_arn: str | None = None
     # The first region's ACM validation record, reused by the next: see `create_custom_domain`.
     certificate_validation_record: ValidationRecord | None = None
+    # This region's copy of the id secret (infra.id_secret), for the functions computing ids.
+    id_secret_arn: pulumi.Input[str] | None = None
 
 
 class RegionalService(pulumi.ComponentResource):

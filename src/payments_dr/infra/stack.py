@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function, RegionOutput, StackOutput
-from payments_dr.infra import iam
+from payments_dr.infra import iam, id_secret
 from payments_dr.infra.alarms import AlarmPurpose, HealthCheckAlarms, HealthCheckAlarmsArgs
 from payments_dr.infra.canary import CrossRegionCanary, CrossRegionCanaryArgs, build_canary_zip
 from payments_dr.infra.config import StackConfig
@@ -23,6 +23,7 @@ from payments_dr.infra.dashboard import Dashboard, DashboardArgs
 from payments_dr.infra.data import Data, DataArgs
 from payments_dr.infra.dns import FailoverDns, FailoverDnsArgs, HostedZone, RegionEndpoint
 from payments_dr.infra.firewall import Firewall, FirewallArgs
+from payments_dr.infra.id_secret import IdSecret, IdSecretArgs
 from payments_dr.infra.log_keys import LogKeys
 from payments_dr.infra.metrics import ROUTE53_METRICS_REGION
 from payments_dr.infra.monitoring import Monitoring, MonitoringArgs
@@ -59,6 +60,18 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
             break_glass_role_arn=config.break_glass_role_arn,
         ),
     )
+    # The key of payment ids: one value, a copy in each region (docs/security.md).
+    ids = IdSecret(
+        "id-secret",
+        IdSecretArgs(
+            stack=config.stack,
+            account_id=account_id,
+            primary_region=primary,
+            secondary_region=secondary,
+            key_arns=data.key_arns,
+            tags=tags,
+        ),
+    )
     log_keys = LogKeys(
         "log-keys",
         stack=config.stack,
@@ -91,15 +104,18 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 account_id=account_id,
                 key_arn=log_keys.key_arns[region],
                 log_retention_days=config.audit_log_retention_days,
-                endpoint_policies=iam.endpoint_policies(
-                    region=region,
-                    account_id=account_id,
-                    table_arn=data.table_arns[region],
-                    queue_arn=retry_queue_arn(region, account_id, config.stack),
-                    dlq_arn=dlq_arn(region, account_id, config.stack),
-                    bucket_arn=storage.bucket_arns[region],
-                    ssm_path=contract.ssm_path(config.stack, region),
-                ),
+                endpoint_policies={
+                    **iam.endpoint_policies(
+                        region=region,
+                        account_id=account_id,
+                        table_arn=data.table_arns[region],
+                        queue_arn=retry_queue_arn(region, account_id, config.stack),
+                        dlq_arn=dlq_arn(region, account_id, config.stack),
+                        bucket_arn=storage.bucket_arns[region],
+                        ssm_path=contract.ssm_path(config.stack, region),
+                    ),
+                    "secretsmanager": id_secret.endpoint_policy(region, account_id, config.stack),
+                },
                 tags=tags,
             ),
         )
@@ -149,7 +165,10 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 certificate_validation_record=(
                     services[primary].certificate_validation_record if region != primary else None
                 ),
+                id_secret_arn=ids.arn_in(region),
             ),
+            # Its functions read the id secret at their first cold start.
+            opts=pulumi.ResourceOptions(depends_on=[ids]),
         )
 
     switch = TrafficSwitch(

@@ -27,7 +27,7 @@ from payments_dr.contract import TABLE_HASH_KEY
 from payments_dr.lab.client_payments import REJECTED, ClientPayment
 from payments_dr.lab.ledger import Write
 from payments_dr.service.conflicts import Conflict
-from payments_dr.service.model import PAYMENT_ID_PATTERN
+from payments_dr.service.model import PAYMENT_ID_PATTERN, IdKey
 from payments_dr.service.store import Attr
 
 Tables = dict[str, dict[str, dict[str, Any]]]  # region -> payment id -> item
@@ -59,17 +59,17 @@ def fingerprint_of(item: dict[str, Any] | None) -> str | None:
     return str(item.get(Attr.FINGERPRINT.value, {}).get("S"))
 
 
-def regions_holding(payment: ClientPayment, tables: Tables) -> set[str]:
+def regions_holding(payment: ClientPayment, tables: Tables, id_key: IdKey) -> set[str]:
     """The regions whose table stores this payment as the client sent it.
 
     An item under the payment's id that holds a different request (another amount, say) is
     not the acknowledged payment: it counts as missing, so such a loss cannot hide.
     """
-    expected = payment.fingerprint
+    payment_id, expected = payment.payment_id(id_key), payment.fingerprint(id_key)
     return {
         region
         for region, items in tables.items()
-        if fingerprint_of(items.get(payment.payment_id)) == expected
+        if fingerprint_of(items.get(payment_id)) == expected
     }
 
 
@@ -78,9 +78,11 @@ def account(
     created: dict[str, list[Write]],
     tables: Tables,
     conflicts: list[Conflict],
+    id_key: IdKey,
     lost_regions: frozenset[str] = frozenset(),
 ) -> Accounting:
-    """`tables` holds the surviving regions only; `created` is the ledger's CREATED writes."""
+    """`tables` holds the surviving regions only; `created` is the ledger's CREATED writes.
+    `id_key` is the stack's: the payments are looked up by the ids the service gave them."""
     result = Accounting()
     recorded = {(c.payment_id, fingerprint_of(c.overwritten)) for c in conflicts}
     categories: dict[str, Counter[str]] = {}
@@ -93,11 +95,11 @@ def account(
             continue
         tally["acknowledged"] += 1
         result.acknowledged += 1
-        outcome = _outcome(payment, tables, recorded, lost_regions)
+        outcome = _outcome(payment, tables, recorded, id_key, lost_regions)
         tally[outcome] += 1
         if outcome == "stored":
             result.stored += 1
-            if len(regions_holding(payment, tables)) < len(tables):
+            if len(regions_holding(payment, tables, id_key)) < len(tables):
                 result.partial.append(payment)
         elif outcome == "overwritten-recorded":
             result.overwritten_recorded += 1
@@ -115,11 +117,12 @@ def _outcome(
     payment: ClientPayment,
     tables: Tables,
     recorded: set[tuple[str, str | None]],
+    id_key: IdKey,
     lost_regions: frozenset[str],
 ) -> str:
-    if regions_holding(payment, tables):
+    if regions_holding(payment, tables, id_key):
         return "stored"
-    if (payment.payment_id, payment.fingerprint) in recorded:
+    if (payment.payment_id(id_key), payment.fingerprint(id_key)) in recorded:
         return "overwritten-recorded"
     answered_by = next(
         (a.answered_by for a in payment.attempts if a.status == payment.final_status), ""

@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from payments_dr.service.model import parse_payment_request, payment_id
+from payments_dr.service.model import IdKey, parse_payment_request
 
 ACKNOWLEDGED = frozenset({200, 201, 202})
 # Final answers; anything else is retried. 401 and 403 mean the client's key is refused.
@@ -75,15 +75,14 @@ class ClientPayment:
     attempts: list[Attempt] = field(default_factory=list)
     final_status: int | None = None  # acknowledged or rejected; None: gave up
 
-    @property
-    def payment_id(self) -> str:
-        return payment_id(self.merchant_id, self.idempotency_key)
+    def payment_id(self, id_key: IdKey) -> str:
+        """The id the service gives this payment: the stack's id key is needed to know it."""
+        return id_key.payment_id(self.merchant_id, self.idempotency_key)
 
-    @property
-    def fingerprint(self) -> str:
+    def fingerprint(self, id_key: IdKey) -> str:
         """The fingerprint the service stores for this request."""
         request = parse_payment_request(self.body.decode(), merchant_id=self.merchant_id)
-        return request.fingerprint()
+        return id_key.fingerprint(request)
 
     @property
     def reference(self) -> str:

@@ -28,6 +28,7 @@ from payments_dr.lab.settings import LabSettings
 from payments_dr.lab.traffic import Traffic
 from payments_dr.lab.verdict import verify
 from payments_dr.service.conflicts import Conflict
+from payments_dr.service.model import IdKey
 
 ENVIRONMENT = "local lab (simulation)"
 
@@ -40,6 +41,7 @@ class DrillResult:
     payments: list[ClientPayment]
     writes: list[Write]  # every conditional payment write the service made, per region
     conflicts: list[Conflict]
+    id_key: IdKey  # the lab's: the payments' ids are `payment.payment_id(id_key)`
 
 
 @dataclass
@@ -109,7 +111,13 @@ def run_drill(
             _check_operator_switch(report)
         writes = lab.ledger.writes
     report.wall_seconds = round(time.monotonic() - wall_started, 2)
-    return DrillResult(report=report, payments=traffic.payments, writes=writes, conflicts=conflicts)
+    return DrillResult(
+        report=report,
+        payments=traffic.payments,
+        writes=writes,
+        conflicts=conflicts,
+        id_key=lab.id_key,
+    )
 
 
 def _check_operator_switch(report: DrillReport) -> None:

@@ -15,7 +15,7 @@ from moto import mock_aws
 from payments_dr import contract
 from payments_dr.drill_report import TimelineEvent
 from payments_dr.lab.apigw import RegionApi, ThrottleLimits
-from payments_dr.lab.aws import RegionAws, RegionResources, seed_region
+from payments_dr.lab.aws import RegionAws, RegionResources, create_id_secret, seed_region
 from payments_dr.lab.clock import SimClock
 from payments_dr.lab.faults import LabFaults
 from payments_dr.lab.inspection import LabInspection
@@ -36,7 +36,9 @@ from payments_dr.service.authorizer import build_authorizer
 from payments_dr.service.config import ServiceConfig
 from payments_dr.service.credentials import CredentialStore, issue_key
 from payments_dr.service.deps import ServiceDeps
+from payments_dr.service.id_secret import read_id_key
 from payments_dr.service.log_archiver import build_log_archiver
+from payments_dr.service.model import IdKey
 from payments_dr.service.observability import logger as service_logger
 from payments_dr.service.observability import metrics as service_metrics
 from payments_dr.service.retry_worker import build_retry_worker
@@ -113,6 +115,7 @@ class Lab(LabFaults, LabInspection):
         self._aws_by_region: dict[str, RegionAws] = {}
         self._stops: list[Callable[[], None]] = []
         self.replicator: Replicator
+        self.id_key: IdKey  # the stack's id key, read from the lab's id secret at start
         # The Route 53 API (its control plane, in us-east-1) refuses every call while True.
         self.route53_api_down = False
         self.dns: FailoverDns
@@ -170,6 +173,13 @@ class Lab(LabFaults, LabInspection):
             )
             self._stops.append(apis[region].stop)
             resources[region] = seed_region(aws_by_region[region], settings, apis[region].url)
+        primary_region, secondary_region = config.regions
+        create_id_secret(aws_by_region[primary_region], secondary_region, settings.stack)
+        # The drill's accounting finds payments by the ids the service gives them.
+        self.id_key = read_id_key(
+            aws_by_region[primary_region].lab_secretsmanager,
+            contract.id_secret_name(settings.stack),
+        )
 
         self.replicator = Replicator(
             self.clock,
@@ -221,7 +231,9 @@ class Lab(LabFaults, LabInspection):
     def _wire_region(self, aws: RegionAws, api: RegionApi, resources: RegionResources) -> Region:
         """The real handlers of one region, with their event sources and health check."""
         settings, region = self.settings, aws.region
-        api_deps, retry_deps, archiver_deps = (self._deps(aws, resources) for _ in range(3))
+        # The API and the retry worker compute ids: only they read the id secret, as deployed.
+        api_deps, retry_deps = (self._deps(aws, resources, reads_id_key=True) for _ in range(2))
+        archiver_deps = self._deps(aws, resources)
         if settings.strong:
             for writer in (api_deps, retry_deps, archiver_deps):
                 self.replicator.wrap_for_strong_consistency(writer.dynamodb, region)
@@ -288,10 +300,17 @@ class Lab(LabFaults, LabInspection):
         record.switch = switch
         return switch
 
-    def _deps(self, aws: RegionAws, resources: RegionResources) -> ServiceDeps:
-        """One function's dependencies, as its cold start would build them. Closed on stop,
-        before the simulated AWS they read goes: a mode read still waiting to start would
-        otherwise call it after the lab stopped."""
+    def _deps(
+        self, aws: RegionAws, resources: RegionResources, reads_id_key: bool = False
+    ) -> ServiceDeps:
+        """One function's dependencies, as its cold start would build them; the functions
+        that compute ids read the id secret from this region's own copy, as deployed. Closed
+        on stop, before the simulated AWS they read goes: a mode read still waiting to start
+        would otherwise call it after the lab stopped."""
+        id_key = None
+        if reads_id_key:
+            secret_id = contract.id_secret_name(self.settings.stack)
+            id_key = read_id_key(aws.service_client("secretsmanager"), secret_id)
         deps = ServiceDeps(
             region=aws.region,
             ssm_path=resources.ssm_path,
@@ -307,6 +326,7 @@ class Lab(LabFaults, LabInspection):
             wait=self.clock.wait,
             mode_refresh_seconds=self.settings.config.mode_refresh_seconds,
             mode_read_spread_seconds=self.settings.config.mode_read_spread_seconds,
+            id_key=id_key,
         )
         self._stops.append(deps.close)
         return deps

@@ -24,7 +24,7 @@ from payments_dr.client import (
     PaymentsUnavailable,
 )
 from payments_dr.lab.threads import BackgroundLoop
-from payments_dr.service.model import parse_payment_request
+from payments_dr.service.model import IdKey, parse_payment_request
 
 if TYPE_CHECKING:
     from payments_dr.lab.lab import Lab
@@ -53,9 +53,11 @@ class SdkPayment:
     def regions_tried(self) -> set[str]:
         return {attempt.region for attempt in self.attempts}
 
-    def fingerprint(self, merchant_id: str) -> str:
+    def fingerprint(self, merchant_id: str, id_key: IdKey) -> str:
         """The fingerprint the service stores for this request."""
-        return parse_payment_request(json.dumps(self.body), merchant_id=merchant_id).fingerprint()
+        return id_key.fingerprint(
+            parse_payment_request(json.dumps(self.body), merchant_id=merchant_id)
+        )
 
 
 class SdkMerchant(BackgroundLoop):

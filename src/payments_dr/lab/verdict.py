@@ -41,7 +41,9 @@ def verify(
     _timings(lab, report, payments, started_at, fault_at, restore_at)
     lost_regions = frozenset(name for name, r in lab.regions.items() if r.aws.faults.outage)
     tables = {name: lab.table_items(name) for name in lab.regions if name not in lost_regions}
-    accounting = account(payments, lab.ledger.created(), tables, conflicts, lost_regions)
+    accounting = account(
+        payments, lab.ledger.created(), tables, conflicts, lab.id_key, lost_regions
+    )
     _payments(report, accounting, conflicts, lab, started_at)
     if restore_at is None:
         budget = lab.settings.config.budget

@@ -46,5 +46,6 @@ WAFV2_WEB_ACL_ASSOCIATION: Final = "aws:wafv2/webAclAssociation:WebAclAssociatio
 
 KMS_KEY: Final = "aws:kms/key:Key"
 KMS_REPLICA_KEY: Final = "aws:kms/replicaKey:ReplicaKey"
+SECRETS_MANAGER_SECRET: Final = "aws:secretsmanager/secret:Secret"
 
 SQS_QUEUE_POLICY: Final = "aws:sqs/queuePolicy:QueuePolicy"

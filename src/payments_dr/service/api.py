@@ -38,7 +38,6 @@ from payments_dr.service.deps import Handler, ServiceDeps
 from payments_dr.service.model import (
     InvalidRequest,
     PaymentStatus,
-    log_safe_key,
     new_payment,
     parse_payment_request,
     validate_idempotency_key,
@@ -161,6 +160,7 @@ def build_api_handler(
 
     Safe to call from many threads at once: each call works only on its own event.
     """
+    id_key = deps.require_id_key()  # no handler without it: every id is keyed
 
     def respond(status: int, body: dict[str, Any], **headers: str) -> dict[str, Any]:
         return {
@@ -189,8 +189,12 @@ def build_api_handler(
         request = parse_payment_request(
             event.body, event.is_base64_encoded, merchant_id=merchant_id
         )
-        payment = new_payment(request, key, deps.region, deps.clock())
-        log_context = {"region": deps.region, "payment_id": payment.id, "key": log_safe_key(key)}
+        payment = new_payment(request, key, deps.region, deps.clock(), id_key)
+        log_context = {
+            "region": deps.region,
+            "payment_id": payment.id,
+            "key": id_key.log_digest(key),
+        }
         config = deps.config
         try:
             mode = deps.mode.get()
@@ -285,7 +289,9 @@ def build_api_handler(
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
     # No SQS client of its own region: the API queues on the peer's (deps.peer_queue_client).
-    return build_api_handler(ServiceDeps.from_environment(services=("dynamodb", "ssm")))
+    return build_api_handler(
+        ServiceDeps.from_environment(services=("dynamodb", "ssm"), id_key=True)
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

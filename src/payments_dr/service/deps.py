@@ -19,7 +19,8 @@ from botocore.config import Config
 from botocore.session import Session, get_session
 
 from payments_dr import contract
-from payments_dr.service.config import ModeCache, ServiceConfig, Wait, event_wait
+from payments_dr.service.config import ConfigUnavailable, ModeCache, ServiceConfig, Wait, event_wait
+from payments_dr.service.model import IdKey
 
 # Short timeouts and few attempts: an API answer must come well inside API Gateway's and
 # Route 53's limits, and a failed table write has the retry queue as its fallback.
@@ -54,6 +55,9 @@ class ServiceDeps:
     mode_read_spread_seconds: float = contract.MODE_READ_SPREAD_SECONDS
     # Where clients made on first use come from; the Lambda entry points pass theirs.
     session: Session | None = None
+    # The key of payment ids and fingerprints (contract.ID_KEY_READERS read it); None in
+    # functions that compute none, whose handlers never ask for it.
+    id_key: IdKey | None = None
     mode: ModeCache = field(init=False)  # the one value read from SSM at run time
     _client_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -86,6 +90,12 @@ class ServiceDeps:
         """End the background reads (the mode's refresh) before the clients go away."""
         self.mode.close()
 
+    def require_id_key(self) -> IdKey:
+        """The id key, for the handlers that compute ids; a deps without one is a wiring bug."""
+        if self.id_key is None:
+            raise ConfigUnavailable("no payment id key: this function must read the id secret")
+        return self.id_key
+
     def peer_queue_client(self, config: ServiceConfig) -> Any:
         """The peer region's SQS, through the peer's interface endpoint when one is set."""
         with self._client_lock:
@@ -99,16 +109,26 @@ class ServiceDeps:
             return self.peer_sqs
 
     @classmethod
-    def from_environment(cls, services: tuple[str, ...]) -> ServiceDeps:
+    def from_environment(cls, services: tuple[str, ...], *, id_key: bool = False) -> ServiceDeps:
         """Deps for a Lambda function, with clients for the `services` every invocation
-        uses (only the API reads SSM); others are made on first use (`client`).
+        uses (only the API reads SSM); others are made on first use (`client`). With `id_key`,
+        the id secret is read from this region's Secrets Manager.
 
-        Raises ConfigUnavailable when the environment lacks a setting: the function fails
-        its cold start rather than serve half-configured."""
+        Raises ConfigUnavailable when the environment lacks a setting or the id secret cannot
+        be read: the function fails its cold start rather than serve half-configured."""
         environ = os.environ
         region = environ["AWS_REGION"]
         session = get_session()  # one session loads the shared botocore data once
         clients = {name: create_client(session, name, region) for name in services}
+        key = None
+        if id_key:
+            # Imported here: the functions that read no secret skip its module and client.
+            from payments_dr.service.id_secret import read_id_key
+
+            secret_id = environ.get(contract.ENV_ID_SECRET_ID)
+            if not secret_id:
+                raise ConfigUnavailable(f"{contract.ENV_ID_SECRET_ID} is not set")
+            key = read_id_key(create_client(session, "secretsmanager", region), secret_id)
         return cls(
             region=region,
             ssm_path=environ[contract.ENV_SSM_PATH],
@@ -122,6 +142,7 @@ class ServiceDeps:
                 )
             ),
             session=session,
+            id_key=key,
             **clients,
         )
 

@@ -1,7 +1,9 @@
 """Payment domain: request validation, deterministic ids and request fingerprints.
 
 Pure functions over plain values: no AWS calls, so every rule is unit-testable and the
-lab can derive the same ids the service does.
+lab can derive the same ids the service does. Ids, fingerprints and log digests are
+HMAC-SHA256 under the stack's id secret (`IdKey`): an unkeyed hash of a guessable
+idempotency key or payment token could be reversed offline from the table, logs or ids.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import re
 from dataclasses import asdict, dataclass, replace
@@ -54,6 +57,55 @@ class InvalidRequest(ValueError):
     """The request is malformed; the message is safe to return to the client."""
 
 
+MIN_ID_SECRET_CHARS = 32  # the stack generates 64 letters and digits: about 380 bits
+
+
+class IdPurpose(StrEnum):
+    """Each keyed digest names what it is for, so no two can ever be compared or swapped."""
+
+    PAYMENT_ID = "payment-id"
+    FINGERPRINT = "fingerprint"
+    LOG_KEY = "log-key"
+
+
+class IdKey:
+    """The stack's id secret, the key of every id, fingerprint and log digest.
+
+    The one place they are computed: the API, the retry worker, the lab and the drill's
+    accounting all call these methods, so an id computed anywhere matches the service's.
+    The secret is the same in both regions (a replicated secret), so a payment retried
+    through the other region keeps its id. It never changes: a new secret would give a
+    retried payment a new id, and a second charge."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str) -> None:
+        if len(secret) < MIN_ID_SECRET_CHARS:
+            raise ValueError(f"the id secret must have at least {MIN_ID_SECRET_CHARS} characters")
+        self._secret = secret.encode()
+
+    def __repr__(self) -> str:
+        return "IdKey(<secret>)"  # never the secret, in logs or tracebacks
+
+    def _mac(self, purpose: IdPurpose, *parts: str) -> str:
+        # Every part is validated first and can contain no newline: the joined form is
+        # unambiguous (the canonical request is JSON, whose strings escape newlines).
+        message = "\n".join((purpose.value, *parts)).encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def payment_id(self, merchant_id: str, idempotency_key: str) -> str:
+        """The deterministic id of the payment a merchant submits under an idempotency key."""
+        return f"pay_{self._mac(IdPurpose.PAYMENT_ID, merchant_id, idempotency_key)[:32]}"
+
+    def fingerprint(self, request: PaymentRequest) -> str:
+        """Equal requests, and only those, share it; it reveals nothing of the token."""
+        return self._mac(IdPurpose.FINGERPRINT, request.canonical())
+
+    def log_digest(self, idempotency_key: str) -> str:
+        """A short digest to correlate log lines without logging the client's key."""
+        return self._mac(IdPurpose.LOG_KEY, idempotency_key)[:12]
+
+
 @dataclass(frozen=True)
 class PaymentRequest:
     merchant_id: str
@@ -63,10 +115,9 @@ class PaymentRequest:
     reference: str | None = None
     description: str | None = None
 
-    def fingerprint(self) -> str:
-        """SHA-256 over a canonical encoding: equal requests, and only those, share it."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    def canonical(self) -> str:
+        """One encoding per request: equal requests, and only those, share it."""
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -98,21 +149,13 @@ class Payment:
         return body
 
 
-def payment_id(merchant_id: str, idempotency_key: str) -> str:
-    """The deterministic id of the payment a merchant submits under an idempotency key.
-
-    Both parts are validated first and can contain no newline, so the joined form is
-    unambiguous.
-    """
-    digest = hashlib.sha256(f"{merchant_id}\n{idempotency_key}".encode()).hexdigest()
-    return f"pay_{digest[:32]}"
-
-
-def new_payment(request: PaymentRequest, idempotency_key: str, region: str, now: float) -> Payment:
+def new_payment(
+    request: PaymentRequest, idempotency_key: str, region: str, now: float, id_key: IdKey
+) -> Payment:
     return Payment(
-        id=payment_id(request.merchant_id, idempotency_key),
+        id=id_key.payment_id(request.merchant_id, idempotency_key),
         request=request,
-        fingerprint=request.fingerprint(),
+        fingerprint=id_key.fingerprint(request),
         region=region,
         created_at=iso_timestamp(now),
     )
@@ -121,11 +164,6 @@ def new_payment(request: PaymentRequest, idempotency_key: str, region: str, now:
 def iso_timestamp(epoch_seconds: float) -> str:
     moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def log_safe_key(idempotency_key: str) -> str:
-    """A short digest to correlate log lines without logging the client's key."""
-    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:12]
 
 
 def validate_idempotency_key(value: str | None) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from payments_dr.service.model import (
+    IdKey,
     Payment,
     PaymentStatus,
     validate_fields,
@@ -51,7 +52,7 @@ def encode(payment: Payment) -> str:
     )
 
 
-def decode(body: str) -> Payment:
+def decode(body: str, id_key: IdKey) -> Payment:
     """Rebuild the payment, re-validating it as strictly as the API did."""
     try:
         message: Any = json.loads(body)
@@ -70,7 +71,7 @@ def decode(body: str) -> Payment:
         raise
     except (ValueError, KeyError, TypeError) as error:  # InvalidRequest is a ValueError
         raise PoisonMessage(f"malformed retry message: {error}") from error
-    if payment.fingerprint != request.fingerprint():
+    if payment.fingerprint != id_key.fingerprint(request):
         raise PoisonMessage("the message's fingerprint does not match its request")
     return payment
 

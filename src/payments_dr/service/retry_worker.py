@@ -26,11 +26,12 @@ CONFLICT_ATTRIBUTE = "conflict"
 
 def build_retry_worker(deps: ServiceDeps) -> Handler:
     """The SQS event source handler for one region's retry queue."""
+    id_key = deps.require_id_key()  # to check each message's fingerprint
 
     def apply(record: dict[str, Any]) -> None:
         config = deps.config
         try:
-            payment = retry_message.decode(record["body"])
+            payment = retry_message.decode(record["body"], id_key)
         except retry_message.PoisonMessage:
             logger.error("poison retry message", region=deps.region, message_id=record["messageId"])
             count("RetryPoisonMessages")
@@ -79,7 +80,7 @@ def build_retry_worker(deps: ServiceDeps) -> Handler:
 def _handler_from_environment() -> Handler:
     """Built on the first invocation of a cold start, then reused."""
     # SQS only parks conflicts in the DLQ: its client is made on the first one (deps.client).
-    return build_retry_worker(ServiceDeps.from_environment(services=("dynamodb",)))
+    return build_retry_worker(ServiceDeps.from_environment(services=("dynamodb",), id_key=True))
 
 
 @logger.inject_lambda_context(clear_state=True)

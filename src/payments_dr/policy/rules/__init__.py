@@ -11,6 +11,7 @@ from payments_dr.policy.rules import (
     kms,
     lambda_functions,
     s3,
+    secrets,
     sqs,
     waf,
 )
@@ -27,4 +28,5 @@ RULES: tuple[Rule, ...] = (
     *dr.RULES,
     *failover.RULES,
     *canary.RULES,
+    *secrets.RULES,
 )
