@@ -32,6 +32,7 @@ from payments_dr.service.model import new_payment, parse_payment_request
 from payments_dr.service.store import Attr, to_item
 
 from .conftest import (
+    ID_KEY,
     MERCHANT,
     STACK,
     VALID_REQUEST,
@@ -191,8 +192,9 @@ def test_each_entry_point_builds_only_the_clients_every_invocation_uses(
 
     monkeypatch.setattr(deps_module, "create_client", record)
     expected = {
-        api._handler_from_environment: ["dynamodb", "ssm"],
-        retry_worker._handler_from_environment: ["dynamodb"],
+        # Secrets Manager: the id secret, read once per cold start by the functions that make ids.
+        api._handler_from_environment: ["dynamodb", "secretsmanager", "ssm"],
+        retry_worker._handler_from_environment: ["dynamodb", "secretsmanager"],
         log_archiver._handler_from_environment: ["s3"],
         authorizer._authorizer_from_environment: ["dynamodb"],
     }
@@ -231,6 +233,7 @@ def test_the_worker_entry_point_parks_a_conflict_through_a_client_made_on_first_
         key,
         region.name,
         1.0,
+        ID_KEY,
     )
     region.sqs.send_message(QueueUrl=region.queue_url, MessageBody=retry_message.encode(queued))
     messages = region.sqs.receive_message(QueueUrl=region.queue_url, AttributeNames=["All"])
@@ -249,6 +252,7 @@ def test_the_archiver_entry_point_records_a_conflict_through_a_client_made_on_fi
             "key-0003-abcd",
             region.name,
             1.0,
+            ID_KEY,
         )
     )
     overwriting = {
