@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -36,7 +37,7 @@ from moto.server import ThreadedMotoServer
 from payments_dr import contract
 from payments_dr.service import retry_message
 from payments_dr.service.credentials import CredentialStore, issue_key
-from payments_dr.service.model import new_payment, parse_payment_request
+from payments_dr.service.model import IdKey, new_payment, parse_payment_request
 from payments_dr.service.store import to_item
 
 REGION = contract.DEFAULT_PRIMARY_REGION
@@ -99,9 +100,9 @@ def _fresh_key(prefix: str) -> str:
     return f"{prefix}-{letters[:20]}"
 
 
-def _payment(key: str) -> Any:
+def _payment(key: str, id_key: IdKey) -> Any:
     request = parse_payment_request(json.dumps(REQUEST), merchant_id=MERCHANT)
-    return new_payment(request, key, REGION, time.time())
+    return new_payment(request, key, REGION, time.time(), id_key)
 
 
 def _api_event() -> dict[str, Any]:
@@ -121,8 +122,8 @@ def _api_event() -> dict[str, Any]:
     }
 
 
-def _retry_event(queue_arn: str) -> dict[str, Any]:
-    body = retry_message.encode(_payment(_fresh_key("retry")))
+def _retry_event(queue_arn: str, id_key: IdKey) -> dict[str, Any]:
+    body = retry_message.encode(_payment(_fresh_key("retry"), id_key))
     return {
         "Records": [
             {
@@ -140,8 +141,8 @@ def _retry_event(queue_arn: str) -> dict[str, Any]:
     }
 
 
-def _stream_event(stream_arn: str) -> dict[str, Any]:
-    item = to_item(_payment(_fresh_key("stream")))
+def _stream_event(stream_arn: str, id_key: IdKey) -> dict[str, Any]:
+    item = to_item(_payment(_fresh_key("stream"), id_key))
     return {
         "Records": [
             {
@@ -175,8 +176,9 @@ def moto_fixture() -> Iterator[Fixture]:
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         )
-        dynamodb, sqs, ssm, s3 = (
-            session.client(name, endpoint_url=endpoint) for name in ("dynamodb", "sqs", "ssm", "s3")
+        dynamodb, sqs, ssm, s3, secretsmanager = (
+            session.client(name, endpoint_url=endpoint)
+            for name in ("dynamodb", "sqs", "ssm", "s3", "secretsmanager")
         )
         table = contract.table_name(STACK)
         stream_arn = dynamodb.create_table(**contract.table_definition(table))[
@@ -188,6 +190,12 @@ def moto_fixture() -> Iterator[Fixture]:
         s3.create_bucket(Bucket=bucket)
         mode = contract.ssm_parameter_name(STACK, REGION, contract.Param.MODE)
         ssm.put_parameter(Name=mode, Value=contract.Mode.ACTIVE.value, Type="String")
+        # The id secret the API and the retry worker read at cold start, as deployed.
+        id_secret = secrets.token_hex(contract.ID_SECRET_LENGTH // 2)
+        id_secret_id = secretsmanager.create_secret(
+            Name=contract.id_secret_name(STACK), SecretString=id_secret
+        )["ARN"]
+        id_key = IdKey(id_secret)
         issued = issue_key(MERCHANT, time.time())
         CredentialStore(dynamodb, table).create(issued.record)
         values = {
@@ -204,6 +212,7 @@ def moto_fixture() -> Iterator[Fixture]:
             {
                 contract.ENV_SSM_PATH: contract.ssm_path(STACK, REGION),
                 contract.ENV_MODE_READ_SPREAD_SECONDS: "0",  # no random wait in a timing
+                contract.ENV_ID_SECRET_ID: id_secret_id,
                 "AWS_ENDPOINT_URL": endpoint,
                 "_X_AMZN_TRACE_ID": TRACE_HEADER,
             }
@@ -216,8 +225,8 @@ def moto_fixture() -> Iterator[Fixture]:
             environment=environment,
             events={
                 module + "api": _api_event,
-                module + "retry_worker": lambda: _retry_event(queue_arn),
-                module + "log_archiver": lambda: _stream_event(stream_arn),
+                module + "retry_worker": lambda: _retry_event(queue_arn, id_key),
+                module + "log_archiver": lambda: _stream_event(stream_arn, id_key),
                 module + "authorizer": lambda: {
                     "type": "REQUEST",
                     "methodArn": method_arn,
