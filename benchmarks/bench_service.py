@@ -50,7 +50,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from cold_start import print_cold_starts
+from cold_start import MERCHANT, REGION, REQUEST, STACK, post_event, print_cold_starts
 from moto import mock_aws
 
 from payments_dr import contract
@@ -61,16 +61,8 @@ from payments_dr.service.deps import ServiceDeps
 from payments_dr.service.model import IdKey, new_payment, parse_payment_request
 from payments_dr.service.store import to_item
 
-REGION = contract.DEFAULT_PRIMARY_REGION
-STACK = "bench"
-MERCHANT = "merchant-42"
 # The id secret the stack would generate (any 32+ characters: the HMAC costs the same).
 ID_KEY = IdKey("bench-id-secret-0123456789abcdefghijklmnopqrstuv")
-REQUEST = {
-    "amount": 1999,
-    "currency": "EUR",
-    "payment_token": "tok_4f9a2c7e81b3",
-}
 HANDLER_MODULES = [settings.handler.rsplit(".", 1)[0] for settings in contract.FUNCTIONS.values()]
 
 
@@ -130,22 +122,6 @@ def provision(session: boto3.session.Session) -> ServiceDeps:
         mode_read_spread_seconds=0,  # no random delay before the first read in a benchmark
         id_key=ID_KEY,
     )
-
-
-def post_event(key: str) -> dict[str, Any]:
-    return {
-        "resource": contract.PAYMENTS_PATH,
-        "path": contract.PAYMENTS_PATH,
-        "httpMethod": "POST",
-        "headers": {contract.IDEMPOTENCY_HEADER: key, "Content-Type": "application/json"},
-        "body": json.dumps(REQUEST),
-        "isBase64Encoded": False,
-        "requestContext": {
-            "stage": contract.API_STAGE,
-            "requestId": key,
-            "authorizer": {contract.AUTH_CONTEXT_MERCHANT_ID: MERCHANT, "principalId": MERCHANT},
-        },
-    }
 
 
 def requests_per_payment(session: boto3.session.Session) -> dict[str, dict[str, int]]:

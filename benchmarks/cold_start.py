@@ -105,8 +105,8 @@ def _payment(key: str, id_key: IdKey) -> Any:
     return new_payment(request, key, REGION, time.time(), id_key)
 
 
-def _api_event() -> dict[str, Any]:
-    key = _fresh_key("cold")
+def post_event(key: str) -> dict[str, Any]:
+    """API Gateway's event for a new payment under `key`, after the authorizer admitted it."""
     return {
         "resource": contract.PAYMENTS_PATH,
         "path": contract.PAYMENTS_PATH,
@@ -224,7 +224,7 @@ def moto_fixture() -> Iterator[Fixture]:
         yield Fixture(
             environment=environment,
             events={
-                module + "api": _api_event,
+                module + "api": lambda: post_event(_fresh_key("cold")),
                 module + "retry_worker": lambda: _retry_event(queue_arn, id_key),
                 module + "log_archiver": lambda: _stream_event(stream_arn, id_key),
                 module + "authorizer": lambda: {
