@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest
@@ -16,77 +13,26 @@ from botocore.exceptions import EndpointConnectionError
 
 from payments_dr import contract
 from payments_dr.cli import build_parser
-from payments_dr.merchants import MAX_OVERLAP_MINUTES, MIN_OVERLAP_MINUTES
-from payments_dr.merchants_cli import WRITES, run_merchant
-from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, Aws
-from payments_dr.service.authorizer import build_authorizer
-from payments_dr.service.config import ServiceConfig
+from payments_dr.merchants_cli import run_merchant
+from payments_dr.ops.aws import EXIT_FAILED, EXIT_OK, EXIT_REFUSED
 from payments_dr.service.credentials import (
     CredentialStore,
     KeyStatus,
-    MerchantRecord,
     issue_key,
-    rotate_key,
 )
-from payments_dr.service.deps import Handler, ServiceDeps
 
 from .conftest import PRIMARY, SECONDARY, STACK, Deployed
-
-MERCHANT = "merchant-11"
-
-
-def run(deployed: Deployed, *argv: str, aws: Any = None) -> int:
-    """`payments-dr merchant ARGV`; a write confirmed with --yes, as a script must."""
-    confirmed = ["--yes"] if argv[0] in WRITES else []
-    args = build_parser().parse_args(
-        ["merchant", *argv, "--stack", STACK, "--outputs", str(deployed.outputs_file), *confirmed]
-    )
-    return run_merchant(args, aws or deployed.aws)
-
-
-def issued_key(printed: str) -> str:
-    return next(line for line in printed.splitlines() if line.startswith("pdr."))
-
-
-def table_items(deployed: Deployed, region: str) -> list[dict[str, Any]]:
-    dynamodb = deployed.aws.client("dynamodb", region)
-    items: list[dict[str, Any]] = dynamodb.scan(TableName=contract.table_name(STACK))["Items"]
-    return items
-
-
-def plan_keys(deployed: Deployed, region: str) -> list[str]:
-    """Values of the API keys in the region's usage plan."""
-    apigateway = deployed.aws.client("apigateway", region)
-    plan_id = deployed.outputs[contract.StackOutput.REGIONS][region][
-        contract.RegionOutput.USAGE_PLAN_ID
-    ]
-    keys = apigateway.get_usage_plan_keys(usagePlanId=plan_id)["items"]
-    return [key["value"] for key in keys]
-
-
-class TableDown:
-    """An Aws whose DynamoDB client in one region cannot be reached."""
-
-    def __init__(self, aws: Aws, region: str) -> None:
-        self._aws = aws
-        self._region = region
-
-    def client(self, service: str, region: str) -> Any:
-        client = self._aws.client(service, region)
-        if (service, region) != ("dynamodb", self._region):
-            return client
-
-        class Unreachable:
-            def __getattr__(self, name: str) -> Any:
-                def fail(**_: Any) -> Any:
-                    raise EndpointConnectionError(endpoint_url=f"https://dynamodb.{region}")
-
-                return fail
-
-        return Unreachable()
-
-    def require_credentials(self) -> None:
-        self._aws.require_credentials()
+from .merchant_helpers import (
+    MERCHANT,
+    TableDown,
+    effect,
+    issued_key,
+    plan_keys,
+    primary_authorizer,
+    run,
+    table_items,
+    verdict,
+)
 
 
 def test_create_prints_the_key_once_stores_its_hash_and_registers_usage_keys(
@@ -109,42 +55,6 @@ def test_create_prints_the_key_once_stores_its_hash_and_registers_usage_keys(
         ssm = deployed.aws.client("ssm", region)
         parameters = ssm.get_parameters_by_path(Path=f"/{contract.PROJECT}", Recursive=True)
         assert secret not in json.dumps(parameters["Parameters"], default=str)
-
-
-def primary_authorizer(deployed: Deployed, clock: Callable[[], float] = time.time) -> Handler:
-    """The primary region's real authorizer over the moto-backed table, on `clock`."""
-    # The authorizer needs the table name only, from its environment; it reads no SSM.
-    config = ServiceConfig.from_values(
-        {
-            contract.Param.TABLE_NAME: contract.table_name(STACK),
-            contract.Param.RETRY_QUEUE_URL: "q",
-            contract.Param.DLQ_URL: "d",
-            contract.Param.LOG_BUCKET: "b",
-            contract.Param.REGION_ROLE: contract.RegionRole.PRIMARY.value,
-            contract.Param.PEER_REGION: SECONDARY,
-            contract.Param.PEER_RETRY_QUEUE_URL: "https://sqs.peer.amazonaws.com/0/unused",
-        }
-    )
-    deps = ServiceDeps(
-        region=PRIMARY,
-        ssm_path=contract.ssm_path(STACK, PRIMARY),
-        config=config,
-        dynamodb=deployed.aws.client("dynamodb", PRIMARY),
-        clock=clock,
-    )
-    return build_authorizer(deps)
-
-
-def verdict(authorize: Handler, key: str) -> dict[str, Any]:
-    event = {
-        "methodArn": f"arn:aws:execute-api:{PRIMARY}:123456789012:api1/live/POST/v1/payments",
-        "headers": {contract.AUTH_HEADER: f"{contract.AUTH_SCHEME} {key}"},
-    }
-    return authorize(event, None)
-
-
-def effect(answer: dict[str, Any]) -> str:
-    return str(answer["policyDocument"]["Statement"][0]["Effect"])
 
 
 def test_the_issued_key_passes_the_authorizer(
@@ -338,219 +248,6 @@ def test_revoke_goes_through_the_secondary_when_the_primary_table_is_down(
     assert record is not None and record.status is KeyStatus.REVOKED
     assert plan_keys(deployed, PRIMARY) == plan_keys(deployed, SECONDARY) == []
     assert "revoked" in printed.out
-
-
-# --- rotate --------------------------------------------------------------------------------
-
-
-def stored(deployed: Deployed, region: str = PRIMARY) -> MerchantRecord | None:
-    dynamodb = deployed.aws.client("dynamodb", region)
-    return CredentialStore(dynamodb, contract.table_name(STACK)).get(MERCHANT)
-
-
-def secret_of(key: str) -> str:
-    return key.rsplit(".", 1)[1]
-
-
-def test_rotate_issues_a_new_key_and_keeps_the_old_one_for_the_overlap(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run(deployed, "create", MERCHANT)
-    old_key = issued_key(capsys.readouterr().out)
-    usage_keys = {region: plan_keys(deployed, region) for region in (PRIMARY, SECONDARY)}
-
-    assert run(deployed, "rotate", MERCHANT, "--overlap-minutes", "30") == EXIT_OK
-
-    printed = capsys.readouterr()
-    new_key = issued_key(printed.out)
-    assert printed.out.count(secret_of(new_key)) == 1
-    assert secret_of(old_key) not in printed.out
-    record = stored(deployed)
-    assert record is not None and record.previous is not None
-    assert (record.key_id, record.previous.key_id) == (new_key.split(".")[2], old_key.split(".")[2])
-    assert f"stays valid until {record.previous.expires_at} (30 min" in printed.out
-    # The usage key belongs to the merchant: the plans keep exactly the one they had.
-    assert {region: plan_keys(deployed, region) for region in usage_keys} == usage_keys
-    table = json.dumps(table_items(deployed, PRIMARY))
-    assert secret_of(new_key) not in table and secret_of(old_key) not in table
-
-    expires = datetime.fromisoformat(record.previous.expires_at).timestamp()
-    during = primary_authorizer(deployed, clock=lambda: expires - 1)
-    assert effect(verdict(during, old_key)) == effect(verdict(during, new_key)) == "Allow"
-    after = primary_authorizer(deployed, clock=lambda: expires)
-    assert effect(verdict(after, old_key)) == "Deny"
-    assert effect(verdict(after, new_key)) == "Allow"
-
-
-def test_a_second_rotation_says_which_key_it_ends_early(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run(deployed, "create", MERCHANT)
-    first = issued_key(capsys.readouterr().out).split(".")[2]
-    run(deployed, "rotate", MERCHANT)
-    assert "note:" not in capsys.readouterr().out  # the first rotation ends nothing early
-    assert run(deployed, "rotate", MERCHANT) == EXIT_OK
-    assert f"note: key {first}, from the rotation before, is no longer accepted" in (
-        capsys.readouterr().out
-    )
-
-
-@pytest.mark.parametrize(
-    ("setup", "message"),
-    [
-        ([], f"merchant {MERCHANT} has no key: create one"),
-        ([["create", MERCHANT], ["revoke", MERCHANT]], f"{MERCHANT}'s key is revoked"),
-    ],
-    ids=["unknown", "revoked"],
-)
-def test_rotating_an_unknown_or_revoked_merchant_is_refused_and_writes_nothing(
-    deployed: Deployed,
-    capsys: pytest.CaptureFixture[str],
-    setup: list[list[str]],
-    message: str,
-) -> None:
-    for command in setup:
-        run(deployed, *command)
-    before = table_items(deployed, PRIMARY)
-    capsys.readouterr()
-
-    assert run(deployed, "rotate", MERCHANT) == EXIT_REFUSED
-
-    printed = capsys.readouterr()
-    assert message in printed.err
-    assert "pdr." not in printed.out
-    assert table_items(deployed, PRIMARY) == before
-
-
-@pytest.mark.parametrize("minutes", [MIN_OVERLAP_MINUTES - 1, MAX_OVERLAP_MINUTES + 1, -60])
-def test_an_overlap_out_of_bounds_is_a_usage_error_before_anything_is_written(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str], minutes: int
-) -> None:
-    run(deployed, "create", MERCHANT)
-    before = table_items(deployed, PRIMARY)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:
-        run(deployed, "rotate", MERCHANT, f"--overlap-minutes={minutes}")
-    assert exit_.value.code == 2
-    error = capsys.readouterr().err
-    assert f"{minutes} is out of range: {MIN_OVERLAP_MINUTES} to {MAX_OVERLAP_MINUTES}" in error
-    assert table_items(deployed, PRIMARY) == before
-
-
-def test_the_overlap_must_be_a_whole_number_of_minutes() -> None:
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["merchant", "rotate", MERCHANT, "--overlap-minutes", "1.5"])
-
-
-class RivalRotation:
-    """An Aws whose primary table receives another operator's rotation of the same merchant
-    between the command's read and its write."""
-
-    def __init__(self, aws: Aws) -> None:
-        self._aws = aws
-        self.rival_key: str | None = None
-
-    def client(self, service: str, region: str) -> Any:
-        client = self._aws.client(service, region)
-        if (service, region) != ("dynamodb", PRIMARY):
-            return client
-        race = self
-
-        class Racing:
-            def __getattr__(self, name: str) -> Any:
-                if name != "put_item" or race.rival_key is not None:
-                    return getattr(client, name)
-
-                def put_item(**request: Any) -> Any:
-                    store = CredentialStore(client, contract.table_name(STACK))
-                    start = store.get(MERCHANT)
-                    assert start is not None
-                    rival = rotate_key(start, time.time(), 600)
-                    store.rotate(start.key_id, rival.record)
-                    race.rival_key = rival.api_key
-                    return client.put_item(**request)
-
-                return put_item
-
-        return Racing()
-
-    def require_credentials(self) -> None:
-        self._aws.require_credentials()
-
-
-def test_of_two_concurrent_rotations_exactly_one_wins(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run(deployed, "create", MERCHANT)
-    original = issued_key(capsys.readouterr().out).split(".")[2]
-    race = RivalRotation(deployed.aws)
-
-    assert run(deployed, "rotate", MERCHANT, aws=race) == EXIT_REFUSED
-
-    printed = capsys.readouterr()
-    assert "changed while rotating" in printed.err and "nothing written" in printed.err
-    assert "pdr." not in printed.out  # the losing key is never handed out
-    record = stored(deployed)
-    assert race.rival_key is not None and record is not None and record.previous is not None
-    assert (record.key_id, record.previous.key_id) == (race.rival_key.split(".")[2], original)
-
-
-def test_revoke_after_rotate_ends_both_keys(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run(deployed, "create", MERCHANT)
-    run(deployed, "rotate", MERCHANT)
-    old_key, new_key = (issued_key(part) for part in capsys.readouterr().out.split("API key")[1:])
-    authorize = primary_authorizer(deployed)
-    assert effect(verdict(authorize, old_key)) == effect(verdict(authorize, new_key)) == "Allow"
-
-    assert run(deployed, "revoke", MERCHANT) == EXIT_OK
-
-    assert effect(verdict(authorize, old_key)) == effect(verdict(authorize, new_key)) == "Deny"
-    record = stored(deployed)
-    assert record is not None and record.status is KeyStatus.REVOKED and record.previous is None
-    assert plan_keys(deployed, PRIMARY) == plan_keys(deployed, SECONDARY) == []
-
-
-def test_list_shows_both_key_ids_and_the_expiry_but_no_secret_or_hash(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str]
-) -> None:
-    run(deployed, "create", MERCHANT)
-    run(deployed, "rotate", MERCHANT)
-    keys = [issued_key(part) for part in capsys.readouterr().out.split("API key")[1:]]
-    record = stored(deployed)
-    assert record is not None and record.previous is not None
-    hashes = [record.secret_sha256, record.previous.secret_sha256]
-
-    assert run(deployed, "list", "--json") == EXIT_OK
-    listed = capsys.readouterr().out
-    (row,) = json.loads(listed)
-    assert (row["key_id"], row["previous_key_id"], row["previous_expires_at"]) == (
-        record.key_id,
-        record.previous.key_id,
-        record.previous.expires_at,
-    )
-    assert run(deployed, "list") == EXIT_OK
-    table = capsys.readouterr().out
-    assert f"{record.previous.key_id} valid until {record.previous.expires_at}" in table
-    for output in (listed, table):
-        assert not any(secret_of(key) in output for key in keys)
-        assert not any(digest in output for digest in hashes)
-        assert record.usage_key not in output
-
-
-def test_the_new_secret_never_reaches_the_logs(
-    deployed: Deployed, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
-) -> None:
-    run(deployed, "create", MERCHANT)
-    capsys.readouterr()
-    with caplog.at_level(logging.DEBUG):
-        assert run(deployed, "rotate", MERCHANT) == EXIT_OK
-    printed = capsys.readouterr()
-    secret = secret_of(issued_key(printed.out))
-    assert caplog.records  # the AWS calls were logged: the check below has something to read
-    assert secret not in caplog.text
-    assert secret not in printed.err
 
 
 @pytest.mark.parametrize("max_age_days", [90, None], ids=["from-outputs", "older-stack"])
