@@ -9,7 +9,7 @@ import pytest
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam, resource_policies
+from payments_dr.infra import function_policies, iam, resource_policies
 from payments_dr.service.model import IdKey
 from payments_dr.service.store import HEALTH_PROBE_KEY
 
@@ -18,8 +18,8 @@ REGION = "us-east-2"
 PEER = "us-east-1"
 
 
-def scope(function: Function) -> iam.FunctionScope:
-    return iam.FunctionScope(
+def scope(function: Function) -> function_policies.FunctionScope:
+    return function_policies.FunctionScope(
         function=function,
         region=REGION,
         account_id=ACCOUNT,
@@ -51,7 +51,7 @@ def actions_of(document: dict[str, Any]) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("function", list(Function))
 def test_function_policy_names_every_action_and_scopes_resources(function: Function) -> None:
-    allowed = actions_of(iam.function_policy(scope(function)))
+    allowed = actions_of(function_policies.function_policy(scope(function)))
     for action, resources in allowed.items():
         assert "*" not in action, action
         if "*" in resources:
@@ -70,7 +70,7 @@ def test_function_policy_names_every_action_and_scopes_resources(function: Funct
 
 def test_api_writes_payments_and_queues_retries_only_in_the_peer_region() -> None:
     api = scope(Function.API)
-    document = iam.function_policy(api)
+    document = function_policies.function_policy(api)
     allowed = actions_of(document)
     assert allowed["dynamodb:PutItem"] == [api.table_arn]
     # A 202 must outlive this region: the retry goes to the peer's queue, with the peer's key.
@@ -84,7 +84,7 @@ def test_api_writes_payments_and_queues_retries_only_in_the_peer_region() -> Non
 
 
 def test_retry_worker_consumes_its_queue_and_writes_the_table() -> None:
-    allowed = actions_of(iam.function_policy(scope(Function.RETRY_WORKER)))
+    allowed = actions_of(function_policies.function_policy(scope(Function.RETRY_WORKER)))
     queue = scope(Function.RETRY_WORKER).queue_arn
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
         assert allowed[action] == [queue]
@@ -94,7 +94,7 @@ def test_retry_worker_consumes_its_queue_and_writes_the_table() -> None:
 
 
 def test_log_archiver_reads_the_stream_and_writes_only_its_regions_log_prefix() -> None:
-    allowed = actions_of(iam.function_policy(scope(Function.LOG_ARCHIVER)))
+    allowed = actions_of(function_policies.function_policy(scope(Function.LOG_ARCHIVER)))
     stream = f"{scope(Function.LOG_ARCHIVER).table_arn}/stream/*"
     assert allowed["dynamodb:GetRecords"] == [stream]
     # The peer's prefix arrives by bucket replication only, so the archiver cannot overwrite it.
@@ -105,7 +105,7 @@ def test_log_archiver_reads_the_stream_and_writes_only_its_regions_log_prefix() 
 
 
 def test_log_archiver_writes_conflict_records_and_no_payment() -> None:
-    document = iam.function_policy(scope(Function.LOG_ARCHIVER))
+    document = function_policies.function_policy(scope(Function.LOG_ARCHIVER))
     (statement,) = [s for s in document["Statement"] if "dynamodb:PutItem" in s["Action"]]
     assert statement["Action"] == ["dynamodb:PutItem"]
     assert statement["Resource"] == [scope(Function.LOG_ARCHIVER).table_arn]
@@ -115,7 +115,7 @@ def test_log_archiver_writes_conflict_records_and_no_payment() -> None:
 
 def test_log_archiver_may_only_record_dropped_ranges_on_its_failures_queue() -> None:
     archiver = scope(Function.LOG_ARCHIVER)
-    document = iam.function_policy(archiver)
+    document = function_policies.function_policy(archiver)
     allowed = actions_of(document)
     # Lambda sends the mapping's failure records with the function's role: that one call only.
     assert [a for a in allowed if a.startswith("sqs:")] == ["sqs:SendMessage"]
@@ -131,12 +131,14 @@ def test_log_archiver_may_only_record_dropped_ranges_on_its_failures_queue() -> 
         (["kms:Decrypt", "kms:GenerateDataKey"], [archiver.key_arn])
     ]
     for other in (Function.API, Function.RETRY_WORKER, Function.AUTHORIZER):
-        sends = actions_of(iam.function_policy(scope(other))).get("sqs:SendMessage", [])
+        sends = actions_of(function_policies.function_policy(scope(other))).get(
+            "sqs:SendMessage", []
+        )
         assert archiver.archive_failures_queue_arn not in sends, other
 
 
 def test_vpc_interface_actions_are_scoped_to_the_functions_subnets_and_group() -> None:
-    allowed = actions_of(iam.function_policy(scope(Function.API)))
+    allowed = actions_of(function_policies.function_policy(scope(Function.API)))
     resources = allowed["ec2:CreateNetworkInterface"]
     ec2 = f"arn:aws:ec2:{REGION}:{ACCOUNT}"
     assert f"{ec2}:subnet/subnet-a" in resources
@@ -146,7 +148,7 @@ def test_vpc_interface_actions_are_scoped_to_the_functions_subnets_and_group() -
 
 @pytest.mark.parametrize("function", list(Function))
 def test_only_the_api_reads_ssm_and_only_the_mode_parameter(function: Function) -> None:
-    allowed = actions_of(iam.function_policy(scope(function)))
+    allowed = actions_of(function_policies.function_policy(scope(function)))
     ssm = {action: arns for action, arns in allowed.items() if action.startswith("ssm:")}
     if function in contract.MODE_READERS:
         mode = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/payments-dr/dev/{REGION}/mode"
@@ -213,10 +215,12 @@ def test_flow_log_delivery_is_limited_to_its_log_group() -> None:
     assert allowed["logs:DescribeLogGroups"] == [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:*"]
 
 
-def endpoint_policies(base: iam.FunctionScope, region: str = REGION) -> dict[str, Any]:
+def endpoint_policies(
+    base: function_policies.FunctionScope, region: str = REGION
+) -> dict[str, Any]:
     """The endpoint policies of `region` (the peer's: of the queues named in `base`)."""
     local = region == REGION
-    return iam.endpoint_policies(
+    return function_policies.endpoint_policies(
         region=region,
         account_id=ACCOUNT,
         table_arn=base.table_arn,
@@ -265,14 +269,14 @@ def test_every_function_call_passes_its_regions_endpoints() -> None:
         Function.LOG_ARCHIVER: ["s3:PutObject"],
     }
     for function, actions in calls.items():
-        allowed = actions_of(iam.function_policy(scope(function)))
+        allowed = actions_of(function_policies.function_policy(scope(function)))
         reads = ["ssm:GetParameter"] if function in contract.MODE_READERS else []
         for action in [*actions, *reads, "xray:PutTraceSegments"]:
             assert set(allowed[action]) <= set(through_endpoints[action]), (function, action)
 
 
 def test_authorizer_reads_only_merchant_records() -> None:
-    document = iam.function_policy(scope(Function.AUTHORIZER))
+    document = function_policies.function_policy(scope(Function.AUTHORIZER))
     allowed = actions_of(document)
     assert allowed["dynamodb:GetItem"] == [scope(Function.AUTHORIZER).table_arn]
     assert not any(a.startswith(("dynamodb:Put", "dynamodb:Update", "sqs:")) for a in allowed)
@@ -285,7 +289,7 @@ def test_authorizer_reads_only_merchant_records() -> None:
 def test_payment_writers_cannot_write_a_merchant_key_or_a_conflict(function: Function) -> None:
     """Issue 16, point 9: without LeadingKeys, a compromised API could enrol a merchant key of
     its choosing (`merchant#...`)."""
-    document = iam.function_policy(scope(function))
+    document = function_policies.function_policy(scope(function))
     table_statements = [
         s for s in document["Statement"] if any(a.startswith("dynamodb:") for a in s["Action"])
     ]

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function
-from payments_dr.infra import iam, id_secret, role_names
+from payments_dr.infra import function_policies, iam, id_secret, role_names
 from payments_dr.infra.queues import (
     RegionQueues,
     archive_failures_queue_arn,
@@ -215,7 +215,7 @@ def _function_policy_json(
     stack: str,
 ) -> str:
     key_arn, peer_key_arn, queue_arn, security_group_id, *subnet_ids = resolved
-    scope = iam.FunctionScope(
+    scope = function_policies.FunctionScope(
         function=function,
         region=region,
         account_id=account_id,
@@ -233,7 +233,7 @@ def _function_policy_json(
         security_group_id=security_group_id,
         ssm_path=ssm_path,
     )
-    policy = iam.function_policy(scope)
+    policy = function_policies.function_policy(scope)
     if function in contract.ID_KEY_READERS:
         policy["Statement"].extend(id_secret.reader_statements(region, account_id, stack, key_arn))
     return json.dumps(policy)

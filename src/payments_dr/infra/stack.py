@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from payments_dr import contract
 from payments_dr.contract import Function, RegionOutput, StackOutput
-from payments_dr.infra import iam, id_secret
+from payments_dr.infra import function_policies, id_secret
 from payments_dr.infra.alarms import AlarmPurpose, HealthCheckAlarms, HealthCheckAlarmsArgs
 from payments_dr.infra.canary import CrossRegionCanary, CrossRegionCanaryArgs, build_canary_zip
 from payments_dr.infra.config import StackConfig
@@ -105,7 +105,7 @@ def build_stack(config: StackConfig, artifact_path: Path) -> dict[str, Any]:
                 key_arn=log_keys.key_arns[region],
                 log_retention_days=config.audit_log_retention_days,
                 endpoint_policies={
-                    **iam.endpoint_policies(
+                    **function_policies.endpoint_policies(
                         region=region,
                         account_id=account_id,
                         table_arn=data.table_arns[region],
