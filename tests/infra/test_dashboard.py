@@ -12,7 +12,8 @@ import pytest
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, Function, RegionOutput, StackOutput
 from payments_dr.infra.config import StackConfig
-from payments_dr.infra.dashboard import GRID_WIDTH, RegionMetrics, dashboard_body
+from payments_dr.infra.dashboard import GRID_WIDTH, dashboard_body
+from payments_dr.infra.dashboard_widgets import RegionMetrics
 from payments_dr.synth import SynthResult, synthesize_config
 
 from .support import ALARM, one, paging_alarms
