@@ -9,7 +9,7 @@ import yaml
 
 from payments_dr import contract
 from payments_dr.infra.config import load_stack_file
-from payments_dr.infra.config_rules import KEYS
+from payments_dr.infra.config_keys import KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

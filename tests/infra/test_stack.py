@@ -15,7 +15,7 @@ import pytest
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, Function, Param, RegionOutput, StackOutput
 from payments_dr.infra import iam, role_names
-from payments_dr.infra.config_rules import STRONG_CONSISTENCY_REGION_SETS
+from payments_dr.infra.config_regions import STRONG_CONSISTENCY_REGION_SETS
 from payments_dr.service.openapi import load_openapi
 from payments_dr.simulated_aws import SIMULATED_ACCOUNT_ID as ACCOUNT
 from payments_dr.synth import SynthResult

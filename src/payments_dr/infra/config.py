@@ -17,7 +17,9 @@ import yaml
 
 from payments_dr import contract
 from payments_dr.contract import ConsistencyMode, FailoverControl
-from payments_dr.infra.config_rules import KEYS, ConfigError, coerce, strong_region_set, validate
+from payments_dr.infra.config_keys import KEYS, ConfigError, coerce
+from payments_dr.infra.config_regions import strong_region_set
+from payments_dr.infra.config_rules import validate
 from payments_dr.infra.ssm_budget import SSM_DEFAULT_THROUGHPUT_TPS
 
 # Time for Route 53 to publish a changed health status to its DNS servers and for clients to

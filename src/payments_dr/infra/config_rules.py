@@ -1,17 +1,17 @@
-"""The rules a stack configuration must satisfy: accepted keys, value coercion, validation.
-
-Kept apart from `StackConfig` so the data class stays readable; every refusal is one
-`ConfigError` naming the key and the fix.
+"""The rules a parsed stack configuration must satisfy, beyond its regions (`config_regions`):
+names and ARNs, health checks, throttling, retention, the SSM reads at a cold start, tags and
+the DR budget. Every refusal is one `ConfigError` naming the key and the fix.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from payments_dr import contract
-from payments_dr.contract import ConsistencyMode, FailoverControl
+from payments_dr.infra.config_keys import ConfigError
+from payments_dr.infra.config_regions import validate_regions
 from payments_dr.infra.ssm_budget import (
     SSM_HIGHER_THROUGHPUT_TPS,
     minimum_spread_seconds,
@@ -20,44 +20,6 @@ from payments_dr.infra.ssm_budget import (
 
 if TYPE_CHECKING:
     from payments_dr.infra.config import StackConfig
-
-# Commercial-partition regions: ARNs in this program assume the `aws` partition.
-KNOWN_REGIONS: Final = frozenset(
-    {
-        "af-south-1",
-        "ap-east-1",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-south-1",
-        "ap-south-2",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "ap-southeast-5",
-        "ap-southeast-7",
-        "ca-central-1",
-        "ca-west-1",
-        "eu-central-1",
-        "eu-central-2",
-        "eu-north-1",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "il-central-1",
-        "me-central-1",
-        "me-south-1",
-        "mx-central-1",
-        "sa-east-1",
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-    }
-)
 
 # Route 53 fixes the request interval at creation: standard (30 s) or fast (10 s).
 HEALTH_CHECK_INTERVALS: Final = (10, 30)
@@ -72,16 +34,8 @@ _DOMAIN_RE: Final = re.compile(r"^(?=.{4,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9]
 _ZONE_ID_RE: Final = re.compile(r"^Z[A-Z0-9]{5,31}$")
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-
 # What AWS WAF accepts as a rate-based rule's limit.
 WAF_RATE_LIMIT_RANGE: Final = (10, 2_000_000_000)
-# Multi-Region strong consistency: all replicas and the witness come from one of these sets
-# (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/multi-region-strong-consistency-gt.html).
-STRONG_CONSISTENCY_REGION_SETS: Final = {
-    "US": ("us-east-1", "us-east-2", "us-west-2"),
-    "EU": ("eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1"),
-    "AP": ("ap-northeast-1", "ap-northeast-2", "ap-northeast-3"),
-}
 # PCI DSS 10.5.1: audit logs are kept at least 12 months.
 AUDIT_LOG_MIN_RETENTION_DAYS: Final = 365
 # Expected peak shards of one region's table stream (one per table partition; an on-demand
@@ -105,134 +59,6 @@ _ROLE_ARN_RE: Final = re.compile(r"^arn:aws:iam::\d{12}:role/[\w+=,.@/-]{1,512}$
 _TAG_TEXT_RE: Final = re.compile(r"^[\w\s.:/=+\-@]*$")
 ALWAYS_ADDED_TAGS: Final = ("project", "stack")
 MAX_TAGS_PER_RESOURCE: Final = 50
-
-
-def strong_region_set(regions: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The MRSC region set holding every one of `regions`, if any."""
-    return next(
-        (
-            members
-            for members in STRONG_CONSISTENCY_REGION_SETS.values()
-            if set(regions) <= set(members)
-        ),
-        None,
-    )
-
-
-class ConfigError(ValueError):
-    """A stack configuration the program refuses; the message names the key and the fix."""
-
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        self.key = key
-        super().__init__(f"{contract.CONFIG_NAMESPACE}:{key}: {problem}. Fix: {fix}")
-
-
-# Stack-file key -> StackConfig field.
-KEYS: Final = {
-    "domainName": "domain_name",
-    "hostedZoneId": "hosted_zone_id",
-    "primaryRegion": "primary_region",
-    "secondaryRegion": "secondary_region",
-    "consistencyMode": "consistency_mode",
-    "failoverControl": "failover_control",
-    "witnessRegion": "witness_region_setting",
-    "healthCheckIntervalSeconds": "health_check_interval_seconds",
-    "healthCheckFailureThreshold": "health_check_failure_threshold",
-    "rtoTargetSeconds": "rto_target_seconds",
-    "rpoTargetSeconds": "rpo_target_seconds",
-    "replicationLagAlarmSeconds": "replication_lag_alarm_seconds",
-    "alarmEmail": "alarm_email",
-    "logRetentionDays": "log_retention_days",
-    "auditLogRetentionDays": "audit_log_retention_days",
-    "transactionLogRetentionDays": "transaction_log_retention_days",
-    "apiGatewayLoggingRoleArn": "api_gateway_logging_role_arn",
-    "breakGlassRoleArn": "break_glass_role_arn",
-    "archiverStreamShards": "archiver_stream_shards",
-    "apiThrottleRateLimit": "api_throttle_rate_limit",
-    "apiThrottleBurstLimit": "api_throttle_burst_limit",
-    "merchantThrottleRateLimit": "merchant_throttle_rate_limit",
-    "merchantThrottleBurstLimit": "merchant_throttle_burst_limit",
-    "wafRequestsPerIpPer5Minutes": "waf_requests_per_ip_per_5_minutes",
-    "modeRefreshSeconds": "mode_refresh_seconds",
-    "modeReadSpreadSeconds": "mode_read_spread_seconds",
-    "ssmThroughputTps": "ssm_throughput_tps",
-    "canaryIntervalMinutes": "canary_interval_minutes",
-    "merchantKeyMaxAgeDays": "merchant_key_max_age_days",
-    "tags": "tags",
-}
-INT_KEYS: Final = frozenset(
-    {
-        "healthCheckIntervalSeconds",
-        "healthCheckFailureThreshold",
-        "rtoTargetSeconds",
-        "rpoTargetSeconds",
-        "replicationLagAlarmSeconds",
-        "logRetentionDays",
-        "auditLogRetentionDays",
-        "transactionLogRetentionDays",
-        "archiverStreamShards",
-        "apiThrottleRateLimit",
-        "apiThrottleBurstLimit",
-        "merchantThrottleRateLimit",
-        "merchantThrottleBurstLimit",
-        "wafRequestsPerIpPer5Minutes",
-        "modeRefreshSeconds",
-        "modeReadSpreadSeconds",
-        "ssmThroughputTps",
-        "canaryIntervalMinutes",
-        "merchantKeyMaxAgeDays",
-    }
-)
-
-
-def coerce(key: str, value: Any) -> Any:
-    """Pulumi hands config values over as strings; accept those and native YAML types."""
-    if value is None or value == "":
-        return None
-    if key in INT_KEYS:
-        if isinstance(value, bool):
-            raise ConfigError(key, f"expected a whole number, got {value!r}", "write an integer")
-        try:
-            return int(str(value))
-        except ValueError:
-            raise ConfigError(
-                key, f"expected a whole number, got {value!r}", "write an integer"
-            ) from None
-    if key == "consistencyMode":
-        try:
-            return ConsistencyMode(str(value))
-        except ValueError:
-            choices = ", ".join(mode.value for mode in ConsistencyMode)
-            raise ConfigError(key, f"unknown mode {value!r}", f"use one of: {choices}") from None
-    if key == "failoverControl":
-        try:
-            return FailoverControl(str(value))
-        except ValueError:
-            raise ConfigError(
-                key,
-                f"unknown switch {value!r}",
-                "use alarm (a CloudWatch alarm in the other region, about $2 a month) or arc"
-                " (Route 53 ARC routing controls, about $1,825 a month for the cluster)",
-            ) from None
-    if key == "tags":
-        if not isinstance(value, Mapping):
-            raise ConfigError(
-                key, "expected a mapping of tag names to values", "write tags as a YAML map"
-            )
-        return {str(name): _tag_value(str(name), tag) for name, tag in value.items()}
-    return str(value)
-
-
-def _tag_value(name: str, value: Any) -> str:
-    """A tag's value as text; YAML that is not a plain value is refused, not stringified."""
-    if value is None:
-        raise ConfigError("tags", f"tag {name!r} has no value", "give it a value or remove it")
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        shown = "true/false" if isinstance(value, bool) else f"a {type(value).__name__}"
-        raise ConfigError(
-            "tags", f"tag {name!r} is {shown}, not text", "write the value as a quoted string"
-        )
-    return str(value)
 
 
 def _validate_tags(tags: Mapping[str, str]) -> None:
@@ -275,21 +101,7 @@ def validate(config: StackConfig) -> None:
             f"{config.hosted_zone_id!r} is not a Route 53 zone id",
             "use the zone id (Z followed by letters and digits) or leave it unset to create one",
         )
-    for key, region in (
-        ("primaryRegion", config.primary_region),
-        ("secondaryRegion", config.secondary_region),
-    ):
-        if region not in KNOWN_REGIONS:
-            raise ConfigError(
-                key, f"unknown region {region!r}", "use an AWS commercial region such as us-east-2"
-            )
-    if config.primary_region == config.secondary_region:
-        raise ConfigError(
-            "secondaryRegion",
-            f"same as primaryRegion ({config.primary_region})",
-            "choose a different region for disaster recovery",
-        )
-    _validate_strong_consistency(config)
+    validate_regions(config)
     if config.health_check_interval_seconds not in HEALTH_CHECK_INTERVALS:
         raise ConfigError(
             "healthCheckIntervalSeconds",
@@ -464,41 +276,4 @@ def _validate_ssm_reads(config: StackConfig) -> None:
             f" ({load.readers} API containers over {load.spread_seconds} s + health probes),"
             f" above ssmThroughputTps {load.quota_tps}/s: throttled reads fail health checks",
             f"{spread_fix}, or {quota_fix}" if spread_fix else quota_fix,
-        )
-
-
-def _validate_strong_consistency(config: StackConfig) -> None:
-    witness = config.witness_region_setting
-    if config.consistency_mode is not ConsistencyMode.STRONG:
-        if witness is not None:
-            raise ConfigError(
-                "witnessRegion",
-                "only strong consistency has a witness",
-                "remove witnessRegion or use consistencyMode: strong",
-            )
-        return
-    members = strong_region_set(config.regions)
-    if members is None:
-        sets = "; ".join(
-            f"{name}: {', '.join(regions)}"
-            for name, regions in STRONG_CONSISTENCY_REGION_SETS.items()
-        )
-        raise ConfigError(
-            "consistencyMode",
-            f"strong consistency needs both regions in one region set, not"
-            f" {', '.join(config.regions)}",
-            f"pick two regions of one set ({sets}) or use consistencyMode: eventual",
-        )
-    candidates = [region for region in members if region not in config.regions]
-    if witness is None and len(candidates) > 1:
-        raise ConfigError(
-            "witnessRegion",
-            "missing: the region set offers several witness regions",
-            f"set witnessRegion to one of {', '.join(candidates)}",
-        )
-    if witness is not None and witness not in candidates:
-        raise ConfigError(
-            "witnessRegion",
-            f"{witness!r} cannot be the witness of {', '.join(config.regions)}",
-            f"use one of {', '.join(candidates)}",
         )
