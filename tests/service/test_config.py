@@ -222,6 +222,28 @@ def test_without_a_usable_mode_the_health_check_cuts_the_delay_short(region: Reg
     assert wait.woken.is_set()
 
 
+def test_a_read_that_outlasts_the_fence_delay_still_answers_the_call_that_waited(
+    region: Region,
+) -> None:
+    """The lab runs 20x faster than wall time: a GetParameter slowed by a loaded machine can
+    take longer, in simulated seconds, than refresh + spread. The mode it read is still the
+    freshest there is for the call that waited for it (a health check answered 503 so)."""
+    clock = FakeClock()
+
+    class SlowSsm:
+        def get_parameter(self, **kwargs: Any) -> Any:
+            answer = region.ssm.get_parameter(**kwargs)
+            clock.advance(cache.fence_delay_seconds + 1)
+            return answer
+
+    cache = cache_for(region, SlowSsm(), clock)
+    assert cache.get(urgent=True) is Mode.ACTIVE
+    # The next call, later still, has no usable mode until its own read: that read is slow
+    # too, and answers it.
+    clock.advance(REFRESH)
+    assert cache.get() is Mode.ACTIVE
+
+
 def test_a_failed_read_serves_the_last_mode_until_the_stale_limit(region: Region) -> None:
     ssm, clock = CountingSsm(region.ssm), FakeClock()
     cache = cache_for(region, ssm, clock)

@@ -169,6 +169,10 @@ class ModeCache:
         refresh_done.wait(self._refresh_wait if has_usable else None)
         with self._lock:
             mode = self._usable(self._clock())
+            if mode is None and not self._failed and self._read_at >= now:
+                # Read after this call began: the freshest mode there is, however long the
+                # call took (a slow read must not make its own answer stale).
+                mode = self._mode
         if mode is None:
             raise ConfigUnavailable(f"{self._name} not read recently")
         return mode
