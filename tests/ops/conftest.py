@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from payments_dr import contract
 from payments_dr.contract import Mode, Param, RegionOutput, RegionRole, StackOutput
+from payments_dr.lab.aws import put_switch_alarm
 from payments_dr.ops.aws import Aws
 
 STACK = "drtest"
@@ -92,23 +93,11 @@ class FakeClock:
             happen()
 
 
-def put_switch_alarm(aws: Aws, region: str) -> dict[str, Any]:
+def switch_output(aws: Aws, region: str) -> dict[str, Any]:
     """The switch of `region`, as infra/switch.py declares it: an alarm in the peer region."""
     peer = SECONDARY if region == PRIMARY else PRIMARY
     name = contract.switch_alarm_name(STACK, region)
-    dimensions = contract.switch_dimensions(STACK, region)
-    aws.client("cloudwatch", peer).put_metric_alarm(
-        AlarmName=name,
-        Namespace=contract.SWITCH_NAMESPACE,
-        MetricName=contract.SWITCH_METRIC,
-        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-        Statistic="Maximum",
-        Period=contract.SWITCH_PERIOD_SECONDS,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-        TreatMissingData="ignore",
-    )
+    put_switch_alarm(aws.client("cloudwatch", peer), STACK, region)
     return {
         "kind": "alarm",
         "health_check_id": f"hc-switch-{region}",
@@ -116,7 +105,7 @@ def put_switch_alarm(aws: Aws, region: str) -> dict[str, Any]:
         "alarm_name": name,
         "namespace": contract.SWITCH_NAMESPACE,
         "metric_name": contract.SWITCH_METRIC,
-        "dimensions": dimensions,
+        "dimensions": contract.switch_dimensions(STACK, region),
     }
 
 
@@ -301,7 +290,7 @@ def _deploy_region(aws: Aws, region: str, role: RegionRole) -> dict[str, Any]:
             f"arn:aws:wafv2:{region}:{ACCOUNT}:regional/webacl/{contract.PROJECT}-{STACK}/w1"
         ),
         RegionOutput.RECORD_HEALTH_CHECK_ID: f"hc-record-{region}",
-        RegionOutput.SWITCH: put_switch_alarm(aws, region),
+        RegionOutput.SWITCH: switch_output(aws, region),
     }
 
 

@@ -244,6 +244,24 @@ def create_id_secret(primary: RegionAws, replica_region: str, stack: str) -> Non
     )
 
 
+def put_switch_alarm(cloudwatch: Any, stack: str, region: str) -> None:
+    """The traffic switch of `region` as infra/switch.py declares it: an alarm that `cloudwatch`,
+    a client of the peer region, holds."""
+    dimensions = contract.switch_dimensions(stack, region)
+    cloudwatch.put_metric_alarm(
+        AlarmName=contract.switch_alarm_name(stack, region),
+        Namespace=contract.SWITCH_NAMESPACE,
+        MetricName=contract.SWITCH_METRIC,
+        Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
+        Statistic="Maximum",
+        Period=contract.SWITCH_PERIOD_SECONDS,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="ignore",
+    )
+
+
 def set_parameter(aws: RegionAws, stack: str, param: Param, value: str) -> None:
     aws.lab_ssm.put_parameter(
         Name=contract.ssm_parameter_name(stack, aws.region, param),

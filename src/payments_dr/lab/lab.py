@@ -15,7 +15,13 @@ from moto import mock_aws
 from payments_dr import contract
 from payments_dr.drill_report import TimelineEvent
 from payments_dr.lab.apigw import RegionApi, ThrottleLimits
-from payments_dr.lab.aws import RegionAws, RegionResources, create_id_secret, seed_region
+from payments_dr.lab.aws import (
+    RegionAws,
+    RegionResources,
+    create_id_secret,
+    put_switch_alarm,
+    seed_region,
+)
 from payments_dr.lab.clock import SimClock
 from payments_dr.lab.faults import LabFaults
 from payments_dr.lab.inspection import LabInspection
@@ -275,19 +281,7 @@ class Lab(LabFaults, LabInspection):
         """The region's switch: its alarm lives in the peer region, as the stack puts it."""
         holder = self.regions[self.peer_of(region)].aws
         stack = self.settings.stack
-        dimensions = contract.switch_dimensions(stack, region)
-        holder.lab_cloudwatch.put_metric_alarm(
-            AlarmName=contract.switch_alarm_name(stack, region),
-            Namespace=contract.SWITCH_NAMESPACE,
-            MetricName=contract.SWITCH_METRIC,
-            Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()],
-            Statistic="Maximum",
-            Period=contract.SWITCH_PERIOD_SECONDS,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
-            TreatMissingData="ignore",
-        )
+        put_switch_alarm(holder.lab_cloudwatch, stack, region)
         record = self.regions[region].record
         switch = TrafficSwitchCheck(
             region,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 
 
-class BackgroundLoop:
+class BackgroundLoop(ABC):
     """Runs `_run` on a daemon thread; `_run` returns once `_stop` is set."""
 
     def __init__(self, name: str) -> None:
@@ -20,5 +21,6 @@ class BackgroundLoop:
         if self._thread.is_alive():
             self._thread.join()
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The loop itself, on the thread."""
